@@ -1,0 +1,203 @@
+//! A small upstream app for tests and benchmarks, run as its own process.
+//! Prints `listening on ADDR` once bound (port 0 by default), then serves:
+//! - `GET /` a short text; `/inspect` the request as JSON;
+//! - `* /echo` the request body back, streamed;
+//! - `GET /big?bytes=N` N bytes of a known pattern, streamed in 64 KiB chunks;
+//! - `GET /slow?ms=N` answers after N ms; `/status/N` answers N with headers
+//!   that include hop-by-hop ones; `GET /ws` a WebSocket echo.
+//!
+//! Usage: `upstream [ADDR] [THREADS]`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sha1::{Digest, Sha1};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|e| match e {}).boxed()
+}
+
+fn query_num(req: &Request<Incoming>, key: &str) -> u64 {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Byte `i` of the `/big` pattern.
+fn pattern(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let res = match path.as_str() {
+        "/" => Response::new(full("hello from upstream\n")),
+        "/inspect" => {
+            let headers: Vec<(String, String)> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let (method, uri, version) =
+                (req.method().to_string(), req.uri().to_string(), format!("{:?}", req.version()));
+            let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            let json = serde_json::json!({ "method": method, "uri": uri, "version": version, "headers": headers, "body_len": body.len() });
+            Response::new(full(json.to_string()))
+        }
+        "/echo" => {
+            let mut res = Response::new(req.into_body().boxed());
+            res.headers_mut().insert("x-echo", "1".parse().unwrap());
+            res
+        }
+        "/big" => Response::new(Pattern { sent: 0, total: query_num(&req, "bytes") }.boxed()),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_millis(query_num(&req, "ms"))).await;
+            Response::new(full("slow"))
+        }
+        p if p.starts_with("/status/") => {
+            let code =
+                p["/status/".len()..].parse().ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(StatusCode::OK);
+            let mut res = Response::new(full(format!("status {code}")));
+            *res.status_mut() = code;
+            let h = res.headers_mut();
+            h.insert(header::CONNECTION, "x-upstream-private".parse().unwrap());
+            h.insert("x-upstream-private", "secret".parse().unwrap());
+            h.insert("keep-alive", "timeout=5".parse().unwrap());
+            h.insert("x-custom", "kept".parse().unwrap());
+            h.append(header::SET_COOKIE, "a=1".parse().unwrap());
+            h.append(header::SET_COOKIE, "b=2".parse().unwrap());
+            res
+        }
+        "/ws" => websocket(req),
+        _ => {
+            let mut res = Response::new(full(format!("not found: {}", req.uri())));
+            *res.status_mut() = StatusCode::NOT_FOUND;
+            res
+        }
+    };
+    Ok(res)
+}
+
+/// `total` bytes of the known pattern, produced 64 KiB at a time.
+struct Pattern {
+    sent: u64,
+    total: u64,
+}
+
+impl http_body::Body for Pattern {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if self.sent >= self.total {
+            return std::task::Poll::Ready(None);
+        }
+        let end = (self.sent + 65536).min(self.total);
+        let chunk: Vec<u8> = (self.sent..end).map(pattern).collect();
+        self.sent = end;
+        std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.total - self.sent)
+    }
+}
+
+/// Answers the handshake, then echoes every frame back unmasked.
+fn websocket(mut req: Request<Incoming>) -> Response<Body> {
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        let mut res = Response::new(full("not a websocket request"));
+        *res.status_mut() = StatusCode::BAD_REQUEST;
+        return res;
+    };
+    let mut sha = Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    let accept = base64::engine::general_purpose::STANDARD.encode(sha.finalize());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else { return };
+        let mut io = TokioIo::new(upgraded);
+        loop {
+            let mut head = [0u8; 2];
+            if io.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let opcode = head[0] & 0x0f;
+            let masked = head[1] & 0x80 != 0;
+            let mut len = u64::from(head[1] & 0x7f);
+            if len == 126 {
+                len = u64::from(io.read_u16().await.unwrap_or(0));
+            } else if len == 127 {
+                len = io.read_u64().await.unwrap_or(0);
+            }
+            let mut mask = [0u8; 4];
+            if masked && io.read_exact(&mut mask).await.is_err() {
+                return;
+            }
+            let mut payload = vec![0u8; len as usize];
+            if io.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+            for (i, b) in payload.iter_mut().enumerate() {
+                *b ^= if masked { mask[i % 4] } else { 0 };
+            }
+            let mut frame = vec![0x80 | opcode];
+            if payload.len() < 126 {
+                frame.push(payload.len() as u8);
+            } else {
+                frame.push(126);
+                frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+            }
+            frame.extend_from_slice(&payload);
+            if io.write_all(&frame).await.is_err() || opcode == 8 {
+                return;
+            }
+        }
+    });
+    let mut res = Response::new(full(Bytes::new()));
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::UPGRADE, "websocket".parse().unwrap());
+    h.insert(header::CONNECTION, "Upgrade".parse().unwrap());
+    h.insert("sec-websocket-accept", accept.parse().unwrap());
+    res
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let addr: SocketAddr = args.next().unwrap_or_else(|| "127.0.0.1:0".into()).parse().expect("ADDR like 127.0.0.1:0");
+    let threads: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(addr).await.expect("bind");
+        println!("listening on {}", listener.local_addr().unwrap());
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service_fn(handle)).await;
+            });
+        }
+    });
+}

@@ -1,0 +1,79 @@
+//! The command line (SPEC 10): `serve` and `explain`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+
+#[derive(Debug, Parser)]
+#[command(name = "auditgate", version, about = "A transparent reverse proxy that keeps an audit trail of every change")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy in front of an upstream app.
+    Serve(ServeArgs),
+    /// Show how a request would be classified, without network or database.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The app to proxy to, e.g. http://127.0.0.1:3000.
+    #[arg(long)]
+    pub upstream: Option<String>,
+    /// Proxy listener [default: 0.0.0.0:8080].
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Query-port listener [default: 127.0.0.1:9181].
+    #[arg(long)]
+    pub query_listen: Option<String>,
+    /// Store URL [default: sqlite://auditgate.db].
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Directory holding resources.toml [default: rules/].
+    #[arg(long)]
+    pub rules: Option<String>,
+    /// TOML configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// `text` or `json` log lines [default: text].
+    #[arg(long)]
+    pub log_format: Option<String>,
+}
+
+impl ServeArgs {
+    /// The flags given, as configuration keys (they win over every other source).
+    pub fn overrides(&self) -> Overrides {
+        let pairs = [
+            ("upstream", &self.upstream),
+            ("listen", &self.listen),
+            ("query_listen", &self.query_listen),
+            ("database", &self.database),
+            ("rules", &self.rules),
+            ("log_format", &self.log_format),
+        ];
+        pairs.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))).collect()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Directory holding resources.toml [default: rules/].
+    #[arg(long)]
+    pub rules: Option<String>,
+    /// TOML configuration file (for `rules` and `method_override`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// A request header, `Name: value` (repeatable), e.g. an override header.
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// The request method, e.g. PATCH.
+    pub method: String,
+    /// The request path, with an optional query, e.g. /api/v1/users/123/.
+    pub path: String,
+}

@@ -1,0 +1,303 @@
+//! Configuration (SPEC 10): raw sources merged (file < environment < flags),
+//! then validated into `Config` with every problem collected at once.
+
+mod duration;
+mod raw;
+mod sources;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderName;
+use http::uri::{Authority, Scheme, Uri};
+use ipnet::IpNet;
+
+pub use duration::parse_duration;
+pub use raw::RawConfig;
+pub use sources::{Overrides, load};
+
+use crate::identity::{ActorRules, ActorSource, TrustedProxies};
+use crate::resource::{OverridePolicy, RulesError};
+
+/// Configuration that cannot be used; `main` exits 64 on it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    File(RulesError),
+    #[error("{source_name}: {reason}")]
+    Source { source_name: String, reason: String },
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+/// Where the proxy sends requests.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// A path prefix the upstream is mounted under (`""` for none).
+    pub base_path: String,
+}
+
+/// What a mutation does when its entry cannot be recorded (SPEC 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    Open,
+    Closed,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Bounds on requests and phases (`[limits]`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_body_bytes: u64,
+    pub upstream_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// Snapshot settings (`[snapshot]`); used by the audited path.
+#[derive(Debug, Clone)]
+pub struct SnapshotConfig {
+    pub forward_headers: Vec<HeaderName>,
+    pub timeout: Duration,
+    pub max_bytes: u64,
+    pub redact: Vec<String>,
+    pub skip_unchanged: bool,
+    pub ignore_fields: Vec<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub upstream: Option<Upstream>,
+    pub listen: SocketAddr,
+    pub query_listen: SocketAddr,
+    pub database: String,
+    pub rules: PathBuf,
+    pub instance: String,
+    pub trusted_proxies: TrustedProxies,
+    pub fail_mode: FailMode,
+    pub method_override: OverridePolicy,
+    pub retention_days: u32,
+    pub config_refresh: Duration,
+    pub log_format: LogFormat,
+    pub actor: ActorRules,
+    pub snapshot: SnapshotConfig,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Loads and validates configuration from all sources.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        load(file, env, flags)?.validate()
+    }
+
+    /// The configuration with every default, for tests and `explain`.
+    pub fn defaults() -> Config {
+        RawConfig::default().validate().expect("the defaults are valid")
+    }
+}
+
+impl RawConfig {
+    /// Checks every value and resolves it; all problems are reported together.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let mut p = Problems::default();
+        let upstream = self.upstream.as_deref().and_then(|u| p.take(parse_upstream(u)));
+        let addr = |key: &str, v: &str| {
+            v.parse::<SocketAddr>().map_err(|_| format!("{key}: `{v}` is not an address like 127.0.0.1:8080"))
+        };
+        let listen = p.take(addr("listen", &self.listen));
+        let query_listen = p.take(addr("query_listen", &self.query_listen));
+        let dur = |key: &str, v: &str| parse_duration(v).map_err(|e| format!("{key}: {e}"));
+        let config_refresh = p.take(dur("config_refresh", &self.config_refresh));
+        let upstream_timeout = p.take(dur("limits.upstream_timeout", &self.limits.upstream_timeout));
+        let header_read_timeout = p.take(dur("limits.header_read_timeout", &self.limits.header_read_timeout));
+        let shutdown_timeout = p.take(dur("limits.shutdown_timeout", &self.limits.shutdown_timeout));
+        let snapshot_timeout = p.take(dur("snapshot.timeout", &self.snapshot.timeout));
+        p.take(dur("recorder.flush_interval", &self.recorder.flush_interval));
+
+        let mut nets = Vec::new();
+        for net in &self.trusted_proxies {
+            match net.parse::<IpNet>().or_else(|_| net.parse::<std::net::IpAddr>().map(IpNet::from)) {
+                Ok(n) => nets.push(n),
+                Err(_) => p.add(format!("trusted_proxies: `{net}` is not an address or CIDR range")),
+            }
+        }
+        let fail_mode = match self.fail_mode.as_str() {
+            "open" => FailMode::Open,
+            "closed" => FailMode::Closed,
+            other => {
+                p.add(format!("fail_mode: `{other}` is not `open` or `closed`"));
+                FailMode::Open
+            }
+        };
+        let method_override = match self.method_override.as_str() {
+            "honour" | "honor" => OverridePolicy::Honour,
+            "strip" => OverridePolicy::Strip,
+            "reject" => OverridePolicy::Reject,
+            other => {
+                p.add(format!("method_override: `{other}` is not `honour`, `strip` or `reject`"));
+                OverridePolicy::Honour
+            }
+        };
+        let log_format = match self.log_format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                p.add(format!("log_format: `{other}` is not `text` or `json`"));
+                LogFormat::Text
+            }
+        };
+        let mut order = Vec::new();
+        for s in &self.actor.order {
+            match s.as_str() {
+                "header" => order.push(ActorSource::Header),
+                "jwt" => order.push(ActorSource::Jwt),
+                "basic" => order.push(ActorSource::Basic),
+                "whoami" => order.push(ActorSource::Whoami),
+                other => p.add(format!("actor.order: `{other}` is not header, jwt, basic or whoami")),
+            }
+        }
+        let header_name = |key: &str, v: &str| {
+            HeaderName::from_bytes(v.as_bytes()).map_err(|_| format!("{key}: `{v}` is not a header name"))
+        };
+        let actor_header = p.take(header_name("actor.header", &self.actor.header));
+        let mut forward_headers = Vec::new();
+        for h in &self.snapshot.forward_headers {
+            forward_headers.extend(p.take(header_name("snapshot.forward_headers", h)));
+        }
+        for pointer in &self.snapshot.ignore_fields {
+            if !pointer.starts_with('/') {
+                p.add(format!("snapshot.ignore_fields: `{pointer}` is not a JSON pointer (it starts with `/`)"));
+            }
+        }
+        if self.limits.max_header_bytes < 1024 {
+            p.add("limits.max_header_bytes: must be at least 1024");
+        }
+        if self.limits.max_connections == 0 {
+            p.add("limits.max_connections: must be at least 1");
+        }
+        if self.recorder.batch == 0 || self.recorder.queue == 0 {
+            p.add("recorder.queue and recorder.batch: must be at least 1");
+        }
+        for t in &self.query.tokens {
+            if t.role != "read" && t.role != "admin" {
+                p.add(format!("query.tokens: role `{}` of `{}` is not `read` or `admin`", t.role, t.name));
+            }
+        }
+        if self.tls.is_some() {
+            p.add("tls: TLS listeners are not implemented in this version; terminate TLS in front of auditgate");
+        }
+        let resolved = (
+            listen,
+            query_listen,
+            config_refresh,
+            upstream_timeout,
+            header_read_timeout,
+            shutdown_timeout,
+            snapshot_timeout,
+            actor_header,
+        );
+        let (
+            Some(listen),
+            Some(query_listen),
+            Some(config_refresh),
+            Some(upstream_timeout),
+            Some(header_read_timeout),
+            Some(shutdown_timeout),
+            Some(snapshot_timeout),
+            Some(actor_header),
+        ) = resolved
+        else {
+            return Err(ConfigError::Invalid(p.0));
+        };
+        if !p.0.is_empty() {
+            return Err(ConfigError::Invalid(p.0));
+        }
+        Ok(Config {
+            upstream,
+            listen,
+            query_listen,
+            database: self.database,
+            rules: PathBuf::from(self.rules),
+            instance: self.instance.unwrap_or_else(host_name),
+            trusted_proxies: TrustedProxies::new(nets),
+            fail_mode,
+            method_override,
+            retention_days: self.retention_days,
+            config_refresh,
+            log_format,
+            actor: ActorRules { order, header: actor_header, jwt_claim: self.actor.jwt_claim },
+            snapshot: SnapshotConfig {
+                forward_headers,
+                timeout: snapshot_timeout,
+                max_bytes: self.snapshot.max_bytes,
+                redact: self.snapshot.redact,
+                skip_unchanged: self.snapshot.skip_unchanged,
+                ignore_fields: self.snapshot.ignore_fields,
+            },
+            limits: Limits {
+                max_header_bytes: usize::try_from(self.limits.max_header_bytes).unwrap_or(usize::MAX),
+                max_body_bytes: self.limits.max_body_bytes,
+                upstream_timeout,
+                header_read_timeout,
+                shutdown_timeout,
+                max_connections: usize::try_from(self.limits.max_connections).unwrap_or(usize::MAX),
+            },
+        })
+    }
+}
+
+/// Validation problems, collected so that all are reported at once.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, problem: impl Into<String>) {
+        self.0.push(problem.into());
+    }
+
+    fn take<T>(&mut self, r: Result<T, String>) -> Option<T> {
+        r.map_err(|e| self.add(e)).ok()
+    }
+}
+
+fn parse_upstream(u: &str) -> Result<Upstream, String> {
+    let uri: Uri = u.parse().map_err(|_| format!("upstream: `{u}` is not a URL"))?;
+    let scheme = uri.scheme().cloned().ok_or_else(|| format!("upstream: `{u}` needs http://"))?;
+    if scheme != Scheme::HTTP {
+        return Err(format!("upstream: `{u}`: only http:// upstreams are supported in this version"));
+    }
+    let authority = uri.authority().cloned().ok_or_else(|| format!("upstream: `{u}` has no host"))?;
+    if uri.query().is_some() {
+        return Err(format!("upstream: `{u}` must not have a query"));
+    }
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    Ok(Upstream { scheme, authority, base_path })
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "auditgate".into())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+//! The configuration as written (SPEC 10): serde types with defaults, exact
+//! key names, unknown keys refused. `validate` turns it into a `Config`.
+
+use serde::{Deserialize, Deserializer};
+
+/// Top-level keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub upstream: Option<String>,
+    pub listen: String,
+    pub query_listen: String,
+    pub database: String,
+    pub rules: String,
+    pub instance: Option<String>,
+    #[serde(deserialize_with = "list")]
+    pub trusted_proxies: Vec<String>,
+    pub fail_mode: String,
+    pub method_override: String,
+    pub retention_days: u32,
+    pub config_refresh: String,
+    pub log_format: String,
+    pub actor: RawActor,
+    pub snapshot: RawSnapshot,
+    pub limits: RawLimits,
+    pub recorder: RawRecorder,
+    pub query: RawQuery,
+    pub tls: Option<RawTls>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            upstream: None,
+            listen: "0.0.0.0:8080".into(),
+            query_listen: "127.0.0.1:9181".into(),
+            database: "sqlite://auditgate.db".into(),
+            rules: "rules/".into(),
+            instance: None,
+            trusted_proxies: Vec::new(),
+            fail_mode: "open".into(),
+            method_override: "honour".into(),
+            retention_days: 0,
+            config_refresh: "2s".into(),
+            log_format: "text".into(),
+            actor: RawActor::default(),
+            snapshot: RawSnapshot::default(),
+            limits: RawLimits::default(),
+            recorder: RawRecorder::default(),
+            query: RawQuery::default(),
+            tls: None,
+        }
+    }
+}
+
+/// `[actor]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawActor {
+    #[serde(deserialize_with = "list")]
+    pub order: Vec<String>,
+    pub header: String,
+    pub jwt_claim: String,
+    pub jwt_key: Option<String>,
+    pub jwt_secret: Option<String>,
+    pub jwks_file: Option<String>,
+    pub whoami_url: Option<String>,
+    pub whoami_field: String,
+}
+
+impl Default for RawActor {
+    fn default() -> Self {
+        RawActor {
+            order: ["header", "jwt", "basic", "whoami"].map(String::from).to_vec(),
+            header: "X-Remote-User".into(),
+            jwt_claim: "sub".into(),
+            jwt_key: None,
+            jwt_secret: None,
+            jwks_file: None,
+            whoami_url: None,
+            whoami_field: "/username".into(),
+        }
+    }
+}
+
+/// `[snapshot]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSnapshot {
+    #[serde(deserialize_with = "list")]
+    pub forward_headers: Vec<String>,
+    pub timeout: String,
+    pub max_bytes: u64,
+    #[serde(deserialize_with = "list")]
+    pub redact: Vec<String>,
+    pub skip_unchanged: bool,
+    #[serde(deserialize_with = "list")]
+    pub ignore_fields: Vec<String>,
+}
+
+impl Default for RawSnapshot {
+    fn default() -> Self {
+        RawSnapshot {
+            forward_headers: vec!["authorization".into(), "cookie".into()],
+            timeout: "2s".into(),
+            max_bytes: 1 << 20,
+            redact: [
+                "password",
+                "passwd",
+                "secret",
+                "token",
+                "api_key",
+                "access_token",
+                "refresh_token",
+                "authorization",
+            ]
+            .map(String::from)
+            .to_vec(),
+            skip_unchanged: false,
+            ignore_fields: Vec::new(),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    pub max_header_bytes: u64,
+    pub max_body_bytes: u64,
+    pub upstream_timeout: String,
+    pub header_read_timeout: String,
+    pub shutdown_timeout: String,
+    /// Not in the SPEC example: the cap on open client connections.
+    pub max_connections: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_header_bytes: 65_536,
+            max_body_bytes: 10 * 1024 * 1024,
+            upstream_timeout: "30s".into(),
+            header_read_timeout: "10s".into(),
+            shutdown_timeout: "30s".into(),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// `[recorder]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRecorder {
+    pub queue: u64,
+    pub batch: u64,
+    pub flush_interval: String,
+    pub spool: String,
+}
+
+impl Default for RawRecorder {
+    fn default() -> Self {
+        RawRecorder { queue: 10_000, batch: 500, flush_interval: "50ms".into(), spool: "auditgate.spool".into() }
+    }
+}
+
+/// `[query]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawQuery {
+    pub tokens: Vec<RawToken>,
+}
+
+/// One `[query] tokens` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    pub name: String,
+    pub token: String,
+    pub role: String,
+}
+
+/// `[tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub upstream_ca: Option<String>,
+}
+
+/// A list, or a comma-separated string (how lists arrive from the environment).
+fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<String>),
+        One(String),
+    }
+    Ok(match OneOrMany::deserialize(d).map_err(|_| serde::de::Error::custom("expected a list of strings"))? {
+        OneOrMany::Many(v) => v,
+        OneOrMany::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+    })
+}

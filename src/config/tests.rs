@@ -1,0 +1,148 @@
+//! Configuration tests: the SPEC example file, precedence, and errors that
+//! name their source.
+
+use std::io::Write;
+
+use super::*;
+
+const SPEC_EXAMPLE: &str = r#"
+upstream = "http://127.0.0.1:3000"
+listen = "0.0.0.0:8080"
+query_listen = "127.0.0.1:9181"
+database = "sqlite://auditgate.db"
+rules = "rules/"
+instance = "gw-1"
+trusted_proxies = ["127.0.0.1/32"]
+fail_mode = "open"
+method_override = "honour"
+retention_days = 0
+config_refresh = "2s"
+
+[actor]
+order = ["header", "jwt", "basic", "whoami"]
+header = "X-Remote-User"
+jwt_claim = "sub"
+jwt_key = "certs/jwt-public.pem"
+whoami_url = "/api/v1/me/"
+whoami_field = "/username"
+
+[snapshot]
+forward_headers = ["authorization", "cookie"]
+timeout = "2s"
+max_bytes = 1048576
+redact = ["password", "secret", "token"]
+skip_unchanged = false
+ignore_fields = ["/updated_at"]
+
+[limits]
+max_header_bytes = 65536
+max_body_bytes = 10485760
+upstream_timeout = "30s"
+header_read_timeout = "10s"
+shutdown_timeout = "30s"
+
+[recorder]
+queue = 10000
+batch = 500
+flush_interval = "50ms"
+spool = "auditgate.spool"
+
+[query]
+tokens = [{ name = "ops", token = "a", role = "admin" }, { name = "siem", token = "b", role = "read" }]
+"#;
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn spec_example_loads() {
+    let f = file(SPEC_EXAMPLE);
+    let c = Config::load(Some(f.path()), env(&[]), &Vec::new()).unwrap();
+    assert_eq!(c.instance, "gw-1");
+    assert_eq!(c.upstream.unwrap().authority.as_str(), "127.0.0.1:3000");
+    assert_eq!(c.snapshot.ignore_fields, vec!["/updated_at"]);
+    assert_eq!(c.limits.upstream_timeout, Duration::from_secs(30));
+    assert!(c.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+}
+
+#[test]
+fn flags_beat_environment_beat_file() {
+    let f = file("listen = \"127.0.0.1:1000\"\nquery_listen = \"127.0.0.1:2000\"\ndatabase = \"sqlite://file.db\"\n");
+    let e = env(&[("AUDITGATE_LISTEN", "127.0.0.1:1001"), ("AUDITGATE_DATABASE", "sqlite://env.db"), ("PATH", "/bin")]);
+    let flags: Overrides = vec![("listen", "127.0.0.1:1002".into())];
+    let c = Config::load(Some(f.path()), e, &flags).unwrap();
+    assert_eq!(c.listen.port(), 1002);
+    assert_eq!(c.database, "sqlite://env.db");
+    assert_eq!(c.query_listen.port(), 2000);
+}
+
+#[test]
+fn environment_values_are_typed_by_key() {
+    let e = env(&[
+        ("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32,10.0.0.0/8"),
+        ("AUDITGATE_ACTOR__JWT_CLAIM", "username"),
+        ("AUDITGATE_LIMITS__MAX_BODY_BYTES", "2048"),
+        ("AUDITGATE_SNAPSHOT__SKIP_UNCHANGED", "true"),
+        ("AUDITGATE_INSTANCE", "123"),
+    ]);
+    let c = Config::load(None, e, &Vec::new()).unwrap();
+    assert!(c.trusted_proxies.contains("10.2.3.4".parse().unwrap()));
+    assert_eq!(c.actor.jwt_claim, "username");
+    assert_eq!(c.limits.max_body_bytes, 2048);
+    assert!(c.snapshot.skip_unchanged);
+    assert_eq!(c.instance, "123");
+}
+
+#[test]
+fn file_errors_name_file_line_and_key() {
+    for (text, line, needle) in [
+        ("listen = \"0.0.0.0:1\"\n\n[limits]\nmax_body_byte = 5\n", 4, "max_body_byte"),
+        ("retention_days = \"ten\"\n", 1, "invalid type"),
+        ("[snapshot]\nmax_bytes = 1\n\nbogus = 3\n", 4, "bogus"),
+        ("listen = \n", 1, ""),
+    ] {
+        let f = file(text);
+        let err = Config::load(Some(f.path()), env(&[]), &Vec::new()).unwrap_err().to_string();
+        let prefix = format!("{}:{line}: ", f.path().display());
+        assert!(err.starts_with(&prefix), "{err} should start with {prefix}");
+        assert!(err.contains(needle), "{err} lacks {needle}");
+    }
+}
+
+#[test]
+fn environment_errors_name_the_variable() {
+    let err =
+        Config::load(None, env(&[("AUDITGATE_LIMITS__MAX_BODY_BYTES", "lots")]), &Vec::new()).unwrap_err().to_string();
+    assert!(err.starts_with("environment variable AUDITGATE_LIMITS__MAX_BODY_BYTES: "), "{err}");
+    let err = Config::load(None, env(&[("AUDITGATE_NOPE", "1")]), &Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("AUDITGATE_NOPE") && err.contains("unknown field"), "{err}");
+}
+
+#[test]
+fn validation_collects_every_problem() {
+    let f = file(
+        "listen = \"nowhere\"\nfail_mode = \"sideways\"\ntrusted_proxies = [\"10.0.0.0/33\"]\nconfig_refresh = \"soon\"\n[actor]\norder = [\"psychic\"]\n",
+    );
+    let err = Config::load(Some(f.path()), env(&[]), &Vec::new()).unwrap_err().to_string();
+    for needle in ["listen", "fail_mode", "trusted_proxies", "config_refresh", "actor.order"] {
+        assert!(err.contains(needle), "{err} lacks {needle}");
+    }
+}
+
+#[test]
+fn upstream_must_be_http() {
+    for bad in ["ftp://x", "127.0.0.1:3000", "http://x/?a=1"] {
+        let flags: Overrides = vec![("upstream", bad.into())];
+        assert!(Config::load(None, env(&[]), &flags).is_err(), "{bad}");
+    }
+    let flags: Overrides = vec![("upstream", "http://127.0.0.1:3000/app/".into())];
+    let c = Config::load(None, env(&[]), &flags).unwrap();
+    assert_eq!(c.upstream.unwrap().base_path, "/app");
+}

@@ -1,0 +1,22 @@
+//! auditgate: a transparent reverse proxy that records who changed what.
+//!
+//! # Layout
+//! - [`config`]: raw sources (file, environment, flags) → validated `Config`.
+//! - [`resource`]: pure inference of action and resource from method + path.
+//! - [`identity`]: pure actor and client-address resolution.
+//! - [`proxy`]: the data path, its accept loop and header hygiene.
+//! - [`app`]: binds listeners, owns start-up and shutdown order.
+//! - [`cli`], [`explain`], [`telemetry`]: the command line and its output.
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod explain;
+pub mod identity;
+pub mod proxy;
+pub mod resource;
+pub mod telemetry;
+
+pub use app::{App, AppError};

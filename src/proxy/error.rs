@@ -1,0 +1,66 @@
+//! Errors of the data path, tagged with their source; the source picks the
+//! status and the log level, and clients see a fixed message only.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{Either, Full};
+
+use super::body::ResponseBody;
+
+/// Why the proxy answered instead of the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The client sent something the proxy will not forward.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("request body larger than max_body_bytes")]
+    BodyTooLarge,
+    #[error("client body: {0}")]
+    ClientBody(hyper::Error),
+    #[error("upstream unreachable: {0}")]
+    UpstreamUnreachable(#[source] hyper_util::client::legacy::Error),
+    #[error("upstream did not answer within upstream_timeout")]
+    UpstreamTimeout,
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The fixed message a client sees.
+    fn public_message(&self) -> &'static str {
+        match self {
+            ProxyError::BadRequest(why) => why,
+            ProxyError::BodyTooLarge => "request body too large",
+            ProxyError::ClientBody(_) => "malformed request body",
+            ProxyError::UpstreamUnreachable(_) => "upstream unreachable",
+            ProxyError::UpstreamTimeout => "upstream timed out",
+        }
+    }
+
+    /// Logs by source (upstream: warn; client: debug) and builds the answer.
+    pub fn into_response(self) -> Response<ResponseBody> {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, status = status.as_u16(), "upstream error");
+        } else {
+            tracing::debug!(error = %self, status = status.as_u16(), "refused request");
+        }
+        json_error(status, self.public_message())
+    }
+}
+
+/// A JSON error body `{"error": "..."}` with the given status.
+pub fn json_error(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut res = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}

@@ -1,0 +1,185 @@
+//! Header hygiene of a transparent intermediary: hop-by-hop headers dropped
+//! both ways (RFC 9110 §7.6.1), forwarding headers set on purpose.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::identity::{FORWARDED, X_FORWARDED_FOR};
+
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 auditgate");
+
+/// Headers that belong to one connection and are never forwarded.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Headers a client cannot make the proxy drop by naming them in
+/// `Connection`: the proxy relies on them or the upstream needs them.
+const PROTECTED: [HeaderName; 7] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::CONTENT_TYPE,
+    X_REQUEST_ID,
+    X_FORWARDED_FOR,
+];
+
+/// Removes hop-by-hop headers and the ones `Connection` names. With
+/// `keep_upgrade`, `Upgrade` survives and `Connection: upgrade` is set, for a
+/// protocol switch that the proxy tunnels.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if let Some(conn) = headers.get(header::CONNECTION) {
+        // Only when the client named extra headers: the common
+        // `keep-alive`/`close`/`upgrade` values name nothing else to drop.
+        let named: Vec<HeaderName> = conn
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .filter(|n| !PROTECTED.contains(n) && !HOP_BY_HOP.contains(n) && n != "close")
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    let upgrade = if keep_upgrade { headers.remove(header::UPGRADE) } else { None };
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if let Some(u) = upgrade {
+        headers.insert(header::UPGRADE, u);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// True when an HTTP/1.1 request asks to switch protocols (`Connection:
+/// upgrade` plus `Upgrade`).
+pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// What the proxy knows about the hop it received a request on.
+pub struct Hop<'a> {
+    pub peer: &'a HeaderValue,
+    pub peer_trusted: bool,
+    pub proto: &'static str,
+    /// The host the client addressed (`Host` or the HTTP/2 authority).
+    pub host: Option<HeaderValue>,
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host` and `Via` toward the upstream. A
+/// trusted peer's forwarding headers are extended; an untrusted peer's are
+/// replaced, so the upstream never sees a forged chain.
+pub fn set_forwarding(headers: &mut HeaderMap, hop: Hop<'_>) {
+    if hop.peer_trusted {
+        let chain =
+            headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(", ");
+        let value = if chain.is_empty() { hop.peer.clone() } else { joined(&chain, hop.peer) };
+        headers.insert(X_FORWARDED_FOR, value);
+    } else {
+        headers.insert(X_FORWARDED_FOR, hop.peer.clone());
+        headers.remove(FORWARDED);
+        headers.remove(&X_FORWARDED_PROTO);
+        headers.remove(&X_FORWARDED_HOST);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
+    }
+    if let Some(host) = hop.host
+        && !headers.contains_key(&X_FORWARDED_HOST)
+    {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    headers.append(header::VIA, VIA_VALUE);
+}
+
+fn joined(chain: &str, peer: &HeaderValue) -> HeaderValue {
+    let mut bytes = Vec::with_capacity(chain.len() + 2 + peer.len());
+    bytes.extend_from_slice(chain.as_bytes());
+    bytes.extend_from_slice(b", ");
+    bytes.extend_from_slice(peer.as_bytes());
+    HeaderValue::from_bytes(&bytes).unwrap_or_else(|_| peer.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret, authorization, x-forwarded-for"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic x"),
+            ("x-secret", "1"),
+            ("authorization", "Bearer t"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, vec!["authorization", "x-forwarded-for", "x-kept"]);
+    }
+
+    #[test]
+    fn keeps_upgrade_when_tunnelling() {
+        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket"), ("keep-alive", "1")]);
+        assert!(wants_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.get("upgrade").unwrap(), "websocket");
+        assert_eq!(h.get("connection").unwrap(), "upgrade");
+        assert!(h.get("keep-alive").is_none());
+    }
+
+    #[test]
+    fn forwarding_headers() {
+        let peer = HeaderValue::from_static("10.0.0.2");
+        let mut trusted = map(&[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")]);
+        set_forwarding(
+            &mut trusted,
+            Hop { peer: &peer, peer_trusted: true, proto: "http", host: Some(HeaderValue::from_static("app.example")) },
+        );
+        assert_eq!(trusted.get("x-forwarded-for").unwrap(), "203.0.113.9, 10.0.0.2");
+        assert_eq!(trusted.get("x-forwarded-proto").unwrap(), "https");
+        assert_eq!(trusted.get("x-forwarded-host").unwrap(), "app.example");
+        assert_eq!(trusted.get("via").unwrap(), "1.1 auditgate");
+
+        let mut forged =
+            map(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https"), ("forwarded", "for=6.6.6.6")]);
+        set_forwarding(&mut forged, Hop { peer: &peer, peer_trusted: false, proto: "http", host: None });
+        assert_eq!(forged.get("x-forwarded-for").unwrap(), "10.0.0.2");
+        assert_eq!(forged.get("x-forwarded-proto").unwrap(), "http");
+        assert!(forged.get("forwarded").is_none());
+    }
+}

@@ -1,0 +1,200 @@
+//! Test harness: `spawn_upstream()` starts the example upstream as its own
+//! process; `spawn_app()` builds auditgate in front of it on port 0.
+//! Logs stay silent unless `TEST_LOG` is set.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use auditgate::App;
+use auditgate::config::Config;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A built binary next to this test binary (`target/<profile>/<name>`).
+pub fn sibling_binary(sub: &str, name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps/<test>");
+    profile_dir.join(sub).join(name)
+}
+
+/// The upstream process; killed on drop.
+pub struct Upstream {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Upstream {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `examples/upstream` on a free port and waits until it listens.
+pub fn spawn_upstream() -> Upstream {
+    let path = sibling_binary("examples", "upstream");
+    let mut child = Command::new(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e} (cargo test builds examples)", path.display()));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on ").expect("the upstream prints its address").parse().unwrap();
+    Upstream { child, addr }
+}
+
+/// A running auditgate; shut down on drop.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub upstream: Option<Upstream>,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub task: Option<JoinHandle<()>>,
+    _rules: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Signals shutdown and waits for `run` to return.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task.take().unwrap())
+            .await
+            .expect("shutdown finishes")
+            .unwrap();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        auditgate::telemetry::init(auditgate::config::LogFormat::Text);
+    }
+}
+
+/// auditgate in front of a fresh upstream, default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[], None).await
+}
+
+/// auditgate in front of a fresh upstream; `env` holds `AUDITGATE_*` pairs,
+/// `rules` the text of `resources.toml`.
+pub async fn spawn_app_with(env: &[(&str, &str)], rules: Option<&str>) -> TestApp {
+    let upstream = spawn_upstream();
+    let mut app = spawn_app_to(&upstream.url(), env, rules).await;
+    app.upstream = Some(upstream);
+    app
+}
+
+/// auditgate in front of any upstream URL.
+pub async fn spawn_app_to(upstream: &str, env: &[(&str, &str)], rules: Option<&str>) -> TestApp {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(text) = rules {
+        std::fs::write(dir.path().join("resources.toml"), text).unwrap();
+    }
+    let flags = vec![
+        ("upstream", upstream.to_string()),
+        ("listen", "127.0.0.1:0".to_string()),
+        ("rules", dir.path().display().to_string()),
+    ];
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    let config = Config::load(None, env, &flags).expect("test configuration is valid");
+    let app = App::build(config).await.expect("app builds");
+    let addr = app.proxy_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async {
+        let _ = rx.await;
+    }));
+    TestApp { addr, upstream: None, shutdown: Some(tx), task: Some(task), _rules: dir }
+}
+
+pub type TestClient = Client<HttpConnector, Full<Bytes>>;
+
+/// An HTTP/1.1 client.
+pub fn client() -> TestClient {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// An HTTP/2 client with prior knowledge (h2c).
+pub fn h2_client() -> TestClient {
+    Client::builder(TokioExecutor::new()).http2_only(true).build(HttpConnector::new())
+}
+
+/// Sends a request and reads the whole answer.
+pub async fn send(client: &TestClient, req: Request<Full<Bytes>>) -> Response<Bytes> {
+    let res = client.request(req).await.expect("the proxy answers");
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.expect("the body arrives whole").to_bytes();
+    Response::from_parts(parts, body)
+}
+
+/// `GET url`.
+pub async fn get(url: &str) -> Response<Bytes> {
+    send(&client(), Request::get(url).body(Full::default()).unwrap()).await
+}
+
+/// Writes raw bytes and reads until the server closes or goes quiet for 1 s.
+pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Asserts the proxy still serves a plain request.
+pub async fn assert_still_serving(app: &TestApp) {
+    let res = get(&app.url("/")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.body().as_ref(), b"hello from upstream\n");
+}
+
+/// The upstream's `/inspect` answer: the request as it arrived there.
+pub fn inspected(res: &Response<Bytes>) -> serde_json::Value {
+    serde_json::from_slice(res.body()).expect("/inspect answers JSON")
+}
+
+/// Values of one header in an `/inspect` answer.
+pub fn seen_header(inspect: &serde_json::Value, name: &str) -> Vec<String> {
+    inspect["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pair| pair[0] == name)
+        .map(|pair| pair[1].as_str().unwrap().to_string())
+        .collect()
+}

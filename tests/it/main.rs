@@ -1,0 +1,8 @@
+//! The integration tests: auditgate between real clients and a real upstream
+//! process, all on 127.0.0.1 with ports chosen by the OS.
+
+mod binary;
+mod helpers;
+mod limits;
+mod transparency;
+mod websocket;

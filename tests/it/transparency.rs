@@ -1,0 +1,174 @@
+//! The proxy is invisible: bodies byte-identical both ways, status and
+//! end-to-end headers kept, hop-by-hop headers dropped, forwarding headers set.
+
+use bytes::Bytes;
+use http::{Method, Request, Version};
+use http_body_util::Full;
+
+use crate::helpers::*;
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len as u64).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn streams_an_8_mib_response_byte_for_byte() {
+    let app = spawn_app().await;
+    let len = 8 * 1024 * 1024;
+    let res = get(&app.url(&format!("/big?bytes={len}"))).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.body().len(), len);
+    assert!(res.body().as_ref() == pattern(len).as_slice(), "the body differs from the upstream's");
+}
+
+#[tokio::test]
+async fn large_request_bodies_arrive_intact() {
+    // /echo is ignored by a rule, so its body streams unbuffered and unlimited.
+    let rules = "[[resource]]\npattern = \"/echo\"\nignore = true\n";
+    let app = spawn_app_with(&[("AUDITGATE_LIMITS__MAX_BODY_BYTES", "1048576")], Some(rules)).await;
+    let body: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let req = Request::post(app.url("/echo")).body(Full::new(Bytes::from(body.clone()))).unwrap();
+    let res = send(&client(), req).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.body().as_ref() == body.as_slice(), "the echoed body differs");
+
+    // An audited mutation's body is read whole (within the limit) and forwarded intact.
+    let app = spawn_app().await;
+    let body: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let req = Request::put(app.url("/echo")).body(Full::new(Bytes::from(body.clone()))).unwrap();
+    let res = send(&client(), req).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-echo"], "1");
+    assert!(res.body().as_ref() == body.as_slice(), "the audited body differs");
+}
+
+#[tokio::test]
+async fn status_and_end_to_end_headers_are_kept_hop_by_hop_dropped() {
+    let app = spawn_app().await;
+    for code in [201u16, 204, 404, 418, 503] {
+        let res = get(&app.url(&format!("/status/{code}"))).await;
+        assert_eq!(res.status().as_u16(), code);
+        let h = res.headers();
+        if code != 204 {
+            assert_eq!(res.body().as_ref(), format!("status {}", res.status()).as_bytes());
+        }
+        assert_eq!(h["x-custom"], "kept");
+        let cookies: Vec<_> = h.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert!(h.get("x-upstream-private").is_none(), "a header named in Connection leaked");
+        assert!(h.get("keep-alive").is_none(), "keep-alive leaked");
+    }
+}
+
+#[tokio::test]
+async fn request_hop_by_hop_headers_are_dropped_and_forwarding_set() {
+    let app = spawn_app().await;
+    let req = Request::get(app.url("/inspect?x=1&y=%20"))
+        .header("connection", "keep-alive, x-secret, authorization")
+        .header("x-secret", "hide me")
+        .header("keep-alive", "timeout=5")
+        .header("te", "trailers")
+        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+        .header("authorization", "Bearer kept")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-proto", "https")
+        .header("x-remote-user", "forged-admin")
+        .header("x-end-to-end", "kept")
+        .body(Full::default())
+        .unwrap();
+    let seen = inspected(&send(&client(), req).await);
+    assert_eq!(seen["uri"], "/inspect?x=1&y=%20");
+    assert_eq!(seen["version"], "HTTP/1.1");
+    for dropped in ["x-secret", "keep-alive", "te", "proxy-authorization", "x-remote-user"] {
+        assert!(seen_header(&seen, dropped).is_empty(), "{dropped} reached the upstream");
+    }
+    assert_eq!(seen_header(&seen, "authorization"), ["Bearer kept"]);
+    assert_eq!(seen_header(&seen, "x-end-to-end"), ["kept"]);
+    // The peer is not trusted: its forwarding claims are replaced.
+    assert_eq!(seen_header(&seen, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(seen_header(&seen, "x-forwarded-proto"), ["http"]);
+    assert_eq!(seen_header(&seen, "x-forwarded-host"), [app.addr.to_string()]);
+    assert_eq!(seen_header(&seen, "host"), [app.addr.to_string()]);
+    assert_eq!(seen_header(&seen, "via"), ["1.1 auditgate"]);
+    let id = seen_header(&seen, "x-request-id");
+    assert_eq!(id.len(), 1);
+    assert_eq!(id[0].len(), 26, "a ULID request id: {id:?}");
+
+    // A client's own request id is kept.
+    let req = Request::get(app.url("/inspect")).header("x-request-id", "abc-123").body(Full::default()).unwrap();
+    assert_eq!(seen_header(&inspected(&send(&client(), req).await), "x-request-id"), ["abc-123"]);
+}
+
+#[tokio::test]
+async fn a_trusted_peer_extends_the_forwarding_chain() {
+    let app = spawn_app_with(&[("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32")], None).await;
+    let req = Request::get(app.url("/inspect"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .header("x-remote-user", "carol")
+        .body(Full::default())
+        .unwrap();
+    let seen = inspected(&send(&client(), req).await);
+    assert_eq!(seen_header(&seen, "x-forwarded-for"), ["203.0.113.9, 127.0.0.1"]);
+    assert_eq!(seen_header(&seen, "x-forwarded-proto"), ["https"]);
+    assert_eq!(seen_header(&seen, "x-remote-user"), ["carol"]);
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_is_served_and_forwarded_as_http1() {
+    let app = spawn_app().await;
+    let h2 = h2_client();
+    for _ in 0..3 {
+        let req = Request::get(app.url("/inspect")).version(Version::HTTP_2).body(Full::default()).unwrap();
+        let res = send(&h2, req).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.version(), Version::HTTP_2);
+        let seen = inspected(&res);
+        assert_eq!(seen["version"], "HTTP/1.1");
+        assert_eq!(seen_header(&seen, "host"), [app.addr.to_string()]);
+    }
+    let body = Bytes::from(pattern(300_000));
+    let req = Request::post(app.url("/echo")).version(Version::HTTP_2).body(Full::new(body.clone())).unwrap();
+    let res = send(&h2, req).await;
+    assert_eq!(res.body(), &body);
+}
+
+#[tokio::test]
+async fn method_override_policies() {
+    let override_req = |app: &TestApp| {
+        Request::post(app.url("/inspect")).header("x-http-method-override", "DELETE").body(Full::default()).unwrap()
+    };
+    let app = spawn_app_with(&[("AUDITGATE_METHOD_OVERRIDE", "strip")], None).await;
+    let seen = inspected(&send(&client(), override_req(&app)).await);
+    assert_eq!(seen["method"], "POST");
+    assert!(seen_header(&seen, "x-http-method-override").is_empty());
+
+    let app = spawn_app_with(&[("AUDITGATE_METHOD_OVERRIDE", "reject")], None).await;
+    let res = send(&client(), override_req(&app)).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert_still_serving(&app).await;
+
+    let app = spawn_app().await;
+    let seen = inspected(&send(&client(), override_req(&app)).await);
+    assert_eq!(seen_header(&seen, "x-http-method-override"), ["DELETE"]);
+    let conflicting = Request::builder()
+        .method(Method::POST)
+        .uri(app.url("/inspect"))
+        .header("x-http-method", "DELETE")
+        .header("x-method-override", "PUT")
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(send(&client(), conflicting).await.status(), 400);
+}
+
+#[tokio::test]
+async fn an_upstream_base_path_prefixes_every_request() {
+    let upstream = spawn_upstream();
+    // The upstream has no /inspect under /base, so the path it saw proves the prefix.
+    let app = spawn_app_to(&format!("{}/base/", upstream.url()), &[], None).await;
+    let res = get(&app.url("/inspect?q=1")).await;
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.body().as_ref(), b"not found: /base/inspect?q=1");
+    drop(upstream);
+}
