@@ -3,6 +3,7 @@
 //! - `GET /` a short text; `/inspect` the request as JSON;
 //! - `* /echo` the request body back, streamed;
 //! - `GET /big?bytes=N` N bytes of a known pattern, streamed in 64 KiB chunks;
+//! - `GET /close` answers with `Connection: close`, naming the connection;
 //! - `GET /slow?ms=N` answers after N ms; `/status/N` answers N with headers
 //!   that include hop-by-hop ones; `GET /ws` a WebSocket echo.
 //!
@@ -44,7 +45,7 @@ fn pattern(i: u64) -> u8 {
     (i % 251) as u8
 }
 
-async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let res = match path.as_str() {
         "/" => Response::new(full("hello from upstream\n")),
@@ -57,7 +58,10 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
             let (method, uri, version) =
                 (req.method().to_string(), req.uri().to_string(), format!("{:?}", req.version()));
             let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-            let json = serde_json::json!({ "method": method, "uri": uri, "version": version, "headers": headers, "body_len": body.len() });
+            let json = serde_json::json!({
+                "method": method, "uri": uri, "version": version, "headers": headers,
+                "body_len": body.len(), "peer": peer.to_string(),
+            });
             Response::new(full(json.to_string()))
         }
         "/echo" => {
@@ -66,6 +70,11 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
             res
         }
         "/big" => Response::new(Pattern { sent: 0, total: query_num(&req, "bytes") }.boxed()),
+        "/close" => {
+            let mut res = Response::new(full(peer.to_string()));
+            res.headers_mut().insert(header::CONNECTION, "close".parse().unwrap());
+            res
+        }
         "/slow" => {
             tokio::time::sleep(Duration::from_millis(query_num(&req, "ms"))).await;
             Response::new(full("slow"))
@@ -192,11 +201,13 @@ fn main() {
         let listener = TcpListener::bind(addr).await.expect("bind");
         println!("listening on {}", listener.local_addr().unwrap());
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, peer)) = listener.accept().await else { continue };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service_fn(handle)).await;
+                let _ = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service_fn(move |req| handle(req, peer)))
+                    .await;
             });
         }
     });

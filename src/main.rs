@@ -25,7 +25,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return usage(e),
     };
     telemetry::init(config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
     runtime.block_on(async {
         let app = match App::build(config).await {
             Ok(app) => app,

@@ -91,6 +91,8 @@ pub struct Config {
     pub retention_days: u32,
     pub config_refresh: Duration,
     pub log_format: LogFormat,
+    /// Runtime worker threads (at least 1).
+    pub worker_threads: usize,
     pub actor: ActorRules,
     pub snapshot: SnapshotConfig,
     pub limits: Limits,
@@ -241,6 +243,10 @@ impl RawConfig {
             retention_days: self.retention_days,
             config_refresh,
             log_format,
+            worker_threads: match self.worker_threads {
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                n => usize::try_from(n).unwrap_or(1),
+            },
             actor: ActorRules { order, header: actor_header, jwt_claim: self.actor.jwt_claim },
             snapshot: SnapshotConfig {
                 forward_headers,

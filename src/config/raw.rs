@@ -20,6 +20,8 @@ pub struct RawConfig {
     pub retention_days: u32,
     pub config_refresh: String,
     pub log_format: String,
+    /// Not in the SPEC example: runtime worker threads, 0 = one per core.
+    pub worker_threads: u64,
     pub actor: RawActor,
     pub snapshot: RawSnapshot,
     pub limits: RawLimits,
@@ -43,6 +45,7 @@ impl Default for RawConfig {
             retention_days: 0,
             config_refresh: "2s".into(),
             log_format: "text".into(),
+            worker_threads: 0,
             actor: RawActor::default(),
             snapshot: RawSnapshot::default(),
             limits: RawLimits::default(),

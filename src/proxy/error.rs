@@ -18,7 +18,7 @@ pub enum ProxyError {
     #[error("client body: {0}")]
     ClientBody(hyper::Error),
     #[error("upstream unreachable: {0}")]
-    UpstreamUnreachable(#[source] hyper_util::client::legacy::Error),
+    Upstream(#[source] super::UpstreamError),
     #[error("upstream did not answer within upstream_timeout")]
     UpstreamTimeout,
 }
@@ -28,7 +28,7 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -39,7 +39,7 @@ impl ProxyError {
             ProxyError::BadRequest(why) => why,
             ProxyError::BodyTooLarge => "request body too large",
             ProxyError::ClientBody(_) => "malformed request body",
-            ProxyError::UpstreamUnreachable(_) => "upstream unreachable",
+            ProxyError::Upstream(_) => "upstream unreachable",
             ProxyError::UpstreamTimeout => "upstream timed out",
         }
     }

@@ -41,6 +41,10 @@ const PROTECTED: [HeaderName; 7] = [
 /// `keep_upgrade`, `Upgrade` survives and `Connection: upgrade` is set, for a
 /// protocol switch that the proxy tunnels.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none: one scan of a small map instead of nine lookups.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     if let Some(conn) = headers.get(header::CONNECTION) {
         // Only when the client named extra headers: the common
         // `keep-alive`/`close`/`upgrade` values name nothing else to drop.

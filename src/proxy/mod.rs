@@ -7,6 +7,7 @@ mod error;
 mod headers;
 mod server;
 mod upgrade;
+mod upstream;
 
 use std::net::SocketAddr;
 
@@ -16,16 +17,14 @@ use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version, request};
 use http_body_util::{BodyExt, Either, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 pub use body::{ResponseBody, UpstreamBody};
 pub use error::{ProxyError, json_error};
 pub use headers::{X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID, strip_hop_by_hop};
 pub use server::{ConnInfo, serve};
+pub use upstream::{Affinity, UpstreamClient, UpstreamError};
 
-use crate::config::{Config, Limits, Upstream};
+use crate::config::{Config, Limits};
 use crate::identity::{ActorRules, TrustedProxies, client_addr};
 use crate::resource::{
     Classification, Classified, Classifier, OVERRIDE_HEADERS, OverrideError, OverridePolicy, effective_method,
@@ -35,8 +34,11 @@ use crate::resource::{
 /// Everything a request needs, built once at start and shared.
 #[derive(Debug)]
 pub struct Proxy {
-    upstream: Upstream,
-    client: Client<HttpConnector, UpstreamBody>,
+    /// A path prefix the upstream is mounted under (`""` for none).
+    base_path: String,
+    /// `Host` for a request that named none (HTTP/1.0).
+    upstream_host: HeaderValue,
+    upstream: UpstreamClient,
     classifier: Classifier,
     trusted: TrustedProxies,
     actor: ActorRules,
@@ -47,16 +49,11 @@ pub struct Proxy {
 impl Proxy {
     /// Builds the data path; `config.upstream` must be set.
     pub fn new(config: &Config, classifier: Classifier) -> Option<Proxy> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.limits.upstream_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
+        let upstream = config.upstream.as_ref()?;
         Some(Proxy {
-            upstream: config.upstream.clone()?,
-            client,
+            base_path: upstream.base_path.clone(),
+            upstream_host: HeaderValue::from_str(upstream.authority.as_str()).ok()?,
+            upstream: UpstreamClient::new(upstream, config.limits.upstream_timeout),
             classifier,
             trusted: config.trusted_proxies.clone(),
             actor: config.actor.clone(),
@@ -78,6 +75,7 @@ impl Proxy {
     async fn forward(&self, conn: &ConnInfo, mut req: Request<Incoming>) -> Result<Response<ResponseBody>, ProxyError> {
         let upgrade = (req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers()))
             .then(|| hyper::upgrade::on(&mut req));
+        let version = req.version();
         let (mut parts, body) = req.into_parts();
         let method = self.effective_method(&mut parts)?;
         let audited = self.audited(&method, &parts);
@@ -91,10 +89,11 @@ impl Proxy {
             }
         };
         let request = self.upstream_request(conn, parts, body, upgrade.is_some());
-        let response = tokio::time::timeout(self.limits.upstream_timeout, self.client.request(request))
+        let affinity = (version != Version::HTTP_2).then_some(&conn.affinity);
+        let response = tokio::time::timeout(self.limits.upstream_timeout, self.upstream.send(affinity, request))
             .await
             .map_err(|_| ProxyError::UpstreamTimeout)?
-            .map_err(ProxyError::UpstreamUnreachable)?;
+            .map_err(ProxyError::Upstream)?;
         Ok(self.client_response(response, upgrade))
     }
 
@@ -205,10 +204,9 @@ impl Proxy {
             .get(HOST)
             .cloned()
             .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
-        if parts.version == Version::HTTP_2
-            && let Some(h) = &host
-        {
-            parts.headers.insert(HOST, h.clone());
+        if !parts.headers.contains_key(HOST) {
+            let value = host.clone().unwrap_or_else(|| self.upstream_host.clone());
+            parts.headers.insert(HOST, value);
         }
         headers::strip_hop_by_hop(&mut parts.headers, upgrade);
         if !conn.peer_trusted {
@@ -219,26 +217,25 @@ impl Proxy {
             headers::Hop { peer: &conn.peer_value, peer_trusted: conn.peer_trusted, proto: conn.proto, host },
         );
         if !parts.headers.contains_key(&X_REQUEST_ID) {
-            let id = ulid::Ulid::new().to_string();
-            parts.headers.insert(X_REQUEST_ID, HeaderValue::from_str(&id).expect("a ULID is a header value"));
+            let mut id = [0u8; ulid::ULID_LEN];
+            let id = ulid::Ulid::new().array_to_str(&mut id);
+            parts.headers.insert(X_REQUEST_ID, HeaderValue::from_str(id).expect("a ULID is a header value"));
         }
-        parts.uri = self.upstream_uri(&parts.uri);
+        parts.uri = self.origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
         Request::from_parts(parts, body)
     }
 
-    fn upstream_uri(&self, uri: &Uri) -> Uri {
-        let pq = uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        let pq = if self.upstream.base_path.is_empty() {
-            uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"))
+    /// The request target toward the upstream: the client's path and query
+    /// (never its scheme or authority), under the upstream's base path.
+    fn origin_form(&self, uri: &Uri) -> Uri {
+        let pq = uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let pq = if self.base_path.is_empty() {
+            pq
         } else {
-            format!("{}{pq}", self.upstream.base_path).parse().unwrap_or_else(|_| PathAndQuery::from_static("/"))
+            format!("{}{}", self.base_path, pq.as_str()).parse().unwrap_or_else(|_| PathAndQuery::from_static("/"))
         };
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.upstream.scheme.clone());
-        parts.authority = Some(self.upstream.authority.clone());
-        parts.path_and_query = Some(pq);
-        Uri::from_parts(parts).expect("scheme, authority and path make a URI")
+        Uri::from(pq)
     }
 
     /// The upstream's answer as the client receives it.

@@ -16,7 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::Proxy;
+use super::{Affinity, Proxy};
 
 /// Facts about one client connection, computed once per connection.
 #[derive(Debug)]
@@ -27,6 +27,9 @@ pub struct ConnInfo {
     pub peer_trusted: bool,
     /// `http` or `https`, for `X-Forwarded-Proto`.
     pub proto: &'static str,
+    /// The upstream connection of an HTTP/1.x client connection (unused by
+    /// HTTP/2, whose concurrent streams share the pool).
+    pub affinity: Affinity,
 }
 
 /// Accepts connections until `shutdown` resolves, then lets in-flight
@@ -72,6 +75,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
                 .expect("an IP address is a header value"),
             peer_trusted: proxy.trusts(peer),
             proto: "http",
+            affinity: Affinity::default(),
         });
         let proxy = proxy.clone();
         let service = service_fn(move |req| {

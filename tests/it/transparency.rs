@@ -127,6 +127,18 @@ async fn http2_prior_knowledge_is_served_and_forwarded_as_http1() {
         assert_eq!(seen["version"], "HTTP/1.1");
         assert_eq!(seen_header(&seen, "host"), [app.addr.to_string()]);
     }
+    // Concurrent streams on one connection share the upstream pool.
+    let mut streams = Vec::new();
+    for i in 0..32 {
+        let (h2, url) = (h2.clone(), app.url(&format!("/inspect?stream={i}")));
+        streams.push(tokio::spawn(async move {
+            send(&h2, Request::get(url).version(Version::HTTP_2).body(Full::default()).unwrap()).await
+        }));
+    }
+    for (i, s) in streams.into_iter().enumerate() {
+        let res = s.await.unwrap();
+        assert_eq!(inspected(&res)["uri"], format!("/inspect?stream={i}"));
+    }
     let body = Bytes::from(pattern(300_000));
     let req = Request::post(app.url("/echo")).version(Version::HTTP_2).body(Full::new(body.clone())).unwrap();
     let res = send(&h2, req).await;
@@ -171,4 +183,24 @@ async fn an_upstream_base_path_prefixes_every_request() {
     assert_eq!(res.status(), 404);
     assert_eq!(res.body().as_ref(), b"not found: /base/inspect?q=1");
     drop(upstream);
+}
+
+#[tokio::test]
+async fn a_client_connection_keeps_its_upstream_connection_and_survives_its_closing() {
+    let app = spawn_app().await;
+    // One HTTP/1.1 client connection (the test client pools it).
+    let client = client();
+    let peer_of = |res: &http::Response<Bytes>| inspected(res)["peer"].as_str().unwrap().to_string();
+    let inspect = || Request::get(app.url("/inspect")).body(Full::default()).unwrap();
+    let first = peer_of(&send(&client, inspect()).await);
+    for _ in 0..3 {
+        assert_eq!(peer_of(&send(&client, inspect()).await), first, "the upstream connection changed");
+    }
+    // The upstream closes that connection; the next request gets a new one and succeeds.
+    let closed = send(&client, Request::get(app.url("/close")).body(Full::default()).unwrap()).await;
+    assert_eq!(closed.status(), 200);
+    assert_eq!(closed.body().as_ref(), first.as_bytes());
+    let after = send(&client, inspect()).await;
+    assert_eq!(after.status(), 200);
+    assert_ne!(peer_of(&after), first);
 }

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Pass-through load benchmark, measured side by side in one run on 127.0.0.1:
+# the upstream direct, nginx as a reverse proxy (upstream keepalive, as many
+# workers as auditgate has threads) and auditgate. Prints a Markdown table of
+# medians: requests/s, p50/p99 latency, proxy CPU µs per request (utime+stime
+# from /proc), and auditgate's resident memory idle and after load.
+#
+# Usage: scripts/bench-proxy.sh   (env: THREADS=1 CONNS=64 DURATION=10 RUNS=3 PATH_=/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+THREADS=${THREADS:-1}
+CONNS=${CONNS:-64}
+DURATION=${DURATION:-10}
+RUNS=${RUNS:-3}
+TARGET_PATH=${PATH_:-/}
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+cargo build --release --quiet --bin auditgate --example upstream
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+# CPU ticks (utime+stime) of a process and its children's threads: nginx's workers are its children.
+ticks() { local total=0; for p in "$@"; do read -r -a f < "/proc/$p/stat"; total=$((total + f[13] + f[14])); done; echo "$total"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+up_port=$(free_port); ngx_port=$(free_port); ag_port=$(free_port)
+target/release/examples/upstream "127.0.0.1:$up_port" "$THREADS" > "$work/upstream.out" &
+pids+=($!)
+wait_port "$up_port"
+
+mkdir -p "$work/nginx"
+cat > "$work/nginx.conf" <<NGINX
+worker_processes $THREADS;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  upstream app { server 127.0.0.1:$up_port; keepalive 128; }
+  server {
+    listen 127.0.0.1:$ngx_port;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+NGINX
+nginx -c "$work/nginx.conf" -p "$work/nginx" &
+ngx_pid=$!
+pids+=("$ngx_pid")
+wait_port "$ngx_port"
+
+mkdir -p "$work/rules"
+RUST_LOG=warn AUDITGATE_WORKER_THREADS=$THREADS target/release/auditgate serve \
+  --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$ag_port" --rules "$work/rules" 2> "$work/auditgate.log" &
+ag_pid=$!
+pids+=("$ag_pid")
+wait_port "$ag_port"
+sleep 0.5
+rss_idle=$(rss_kib "$ag_pid")
+
+# name port pids...
+measure() {
+  local name=$1 port=$2; shift 2
+  local before after out
+  before=$(ticks "$@")
+  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port$TARGET_PATH")
+  after=$(ticks "$@")
+  python3 - "$name" "$before" "$after" "$(getconf CLK_TCK)" <<PY >> "$work/results.tsv"
+import re, sys
+name, before, after, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+out = """$out"""
+def ms(v, unit): return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+p50 = ms(*re.search(r"50%\s+([\d.]+)(us|ms|s)", out).groups())
+p99 = ms(*re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups())
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+cpu_us = (after - before) * 1e6 / hz / total if name != "direct" else float("nan")
+print(f"{name}\t{rps:.0f}\t{p50:.3f}\t{p99:.3f}\t{cpu_us:.2f}\t{errors.group(1) if errors else 0}")
+PY
+}
+
+ngx_all() { echo "$ngx_pid" $(pgrep -P "$ngx_pid" || true); }
+for run in $(seq "$RUNS"); do
+  measure direct "$up_port" "$ag_pid"
+  # shellcheck disable=SC2046
+  measure nginx "$ngx_port" $(ngx_all)
+  measure auditgate "$ag_port" "$ag_pid"
+done
+rss_loaded=$(rss_kib "$ag_pid")
+
+python3 - "$work/results.tsv" "$rss_idle" "$rss_loaded" <<'PY'
+import statistics, sys, math
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+by = {}
+for name, *vals in rows:
+    by.setdefault(name, []).append([float(v) for v in vals])
+med = {n: [statistics.median(col) for col in zip(*vs)] for n, vs in by.items()}
+print("| path | req/s | p50 ms | p99 ms | proxy CPU µs/req | non-2xx |")
+print("|---|---|---|---|---|---|")
+for n in ["direct", "nginx", "auditgate"]:
+    rps, p50, p99, cpu, err = med[n]
+    cpu_s = "–" if math.isnan(cpu) else f"{cpu:.1f}"
+    print(f"| {n} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {cpu_s} | {err:.0f} |")
+a, g = med["auditgate"], med["nginx"]
+print()
+print(f"auditgate / nginx: throughput {a[0]/g[0]:.2f}x, p99 {a[2]/g[2]:.2f}x, CPU per request {a[3]/g[3]:.2f}x")
+print(f"auditgate / direct: throughput {a[0]/med['direct'][0]:.2f}x")
+print(f"auditgate RSS: {int(sys.argv[2])/1024:.1f} MiB idle, {int(sys.argv[3])/1024:.1f} MiB after load")
+print(f"runs per path: {len(by['auditgate'])} (medians shown)")
+PY
