@@ -15,6 +15,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
-# --all-targets builds the examples the integration tests spawn and runs each
-# criterion benchmark once as a smoke test.
-cargo test --all-targets --locked
+# The integration tests spawn target/debug/examples/upstream: build it as a
+# plain binary first (`cargo test --all-targets` would build it as a test
+# harness under another name). --benches runs each criterion benchmark once.
+cargo build --locked --examples
+cargo test --locked --lib --bins --tests --benches

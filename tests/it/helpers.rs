@@ -54,7 +54,7 @@ pub fn spawn_upstream() -> Upstream {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e} (cargo test builds examples)", path.display()));
+        .unwrap_or_else(|e| panic!("cannot start {}: {e} (run `cargo build --examples` first)", path.display()));
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.trim().strip_prefix("listening on ").expect("the upstream prints its address").parse().unwrap();

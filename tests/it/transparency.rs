@@ -204,3 +204,43 @@ async fn a_client_connection_keeps_its_upstream_connection_and_survives_its_clos
     assert_eq!(after.status(), 200);
     assert_ne!(peer_of(&after), first);
 }
+
+#[tokio::test]
+async fn an_absolute_form_target_never_changes_the_upstream() {
+    let app = spawn_app().await;
+    let answer = raw(
+        app.addr,
+        b"GET http://other.example:9/inspect?a=1 HTTP/1.1\r\nHost: other.example:9\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen: serde_json::Value = serde_json::from_str(&answer[answer.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(seen["uri"], "/inspect?a=1");
+    assert_eq!(seen_header(&seen, "host"), ["other.example:9"]);
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_honoured() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(
+            b"PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    stream.write_all(b"hello").await.unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
+    assert!(rest.ends_with("hello"), "{rest}");
+}
