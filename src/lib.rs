@@ -13,6 +13,8 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod diff;
+pub mod entry;
 pub mod explain;
 pub mod identity;
 pub mod proxy;

@@ -1,0 +1,152 @@
+//! Field-level diff of two JSON states and redaction (SPEC 4). Pure.
+//!
+//! Objects are compared key by key at any depth; arrays and scalars as whole
+//! values. A key added has `old: null`, a key removed `new: null`. Paths are
+//! JSON Pointers (RFC 6901).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What replaces a redacted value.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// One changed field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub path: String,
+    pub old: Value,
+    pub new: Value,
+}
+
+/// The changes from `before` to `after`. An absent state (a create's before,
+/// a delete's after) counts as an empty object when the other is an object,
+/// so every field shows as added or removed.
+pub fn diff(before: Option<&Value>, after: Option<&Value>) -> Vec<Change> {
+    let empty = Value::Object(Map::new());
+    let (b, a) = match (before, after) {
+        (None, None) => return Vec::new(),
+        (Some(b), None) if b.is_object() => (b, &empty),
+        (None, Some(a)) if a.is_object() => (&empty, a),
+        (Some(b), Some(a)) => (b, a),
+        (b, a) => {
+            return vec![Change {
+                path: String::new(),
+                old: b.cloned().unwrap_or(Value::Null),
+                new: a.cloned().unwrap_or(Value::Null),
+            }];
+        }
+    };
+    let mut out = Vec::new();
+    walk(&mut String::new(), b, a, &mut out);
+    out
+}
+
+fn walk(path: &mut String, before: &Value, after: &Value, out: &mut Vec<Change>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            // serde_json's Map is ordered by key: both sides are walked in one merge.
+            let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                let len = path.len();
+                push_token(path, key);
+                match (b.get(key), a.get(key)) {
+                    (Some(old), Some(new)) => walk(path, old, new, out),
+                    (Some(old), None) => out.push(Change { path: path.clone(), old: old.clone(), new: Value::Null }),
+                    (None, Some(new)) => out.push(Change { path: path.clone(), old: Value::Null, new: new.clone() }),
+                    (None, None) => {}
+                }
+                path.truncate(len);
+            }
+        }
+        (b, a) if b != a => out.push(Change { path: path.clone(), old: b.clone(), new: a.clone() }),
+        _ => {}
+    }
+}
+
+/// Appends `/token` with `~` and `/` escaped (RFC 6901 §3).
+fn push_token(path: &mut String, token: &str) {
+    path.push('/');
+    for c in token.chars() {
+        match c {
+            '~' => path.push_str("~0"),
+            '/' => path.push_str("~1"),
+            c => path.push(c),
+        }
+    }
+}
+
+/// The unescaped tokens of a JSON Pointer.
+pub fn pointer_tokens(pointer: &str) -> impl Iterator<Item = String> + '_ {
+    pointer.split('/').skip(1).map(|t| t.replace("~1", "/").replace("~0", "~"))
+}
+
+/// Keys whose values are secret, compared without regard to case.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    keys: Vec<String>,
+}
+
+impl Redactor {
+    pub fn new(keys: &[String]) -> Self {
+        Redactor { keys: keys.iter().map(|k| k.to_ascii_lowercase()).collect() }
+    }
+
+    fn is_secret(&self, key: &str) -> bool {
+        self.keys.iter().any(|k| k.eq_ignore_ascii_case(key))
+    }
+
+    /// Replaces every secret key's value, at any depth (also inside arrays).
+    pub fn redact(&self, value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if self.is_secret(k) {
+                        *v = Value::String(REDACTED.into());
+                    } else {
+                        self.redact(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact(v)),
+            _ => {}
+        }
+    }
+
+    /// Redacts a list of changes: a change under a secret key keeps its path
+    /// and shows `[REDACTED]` for each side that had a value; values that
+    /// contain secret keys further down are redacted inside.
+    pub fn redact_changes(&self, changes: &mut [Change]) {
+        for change in changes {
+            if pointer_tokens(&change.path).any(|t| self.is_secret(&t)) {
+                for side in [&mut change.old, &mut change.new] {
+                    if !side.is_null() {
+                        *side = Value::String(REDACTED.into());
+                    }
+                }
+            } else {
+                self.redact(&mut change.old);
+                self.redact(&mut change.new);
+            }
+        }
+    }
+}
+
+/// Drops changes at or under any of the `ignored` pointers.
+pub fn without_ignored(changes: Vec<Change>, ignored: &[String]) -> Vec<Change> {
+    if ignored.is_empty() {
+        return changes;
+    }
+    changes
+        .into_iter()
+        .filter(|c| {
+            !ignored.iter().any(|p| {
+                c.path == *p || (c.path.starts_with(p.as_str()) && c.path.as_bytes().get(p.len()) == Some(&b'/'))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

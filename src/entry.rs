@@ -1,0 +1,322 @@
+//! `AuditEntry`, the one serialised domain type (SPEC 7), and the
+//! per-instance hash chain that makes editing or deleting entries evident.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::diff::Change;
+use crate::identity::ActorSource;
+use crate::resource::Parent;
+
+/// `prev_hash` of an instance's first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// How the request ended: `success` (2xx/3xx), `failure` (4xx/5xx),
+/// `error` (the upstream was unreachable or timed out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Error,
+}
+
+impl Outcome {
+    pub fn from_status(status: u16) -> Outcome {
+        if status < 400 { Outcome::Success } else { Outcome::Failure }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// One recorded request. Field names are exact (SPEC 7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// ULID, sortable by time; assigned when the entry is sealed.
+    pub id: String,
+    /// When the upstream answered, RFC 3339 UTC with microseconds.
+    pub timestamp: String,
+    pub request_id: String,
+    pub action: String,
+    pub outcome: Outcome,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+    pub duration_ms: f64,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub parents: Vec<Parent>,
+    pub actor: String,
+    pub actor_source: ActorSource,
+    pub actor_verified: bool,
+    pub client_ip: String,
+    pub peer_ip: String,
+    pub forwarded_for: Vec<String>,
+    pub user_agent: Option<String>,
+    pub configuration: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub changes: Vec<Change>,
+    pub request_body: Option<Value>,
+    pub snapshot_error: Option<String>,
+    pub instance: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditEntry {
+    /// SHA-256 (hex) over `prev_hash` and the canonical JSON of the entry
+    /// without `hash`.
+    pub fn compute_hash(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("an entry serialises");
+        if let Value::Object(map) = &mut value {
+            map.remove("hash");
+        }
+        let mut canonical = Vec::with_capacity(1024);
+        write_canonical(&value, &mut canonical);
+        let mut sha = Sha256::new();
+        sha.update(self.prev_hash.as_bytes());
+        sha.update(&canonical);
+        hex(&sha.finalize())
+    }
+}
+
+/// JSON with object keys sorted at every depth and no insignificant space,
+/// so the hash does not depend on how a map orders its keys.
+pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
+            out.push(b'{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, k).expect("writing to a Vec");
+                out.push(b':');
+                write_canonical(&map[k], out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("writing to a Vec"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The sealing end of one instance's chain: assigns ids in increasing order
+/// and links each entry to the previous one.
+pub struct Chain {
+    prev: String,
+    ids: ulid::Generator,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain").field("prev", &self.prev).finish_non_exhaustive()
+    }
+}
+
+impl Chain {
+    /// Continues a chain whose last hash is `last` (or starts one).
+    pub fn resume(last: Option<String>) -> Chain {
+        Chain { prev: last.unwrap_or_else(|| GENESIS.to_string()), ids: ulid::Generator::new() }
+    }
+
+    /// Gives the entry its id, `prev_hash` and `hash`.
+    pub fn seal(&mut self, entry: &mut AuditEntry) {
+        let id = self.ids.generate().unwrap_or_else(|_| ulid::Ulid::new());
+        entry.id = id.to_string();
+        entry.prev_hash = std::mem::take(&mut self.prev);
+        entry.hash = entry.compute_hash();
+        self.prev = entry.hash.clone();
+    }
+}
+
+/// The result of checking chains (`GET /api/v1/verify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub ok: bool,
+    pub checked: u64,
+    pub first_bad: Option<String>,
+}
+
+/// Checks one instance's entries in chain order, starting after `anchor`
+/// (the hash before the first entry given; `GENESIS` from the start).
+/// Returns the number checked and the first entry that does not link or hash.
+pub fn verify_chain<'a>(anchor: &str, entries: impl IntoIterator<Item = &'a AuditEntry>) -> (u64, Option<String>) {
+    let mut prev = anchor.to_string();
+    let mut checked = 0;
+    for e in entries {
+        checked += 1;
+        if e.prev_hash != prev || e.compute_hash() != e.hash {
+            return (checked, Some(e.id.clone()));
+        }
+        prev.clone_from(&e.hash);
+    }
+    (checked, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn sample(n: u32) -> AuditEntry {
+        AuditEntry {
+            id: String::new(),
+            timestamp: format!("2026-11-23T11:02:0{n}.123456Z"),
+            request_id: format!("req-{n}"),
+            action: "update".into(),
+            outcome: Outcome::Success,
+            method: "PATCH".into(),
+            path: "/api/v1/users/123/".into(),
+            query: String::new(),
+            status: 200,
+            duration_ms: 3.2,
+            resource_type: "user".into(),
+            resource_id: Some("123".into()),
+            parents: vec![Parent { kind: "project".into(), id: "7".into() }],
+            actor: "alice".into(),
+            actor_source: ActorSource::Jwt,
+            actor_verified: false,
+            client_ip: "203.0.113.9".into(),
+            peer_ip: "127.0.0.1".into(),
+            forwarded_for: vec!["203.0.113.9".into()],
+            user_agent: Some("curl/8.5.0".into()),
+            configuration: None,
+            before: Some(json!({"email": "a@x.io", "n": n})),
+            after: Some(json!({"email": "b@x.io", "n": n})),
+            changes: vec![Change { path: "/email".into(), old: json!("a@x.io"), new: json!("b@x.io") }],
+            request_body: None,
+            snapshot_error: None,
+            instance: "gw-1".into(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    fn sealed(n: u32) -> Vec<AuditEntry> {
+        let mut chain = Chain::resume(None);
+        (0..n)
+            .map(|i| {
+                let mut e = sample(i);
+                chain.seal(&mut e);
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn serialises_with_the_spec_names() {
+        let v = serde_json::to_value(sealed(1).remove(0)).unwrap();
+        for key in [
+            "id",
+            "timestamp",
+            "request_id",
+            "action",
+            "outcome",
+            "method",
+            "path",
+            "query",
+            "status",
+            "duration_ms",
+            "resource_type",
+            "resource_id",
+            "parents",
+            "actor",
+            "actor_source",
+            "actor_verified",
+            "client_ip",
+            "peer_ip",
+            "forwarded_for",
+            "user_agent",
+            "configuration",
+            "before",
+            "after",
+            "changes",
+            "request_body",
+            "snapshot_error",
+            "instance",
+            "prev_hash",
+            "hash",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing");
+        }
+        assert_eq!(v["parents"], json!([{"type": "project", "id": "7"}]));
+        assert_eq!(v["actor_source"], "jwt");
+        assert_eq!(v["outcome"], "success");
+    }
+
+    #[test]
+    fn a_sealed_chain_verifies_and_ids_increase() {
+        let entries = sealed(50);
+        assert_eq!(entries[0].prev_hash, GENESIS);
+        assert!(entries.windows(2).all(|w| w[0].id < w[1].id && w[1].prev_hash == w[0].hash));
+        assert_eq!(verify_chain(GENESIS, &entries), (50, None));
+        // A round trip through JSON text keeps the hash valid.
+        let text = serde_json::to_string(&entries).unwrap();
+        let back: Vec<AuditEntry> = serde_json::from_str(&text).unwrap();
+        assert_eq!(verify_chain(GENESIS, &back), (50, None));
+    }
+
+    #[test]
+    fn tampering_names_the_first_bad_entry() {
+        let entries = sealed(10);
+        let mut edited = entries.clone();
+        edited[4].after = Some(json!({"email": "evil@x.io"}));
+        assert_eq!(verify_chain(GENESIS, &edited).1, Some(entries[4].id.clone()));
+        let mut deleted = entries.clone();
+        deleted.remove(6);
+        assert_eq!(verify_chain(GENESIS, &deleted).1, Some(entries[7].id.clone()));
+        let mut reordered = entries.clone();
+        reordered.swap(2, 3);
+        assert_eq!(verify_chain(GENESIS, &reordered).1, Some(entries[3].id.clone()));
+        let mut rehashed = entries.clone();
+        rehashed[5].actor = "mallory".into();
+        rehashed[5].hash = rehashed[5].compute_hash();
+        assert_eq!(verify_chain(GENESIS, &rehashed).1, Some(entries[6].id.clone()));
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let mut out = Vec::new();
+        write_canonical(&json!({"b": [{"z": 1, "a": 2}], "a": "x"}), &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"a":"x","b":[{"a":2,"z":1}]}"#);
+    }
+
+    #[test]
+    fn outcome_from_status() {
+        assert_eq!(Outcome::from_status(204), Outcome::Success);
+        assert_eq!(Outcome::from_status(302), Outcome::Success);
+        assert_eq!(Outcome::from_status(404), Outcome::Failure);
+        assert_eq!(Outcome::from_status(503), Outcome::Failure);
+    }
+}
