@@ -40,6 +40,89 @@ fn query_num(req: &Request<Incoming>, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The `/api/items/` collection.
+#[derive(Default)]
+struct Items {
+    next: u64,
+    rows: std::collections::BTreeMap<u64, serde_json::Value>,
+    snapshots: Vec<serde_json::Value>,
+}
+
+fn items() -> &'static std::sync::Mutex<Items> {
+    static ITEMS: std::sync::OnceLock<std::sync::Mutex<Items>> = std::sync::OnceLock::new();
+    ITEMS.get_or_init(Default::default)
+}
+
+fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
+    let mut res = Response::new(full(v.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+    res
+}
+
+async fn items_route(req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let id: Option<u64> = path.strip_prefix("/api/items/").and_then(|s| s.parse().ok());
+    let method = req.method().clone();
+    if req.headers().get("x-auditgate-snapshot").is_some() {
+        let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        items()
+            .lock()
+            .unwrap()
+            .snapshots
+            .push(serde_json::json!({ "path": req.uri().to_string(), "authorization": auth }));
+    }
+    let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let not_found = || json_response(StatusCode::NOT_FOUND, &serde_json::json!({"detail": "not found"}));
+    let mut items = items().lock().unwrap();
+    match (method, id) {
+        (http::Method::POST, None) => {
+            let Some(serde_json::Value::Object(mut obj)) = parsed else {
+                return json_response(StatusCode::BAD_REQUEST, &serde_json::json!({"detail": "a JSON object"}));
+            };
+            items.next += 1;
+            let id = items.next;
+            obj.insert("id".into(), id.into());
+            let v = serde_json::Value::Object(obj);
+            items.rows.insert(id, v.clone());
+            let mut res = json_response(StatusCode::CREATED, &v);
+            res.headers_mut().insert(header::LOCATION, format!("/api/items/{id}/").parse().unwrap());
+            res
+        }
+        (http::Method::GET, Some(id)) => {
+            items.rows.get(&id).map_or_else(not_found, |v| json_response(StatusCode::OK, v))
+        }
+        (http::Method::PATCH, Some(id)) => {
+            let (Some(row), Some(serde_json::Value::Object(patch))) = (items.rows.get_mut(&id), parsed) else {
+                return not_found();
+            };
+            for (k, v) in patch {
+                row[k] = v;
+            }
+            json_response(StatusCode::OK, row)
+        }
+        (http::Method::PUT, Some(id)) => {
+            let (true, Some(serde_json::Value::Object(mut obj))) = (items.rows.contains_key(&id), parsed) else {
+                return not_found();
+            };
+            obj.insert("id".into(), id.into());
+            let v = serde_json::Value::Object(obj);
+            items.rows.insert(id, v.clone());
+            json_response(StatusCode::OK, &v)
+        }
+        (http::Method::DELETE, Some(id)) => match items.rows.remove(&id) {
+            Some(_) => {
+                let mut res = Response::new(full(Bytes::new()));
+                *res.status_mut() = StatusCode::NO_CONTENT;
+                res
+            }
+            None => not_found(),
+        },
+        _ => json_response(StatusCode::METHOD_NOT_ALLOWED, &serde_json::json!({"detail": "method not allowed"})),
+    }
+}
+
 /// Byte `i` of the `/big` pattern.
 fn pattern(i: u64) -> u8 {
     (i % 251) as u8
@@ -94,6 +177,11 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Bod
             res
         }
         "/ws" => websocket(req),
+        "/snapshots" => {
+            let seen = items().lock().unwrap().snapshots.clone();
+            Response::new(full(serde_json::to_string(&seen).unwrap()))
+        }
+        p if p.starts_with("/api/items") => items_route(req).await,
         _ => {
             let mut res = Response::new(full(format!("not found: {}", req.uri())));
             *res.status_mut() = StatusCode::NOT_FOUND;

@@ -11,6 +11,7 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod diff;
@@ -18,7 +19,10 @@ pub mod entry;
 pub mod explain;
 pub mod identity;
 pub mod proxy;
+pub mod recorder;
 pub mod resource;
+pub mod snapshot;
+pub mod store;
 pub mod telemetry;
 
 pub use app::{App, AppError};

@@ -96,6 +96,7 @@ pub struct Config {
     pub actor: ActorRules,
     pub snapshot: SnapshotConfig,
     pub limits: Limits,
+    pub recorder: crate::recorder::RecorderConfig,
 }
 
 impl Config {
@@ -130,7 +131,7 @@ impl RawConfig {
         let header_read_timeout = p.take(dur("limits.header_read_timeout", &self.limits.header_read_timeout));
         let shutdown_timeout = p.take(dur("limits.shutdown_timeout", &self.limits.shutdown_timeout));
         let snapshot_timeout = p.take(dur("snapshot.timeout", &self.snapshot.timeout));
-        p.take(dur("recorder.flush_interval", &self.recorder.flush_interval));
+        let flush_interval = p.take(dur("recorder.flush_interval", &self.recorder.flush_interval));
 
         let mut nets = Vec::new();
         for net in &self.trusted_proxies {
@@ -213,6 +214,7 @@ impl RawConfig {
             shutdown_timeout,
             snapshot_timeout,
             actor_header,
+            flush_interval,
         );
         let (
             Some(listen),
@@ -223,6 +225,7 @@ impl RawConfig {
             Some(shutdown_timeout),
             Some(snapshot_timeout),
             Some(actor_header),
+            Some(flush_interval),
         ) = resolved
         else {
             return Err(ConfigError::Invalid(p.0));
@@ -263,6 +266,11 @@ impl RawConfig {
                 header_read_timeout,
                 shutdown_timeout,
                 max_connections: usize::try_from(self.limits.max_connections).unwrap_or(usize::MAX),
+            },
+            recorder: crate::recorder::RecorderConfig {
+                queue: usize::try_from(self.recorder.queue).unwrap_or(usize::MAX),
+                batch: usize::try_from(self.recorder.batch).unwrap_or(usize::MAX),
+                flush_interval,
             },
         })
     }

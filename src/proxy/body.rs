@@ -32,6 +32,11 @@ impl UpstreamBody {
     pub fn buffered(bytes: Bytes) -> Self {
         UpstreamBody::Buffered { body: Full::new(bytes) }
     }
+
+    /// No body (a snapshot GET).
+    pub fn empty() -> Self {
+        Self::buffered(Bytes::new())
+    }
 }
 
 impl Body for UpstreamBody {

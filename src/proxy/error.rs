@@ -21,6 +21,8 @@ pub enum ProxyError {
     Upstream(#[source] super::UpstreamError),
     #[error("upstream did not answer within upstream_timeout")]
     UpstreamTimeout,
+    #[error("upstream response body failed or exceeded max_body_bytes")]
+    UpstreamBody,
 }
 
 impl ProxyError {
@@ -28,7 +30,7 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Upstream(_) | ProxyError::UpstreamBody => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -40,6 +42,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge => "request body too large",
             ProxyError::ClientBody(_) => "malformed request body",
             ProxyError::Upstream(_) => "upstream unreachable",
+            ProxyError::UpstreamBody => "upstream response failed",
             ProxyError::UpstreamTimeout => "upstream timed out",
         }
     }

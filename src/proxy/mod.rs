@@ -10,12 +10,14 @@ mod upgrade;
 mod upstream;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::uri::{PathAndQuery, Uri};
-use http::{HeaderValue, Method, Request, Response, StatusCode, Version, request};
-use http_body_util::{BodyExt, Either, Limited};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, request};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
 pub use body::{ResponseBody, UpstreamBody};
@@ -24,12 +26,26 @@ pub use headers::{X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID, strip_hop_b
 pub use server::{ConnInfo, serve};
 pub use upstream::{Affinity, UpstreamClient, UpstreamError};
 
+use crate::audit::{Auditor, Pending};
 use crate::config::{Config, Limits};
 use crate::identity::{ActorRules, TrustedProxies, client_addr};
+use crate::recorder::Recorder;
 use crate::resource::{
     Classification, Classified, Classifier, OVERRIDE_HEADERS, OverrideError, OverridePolicy, effective_method,
     form_method_override,
 };
+use crate::snapshot::Snapshotter;
+
+/// The request id: the client's `X-Request-Id`, or a new ULID set on the request.
+fn ensure_request_id(headers: &mut HeaderMap) -> String {
+    if let Some(id) = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()) {
+        return id.to_string();
+    }
+    let mut buf = [0u8; ulid::ULID_LEN];
+    let id = ulid::Ulid::new().array_to_str(&mut buf);
+    headers.insert(X_REQUEST_ID, HeaderValue::from_str(id).expect("a ULID is a header value"));
+    id.to_string()
+}
 
 /// Everything a request needs, built once at start and shared.
 #[derive(Debug)]
@@ -38,7 +54,10 @@ pub struct Proxy {
     base_path: String,
     /// `Host` for a request that named none (HTTP/1.0).
     upstream_host: HeaderValue,
-    upstream: UpstreamClient,
+    upstream: Arc<UpstreamClient>,
+    auditor: Arc<Auditor>,
+    /// Client headers that snapshot GETs carry.
+    snapshot_headers: Vec<http::HeaderName>,
     classifier: Classifier,
     trusted: TrustedProxies,
     actor: ActorRules,
@@ -48,12 +67,16 @@ pub struct Proxy {
 
 impl Proxy {
     /// Builds the data path; `config.upstream` must be set.
-    pub fn new(config: &Config, classifier: Classifier) -> Option<Proxy> {
+    pub fn new(config: &Config, classifier: Classifier, recorder: Recorder) -> Option<Proxy> {
         let upstream = config.upstream.as_ref()?;
+        let client = Arc::new(UpstreamClient::new(upstream, config.limits.upstream_timeout));
+        let snapshots = Snapshotter::new(client.clone(), upstream.base_path.clone(), &config.snapshot);
         Some(Proxy {
             base_path: upstream.base_path.clone(),
             upstream_host: HeaderValue::from_str(upstream.authority.as_str()).ok()?,
-            upstream: UpstreamClient::new(upstream, config.limits.upstream_timeout),
+            upstream: client,
+            auditor: Arc::new(Auditor::new(snapshots, recorder, &config.snapshot, config.instance.clone())),
+            snapshot_headers: config.snapshot.forward_headers.clone(),
             classifier,
             trusted: config.trusted_proxies.clone(),
             actor: config.actor.clone(),
@@ -73,28 +96,87 @@ impl Proxy {
     }
 
     async fn forward(&self, conn: &ConnInfo, mut req: Request<Incoming>) -> Result<Response<ResponseBody>, ProxyError> {
+        let started = Instant::now();
         let upgrade = (req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers()))
             .then(|| hyper::upgrade::on(&mut req));
         let version = req.version();
         let (mut parts, body) = req.into_parts();
         let method = self.effective_method(&mut parts)?;
-        let audited = self.audited(&method, &parts);
-        let body = match audited {
-            None => UpstreamBody::stream(body),
+        let (body, audit) = match self.audited(&method, &parts) {
+            None => (UpstreamBody::stream(body), None),
             Some(classified) => {
                 let bytes = self.read_body(&parts, body).await?;
-                let classified = self.reclassify_form(&parts, &bytes, classified)?;
-                self.note_audited(conn, &parts, &classified);
-                UpstreamBody::buffered(bytes)
+                let pending = self.begin_audit(conn, &mut parts, &bytes, classified, started).await?;
+                (UpstreamBody::buffered(bytes), Some(pending))
             }
         };
         let request = self.upstream_request(conn, parts, body, upgrade.is_some());
         let affinity = (version != Version::HTTP_2).then_some(&conn.affinity);
-        let response = tokio::time::timeout(self.limits.upstream_timeout, self.upstream.send(affinity, request))
+        let sent = tokio::time::timeout(self.limits.upstream_timeout, self.upstream.send(affinity, request))
             .await
-            .map_err(|_| ProxyError::UpstreamTimeout)?
-            .map_err(ProxyError::Upstream)?;
-        Ok(self.client_response(response, upgrade))
+            .map_err(|_| ProxyError::UpstreamTimeout)
+            .and_then(|r| r.map_err(ProxyError::Upstream));
+        let response = match (sent, audit) {
+            (Ok(response), None) => response,
+            (Ok(response), Some(pending)) => return self.finish_audit(pending, response).await,
+            (Err(e), Some(pending)) => {
+                self.auditor.fail(pending, e.status().as_u16());
+                return Err(e);
+            }
+            (Err(e), None) => return Err(e),
+        };
+        let (parts, body) = response.into_parts();
+        Ok(self.client_response(parts, Either::Left(body), upgrade))
+    }
+
+    /// Reads what the audit needs from an audited request and takes the
+    /// resource's before-state.
+    async fn begin_audit(
+        &self,
+        conn: &ConnInfo,
+        parts: &mut request::Parts,
+        body: &Bytes,
+        classified: Classified,
+        started: Instant,
+    ) -> Result<Pending, ProxyError> {
+        let mut classified = self.reclassify_form(parts, body, classified)?;
+        if let Some(from) = classified.pending_id.take() {
+            classified.resource.id = from.from_body(body);
+        }
+        let actor = self.actor.resolve(&parts.headers, conn.peer_trusted);
+        let addr = client_addr(&self.trusted, conn.peer.ip(), &parts.headers);
+        let request_id = ensure_request_id(&mut parts.headers);
+        let mut carried = HeaderMap::new();
+        for name in self.snapshot_headers.iter().chain(std::iter::once(&HOST)) {
+            for value in parts.headers.get_all(name) {
+                carried.append(name.clone(), value.clone());
+            }
+        }
+        let rule = classified.rule.map(|i| &self.classifier.rules()[i]);
+        Ok(self.auditor.begin(classified, rule, actor, addr, parts, request_id, carried, started).await)
+    }
+
+    /// Hands the answer to the client and completes the entry behind it
+    /// (the resource stays locked until the after-state is taken). A create
+    /// whose new id may be in the body has its body read first.
+    async fn finish_audit(
+        &self,
+        pending: Pending,
+        response: Response<Incoming>,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        let status = response.status().as_u16();
+        let (parts, body) = response.into_parts();
+        let auditor = self.auditor.clone();
+        let headers = parts.headers.clone();
+        if pending.needs_created_id() && (200..300).contains(&status) {
+            let limit = usize::try_from(self.limits.max_body_bytes).unwrap_or(usize::MAX);
+            let bytes = Limited::new(body, limit).collect().await.map_err(|_| ProxyError::UpstreamBody)?.to_bytes();
+            let for_audit = bytes.clone();
+            tokio::spawn(async move { auditor.finish(pending, status, &headers, Some(&for_audit)).await });
+            return Ok(self.client_response(parts, Either::Right(Full::new(bytes)), None));
+        }
+        tokio::spawn(async move { auditor.finish(pending, status, &headers, None).await });
+        Ok(self.client_response(parts, Either::Left(body), None))
     }
 
     /// The method the request acts as; applies `method_override`.
@@ -173,24 +255,6 @@ impl Proxy {
         }
     }
 
-    /// Logs the audit decision; the recorder takes this over in the audit-trail work.
-    fn note_audited(&self, conn: &ConnInfo, parts: &request::Parts, c: &Classified) {
-        if !tracing::enabled!(tracing::Level::DEBUG) {
-            return;
-        }
-        let actor = self.actor.resolve(&parts.headers, conn.peer_trusted);
-        let addr = client_addr(&self.trusted, conn.peer.ip(), &parts.headers);
-        tracing::debug!(
-            action = %c.action,
-            resource_type = %c.resource.kind,
-            resource_id = c.resource.id.as_deref().unwrap_or(""),
-            actor = %actor.name,
-            actor_source = ?actor.source,
-            client_ip = %addr.client,
-            "audited request"
-        );
-    }
-
     /// The request as the upstream receives it.
     fn upstream_request(
         &self,
@@ -216,11 +280,7 @@ impl Proxy {
             &mut parts.headers,
             headers::Hop { peer: &conn.peer_value, peer_trusted: conn.peer_trusted, proto: conn.proto, host },
         );
-        if !parts.headers.contains_key(&X_REQUEST_ID) {
-            let mut id = [0u8; ulid::ULID_LEN];
-            let id = ulid::Ulid::new().array_to_str(&mut id);
-            parts.headers.insert(X_REQUEST_ID, HeaderValue::from_str(id).expect("a ULID is a header value"));
-        }
+        ensure_request_id(&mut parts.headers);
         parts.uri = self.origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
         Request::from_parts(parts, body)
@@ -241,16 +301,17 @@ impl Proxy {
     /// The upstream's answer as the client receives it.
     fn client_response(
         &self,
-        mut response: Response<Incoming>,
+        mut parts: http::response::Parts,
+        body: ResponseBody,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Response<ResponseBody> {
-        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        match client_upgrade {
-            Some(client) if switching => upgrade::tunnel(client, hyper::upgrade::on(&mut response)),
-            _ => {}
+        let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        if let Some(client) = client_upgrade.filter(|_| switching)
+            && let Some(upstream) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+        {
+            upgrade::tunnel(client, upstream);
         }
-        let (mut parts, body) = response.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, switching);
-        Response::from_parts(parts, Either::Left(body))
+        Response::from_parts(parts, body)
     }
 }

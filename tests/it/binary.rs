@@ -69,8 +69,11 @@ fn explain_prints_the_inference() {
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_exits_0() {
     let upstream = spawn_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
     let mut child = auditgate()
         .args(["serve", "--listen", "127.0.0.1:0", "--rules", "/nonexistent-rules-dir", "--upstream", &upstream.url()])
+        .args(["--database", &database])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()

@@ -64,6 +64,8 @@ pub fn spawn_upstream() -> Upstream {
 /// A running auditgate; shut down on drop.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The trail's store (a fresh SQLite file per test).
+    pub store: auditgate::store::SqliteStore,
     pub upstream: Option<Upstream>,
     shutdown: Option<oneshot::Sender<()>>,
     pub task: Option<JoinHandle<()>>,
@@ -120,20 +122,24 @@ pub async fn spawn_app_to(upstream: &str, env: &[(&str, &str)], rules: Option<&s
     if let Some(text) = rules {
         std::fs::write(dir.path().join("resources.toml"), text).unwrap();
     }
-    let flags = vec![
+    let mut flags = vec![
         ("upstream", upstream.to_string()),
         ("listen", "127.0.0.1:0".to_string()),
         ("rules", dir.path().display().to_string()),
     ];
+    if !env.iter().any(|(k, _)| *k == "AUDITGATE_DATABASE") {
+        flags.push(("database", format!("sqlite://{}", dir.path().join("audit.db").display())));
+    }
     let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
     let config = Config::load(None, env, &flags).expect("test configuration is valid");
     let app = App::build(config).await.expect("app builds");
     let addr = app.proxy_addr();
+    let store = app.store().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async {
         let _ = rx.await;
     }));
-    TestApp { addr, upstream: None, shutdown: Some(tx), task: Some(task), _rules: dir }
+    TestApp { addr, store, upstream: None, shutdown: Some(tx), task: Some(task), _rules: dir }
 }
 
 pub type TestClient = Client<HttpConnector, Full<Bytes>>;

@@ -1,0 +1,266 @@
+//! The audited-mutation pipeline (SPEC 4, 7): lock the resource, GET before,
+//! forward, GET after, diff, redact, and hand the entry to the recorder.
+//! Snapshot failures are written into the entry, never into the response.
+
+use std::time::Instant;
+
+use http::HeaderMap;
+use http::header::{LOCATION, USER_AGENT};
+use serde_json::Value;
+use tokio::sync::OwnedMutexGuard;
+
+use crate::config::SnapshotConfig;
+use crate::diff::{Redactor, diff, without_ignored};
+use crate::entry::{AuditEntry, Outcome};
+use crate::identity::{Actor, ClientAddr};
+use crate::recorder::Recorder;
+use crate::resource::{Action, Classified, Rule};
+use crate::snapshot::{ResourceLocks, Snapshotter};
+
+/// Shared audit machinery, built once.
+#[derive(Debug)]
+pub struct Auditor {
+    pub snapshots: Snapshotter,
+    pub locks: ResourceLocks,
+    pub recorder: Recorder,
+    redactor: Redactor,
+    ignore_fields: Vec<String>,
+    skip_unchanged: bool,
+    instance: String,
+}
+
+/// What is known of an audited request before it is forwarded.
+#[derive(Debug)]
+pub struct Pending {
+    pub classified: Classified,
+    pub actor: Actor,
+    pub addr: ClientAddr,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub request_id: String,
+    pub user_agent: Option<String>,
+    /// The client's headers that snapshots carry (credentials, `Host`).
+    pub snapshot_headers: HeaderMap,
+    pub started: Instant,
+    /// Per-rule settings: `id_field`, `ignore_fields`.
+    pub rule_id_field: Option<String>,
+    pub rule_ignore_fields: Vec<String>,
+    before: Option<Value>,
+    snapshot_error: Option<String>,
+    guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl Auditor {
+    pub fn new(snapshots: Snapshotter, recorder: Recorder, config: &SnapshotConfig, instance: String) -> Auditor {
+        Auditor {
+            snapshots,
+            locks: ResourceLocks::default(),
+            recorder,
+            redactor: Redactor::new(&config.redact),
+            ignore_fields: config.ignore_fields.clone(),
+            skip_unchanged: config.skip_unchanged,
+            instance,
+        }
+    }
+
+    /// Starts auditing: takes the resource's turn and its before-state.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn begin(
+        &self,
+        classified: Classified,
+        rule: Option<&Rule>,
+        actor: Actor,
+        addr: ClientAddr,
+        parts: &http::request::Parts,
+        request_id: String,
+        snapshot_headers: HeaderMap,
+        started: Instant,
+    ) -> Pending {
+        let mut pending = Pending {
+            actor,
+            addr,
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().unwrap_or("").to_string(),
+            request_id,
+            user_agent: parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+            snapshot_headers,
+            started,
+            rule_id_field: rule.and_then(|r| r.id_field.clone()),
+            rule_ignore_fields: rule.map(|r| r.ignore_fields.clone()).unwrap_or_default(),
+            before: None,
+            snapshot_error: None,
+            guard: None,
+            classified,
+        };
+        let needs_before = !matches!(pending.classified.action, Action::Create);
+        if let (Some(id), Some(url)) = (pending.classified.resource.id.clone(), pending.snapshot_url(None)) {
+            pending.guard = Some(self.locks.lock(&pending.classified.resource.kind, &id).await);
+            if needs_before {
+                match self.snapshots.fetch(&url, &pending.snapshot_headers).await {
+                    Ok(v) => pending.before = Some(v),
+                    Err(e) => pending.snapshot_error = Some(e.to_string()),
+                }
+            }
+        }
+        pending
+    }
+
+    /// Completes the entry once the upstream answered `status`: learns a
+    /// created id, takes the after-state and records. `body` is the buffered
+    /// response body of a create, for its id.
+    pub async fn finish(&self, mut p: Pending, status: u16, headers: &HeaderMap, body: Option<&[u8]>) {
+        let answered = chrono::Utc::now();
+        let success = (200..400).contains(&status);
+        if p.classified.action == Action::Create && success && p.classified.resource.id.is_none() {
+            p.classified.resource.id = created_id(headers, body, p.rule_id_field.as_deref().unwrap_or("/id"));
+            if let Some(id) = &p.classified.resource.id {
+                p.guard = Some(self.locks.lock(&p.classified.resource.kind, id).await);
+            }
+        }
+        let wants_after = success && !matches!(p.classified.action, Action::Delete);
+        let mut after = None;
+        if wants_after {
+            match p.snapshot_url(p.classified.resource.id.as_deref()) {
+                Some(url) => match self.snapshots.fetch(&url, &p.snapshot_headers).await {
+                    Ok(v) => after = Some(v),
+                    Err(e) => p.snapshot_error = Some(e.to_string()),
+                },
+                None if p.classified.action == Action::Create => {
+                    p.snapshot_error = Some("created id not found in Location or the response body".into());
+                }
+                None => {}
+            }
+        }
+        drop(p.guard.take());
+        self.record(p, Outcome::from_status(status), status, answered, after);
+    }
+
+    /// Records a request the upstream never answered (502/504).
+    pub fn fail(&self, p: Pending, status: u16) {
+        self.record(p, Outcome::Error, status, chrono::Utc::now(), None);
+    }
+
+    fn record(
+        &self,
+        p: Pending,
+        outcome: Outcome,
+        status: u16,
+        answered: chrono::DateTime<chrono::Utc>,
+        after: Option<Value>,
+    ) {
+        let mut changes = diff(p.before.as_ref(), after.as_ref());
+        changes = without_ignored(changes, &self.ignore_fields);
+        changes = without_ignored(changes, &p.rule_ignore_fields);
+        if self.skip_unchanged
+            && changes.is_empty()
+            && p.classified.action == Action::Update
+            && outcome == Outcome::Success
+        {
+            return;
+        }
+        self.redactor.redact_changes(&mut changes);
+        let redact = |mut v: Value| {
+            self.redactor.redact(&mut v);
+            v
+        };
+        let c = p.classified;
+        let entry = AuditEntry {
+            id: String::new(),
+            timestamp: answered.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            request_id: p.request_id,
+            action: c.action.as_str().to_string(),
+            outcome,
+            method: p.method,
+            path: p.path,
+            query: p.query,
+            status,
+            duration_ms: (p.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            resource_type: c.resource.kind,
+            resource_id: c.resource.id,
+            parents: c.resource.parents,
+            actor: p.actor.name,
+            actor_source: p.actor.source,
+            actor_verified: p.actor.verified,
+            client_ip: p.addr.client.to_string(),
+            peer_ip: p.addr.peer.to_string(),
+            forwarded_for: p.addr.forwarded_for,
+            user_agent: p.user_agent,
+            configuration: None,
+            before: p.before.map(redact),
+            after: after.map(redact),
+            changes,
+            request_body: None,
+            snapshot_error: p.snapshot_error,
+            instance: self.instance.clone(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let _ = self.recorder.record(entry);
+    }
+}
+
+impl Pending {
+    /// The snapshot URL with `{id}` filled in (`id` overrides a known id).
+    fn snapshot_url(&self, id: Option<&str>) -> Option<String> {
+        let template = self.classified.snapshot.as_deref()?;
+        if !template.contains("{id}") {
+            return Some(template.to_string());
+        }
+        let id = id.or(self.classified.resource.id.as_deref())?;
+        Some(template.replace("{id}", &encode_segment(id)))
+    }
+
+    /// True when a create must buffer its response to find the new id.
+    pub fn needs_created_id(&self) -> bool {
+        self.classified.action == Action::Create && self.classified.resource.id.is_none()
+    }
+}
+
+/// The new id of a create: the JSON body's `id_field`, else the last path
+/// segment of `Location`.
+fn created_id(headers: &HeaderMap, body: Option<&[u8]>, id_field: &str) -> Option<String> {
+    let from_body =
+        body.and_then(|b| serde_json::from_slice::<Value>(b).ok()).and_then(|v| match v.pointer(id_field)? {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+    from_body.or_else(|| {
+        let location = headers.get(LOCATION)?.to_str().ok()?;
+        let path = location.split(['?', '#']).next()?;
+        let last = path.trim_end_matches('/').rsplit('/').next()?;
+        (!last.is_empty()).then(|| crate::resource::percent_decode(last))
+    })
+}
+
+/// Escapes what a path segment cannot hold.
+fn encode_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:@!$&'()*+,;=".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn created_id_from_body_then_location() {
+        let mut h = HeaderMap::new();
+        h.insert(LOCATION, HeaderValue::from_static("http://x/api/users/77/"));
+        assert_eq!(created_id(&h, Some(br#"{"id": 5}"#), "/id").as_deref(), Some("5"));
+        assert_eq!(created_id(&h, Some(br#"{"pk": "a"}"#), "/pk").as_deref(), Some("a"));
+        assert_eq!(created_id(&h, Some(b"not json"), "/id").as_deref(), Some("77"));
+        assert_eq!(created_id(&HeaderMap::new(), None, "/id"), None);
+        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+    }
+}

@@ -1,0 +1,170 @@
+//! Snapshots (SPEC 4): the GET of a resource's state before and after an
+//! audited mutation, bounded in size and time, and the per-resource lock
+//! that makes concurrent mutations of one resource take turns.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use http::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, HOST};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Limited};
+use serde_json::Value;
+use tokio::sync::OwnedMutexGuard;
+
+use crate::proxy::{UpstreamBody, UpstreamClient};
+
+/// The header that tells the app a request is auditgate's own snapshot.
+pub const X_AUDITGATE_SNAPSHOT: HeaderName = HeaderName::from_static("x-auditgate-snapshot");
+
+/// Why a snapshot was not stored; the text goes into `snapshot_error`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    #[error("snapshot GET {0} timed out")]
+    Timeout(String),
+    #[error("snapshot GET {0} failed: {1}")]
+    Upstream(String, String),
+    #[error("snapshot GET {0} answered {1}")]
+    Status(String, u16),
+    #[error("snapshot GET {0} is larger than snapshot.max_bytes")]
+    TooLarge(String),
+    #[error("snapshot GET {0} is not JSON")]
+    NotJson(String),
+    #[error("snapshot GET {0} is {1}-encoded")]
+    Encoded(String, String),
+    #[error("snapshot URL {0} is not a valid path")]
+    BadPath(String),
+}
+
+/// Fetches snapshots through the upstream client.
+#[derive(Debug)]
+pub struct Snapshotter {
+    upstream: Arc<UpstreamClient>,
+    base_path: String,
+    forward_headers: Vec<HeaderName>,
+    timeout: Duration,
+    max_bytes: usize,
+}
+
+impl Snapshotter {
+    pub fn new(upstream: Arc<UpstreamClient>, base_path: String, config: &crate::config::SnapshotConfig) -> Self {
+        Snapshotter {
+            upstream,
+            base_path,
+            forward_headers: config.forward_headers.clone(),
+            timeout: config.timeout,
+            max_bytes: usize::try_from(config.max_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// GETs `path` (path and query) as the client would: with its
+    /// credentials and `Host`, asking for an unencoded JSON body.
+    pub async fn fetch(&self, path: &str, client: &HeaderMap) -> Result<Value, SnapshotError> {
+        let target = format!("{}{path}", self.base_path);
+        let uri: Uri = target.parse().map_err(|_| SnapshotError::BadPath(path.to_string()))?;
+        let mut req = Request::new(UpstreamBody::empty());
+        *req.method_mut() = Method::GET;
+        *req.uri_mut() = uri;
+        let h = req.headers_mut();
+        for name in &self.forward_headers {
+            for value in client.get_all(name) {
+                h.append(name.clone(), value.clone());
+            }
+        }
+        if let Some(host) = client.get(HOST) {
+            h.insert(HOST, host.clone());
+        }
+        h.insert(X_AUDITGATE_SNAPSHOT, HeaderValue::from_static("1"));
+        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        h.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        tokio::time::timeout(self.timeout, self.get(path, req))
+            .await
+            .map_err(|_| SnapshotError::Timeout(path.to_string()))?
+    }
+
+    async fn get(&self, path: &str, req: Request<UpstreamBody>) -> Result<Value, SnapshotError> {
+        let res = self
+            .upstream
+            .send(None, req)
+            .await
+            .map_err(|e| SnapshotError::Upstream(path.to_string(), e.to_string()))?;
+        let status = res.status();
+        if !status.is_success() {
+            return Err(SnapshotError::Status(path.to_string(), status.as_u16()));
+        }
+        if let Some(enc) = res.headers().get(CONTENT_ENCODING).and_then(|v| v.to_str().ok())
+            && !enc.eq_ignore_ascii_case("identity")
+        {
+            return Err(SnapshotError::Encoded(path.to_string(), enc.to_string()));
+        }
+        let bytes = Limited::new(res.into_body(), self.max_bytes).collect().await.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                SnapshotError::TooLarge(path.to_string())
+            } else {
+                SnapshotError::Upstream(path.to_string(), e.to_string())
+            }
+        })?;
+        serde_json::from_slice(&bytes.to_bytes()).map_err(|_| SnapshotError::NotJson(path.to_string()))
+    }
+}
+
+/// One lock per (type, id): audited mutations of the same resource through
+/// this instance run one after another; others never wait.
+#[derive(Debug, Default)]
+pub struct ResourceLocks {
+    locks: Mutex<HashMap<ResourceKey, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+/// (type, id).
+type ResourceKey = (String, String);
+
+impl ResourceLocks {
+    /// Waits for the resource's turn; the turn ends when the guard drops.
+    pub async fn lock(&self, kind: &str, id: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (kind.to_string(), id.to_string());
+            match map.get(&key).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    if map.len() >= 1024 && map.len().is_power_of_two() {
+                        map.retain(|_, weak| weak.strong_count() > 0);
+                    }
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(key, Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+
+    /// Entries whose lock is still alive (for tests and metrics).
+    pub fn live(&self) -> usize {
+        self.locks.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|w| w.strong_count() > 0).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_resource_takes_turns_others_do_not_wait() {
+        let locks = Arc::new(ResourceLocks::default());
+        let first = locks.lock("user", "1").await;
+        // Another resource is not blocked.
+        let other = tokio::time::timeout(Duration::from_millis(100), locks.lock("user", "2")).await;
+        assert!(other.is_ok());
+        // The same resource waits until the first guard drops.
+        let l2 = locks.clone();
+        let waiter = tokio::spawn(async move { l2.lock("user", "1").await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(1), waiter).await.unwrap().unwrap();
+        drop(second);
+        drop(other);
+        assert_eq!(locks.live(), 0);
+    }
+}

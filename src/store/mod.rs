@@ -1,0 +1,28 @@
+//! The store: the only module with SQL. SQLite today (one file, WAL).
+
+mod filter;
+mod sqlite;
+
+pub use filter::{Filter, FilterError};
+pub use sqlite::SqliteStore;
+
+/// A store operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL `{0}` is not supported (sqlite://PATH)")]
+    UnsupportedUrl(String),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored entry {id} is not valid JSON: {source}")]
+    Corrupt { id: String, source: serde_json::Error },
+}
+
+/// Sort key of an address: 16 bytes, IPv4 mapped into IPv6.
+pub fn ip_key(ip: std::net::IpAddr) -> [u8; 16] {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    }
+}

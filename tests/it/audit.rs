@@ -1,0 +1,214 @@
+//! The audit trail end to end: mutations through the proxy against the
+//! upstream's `/api/items/` collection, entries read back from the SQLite file.
+
+use std::time::Duration;
+
+use auditgate::entry::AuditEntry;
+use auditgate::store::{Filter, SqliteStore};
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// Waits until the store holds `n` entries and returns them oldest first.
+pub async fn wait_entries(store: &SqliteStore, n: usize) -> Vec<AuditEntry> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (mut entries, _) = store.list(&Filter::default(), None, 1000).await.unwrap();
+        if entries.len() >= n {
+            entries.reverse();
+            return entries;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "only {} of {n} entries were written", entries.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn call(app: &TestApp, method: Method, path: &str, body: Value) -> (u16, Value) {
+    let mut builder =
+        Request::builder().method(method).uri(app.url(path)).header("authorization", "Basic YWxpY2U6czNjcmV0");
+    let body = if body.is_null() {
+        Full::default()
+    } else {
+        builder = builder.header("content-type", "application/json");
+        Full::new(Bytes::from(body.to_string()))
+    };
+    let res = send(&client(), builder.body(body).unwrap()).await;
+    let json = serde_json::from_slice(res.body()).unwrap_or(Value::Null);
+    (res.status().as_u16(), json)
+}
+
+fn changes(e: &AuditEntry) -> Vec<(String, Value, Value)> {
+    e.changes.iter().map(|c| (c.path.clone(), c.old.clone(), c.new.clone())).collect()
+}
+
+#[tokio::test]
+async fn create_update_delete_are_recorded_with_exact_diffs() {
+    let app = spawn_app().await;
+    let (status, created) = call(
+        &app,
+        Method::POST,
+        "/api/items/",
+        json!({"name": "a", "email": "a@x.io", "addr": {"city": "X", "zip": "1"}}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_u64().unwrap().to_string();
+    let item = format!("/api/items/{id}/");
+    assert_eq!(call(&app, Method::PATCH, &item, json!({"email": "b@x.io"})).await.0, 200);
+    assert_eq!(call(&app, Method::PATCH, &item, json!({"addr": {"city": "Y", "zip": "1"}})).await.0, 200);
+    assert_eq!(call(&app, Method::PUT, &item, json!({"name": "a", "addr": {"city": "Y", "zip": "1"}})).await.0, 200);
+    assert_eq!(call(&app, Method::DELETE, &item, Value::Null).await.0, 204);
+
+    let e = wait_entries(&app.store, 5).await;
+    let (create, patch, nested, put, delete) = (&e[0], &e[1], &e[2], &e[3], &e[4]);
+    assert_eq!(
+        (create.action.as_str(), create.resource_type.as_str(), create.resource_id.as_deref()),
+        ("create", "item", Some(id.as_str()))
+    );
+    assert_eq!(create.before, None);
+    assert_eq!(create.after.as_ref().unwrap()["email"], "a@x.io");
+    assert_eq!(create.status, 201);
+    assert!(changes(create).contains(&("/name".into(), Value::Null, json!("a"))));
+
+    assert_eq!(patch.action, "update");
+    assert_eq!(changes(patch), vec![("/email".into(), json!("a@x.io"), json!("b@x.io"))]);
+    assert_eq!(changes(nested), vec![("/addr/city".into(), json!("X"), json!("Y"))]);
+    assert_eq!(changes(put), vec![("/email".into(), json!("b@x.io"), Value::Null)]);
+    assert_eq!(delete.action, "delete");
+    assert_eq!(delete.before.as_ref().unwrap()["name"], "a");
+    assert_eq!(delete.after, None);
+    for entry in &e {
+        assert_eq!(entry.actor, "alice");
+        assert_eq!(entry.outcome.as_str(), "success");
+        assert_eq!(entry.client_ip, "127.0.0.1");
+        assert_eq!(entry.request_id.len(), 26);
+        assert!(entry.snapshot_error.is_none(), "{:?}", entry.snapshot_error);
+    }
+    // Snapshots carried the client's credentials and the snapshot header.
+    let seen: Value = serde_json::from_slice(get(&app.url("/snapshots")).await.body()).unwrap();
+    let seen = seen.as_array().unwrap();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|s| s["authorization"] == "Basic YWxpY2U6czNjcmV0"));
+    // The history of the resource, oldest first, and the chain verifies.
+    let history = app.store.history("item", &id).await.unwrap();
+    assert_eq!(
+        history.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["create", "update", "update", "update", "delete"]
+    );
+    assert!(app.store.verify().await.unwrap().ok);
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_store() {
+    let app = spawn_app().await;
+    let (_, created) =
+        call(&app, Method::POST, "/api/items/", json!({"name": "n", "password": "hunter2-created"})).await;
+    let item = format!("/api/items/{}/", created["id"]);
+    call(&app, Method::PATCH, &item, json!({"password": "hunter2-changed", "profile": {"api_key": "key-123"}})).await;
+    let e = wait_entries(&app.store, 2).await;
+    let patch = &e[1];
+    assert!(
+        patch
+            .changes
+            .iter()
+            .any(|c| c.path == "/password" && c.old == json!("[REDACTED]") && c.new == json!("[REDACTED]"))
+    );
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT entry FROM audit_log").fetch_all(app.store.pool()).await.unwrap();
+    for (row,) in rows {
+        for secret in ["hunter2", "key-123", "czNjcmV0"] {
+            assert!(!row.contains(secret), "{secret} stored: {row}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn failures_and_unreachable_upstreams_are_recorded() {
+    let app = spawn_app().await;
+    assert_eq!(call(&app, Method::PATCH, "/api/items/999/", json!({"a": 1})).await.0, 404);
+    let e = wait_entries(&app.store, 1).await;
+    assert_eq!((e[0].outcome.as_str(), e[0].status), ("failure", 404));
+    assert!(e[0].snapshot_error.as_deref().unwrap_or("").contains("404"), "{:?}", e[0].snapshot_error);
+
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let down = spawn_app_to(&format!("http://{closed}"), &[], None).await;
+    let res = send(&client(), Request::delete(down.url("/api/items/3/")).body(Full::default()).unwrap()).await;
+    assert_eq!(res.status(), 502);
+    let e = wait_entries(&down.store, 1).await;
+    assert_eq!((e[0].outcome.as_str(), e[0].status, e[0].action.as_str()), ("error", 502, "delete"));
+}
+
+#[tokio::test]
+async fn concurrent_patches_of_one_resource_each_get_their_own_diff() {
+    let app = spawn_app().await;
+    let (_, created) = call(&app, Method::POST, "/api/items/", json!({"counter": 0})).await;
+    let item = format!("/api/items/{}/", created["id"]);
+    let mut tasks = Vec::new();
+    for i in 1..=24 {
+        let (url, client) = (app.url(&item), client());
+        tasks.push(tokio::spawn(async move {
+            let body = Full::new(Bytes::from(json!({ "counter": i, "by": format!("writer-{i}") }).to_string()));
+            send(&client, Request::patch(url).header("content-type", "application/json").body(body).unwrap())
+                .await
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let entries = wait_entries(&app.store, 25).await;
+    let updates: Vec<&AuditEntry> = entries.iter().filter(|e| e.action == "update").collect();
+    assert_eq!(updates.len(), 24);
+    // In timestamp order, each before is the previous after.
+    let mut ordered = updates.clone();
+    ordered.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+    assert_eq!(ordered[0].before.as_ref().unwrap()["counter"], 0);
+    for pair in ordered.windows(2) {
+        assert_eq!(pair[1].before, pair[0].after, "a diff mixed two requests");
+    }
+    for e in &ordered {
+        assert_eq!(
+            e.changes.iter().find(|c| c.path == "/counter").map(|c| c.new.clone()),
+            e.after.as_ref().map(|a| a["counter"].clone())
+        );
+    }
+}
+
+#[tokio::test]
+async fn tampering_is_detected_and_entries_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("trail.db").display());
+    let app = spawn_app_with(&[("AUDITGATE_DATABASE", &database)], None).await;
+    let (_, created) = call(&app, Method::POST, "/api/items/", json!({"v": 0})).await;
+    let item = format!("/api/items/{}/", created["id"]);
+    for v in 1..=3 {
+        call(&app, Method::PATCH, &item, json!({ "v": v })).await;
+    }
+    let entries = wait_entries(&app.store, 4).await;
+    let verdict = app.store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.checked, verdict.first_bad.clone()), (true, 4, None));
+
+    // A restart on the same database keeps the entries and continues the chain.
+    let mut app = app;
+    let upstream = app.upstream.take().unwrap();
+    app.stop().await;
+    let again = spawn_app_to(&upstream.url(), &[("AUDITGATE_DATABASE", &database)], None).await;
+    assert_eq!(wait_entries(&again.store, 4).await.len(), 4);
+    call(&again, Method::PATCH, &item, json!({"v": 4})).await;
+    wait_entries(&again.store, 5).await;
+    assert!(again.store.verify().await.unwrap().ok);
+
+    // Editing a stored entry is named by verify.
+    let victim = &entries[2];
+    let forged = serde_json::to_string(&AuditEntry { actor: "mallory".into(), ..victim.clone() }).unwrap();
+    sqlx::query("UPDATE audit_log SET entry = ? WHERE id = ?")
+        .bind(forged)
+        .bind(&victim.id)
+        .execute(again.store.pool())
+        .await
+        .unwrap();
+    let verdict = again.store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.first_bad), (false, Some(victim.id.clone())));
+}
