@@ -70,7 +70,8 @@ wait_port "$ngx_port"
 
 mkdir -p "$work/rules"
 RUST_LOG=warn AUDITGATE_WORKER_THREADS=$THREADS target/release/auditgate serve \
-  --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$ag_port" --rules "$work/rules" 2> "$work/auditgate.log" &
+  --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$ag_port" --rules "$work/rules" \
+  --query-listen 127.0.0.1:0 --database "sqlite://$work/audit.db" 2> "$work/auditgate.log" &
 ag_pid=$!
 pids+=("$ag_pid")
 wait_port "$ag_port"

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::proxy::{self, Proxy};
 use crate::recorder::{self, Writer};
@@ -29,12 +30,22 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(
+        "query port {0}: refusing a non-loopback address without [query] tokens; add tokens or listen on 127.0.0.1"
+    )]
+    QueryNotLoopback(SocketAddr),
 }
 
 impl AppError {
     /// Configuration mistakes exit 64 (EX_USAGE), like a bad config file.
     pub fn is_usage(&self) -> bool {
-        matches!(self, AppError::Rules(_) | AppError::NoUpstream | AppError::Store(StoreError::UnsupportedUrl(_)))
+        matches!(
+            self,
+            AppError::Rules(_)
+                | AppError::NoUpstream
+                | AppError::QueryNotLoopback(_)
+                | AppError::Store(StoreError::UnsupportedUrl(_))
+        )
     }
 }
 
@@ -42,6 +53,8 @@ impl AppError {
 #[derive(Debug)]
 pub struct App {
     listener: TcpListener,
+    query_listener: TcpListener,
+    api: Arc<ApiState>,
     proxy: Arc<Proxy>,
     writer: Writer,
     store: SqliteStore,
@@ -56,17 +69,33 @@ impl App {
         if config.upstream.is_none() {
             return Err(AppError::NoUpstream);
         }
+        if config.query_tokens.is_empty() && !config.query_listen.ip().is_loopback() {
+            return Err(AppError::QueryNotLoopback(config.query_listen));
+        }
         let store = SqliteStore::open(&config.database).await?;
         let (recorder, writer) = recorder::recorder(store.clone(), &config.instance, &config.recorder).await?;
+        let api = Arc::new(ApiState {
+            store: store.clone(),
+            recorder: recorder.stats().clone(),
+            tokens: config.query_tokens.clone(),
+        });
         let proxy = Proxy::new(&config, Classifier::new(rules), recorder).ok_or(AppError::NoUpstream)?;
-        let listener =
-            TcpListener::bind(config.listen).await.map_err(|source| AppError::Bind { addr: config.listen, source })?;
-        Ok(App { listener, proxy: Arc::new(proxy), writer, store, config })
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })
+        };
+        let listener = bind(config.listen).await?;
+        let query_listener = bind(config.query_listen).await?;
+        Ok(App { listener, query_listener, api, proxy: Arc::new(proxy), writer, store, config })
     }
 
     /// The address the proxy listens on (the real port when 0 was asked).
     pub fn proxy_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The address the query port listens on.
+    pub fn query_addr(&self) -> SocketAddr {
+        self.query_listener.local_addr().expect("a bound listener has an address")
     }
 
     /// The store the trail is written to.
@@ -77,9 +106,19 @@ impl App {
     /// Serves until `shutdown` resolves, then drains connections and the
     /// recorder queue.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        tracing::info!(addr = %self.proxy_addr(), "proxy listening");
+        tracing::info!(addr = %self.proxy_addr(), query = %self.query_addr(), "proxy listening");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
         let writer = tokio::spawn(self.writer.run());
-        proxy::serve(self.listener, self.proxy, shutdown).await;
+        let query = tokio::spawn(api::serve(self.query_listener, self.api, stopped(stop_rx.clone())));
+        let signal = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        proxy::serve(self.listener, self.proxy, signal).await;
+        let _ = tokio::time::timeout(self.config.limits.shutdown_timeout, query).await;
         // The proxy (and with it the recorder's senders) is gone once the
         // last connection and after-snapshot task end; the writer then drains.
         if tokio::time::timeout(self.config.limits.shutdown_timeout, writer).await.is_err() {

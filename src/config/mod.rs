@@ -97,6 +97,8 @@ pub struct Config {
     pub snapshot: SnapshotConfig,
     pub limits: Limits,
     pub recorder: crate::recorder::RecorderConfig,
+    /// `[query] tokens`; empty means the query port is loopback-only.
+    pub query_tokens: Vec<crate::api::Token>,
 }
 
 impl Config {
@@ -198,6 +200,9 @@ impl RawConfig {
             p.add("recorder.queue and recorder.batch: must be at least 1");
         }
         for t in &self.query.tokens {
+            if t.token.trim().is_empty() {
+                p.add(format!("query.tokens: the token of `{}` is empty", t.name));
+            }
             if t.role != "read" && t.role != "admin" {
                 p.add(format!("query.tokens: role `{}` of `{}` is not `read` or `admin`", t.role, t.name));
             }
@@ -267,6 +272,12 @@ impl RawConfig {
                 shutdown_timeout,
                 max_connections: usize::try_from(self.limits.max_connections).unwrap_or(usize::MAX),
             },
+            query_tokens: self
+                .query
+                .tokens
+                .into_iter()
+                .map(|t| crate::api::Token { name: t.name, token: t.token, role: t.role })
+                .collect(),
             recorder: crate::recorder::RecorderConfig {
                 queue: usize::try_from(self.recorder.queue).unwrap_or(usize::MAX),
                 batch: usize::try_from(self.recorder.batch).unwrap_or(usize::MAX),

@@ -210,3 +210,38 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter) {
         q.push_bind(like).push(" ESCAPE '\\')");
     }
 }
+
+impl SqliteStore {
+    /// Counts by action, resource type, actor and outcome within the
+    /// filter's `since`/`until`.
+    pub async fn stats(&self, filter: &Filter) -> Result<serde_json::Value, StoreError> {
+        let mut out = serde_json::Map::new();
+        let mut total = 0i64;
+        for (key, column) in [
+            ("by_action", "action"),
+            ("by_resource_type", "resource_type"),
+            ("by_actor", "actor"),
+            ("by_outcome", "outcome"),
+        ] {
+            let mut q =
+                QueryBuilder::<Sqlite>::new(format!("SELECT {column} AS k, COUNT(*) AS n FROM audit_log WHERE 1 = 1"));
+            push_filter(&mut q, filter);
+            q.push(format!(" GROUP BY {column} ORDER BY n DESC, k LIMIT 1000"));
+            let rows = q.build().fetch_all(&self.pool).await?;
+            let mut counts = serde_json::Map::new();
+            let mut sum = 0i64;
+            for row in rows {
+                let k: String = row.try_get("k")?;
+                let n: i64 = row.try_get("n")?;
+                sum += n;
+                counts.insert(k, n.into());
+            }
+            if column == "outcome" {
+                total = sum;
+            }
+            out.insert(key.into(), counts.into());
+        }
+        out.insert("total".into(), total.into());
+        Ok(out.into())
+    }
+}

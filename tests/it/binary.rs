@@ -29,7 +29,16 @@ fn a_bad_rules_file_exits_64_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("resources.toml"), "[[resource]]\npattern = \"/x/{id}\"\n").unwrap();
     let out = auditgate()
-        .args(["serve", "--upstream", "http://127.0.0.1:9", "--listen", "127.0.0.1:0", "--rules"])
+        .args([
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+            "--query-listen",
+            "127.0.0.1:0",
+            "--rules",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -73,7 +82,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
     let database = format!("sqlite://{}", dir.path().join("audit.db").display());
     let mut child = auditgate()
         .args(["serve", "--listen", "127.0.0.1:0", "--rules", "/nonexistent-rules-dir", "--upstream", &upstream.url()])
-        .args(["--database", &database])
+        .args(["--database", &database, "--query-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()

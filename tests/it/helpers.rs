@@ -64,6 +64,8 @@ pub fn spawn_upstream() -> Upstream {
 /// A running auditgate; shut down on drop.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The query port.
+    pub query_addr: SocketAddr,
     /// The trail's store (a fresh SQLite file per test).
     pub store: auditgate::store::SqliteStore,
     pub upstream: Option<Upstream>,
@@ -75,6 +77,11 @@ pub struct TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A URL on the query port.
+    pub fn query(&self, path: &str) -> String {
+        format!("http://{}{path}", self.query_addr)
     }
 
     /// Signals shutdown and waits for `run` to return.
@@ -125,6 +132,7 @@ pub async fn spawn_app_to(upstream: &str, env: &[(&str, &str)], rules: Option<&s
     let mut flags = vec![
         ("upstream", upstream.to_string()),
         ("listen", "127.0.0.1:0".to_string()),
+        ("query_listen", "127.0.0.1:0".to_string()),
         ("rules", dir.path().display().to_string()),
     ];
     if !env.iter().any(|(k, _)| *k == "AUDITGATE_DATABASE") {
@@ -134,12 +142,13 @@ pub async fn spawn_app_to(upstream: &str, env: &[(&str, &str)], rules: Option<&s
     let config = Config::load(None, env, &flags).expect("test configuration is valid");
     let app = App::build(config).await.expect("app builds");
     let addr = app.proxy_addr();
+    let query_addr = app.query_addr();
     let store = app.store().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async {
         let _ = rx.await;
     }));
-    TestApp { addr, store, upstream: None, shutdown: Some(tx), task: Some(task), _rules: dir }
+    TestApp { addr, query_addr, store, upstream: None, shutdown: Some(tx), task: Some(task), _rules: dir }
 }
 
 pub type TestClient = Client<HttpConnector, Full<Bytes>>;

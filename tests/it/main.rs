@@ -5,5 +5,6 @@ mod audit;
 mod binary;
 mod helpers;
 mod limits;
+mod query;
 mod transparency;
 mod websocket;

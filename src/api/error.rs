@@ -1,0 +1,50 @@
+//! Query-port errors: a status and `{"error": "…", "field": "…"}`; causes
+//! are logged, never sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::{FilterError, StoreError};
+
+/// An answer other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{field}: {reason}")]
+    BadField { field: &'static str, reason: String },
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("missing or unknown bearer token")]
+    Unauthorized,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<FilterError> for ApiError {
+    fn from(e: FilterError) -> Self {
+        ApiError::BadField { field: e.field, reason: e.reason }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            ApiError::BadField { field, reason } => (StatusCode::BAD_REQUEST, json!({"error": reason, "field": field})),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, json!({"error": "not found"})),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method not allowed"})),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, json!({"error": "missing or unknown bearer token"})),
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "query failed");
+                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "store unavailable"}))
+            }
+        };
+        let mut res = (status, Json(body)).into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            res.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}

@@ -1,0 +1,204 @@
+//! `/api/v1/audit-logs` (list, one, export) and resource history.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::body::ChannelBody;
+use super::{ApiError, ApiState};
+use crate::entry::AuditEntry;
+use crate::store::Filter;
+
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 1000;
+const EXPORT_PAGE: u32 = 500;
+
+/// Filters, page size and cursor read from a query string.
+struct Listing {
+    filter: Filter,
+    limit: u32,
+    cursor: Option<String>,
+    format: Option<String>,
+}
+
+fn parse(pairs: Vec<(String, String)>) -> Result<Listing, ApiError> {
+    let mut l = Listing { filter: Filter::default(), limit: DEFAULT_LIMIT, cursor: None, format: None };
+    for (k, v) in pairs {
+        match k.as_str() {
+            "limit" => {
+                l.limit = v.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| ApiError::BadField {
+                    field: "limit",
+                    reason: format!("`{v}` is not a number from 1 to {MAX_LIMIT}"),
+                })?;
+            }
+            "cursor" => {
+                let id = ulid::Ulid::from_string(&v).map_err(|_| ApiError::BadField {
+                    field: "cursor",
+                    reason: "not a cursor from a previous page".into(),
+                })?;
+                l.cursor = Some(id.to_string());
+            }
+            "format" => l.format = Some(v),
+            _ => l.filter.set(&k, &v)?,
+        }
+    }
+    Ok(l)
+}
+
+/// `GET /api/v1/audit-logs`: newest first, keyset-paged.
+pub(super) async fn list(
+    State(s): State<Arc<ApiState>>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let l = parse(pairs)?;
+    if l.format.is_some() {
+        return Err(ApiError::BadField { field: "query", reason: "unknown filter `format`".into() });
+    }
+    let (items, more) = s.store.list(&l.filter, l.cursor.as_deref(), l.limit).await?;
+    let next = if more { items.last().map(|e| e.id.clone()) } else { None };
+    Ok(Json(json!({ "items": items, "next_cursor": next })))
+}
+
+/// `GET /api/v1/audit-logs/{id}`.
+pub(super) async fn one(State(s): State<Arc<ApiState>>, Path(id): Path<String>) -> Result<Json<AuditEntry>, ApiError> {
+    s.store.get(&id).await?.map(Json).ok_or(ApiError::NotFound)
+}
+
+/// `GET /api/v1/resources/{type}/{id}/history`: oldest first.
+pub(super) async fn history(
+    State(s): State<Arc<ApiState>>,
+    Path((kind, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let items = s.store.history(&kind, &id).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `GET /api/v1/audit-logs/export?format=ndjson|csv`: every match, streamed.
+pub(super) async fn export(
+    State(s): State<Arc<ApiState>>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let l = parse(pairs)?;
+    let csv = match l.format.as_deref().unwrap_or("ndjson") {
+        "ndjson" => false,
+        "csv" => true,
+        other => return Err(ApiError::BadField { field: "format", reason: format!("`{other}` is not ndjson or csv") }),
+    };
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        if csv && tx.send(Ok(Bytes::from_static(CSV_HEADER.as_bytes()))).await.is_err() {
+            return;
+        }
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, more) = match s.store.list(&l.filter, cursor.as_deref(), EXPORT_PAGE).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "export stopped");
+                    let _ = tx.send(Err(std::io::Error::other("store unavailable"))).await;
+                    return;
+                }
+            };
+            let mut chunk = Vec::with_capacity(page.len() * 1024);
+            for e in &page {
+                if csv {
+                    csv_row(e, &mut chunk);
+                } else {
+                    serde_json::to_writer(&mut chunk, e).expect("an entry serialises");
+                    chunk.push(b'\n');
+                }
+            }
+            if tx.send(Ok(Bytes::from(chunk))).await.is_err() || !more {
+                return;
+            }
+            cursor = page.last().map(|e| e.id.clone());
+        }
+    });
+    let content_type = if csv { "text/csv; charset=utf-8" } else { "application/x-ndjson" };
+    let mut res = Body::new(ChannelBody(rx)).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(res)
+}
+
+const CSV_HEADER: &str = "id,timestamp,action,outcome,method,path,query,status,resource_type,resource_id,actor,actor_source,client_ip,configuration,changes\r\n";
+
+fn csv_row(e: &AuditEntry, out: &mut Vec<u8>) {
+    let source =
+        serde_json::to_value(e.actor_source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let changes = serde_json::to_string(&e.changes).expect("changes serialise");
+    let cells: [&str; 15] = [
+        &e.id,
+        &e.timestamp,
+        &e.action,
+        e.outcome.as_str(),
+        &e.method,
+        &e.path,
+        &e.query,
+        &e.status.to_string(),
+        &e.resource_type,
+        e.resource_id.as_deref().unwrap_or(""),
+        &e.actor,
+        &source,
+        &e.client_ip,
+        e.configuration.as_deref().unwrap_or(""),
+        &changes,
+    ];
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        csv_cell(cell, out);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One CSV cell: a leading `=`, `+`, `-`, `@`, tab or CR is defused with `'`
+/// (formula injection), then the cell is quoted when it needs to be.
+fn csv_cell(cell: &str, out: &mut Vec<u8>) {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let quote = risky || cell.contains([',', '"', '\n', '\r']);
+    if quote {
+        out.push(b'"');
+    }
+    if risky {
+        out.push(b'\'');
+    }
+    for b in cell.bytes() {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    if quote {
+        out.push(b'"');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_defused_and_quoted() {
+        let cell = |s: &str| {
+            let mut out = Vec::new();
+            csv_cell(s, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(cell("plain"), "plain");
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(cell("+1"), "\"'+1\"");
+        assert_eq!(cell("-2"), "\"'-2\"");
+        assert_eq!(cell("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(cell("\tx"), "\"'\tx\"");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("line\nbreak"), "\"line\nbreak\"");
+    }
+}

@@ -1,0 +1,81 @@
+//! Operations endpoints: health, readiness, verify, stats, metrics.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiState};
+use crate::entry::Verification;
+use crate::store::Filter;
+
+/// `GET /healthz`: the process answers.
+pub(super) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the store answers too.
+pub(super) async fn readyz(State(s): State<Arc<ApiState>>) -> (StatusCode, Json<Value>) {
+    if s.store.ping().await {
+        (StatusCode::OK, Json(json!({"status": "ready"})))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "store unavailable"})))
+    }
+}
+
+/// `GET /api/v1/verify`: every instance's hash chain.
+pub(super) async fn verify(State(s): State<Arc<ApiState>>) -> Result<Json<Verification>, ApiError> {
+    Ok(Json(s.store.verify().await?))
+}
+
+/// `GET /api/v1/stats?since=&until=`: counts by action, type, actor, outcome.
+pub(super) async fn stats(
+    State(s): State<Arc<ApiState>>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut filter = Filter::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "since" | "until" => filter.set(&k, &v)?,
+            _ => {
+                return Err(ApiError::BadField {
+                    field: "query",
+                    reason: format!("unknown parameter `{k}` (since, until)"),
+                });
+            }
+        }
+    }
+    Ok(Json(s.store.stats(&filter).await?))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
+    let r = &s.recorder;
+    let mut out = String::new();
+    for (name, help, value) in [
+        (
+            "auditgate_entries_queued_total",
+            "Audit entries accepted by the recorder queue.",
+            r.queued.load(Ordering::Relaxed),
+        ),
+        ("auditgate_entries_written_total", "Audit entries committed to the store.", r.written.load(Ordering::Relaxed)),
+        (
+            "auditgate_entries_dropped_total",
+            "Audit entries refused because the queue was full.",
+            r.dropped.load(Ordering::Relaxed),
+        ),
+        (
+            "auditgate_store_write_errors_total",
+            "Batches the store refused (retried).",
+            r.write_errors.load(Ordering::Relaxed),
+        ),
+    ] {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,204 @@
+//! The query port over a real socket: filters, cursor paging, export,
+//! history, verify, stats, health, bad input and tokens.
+
+use std::collections::HashSet;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+use crate::audit::wait_entries;
+use crate::helpers::*;
+
+async fn as_user(app: &TestApp, user: &str, method: Method, path: &str, body: Value) -> Value {
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw")));
+    let req = Request::builder()
+        .method(method)
+        .uri(app.url(path))
+        .header("authorization", auth)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    serde_json::from_slice(send(&client(), req).await.body()).unwrap_or(Value::Null)
+}
+
+async fn query(app: &TestApp, path_and_query: &str) -> (u16, Value) {
+    let res = get(&app.query(path_and_query)).await;
+    (res.status().as_u16(), serde_json::from_slice(res.body()).unwrap_or(Value::Null))
+}
+
+/// Seeds 3 creates by alice, 6 patches by bob, 1 failed patch by carol.
+async fn seeded() -> TestApp {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let created = as_user(&app, "alice", Method::POST, "/api/items/", json!({"name": format!("n{i}")})).await;
+        ids.push(created["id"].as_u64().unwrap());
+    }
+    for (i, id) in ids.iter().cycle().take(6).enumerate() {
+        as_user(&app, "bob", Method::PATCH, &format!("/api/items/{id}/"), json!({"name": format!("renamed-{i}")}))
+            .await;
+    }
+    as_user(&app, "carol", Method::PATCH, "/api/items/999/", json!({"name": "x"})).await;
+    wait_entries(&app.store, 10).await;
+    app
+}
+
+fn count(v: &Value) -> usize {
+    v["items"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn filters_select_the_right_entries() {
+    let app = seeded().await;
+    let now = chrono::Utc::now();
+    let later = (now + chrono::Duration::hours(1)).to_rfc3339();
+    let earlier = (now - chrono::Duration::hours(1)).to_rfc3339();
+    for (q, expected) in [
+        ("", 10),
+        ("action=create", 3),
+        ("action=update", 7),
+        ("actor=bob", 6),
+        ("actor=carol&outcome=failure&status=404", 1),
+        ("outcome=success", 9),
+        ("resource_type=item", 10),
+        ("resource_type=item&resource_id=1", 3),
+        ("client_ip=127.0.0.0/8", 10),
+        ("client_ip=10.0.0.0/8", 0),
+        ("client_ip=127.0.0.1", 10),
+        ("q=renamed-3", 1),
+        ("q=%25", 0),
+        (&format!("since={}", urlencode(&earlier)), 10),
+        (&format!("since={}", urlencode(&later)), 0),
+        (&format!("until={}", urlencode(&earlier)), 0),
+        ("limit=4", 4),
+    ] {
+        let (status, body) = query(&app, &format!("/api/v1/audit-logs?{q}")).await;
+        assert_eq!(status, 200, "{q}: {body}");
+        assert_eq!(count(&body), expected, "{q}");
+    }
+    let (_, newest) = query(&app, "/api/v1/audit-logs?limit=1").await;
+    assert_eq!(newest["items"][0]["actor"], "carol", "newest first");
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+#[tokio::test]
+async fn cursor_walk_has_no_gaps_or_duplicates_and_export_matches() {
+    let app = seeded().await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/audit-logs?limit=3&cursor={c}"),
+            None => "/api/v1/audit-logs?limit=3".to_string(),
+        };
+        let (_, page) = query(&app, &path).await;
+        seen.extend(page["items"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 10);
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 10);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "pages are newest first");
+
+    let ndjson = get(&app.query("/api/v1/audit-logs/export?format=ndjson&actor=bob")).await;
+    assert_eq!(ndjson.headers()["content-type"], "application/x-ndjson");
+    let lines: Vec<Value> =
+        std::str::from_utf8(ndjson.body()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 6);
+    assert!(lines.iter().all(|e| e["actor"] == "bob"));
+    let csv = get(&app.query("/api/v1/audit-logs/export?format=csv")).await;
+    let text = std::str::from_utf8(csv.body()).unwrap();
+    assert!(text.starts_with("id,timestamp,action,"));
+    assert_eq!(text.matches("\r\n").count(), 11, "header + 10 rows");
+
+    let one = &seen[4];
+    let (status, entry) = query(&app, &format!("/api/v1/audit-logs/{one}")).await;
+    assert_eq!((status, entry["id"].as_str()), (200, Some(one.as_str())));
+    assert_eq!(query(&app, "/api/v1/audit-logs/01ARZ3NDEKTSV4RRFFQ69G5FAV").await.0, 404);
+
+    let (_, history) = query(&app, "/api/v1/resources/item/2/history").await;
+    let actions: Vec<&str> =
+        history["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["create", "update", "update"]);
+
+    let (_, verify) = query(&app, "/api/v1/verify").await;
+    assert_eq!(verify, json!({"ok": true, "checked": 10, "first_bad": null}));
+    let (_, stats) = query(&app, "/api/v1/stats").await;
+    assert_eq!(stats["total"], 10);
+    assert_eq!(stats["by_actor"]["bob"], 6);
+    assert_eq!(stats["by_action"]["create"], 3);
+    assert_eq!(stats["by_outcome"]["failure"], 1);
+    assert_eq!(query(&app, "/healthz").await, (200, json!({"status": "ok"})));
+    assert_eq!(query(&app, "/readyz").await.0, 200);
+    let metrics = get(&app.query("/metrics")).await;
+    assert!(std::str::from_utf8(metrics.body()).unwrap().contains("auditgate_entries_written_total 10"));
+}
+
+#[tokio::test]
+async fn bad_input_is_400_naming_the_field() {
+    let app = spawn_app().await;
+    for (q, field) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=lots", "limit"),
+        ("cursor=%27%20OR%201%3D1%20--", "cursor"),
+        ("since=yesterday", "since"),
+        ("until=2026-02-30T00:00:00Z", "until"),
+        ("client_ip=%27%3B%20DROP%20TABLE%20audit_log%3B", "client_ip"),
+        ("status=999", "status"),
+        ("outcome=maybe", "outcome"),
+        ("nonsense=1", "query"),
+    ] {
+        let (status, body) = query(&app, &format!("/api/v1/audit-logs?{q}")).await;
+        assert_eq!((status, body["field"].as_str()), (400, Some(field)), "{q}: {body}");
+    }
+    let (status, body) = query(&app, "/api/v1/audit-logs/export?format=xml").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("format")));
+    // An injection attempt in a plain filter is just a value that matches nothing.
+    let (status, body) = query(&app, "/api/v1/audit-logs?actor=%27%20OR%20%271%27%3D%271").await;
+    assert_eq!((status, count(&body)), (200, 0));
+    assert_eq!(query(&app, "/nope").await, (404, json!({"error": "not found"})));
+    let post = send(&client(), Request::post(app.query("/api/v1/verify")).body(Full::default()).unwrap()).await;
+    assert_eq!(post.status(), 405);
+}
+
+#[tokio::test]
+async fn tokens_guard_everything_but_health() {
+    let token = "0123456789abcdef-ops";
+    let tokens = format!("[{{name = \"ops\", token = \"{token}\", role = \"read\"}}]");
+    let app = spawn_app_with(&[("AUDITGATE_QUERY__TOKENS", &tokens)], None).await;
+    assert_eq!(query(&app, "/api/v1/audit-logs").await.0, 401);
+    let with = |t: &str| {
+        Request::get(app.query("/api/v1/audit-logs"))
+            .header("authorization", format!("Bearer {t}"))
+            .body(Full::default())
+            .unwrap()
+    };
+    assert_eq!(send(&client(), with("wrong-token-wrong-token")).await.status(), 401);
+    assert_eq!(send(&client(), with(token)).await.status(), 200);
+    assert_eq!(query(&app, "/healthz").await.0, 200);
+    assert_eq!(query(&app, "/readyz").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_non_loopback_query_port_needs_tokens() {
+    let flags = vec![
+        ("upstream", "http://127.0.0.1:9".to_string()),
+        ("listen", "127.0.0.1:0".to_string()),
+        ("query_listen", "0.0.0.0:0".to_string()),
+        ("rules", "/nonexistent".to_string()),
+        ("database", "sqlite::memory:".to_string()),
+    ];
+    let config = auditgate::config::Config::load(None, Vec::new(), &flags).unwrap();
+    let err = auditgate::App::build(config).await.unwrap_err();
+    assert!(err.is_usage());
+    assert!(err.to_string().contains("non-loopback"), "{err}");
+}
