@@ -16,7 +16,7 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -24,10 +24,11 @@ use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-type Body = BoxBody<Bytes, hyper::Error>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).map_err(|e| match e {}).boxed()
+    Full::new(b.into()).map_err(|e| match e {}).boxed_unsync()
 }
 
 fn query_num(req: &Request<Incoming>, key: &str) -> u64 {
@@ -40,87 +41,23 @@ fn query_num(req: &Request<Incoming>, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The `/api/items/` collection.
-#[derive(Default)]
-struct Items {
-    next: u64,
-    rows: std::collections::BTreeMap<u64, serde_json::Value>,
-    snapshots: Vec<serde_json::Value>,
+/// Snapshot GETs seen (`X-Auditgate-Snapshot: 1`), with the credentials they carried.
+fn snapshots() -> &'static std::sync::Mutex<Vec<serde_json::Value>> {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<Vec<serde_json::Value>>> = std::sync::OnceLock::new();
+    SEEN.get_or_init(Default::default)
 }
 
-fn items() -> &'static std::sync::Mutex<Items> {
-    static ITEMS: std::sync::OnceLock<std::sync::Mutex<Items>> = std::sync::OnceLock::new();
-    ITEMS.get_or_init(Default::default)
-}
-
-fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
-    let mut res = Response::new(full(v.to_string()));
-    *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-    res
-}
-
-async fn items_route(req: Request<Incoming>) -> Response<Body> {
-    let path = req.uri().path().trim_end_matches('/').to_string();
-    let id: Option<u64> = path.strip_prefix("/api/items/").and_then(|s| s.parse().ok());
-    let method = req.method().clone();
+/// The sample REST app from the library, one instance for the process.
+async fn sample_app(req: Request<Incoming>) -> Response<Body> {
+    use tower::ServiceExt;
+    static APP: std::sync::OnceLock<axum::Router> = std::sync::OnceLock::new();
     if req.headers().get("x-auditgate-snapshot").is_some() {
         let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
-        items()
-            .lock()
-            .unwrap()
-            .snapshots
-            .push(serde_json::json!({ "path": req.uri().to_string(), "authorization": auth }));
+        snapshots().lock().unwrap().push(serde_json::json!({ "path": req.uri().to_string(), "authorization": auth }));
     }
-    let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-    let not_found = || json_response(StatusCode::NOT_FOUND, &serde_json::json!({"detail": "not found"}));
-    let mut items = items().lock().unwrap();
-    match (method, id) {
-        (http::Method::POST, None) => {
-            let Some(serde_json::Value::Object(mut obj)) = parsed else {
-                return json_response(StatusCode::BAD_REQUEST, &serde_json::json!({"detail": "a JSON object"}));
-            };
-            items.next += 1;
-            let id = items.next;
-            obj.insert("id".into(), id.into());
-            let v = serde_json::Value::Object(obj);
-            items.rows.insert(id, v.clone());
-            let mut res = json_response(StatusCode::CREATED, &v);
-            res.headers_mut().insert(header::LOCATION, format!("/api/items/{id}/").parse().unwrap());
-            res
-        }
-        (http::Method::GET, Some(id)) => {
-            items.rows.get(&id).map_or_else(not_found, |v| json_response(StatusCode::OK, v))
-        }
-        (http::Method::PATCH, Some(id)) => {
-            let (Some(row), Some(serde_json::Value::Object(patch))) = (items.rows.get_mut(&id), parsed) else {
-                return not_found();
-            };
-            for (k, v) in patch {
-                row[k] = v;
-            }
-            json_response(StatusCode::OK, row)
-        }
-        (http::Method::PUT, Some(id)) => {
-            let (true, Some(serde_json::Value::Object(mut obj))) = (items.rows.contains_key(&id), parsed) else {
-                return not_found();
-            };
-            obj.insert("id".into(), id.into());
-            let v = serde_json::Value::Object(obj);
-            items.rows.insert(id, v.clone());
-            json_response(StatusCode::OK, &v)
-        }
-        (http::Method::DELETE, Some(id)) => match items.rows.remove(&id) {
-            Some(_) => {
-                let mut res = Response::new(full(Bytes::new()));
-                *res.status_mut() = StatusCode::NO_CONTENT;
-                res
-            }
-            None => not_found(),
-        },
-        _ => json_response(StatusCode::METHOD_NOT_ALLOWED, &serde_json::json!({"detail": "method not allowed"})),
-    }
+    let app = APP.get_or_init(auditgate::demo::router).clone();
+    let res = app.oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {});
+    res.map(|b| b.map_err(|e| -> BoxError { e.into() }).boxed_unsync())
 }
 
 /// Byte `i` of the `/big` pattern.
@@ -148,11 +85,13 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Bod
             Response::new(full(json.to_string()))
         }
         "/echo" => {
-            let mut res = Response::new(req.into_body().boxed());
+            let mut res = Response::new(req.into_body().map_err(|e| -> BoxError { e.into() }).boxed_unsync());
             res.headers_mut().insert("x-echo", "1".parse().unwrap());
             res
         }
-        "/big" => Response::new(Pattern { sent: 0, total: query_num(&req, "bytes") }.boxed()),
+        "/big" => Response::new(
+            Pattern { sent: 0, total: query_num(&req, "bytes") }.map_err(|e| -> BoxError { e.into() }).boxed_unsync(),
+        ),
         "/close" => {
             let mut res = Response::new(full(peer.to_string()));
             res.headers_mut().insert(header::CONNECTION, "close".parse().unwrap());
@@ -178,10 +117,10 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Bod
         }
         "/ws" => websocket(req),
         "/snapshots" => {
-            let seen = items().lock().unwrap().snapshots.clone();
+            let seen = snapshots().lock().unwrap().clone();
             Response::new(full(serde_json::to_string(&seen).unwrap()))
         }
-        p if p.starts_with("/api/items") => items_route(req).await,
+        p if p.starts_with("/api/") => sample_app(req).await,
         _ => {
             let mut res = Response::new(full(format!("not found: {}", req.uri())));
             *res.status_mut() = StatusCode::NOT_FOUND;

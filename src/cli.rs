@@ -19,6 +19,41 @@ pub enum Command {
     Serve(ServeArgs),
     /// Show how a request would be classified, without network or database.
     Explain(ExplainArgs),
+    /// Run a sample app, the proxy in front of it and the query port, in one process.
+    Demo(DemoArgs),
+    /// Check every instance's hash chain; exit 1 if an entry was altered or removed.
+    Verify(DbArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(DbArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Store URL [default: sqlite://auditgate.db].
+    #[arg(long)]
+    pub database: Option<String>,
+    /// TOML configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl DbArgs {
+    pub fn overrides(&self) -> Overrides {
+        self.database.iter().map(|d| ("database", d.clone())).collect()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Proxy listener.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Query-port listener.
+    #[arg(long, default_value = "127.0.0.1:9181")]
+    pub query_listen: String,
+    /// Store URL.
+    #[arg(long, default_value = "sqlite://auditgate-demo.db")]
+    pub database: String,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod diff;
 pub mod entry;
 pub mod explain;

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use auditgate::cli::{Cli, Command, ExplainArgs, ServeArgs};
+use auditgate::cli::{Cli, Command, DbArgs, DemoArgs, ExplainArgs, ServeArgs};
 use auditgate::config::Config;
 use auditgate::resource::{Classifier, RulesFile};
 use auditgate::{App, telemetry};
@@ -16,6 +16,99 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Explain(args) => explain(args),
+        Command::Demo(args) => demo(args),
+        Command::Verify(args) => verify(args),
+        Command::Migrate(args) => migrate(args),
+    }
+}
+
+fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+}
+
+fn demo(args: DemoArgs) -> ExitCode {
+    let runtime = runtime(2);
+    runtime.block_on(async {
+        let app_addr = match auditgate::demo::spawn_sample_app().await {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("auditgate: sample app: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let flags = vec![
+            ("upstream", format!("http://{app_addr}")),
+            ("listen", args.listen),
+            ("query_listen", args.query_listen),
+            ("database", args.database),
+            ("rules", "/nonexistent-auditgate-demo-rules".to_string()),
+        ];
+        let config = match Config::load(None, std::env::vars(), &flags) {
+            Ok(c) => c,
+            Err(e) => return usage(e),
+        };
+        telemetry::init(config.log_format);
+        let app = match App::build(config).await {
+            Ok(app) => app,
+            Err(e) if e.is_usage() => return usage(e),
+            Err(e) => {
+                eprintln!("auditgate: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("{}", auditgate::demo::instructions(app.proxy_addr(), app.query_addr(), app_addr));
+        app.run(shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn open_store(args: &DbArgs) -> Result<(tokio::runtime::Runtime, auditgate::store::SqliteStore), ExitCode> {
+    let config = Config::load(args.config.as_deref(), std::env::vars(), &args.overrides()).map_err(usage)?;
+    let runtime = runtime(1);
+    let store = runtime.block_on(auditgate::store::SqliteStore::open(&config.database)).map_err(|e| {
+        eprintln!("auditgate: database {}: {e}", config.database);
+        ExitCode::FAILURE
+    })?;
+    Ok((runtime, store))
+}
+
+fn verify(args: DbArgs) -> ExitCode {
+    let (runtime, store) = match open_store(&args) {
+        Ok(pair) => pair,
+        Err(code) => return code,
+    };
+    match runtime.block_on(store.verify()) {
+        Ok(v) => {
+            println!("{}", serde_json::to_string(&v).expect("a verification serialises"));
+            if v.ok {
+                eprintln!("auditgate: {} entries checked, every chain intact", v.checked);
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "auditgate: TAMPERED: entry {} was altered, or one before it removed",
+                    v.first_bad.unwrap_or_default()
+                );
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("auditgate: verify: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(args: DbArgs) -> ExitCode {
+    match open_store(&args) {
+        Ok(_) => {
+            eprintln!("auditgate: schema is up to date");
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
     }
 }
 
@@ -25,11 +118,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return usage(e),
     };
     telemetry::init(config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.worker_threads)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime starts");
+    let runtime = runtime(config.worker_threads);
     runtime.block_on(async {
         let app = match App::build(config).await {
             Ok(app) => app,

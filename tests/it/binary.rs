@@ -116,3 +116,78 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
     stderr.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("SIGTERM received"), "{rest}");
 }
+
+#[tokio::test]
+async fn demo_shows_the_trail_and_verify_catches_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let mut child = auditgate()
+        .args(["demo", "--listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0", "--database", &database])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut proxy, mut query) = (None, None);
+    let mut line = String::new();
+    while query.is_none() && stdout.read_line(&mut line).unwrap() > 0 {
+        let url = line.split_whitespace().nth(1).map(str::to_string);
+        if line.trim_start().starts_with("proxy") {
+            proxy = url;
+        } else if line.trim_start().starts_with("query port") {
+            query = line.split_whitespace().nth(2).map(str::to_string);
+        }
+        line.clear();
+    }
+    let (proxy, query) = (proxy.expect("demo prints the proxy"), query.expect("demo prints the query port"));
+    let create = http::Request::post(format!("{proxy}/api/v1/users/"))
+        .header("authorization", "Basic YWxpY2U6cHc=")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(br#"{"name": "Alice"}"#)))
+        .unwrap();
+    assert_eq!(send(&client(), create).await.status(), 201);
+    let started = Instant::now();
+    let entries = loop {
+        let body: serde_json::Value =
+            serde_json::from_slice(get(&format!("{query}/api/v1/audit-logs")).await.body()).unwrap();
+        if !body["items"].as_array().unwrap().is_empty() {
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no entry appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(entries["items"][0]["resource_type"], "user");
+    assert_eq!(entries["items"][0]["actor"], "alice");
+    let id = entries["items"][0]["id"].as_str().unwrap().to_string();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+
+    let ok = auditgate().args(["verify", "--database", &database]).output().unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("\"ok\":true"));
+    // Edit the stored entry behind auditgate's back.
+    let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
+    sqlx::query("UPDATE audit_log SET entry = replace(entry, 'alice', 'mallory')").execute(store.pool()).await.unwrap();
+    store.close().await;
+    let bad = auditgate().args(["verify", "--database", &database]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains(&format!("TAMPERED: entry {id}")),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
+fn migrate_creates_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fresh.db");
+    let out = auditgate().args(["migrate", "--database"]).arg(format!("sqlite://{}", file.display())).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(file.exists());
+    let again =
+        auditgate().args(["migrate", "--database"]).arg(format!("sqlite://{}", file.display())).output().unwrap();
+    assert!(again.status.success());
+    let bad = auditgate().args(["migrate", "--database", "mysql://nope"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+}
