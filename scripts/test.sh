@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: format, lints, then every unit,
 # property and integration test (which build and spawn the example upstream).
-# Installs what the tests need; today that is only the Rust toolchain's
-# rustfmt and clippy components.
+# Installs what the tests need: rustfmt and clippy, Node.js (Debian) and
+# json-server 0.17 (npm, pinned by tests/json-server/package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy
 fi
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "== installing Node.js"
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+echo "== npm ci (json-server for the end-to-end tests)"
+npm ci --prefix tests/json-server --no-audit --no-fund --loglevel=error
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

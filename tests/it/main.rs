@@ -4,6 +4,7 @@
 mod audit;
 mod binary;
 mod helpers;
+mod json_server;
 mod limits;
 mod query;
 mod transparency;

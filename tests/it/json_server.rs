@@ -1,0 +1,200 @@
+//! End to end against a real third-party REST app: json-server 0.17 (npm,
+//! installed by scripts/test.sh), under an `/api/v1/` prefix, with the trail
+//! read back through the query port.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A json-server process on a free port with its own copy of the data.
+struct JsonServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for JsonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_json_server() -> JsonServer {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/json-server/node_modules/json-server/lib/cli/bin.js");
+    assert!(bin.exists(), "json-server is not installed: run scripts/test.sh (npm ci in tests/json-server)");
+    let dir = tempfile::tempdir().unwrap();
+    let db = json!({"users": [
+        {"id": 1, "name": "Alice", "email": "a@x.io", "address": {"city": "Paris", "zip": "75001"}, "password": "pw-alice-1"},
+        {"id": 2, "name": "Bob", "email": "bob@x.io", "password": "pw-bob-2"},
+    ]});
+    std::fs::write(dir.path().join("db.json"), db.to_string()).unwrap();
+    std::fs::write(dir.path().join("routes.json"), r#"{"/api/v1/*": "/$1"}"#).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("node")
+        .arg(&bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--routes", "routes.json", "--quiet", "db.json"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node runs json-server");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "json-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    JsonServer { child, port, _dir: dir }
+}
+
+async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>, extra: &[(&str, &str)]) -> u16 {
+    let mut b = Request::builder().method(method).uri(app.url(path)).header("authorization", "Basic ZGlhbmE6cHc=");
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    let body = match body {
+        Some(v) => {
+            b = b.header("content-type", "application/json");
+            Full::new(Bytes::from(v.to_string()))
+        }
+        None => Full::default(),
+    };
+    send(&client(), b.body(body).unwrap()).await.status().as_u16()
+}
+
+async fn trail(app: &TestApp, n: usize) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let page: Value =
+            serde_json::from_slice(get(&app.query("/api/v1/audit-logs?limit=1000")).await.body()).unwrap();
+        let mut items = page["items"].as_array().unwrap().clone();
+        if items.len() >= n {
+            items.reverse();
+            return items;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "only {} of {n} entries", items.len());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn changes(e: &Value) -> Vec<(String, Value, Value)> {
+    e["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap().to_string(), c["old"].clone(), c["new"].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn json_server_lifecycle_is_recorded_exactly() {
+    let server = spawn_json_server();
+    let app = spawn_app_to(&format!("http://127.0.0.1:{}", server.port), &[], None).await;
+    assert_eq!(
+        call(&app, Method::POST, "/api/v1/users", Some(json!({"name": "Carol", "email": "c@x.io"})), &[]).await,
+        201
+    );
+    assert_eq!(call(&app, Method::PATCH, "/api/v1/users/1/", Some(json!({"email": "alice@corp.io"})), &[]).await, 200);
+    assert_eq!(
+        call(&app, Method::PATCH, "/api/v1/users/1/", Some(json!({"address": {"city": "Lyon", "zip": "75001"}})), &[])
+            .await,
+        200
+    );
+    let put = json!({"name": "Alice", "email": "alice@corp.io", "password": "pw-alice-2"});
+    assert_eq!(call(&app, Method::PUT, "/api/v1/users/1/", Some(put), &[]).await, 200);
+    assert_eq!(call(&app, Method::PATCH, "/api/v1/users/999/", Some(json!({"name": "x"})), &[]).await, 404);
+    // A POST that json-server treats as DELETE is recorded as the delete it is.
+    assert_eq!(call(&app, Method::POST, "/api/v1/users/2", None, &[("x-http-method-override", "DELETE")]).await, 200);
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/users/1/", None, &[]).await, 200);
+
+    let e = trail(&app, 7).await;
+    let summary: Vec<(String, String, String)> = e
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().into(),
+                e["resource_id"].as_str().unwrap_or("").into(),
+                e["outcome"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("create", "3", "success"),
+        ("update", "1", "success"),
+        ("update", "1", "success"),
+        ("update", "1", "success"),
+        ("update", "999", "failure"),
+        ("delete", "2", "success"),
+        ("delete", "1", "success"),
+    ];
+    assert_eq!(summary, expected.map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())));
+
+    let (create, patch, nested, put, failed, overridden, delete) = (&e[0], &e[1], &e[2], &e[3], &e[4], &e[5], &e[6]);
+    assert_eq!(create["before"], Value::Null);
+    assert_eq!(create["after"], json!({"id": 3, "name": "Carol", "email": "c@x.io"}));
+    assert_eq!(changes(patch), vec![("/email".into(), json!("a@x.io"), json!("alice@corp.io"))]);
+    assert_eq!(changes(nested), vec![("/address/city".into(), json!("Paris"), json!("Lyon"))]);
+    assert_eq!(
+        changes(put),
+        vec![
+            ("/address".into(), json!({"city": "Lyon", "zip": "75001"}), Value::Null),
+            ("/password".into(), json!("[REDACTED]"), json!("[REDACTED]"))
+        ]
+    );
+    assert_eq!(failed["status"], 404);
+    assert_eq!((overridden["method"].as_str(), overridden["resource_type"].as_str()), (Some("POST"), Some("user")));
+    assert_eq!(overridden["before"]["name"], "Bob");
+    assert_eq!((delete["before"]["name"].as_str(), &delete["after"]), (Some("Alice"), &Value::Null));
+    assert!(e.iter().all(|e| e["actor"] == "diana" && e["actor_source"] == "basic"));
+
+    // The secrets are nowhere in the stored trail.
+    let export = get(&app.query("/api/v1/audit-logs/export?format=ndjson")).await;
+    let text = std::str::from_utf8(export.body()).unwrap();
+    assert_eq!(text.lines().count(), 7);
+    for secret in ["pw-alice-1", "pw-alice-2", "pw-bob-2"] {
+        assert!(!text.contains(secret), "{secret} was stored");
+    }
+    let history: Value =
+        serde_json::from_slice(get(&app.query("/api/v1/resources/user/1/history")).await.body()).unwrap();
+    let actions: Vec<&str> =
+        history["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["update", "update", "update", "delete"]);
+    let verify: Value = serde_json::from_slice(get(&app.query("/api/v1/verify")).await.body()).unwrap();
+    assert_eq!(verify, json!({"ok": true, "checked": 7, "first_bad": null}));
+}
+
+#[tokio::test]
+async fn concurrent_json_server_patches_chain_their_states() {
+    let server = spawn_json_server();
+    let app = spawn_app_to(&format!("http://127.0.0.1:{}", server.port), &[], None).await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let url = app.url("/api/v1/users/1/");
+        tasks.push(tokio::spawn(async move {
+            let body = Full::new(Bytes::from(json!({"email": format!("v{i}@x.io")}).to_string()));
+            send(&client(), Request::patch(url).header("content-type", "application/json").body(body).unwrap())
+                .await
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let mut e = trail(&app, 24).await;
+    e.sort_by(|a, b| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()));
+    assert_eq!(e[0]["before"]["email"], "a@x.io");
+    for pair in e.windows(2) {
+        assert_eq!(pair[1]["before"], pair[0]["after"], "two PATCHes shared a snapshot");
+    }
+    for entry in &e {
+        assert_eq!(changes(entry).len(), 1, "{entry}");
+    }
+}
