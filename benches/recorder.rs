@@ -1,0 +1,116 @@
+//! Recorder throughput into SQLite: entries of about 1 KiB pushed through the
+//! real queue, sealed into the chain, written in batches; prints entries/s.
+//!
+//! `cargo bench --bench recorder` (ENTRIES=100000 BATCH=500 to change).
+
+use std::time::Instant;
+
+use auditgate::diff::Change;
+use auditgate::entry::{AuditEntry, Outcome};
+use auditgate::identity::ActorSource;
+use auditgate::recorder::{RecorderConfig, recorder};
+use auditgate::store::SqliteStore;
+use serde_json::json;
+
+fn entry(i: usize) -> AuditEntry {
+    AuditEntry {
+        id: String::new(),
+        timestamp: "2026-11-23T11:02:03.123456Z".into(),
+        request_id: format!("01JD3ZZZZZZZZZZZZZZZZ{i:05}"),
+        action: "update".into(),
+        outcome: Outcome::Success,
+        method: "PATCH".into(),
+        path: format!("/api/v1/users/{i}/"),
+        query: String::new(),
+        status: 200,
+        duration_ms: 3.2,
+        resource_type: "user".into(),
+        resource_id: Some(i.to_string()),
+        parents: Vec::new(),
+        actor: "alice".into(),
+        actor_source: ActorSource::Jwt,
+        actor_verified: false,
+        client_ip: "203.0.113.9".into(),
+        peer_ip: "127.0.0.1".into(),
+        forwarded_for: vec!["203.0.113.9".into()],
+        user_agent: Some("curl/8.5.0".into()),
+        configuration: None,
+        before: Some(
+            json!({"id": i, "name": "Alice Example", "email": "alice@example.com", "address": {"street": "1 Long Road", "city": "Paris", "zip": "75001"}, "bio": "x".repeat(120)}),
+        ),
+        after: Some(
+            json!({"id": i, "name": "Alice Example", "email": "alice@corp.example", "address": {"street": "1 Long Road", "city": "Paris", "zip": "75001"}, "bio": "x".repeat(120)}),
+        ),
+        changes: vec![Change {
+            path: "/email".into(),
+            old: json!("alice@example.com"),
+            new: json!("alice@corp.example"),
+        }],
+        request_body: None,
+        snapshot_error: None,
+        instance: "bench".into(),
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}
+
+fn main() {
+    // `cargo test --benches` runs benches as smoke tests: keep that quick.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let total: usize =
+        std::env::var("ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(if smoke { 2_000 } else { 100_000 });
+    let batch: usize = std::env::var("BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("bench.db").display())).await.unwrap();
+        if std::env::var_os("NO_INDEXES").is_some() {
+            for ix in [
+                "audit_log_resource",
+                "audit_log_actor",
+                "audit_log_action",
+                "audit_log_timestamp",
+                "audit_log_instance",
+                "audit_log_client_ip",
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {ix}"))).execute(store.pool()).await.unwrap();
+            }
+        }
+        let size = serde_json::to_string(&entry(1)).unwrap().len();
+        let config = RecorderConfig { queue: total, batch, flush_interval: std::time::Duration::from_millis(50) };
+        let (rec, writer) = recorder(store.clone(), "bench", &config).await.unwrap();
+        if std::env::var_os("SEAL_ONLY").is_some() {
+            let mut chain = auditgate::entry::Chain::resume(None);
+            let mut entries: Vec<AuditEntry> = (0..total).map(entry).collect();
+            let started = Instant::now();
+            for e in &mut entries {
+                chain.seal(e);
+            }
+            let sealed = started.elapsed().as_secs_f64();
+            let started = Instant::now();
+            let bytes: usize = entries.iter().map(|e| serde_json::to_string(e).unwrap().len()).sum();
+            let serialised = started.elapsed().as_secs_f64();
+            println!(
+                "seal {:.1} µs/entry, serialise {:.1} µs/entry ({bytes} bytes)",
+                sealed * 1e6 / total as f64,
+                serialised * 1e6 / total as f64
+            );
+            return;
+        }
+        let entries: Vec<AuditEntry> = (0..total).map(entry).collect();
+        let started = Instant::now();
+        let writing = tokio::spawn(writer.run());
+        for e in entries {
+            rec.record(e).expect("the queue holds every entry");
+        }
+        drop(rec);
+        writing.await.unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        let (stored, _) = store.list(&Default::default(), None, 1).await.unwrap();
+        assert!(!stored.is_empty());
+        println!(
+            "recorder → SQLite: {total} entries of {size} bytes, batch {batch}: {secs:.2} s, {:.0} entries/s",
+            total as f64 / secs
+        );
+    });
+}
