@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Audited-mutation benchmark, measured side by side in one run on 127.0.0.1:
+# the upstream's own PATCH and GET latency direct, then the same PATCHes
+# through auditgate (GET before + PATCH + GET after + diff + SQLite write).
+# Prints p50/p99 and the ratio audited p50 / (PATCH p50 + 2 × GET p50), the
+# inherent cost of snapshots; then checks that every PATCH has one entry.
+#
+# Usage: scripts/bench-audit.sh   (env: CONNS=4 DURATION=10 ITEMS=64
+#        APP=example|json-server: the in-memory example upstream, or
+#        json-server 0.17 from tests/json-server, a real app at ~1 ms/request)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNS=${CONNS:-4}
+DURATION=${DURATION:-10}
+ITEMS=${ITEMS:-64}
+APP=${APP:-example}
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet --bin auditgate --example upstream
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; exit 1; }
+
+up=$(free_port); ag=$(free_port); q=$(free_port)
+if [ "$APP" = json-server ]; then
+  [ -d tests/json-server/node_modules ] || npm ci --prefix tests/json-server --no-audit --no-fund --loglevel=error
+  python3 -c "import json; print(json.dumps({'items': []}))" > "$work/db.json"
+  echo '{"/api/*": "/$1"}' > "$work/routes.json"
+  (cd "$work" && exec node "$OLDPWD/tests/json-server/node_modules/json-server/lib/cli/bin.js" \
+    --host 127.0.0.1 --port "$up" --routes routes.json --quiet db.json > /dev/null) &
+else
+  target/release/examples/upstream "127.0.0.1:$up" 1 > /dev/null &
+fi
+pids+=($!)
+wait_port "$up"
+mkdir -p "$work/rules"
+RUST_LOG=warn AUDITGATE_WORKER_THREADS=1 target/release/auditgate serve --upstream "http://127.0.0.1:$up" \
+  --listen "127.0.0.1:$ag" --query-listen "127.0.0.1:$q" --rules "$work/rules" \
+  --database "sqlite://$work/audit.db" 2> "$work/auditgate.log" &
+pids+=($!)
+wait_port "$ag"; wait_port "$q"
+
+for _ in $(seq "$ITEMS"); do
+  curl -s -o /dev/null -X POST -H 'content-type: application/json' \
+    -d '{"name": "Alice Example", "email": "alice@example.com", "address": {"city": "Paris", "zip": "75001"}}' \
+    "http://127.0.0.1:$up/api/items/"
+done
+
+cat > "$work/patch.lua" <<LUA
+counter = 0
+request = function()
+  counter = counter + 1
+  local id = (counter % $ITEMS) + 1
+  return wrk.format("PATCH", "/api/items/" .. id .. "/", {["Content-Type"] = "application/json"},
+    '{"email": "e' .. counter .. '@example.com"}')
+end
+LUA
+cat > "$work/get.lua" <<LUA
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/api/items/" .. ((counter % $ITEMS) + 1) .. "/")
+end
+LUA
+
+run() { wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$2" "http://127.0.0.1:$1" > "$work/$3.out"; }
+run "$up" "$work/patch.lua" direct-patch
+run "$up" "$work/get.lua" direct-get
+run "$ag" "$work/patch.lua" audited-patch
+sleep 1
+
+python3 - "$work" "$q" <<'PY'
+import json, re, sys, urllib.request
+work, q = sys.argv[1], sys.argv[2]
+def ms(v, unit): return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+res = {}
+for name in ["direct-patch", "direct-get", "audited-patch"]:
+    out = open(f"{work}/{name}.out").read()
+    res[name] = dict(
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        n=int(re.search(r"(\d+) requests in", out).group(1)),
+        p50=ms(*re.search(r"50%\s+([\d.]+)(us|ms|s)", out).groups()),
+        p99=ms(*re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()),
+        errors=int((re.search(r"Non-2xx or 3xx responses: (\d+)", out) or [0, 0])[1]),
+    )
+print("| path | req/s | p50 ms | p99 ms | non-2xx |")
+print("|---|---|---|---|---|")
+for name, r in res.items():
+    print(f"| {name} | {r['rps']:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {r['errors']} |")
+inherent = res["direct-patch"]["p50"] + 2 * res["direct-get"]["p50"]
+print()
+print(f"inherent (PATCH p50 + 2 × GET p50): {inherent:.3f} ms")
+print(f"audited PATCH p50 / inherent: {res['audited-patch']['p50'] / inherent:.2f}")
+stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{q}/api/v1/stats"))
+verify = json.load(urllib.request.urlopen(f"http://127.0.0.1:{q}/api/v1/verify"))
+print(f"entries: {stats['total']} for {res['audited-patch']['n']} audited PATCHes; chain ok: {verify['ok']}")
+PY
