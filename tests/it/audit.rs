@@ -212,3 +212,57 @@ async fn tampering_is_detected_and_entries_survive_a_restart() {
     let verdict = again.store.verify().await.unwrap();
     assert_eq!((verdict.ok, verdict.first_bad), (false, Some(victim.id.clone())));
 }
+
+#[tokio::test]
+async fn snapshot_failures_are_written_into_the_entry_never_into_the_response() {
+    // Each rule points its snapshot at a URL of the example upstream that
+    // cannot give a usable state.
+    let rules = r#"
+[[resource]]
+pattern = "/api/slowthings/{id}/"
+type = "slowthing"
+snapshot = "/slow?ms=3000"
+
+[[resource]]
+pattern = "/api/bigthings/{id}/"
+type = "bigthing"
+snapshot = "/big?bytes=70000"
+
+[[resource]]
+pattern = "/api/textthings/{id}/"
+type = "textthing"
+snapshot = "/"
+
+[[resource]]
+pattern = "/api/items/{id}/"
+type = "item"
+id_field = "/no/such/field"
+"#;
+    let env = [("AUDITGATE_SNAPSHOT__TIMEOUT", "300ms"), ("AUDITGATE_SNAPSHOT__MAX_BYTES", "65536")];
+    let app = spawn_app_with(&env, Some(rules)).await;
+    for path in ["/api/slowthings/1/", "/api/bigthings/1/", "/api/textthings/1/"] {
+        // The sample app has no such collections: the client gets its 404, untouched.
+        assert_eq!(call(&app, Method::PATCH, path, json!({"a": 1})).await.0, 404, "{path}");
+    }
+    let (status, created) = call(&app, Method::POST, "/api/items/", json!({"name": "via-location"})).await;
+    assert_eq!(status, 201);
+    assert_eq!(call(&app, Method::POST, &format!("/api/items/{}/activate/", created["id"]), Value::Null).await.0, 404);
+
+    let e = wait_entries(&app.store, 5).await;
+    let by_type = |t: &str| e.iter().find(|x| x.resource_type == t).unwrap();
+    let error = |t: &str| by_type(t).snapshot_error.clone().unwrap_or_default();
+    assert!(error("slowthing").contains("timed out"), "{}", error("slowthing"));
+    assert!(error("bigthing").contains("larger than snapshot.max_bytes"), "{}", error("bigthing"));
+    assert!(error("textthing").contains("not JSON"), "{}", error("textthing"));
+    for t in ["slowthing", "bigthing", "textthing"] {
+        assert_eq!((by_type(t).before.as_ref(), by_type(t).status), (None, 404));
+    }
+    // The id_field finds nothing, so the id comes from Location.
+    let create = e.iter().find(|x| x.action == "create").unwrap();
+    assert_eq!(create.resource_id.as_deref(), Some(created["id"].to_string().as_str()));
+    assert_eq!(create.after.as_ref().unwrap()["name"], "via-location");
+    // A custom action on the item: its before-state is the item.
+    let custom = e.iter().find(|x| x.action == "activate").unwrap();
+    assert_eq!((custom.resource_type.as_str(), custom.outcome.as_str()), ("item", "failure"));
+    assert_eq!(custom.before.as_ref().unwrap()["name"], "via-location");
+}
