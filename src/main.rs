@@ -52,18 +52,26 @@ fn demo(args: DemoArgs) -> ExitCode {
             Err(e) => return usage(e),
         };
         telemetry::init(config.log_format);
-        let app = match App::build(config).await {
-            Ok(app) => app,
-            Err(e) if e.is_usage() => return usage(e),
-            Err(e) => {
-                eprintln!("auditgate: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        println!("{}", auditgate::demo::instructions(app.proxy_addr(), app.query_addr(), app_addr));
-        app.run(shutdown_signal()).await;
-        ExitCode::SUCCESS
+        build_and_run(config, |app| {
+            println!("{}", auditgate::demo::instructions(app.proxy_addr(), app.query_addr(), app_addr));
+        })
+        .await
     })
+}
+
+/// Builds the app, announces it, and serves until SIGTERM/SIGINT.
+async fn build_and_run(config: Config, announce: impl FnOnce(&App)) -> ExitCode {
+    let app = match App::build(config).await {
+        Ok(app) => app,
+        Err(e) if e.is_usage() => return usage(e),
+        Err(e) => {
+            eprintln!("auditgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    announce(&app);
+    app.run(shutdown_signal()).await;
+    ExitCode::SUCCESS
 }
 
 fn open_store(args: &DbArgs) -> Result<(tokio::runtime::Runtime, auditgate::store::SqliteStore), ExitCode> {
@@ -119,18 +127,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     telemetry::init(config.log_format);
     let runtime = runtime(config.worker_threads);
-    runtime.block_on(async {
-        let app = match App::build(config).await {
-            Ok(app) => app,
-            Err(e) if e.is_usage() => return usage(e),
-            Err(e) => {
-                eprintln!("auditgate: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        app.run(shutdown_signal()).await;
-        ExitCode::SUCCESS
-    })
+    runtime.block_on(build_and_run(config, |_| {}))
 }
 
 fn explain(args: ExplainArgs) -> ExitCode {

@@ -10,6 +10,18 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::*;
 
+/// True when the server closes `stream` within `limit` (reading what it sends).
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
 fn status_line(answer: &str) -> &str {
     answer.lines().next().unwrap_or("")
 }
@@ -140,15 +152,7 @@ async fn slow_clients_are_cut_off_by_header_read_timeout() {
     let started = Instant::now();
     // Meanwhile a normal client is served.
     assert_still_serving(&app).await;
-    let mut buf = [0u8; 256];
-    let closed = loop {
-        match tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break true,
-            Ok(Ok(_)) => continue,
-            Err(_) => break false,
-        }
-    };
-    assert!(closed, "the slow connection was not closed");
+    assert!(closed_within(&mut slow, Duration::from_secs(5)).await, "the slow connection was not closed");
     assert!(started.elapsed() >= Duration::from_millis(400), "closed before the timeout");
     assert_still_serving(&app).await;
 }
@@ -178,13 +182,6 @@ async fn idle_keep_alive_connections_are_closed_after_header_read_timeout() {
     let n = stream.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     let idle_since = Instant::now();
-    let closed = loop {
-        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break true,
-            Ok(Ok(_)) => continue,
-            Err(_) => break false,
-        }
-    };
-    assert!(closed, "an idle keep-alive connection stayed open");
+    assert!(closed_within(&mut stream, Duration::from_secs(5)).await, "an idle keep-alive connection stayed open");
     assert!(idle_since.elapsed() >= Duration::from_millis(400), "closed before the timeout");
 }
