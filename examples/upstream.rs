@@ -3,6 +3,7 @@
 //! - `GET /` a short text; `/inspect` the request as JSON;
 //! - `* /echo` the request body back, streamed;
 //! - `GET /big?bytes=N` N bytes of a known pattern, streamed in 64 KiB chunks;
+//! - `GET /gzipped` a JSON body sent gzip-encoded regardless of `Accept-Encoding`;
 //! - `GET /close` answers with `Connection: close`, naming the connection;
 //! - `GET /slow?ms=N` answers after N ms; `/status/N` answers N with headers
 //!   that include hop-by-hop ones; `GET /ws` a WebSocket echo.
@@ -116,6 +117,15 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Bod
             res
         }
         "/ws" => websocket(req),
+        "/gzipped" => {
+            // A JSON state sent gzip-encoded whatever the client asked for.
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(br#"{"state": "compressed", "n": 7}"#).unwrap();
+            let mut res = Response::new(full(e.finish().unwrap()));
+            res.headers_mut().insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+            res
+        }
         "/snapshots" => {
             let seen = snapshots().lock().unwrap().clone();
             Response::new(full(serde_json::to_string(&seen).unwrap()))

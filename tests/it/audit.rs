@@ -234,13 +234,18 @@ type = "textthing"
 snapshot = "/"
 
 [[resource]]
+pattern = "/api/zipthings/{id}/"
+type = "zipthing"
+snapshot = "/gzipped"
+
+[[resource]]
 pattern = "/api/items/{id}/"
 type = "item"
 id_field = "/no/such/field"
 "#;
     let env = [("AUDITGATE_SNAPSHOT__TIMEOUT", "300ms"), ("AUDITGATE_SNAPSHOT__MAX_BYTES", "65536")];
     let app = spawn_app_with(&env, Some(rules)).await;
-    for path in ["/api/slowthings/1/", "/api/bigthings/1/", "/api/textthings/1/"] {
+    for path in ["/api/slowthings/1/", "/api/bigthings/1/", "/api/textthings/1/", "/api/zipthings/1/"] {
         // The sample app has no such collections: the client gets its 404, untouched.
         assert_eq!(call(&app, Method::PATCH, path, json!({"a": 1})).await.0, 404, "{path}");
     }
@@ -248,7 +253,7 @@ id_field = "/no/such/field"
     assert_eq!(status, 201);
     assert_eq!(call(&app, Method::POST, &format!("/api/items/{}/activate/", created["id"]), Value::Null).await.0, 404);
 
-    let e = wait_entries(&app.store, 5).await;
+    let e = wait_entries(&app.store, 6).await;
     let by_type = |t: &str| e.iter().find(|x| x.resource_type == t).unwrap();
     let error = |t: &str| by_type(t).snapshot_error.clone().unwrap_or_default();
     assert!(error("slowthing").contains("timed out"), "{}", error("slowthing"));
@@ -257,6 +262,9 @@ id_field = "/no/such/field"
     for t in ["slowthing", "bigthing", "textthing"] {
         assert_eq!((by_type(t).before.as_ref(), by_type(t).status), (None, 404));
     }
+    // A gzip-encoded state is decoded before it is stored.
+    assert_eq!(by_type("zipthing").before, Some(json!({"state": "compressed", "n": 7})));
+    assert_eq!(by_type("zipthing").snapshot_error, None);
     // The id_field finds nothing, so the id comes from Location.
     let create = e.iter().find(|x| x.action == "create").unwrap();
     assert_eq!(create.resource_id.as_deref(), Some(created["id"].to_string().as_str()));
