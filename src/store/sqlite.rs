@@ -35,9 +35,13 @@ impl SqliteStore {
             .pragma("mmap_size", "268435456")
             .pragma("cache_size", "-65536")
             // ~1.3 KiB rows: larger pages mean fewer splits and overflow pages.
-            .pragma("page_size", "16384");
+            .pragma("page_size", "16384")
+            // Checkpoints run from a background connection (below), not
+            // inside the writer's commits.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        tokio::spawn(checkpoints(pool.clone()));
         Ok(SqliteStore { pool })
     }
 
@@ -173,6 +177,26 @@ impl SqliteStore {
     /// The pool, for tests that tamper with rows.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+}
+
+/// Copies the WAL back into the database file every 250 ms without blocking
+/// the writer (PASSIVE), so the WAL stays small and commits stay cheap.
+/// Ends when the pool is closed.
+async fn checkpoints(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
     }
 }
 
