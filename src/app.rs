@@ -2,9 +2,10 @@
 //! binds the listener (port 0 allowed) and exposes its address; `run` serves
 //! until shutdown.
 //!
-//! Shutdown order: the signal resolves → the listener stops accepting →
-//! in-flight requests finish within `shutdown_timeout` → the recorder's
-//! senders are dropped, so the writer drains the queue → `run` returns.
+//! Shutdown order: the signal resolves → `/readyz` answers 503 and the proxy
+//! listener stops accepting → in-flight requests finish within
+//! `shutdown_timeout` → the recorder's senders are dropped, so the writer
+//! drains the queue → the query port stops → the store closes → `run` returns.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -78,6 +79,7 @@ impl App {
             store: store.clone(),
             recorder: recorder.stats().clone(),
             tokens: config.query_tokens.clone(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         let proxy = Proxy::new(&config, Classifier::new(rules), recorder).ok_or(AppError::NoUpstream)?;
         let bind = |addr: SocketAddr| async move {
@@ -112,18 +114,22 @@ impl App {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let writer = tokio::spawn(self.writer.run());
-        let query = tokio::spawn(api::serve(self.query_listener, self.api, stopped(stop_rx.clone())));
+        let api = self.api.clone();
+        let query = tokio::spawn(api::serve(self.query_listener, self.api, stopped(stop_rx)));
         let signal = async move {
             shutdown.await;
-            let _ = stop_tx.send(true);
+            // Readiness fails first, so a load balancer stops sending.
+            api.draining.store(true, std::sync::atomic::Ordering::Relaxed);
         };
         proxy::serve(self.listener, self.proxy, signal).await;
-        let _ = tokio::time::timeout(self.config.limits.shutdown_timeout, query).await;
         // The proxy (and with it the recorder's senders) is gone once the
         // last connection and after-snapshot task end; the writer then drains.
         if tokio::time::timeout(self.config.limits.shutdown_timeout, writer).await.is_err() {
             tracing::error!("recorder did not drain within shutdown_timeout");
         }
+        // The query port answers until the trail is complete.
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(self.config.limits.shutdown_timeout, query).await;
         self.store.close().await;
         tracing::info!("stopped");
     }

@@ -35,6 +35,8 @@ pub struct ApiState {
     pub store: SqliteStore,
     pub recorder: Arc<RecorderStats>,
     pub tokens: Vec<Token>,
+    /// Set at shutdown: `/readyz` answers 503 while the proxy drains.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// The query-port routes.

@@ -19,9 +19,11 @@ pub(super) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the store answers too.
+/// `GET /readyz`: not shutting down, and the store answers.
 pub(super) async fn readyz(State(s): State<Arc<ApiState>>) -> (StatusCode, Json<Value>) {
-    if s.store.ping().await {
+    if s.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "shutting down"})))
+    } else if s.store.ping().await {
         (StatusCode::OK, Json(json!({"status": "ready"})))
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "store unavailable"})))

@@ -84,9 +84,16 @@ impl TestApp {
         format!("http://{}{path}", self.query_addr)
     }
 
+    /// Signals shutdown without waiting for it.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Signals shutdown and waits for `run` to return.
     pub async fn stop(mut self) {
-        let _ = self.shutdown.take().unwrap().send(());
+        self.signal_shutdown();
         tokio::time::timeout(Duration::from_secs(10), self.task.take().unwrap())
             .await
             .expect("shutdown finishes")

@@ -159,11 +159,17 @@ async fn slow_clients_are_cut_off_by_header_read_timeout() {
 
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
-    let app = spawn_app().await;
-    let url = app.url("/slow?ms=700");
+    let mut app = spawn_app().await;
+    assert_eq!(get(&app.query("/readyz")).await.status(), 200);
+    let url = app.url("/slow?ms=900");
     let in_flight = tokio::spawn(async move { get(&url).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let addr = app.addr;
+    app.signal_shutdown();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Not ready while draining, but the query port still answers.
+    let ready = get(&app.query("/readyz")).await;
+    assert_eq!((ready.status().as_u16(), ready.body().as_ref()), (503, &br#"{"status":"shutting down"}"#[..]));
     app.stop().await;
     let res = in_flight.await.unwrap();
     assert_eq!(res.status(), 200);
