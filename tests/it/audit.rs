@@ -274,3 +274,46 @@ id_field = "/no/such/field"
     assert_eq!((custom.resource_type.as_str(), custom.outcome.as_str()), ("item", "failure"));
     assert_eq!(custom.before.as_ref().unwrap()["name"], "via-location");
 }
+
+#[tokio::test]
+async fn entries_name_the_real_client_and_ignore_forged_headers() {
+    let patch = |app: &TestApp, headers: &[(&'static str, &'static str)]| {
+        let mut b = Request::patch(app.url("/api/items/1/")).header("content-type", "application/json");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Full::new(Bytes::from_static(br#"{"v": 1}"#))).unwrap()
+    };
+    // Untrusted peer: forged X-Forwarded-For and X-Remote-User are ignored.
+    let app = spawn_app().await;
+    call(&app, Method::POST, "/api/items/", json!({"v": 0})).await;
+    send(&client(), patch(&app, &[("x-forwarded-for", "6.6.6.6"), ("x-remote-user", "admin")])).await;
+    let e = wait_entries(&app.store, 2).await;
+    assert_eq!((e[1].client_ip.as_str(), e[1].peer_ip.as_str()), ("127.0.0.1", "127.0.0.1"));
+    assert_eq!(e[1].forwarded_for, ["6.6.6.6"]);
+    assert_eq!((e[1].actor.as_str(), e[1].actor_source), ("anonymous", auditgate::identity::ActorSource::Anonymous));
+
+    // Behind trusted proxies: the rightmost untrusted address, and the proxy's actor header.
+    let app = spawn_app_with(&[("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32,10.0.0.0/8")], None).await;
+    call(&app, Method::POST, "/api/items/", json!({"v": 0})).await;
+    send(&client(), patch(&app, &[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.1.2.3"), ("x-remote-user", "carol")]))
+        .await;
+    let e = wait_entries(&app.store, 2).await;
+    assert_eq!(e[1].client_ip, "203.0.113.9");
+    assert_eq!((e[1].actor.as_str(), e[1].actor_verified), ("carol", true));
+    // The same filter finds it by the client's network.
+    let (found, _) = app
+        .store
+        .list(
+            &{
+                let mut f = auditgate::store::Filter::default();
+                f.set("client_ip", "203.0.113.0/24").unwrap();
+                f
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+}
