@@ -2,6 +2,11 @@
 //! real queue, sealed into the chain, written in batches; prints entries/s.
 //!
 //! `cargo bench --bench recorder` (ENTRIES=100000 BATCH=500 to change).
+//! Diagnostic modes, to see where the time goes: `SEAL_ONLY=1` (sealing and
+//! serialising, no database), `INSERT_ONLY=1` (`insert_batch` of sealed
+//! entries, no queue), `RAW=1` (the same JSON into a bare two-column table:
+//! what SQLite itself manages here), `NO_INDEXES=1` (drop the secondary
+//! indexes first; combines with the others).
 
 use std::time::Instant;
 
@@ -79,6 +84,50 @@ fn main() {
         let size = serde_json::to_string(&entry(1)).unwrap().len();
         let config = RecorderConfig { queue: total, batch, flush_interval: std::time::Duration::from_millis(50) };
         let (rec, writer) = recorder(store.clone(), "bench", &config).await.unwrap();
+        if std::env::var_os("INSERT_ONLY").is_some() {
+            let mut chain = auditgate::entry::Chain::resume(None);
+            let entries: Vec<AuditEntry> = (0..total)
+                .map(|i| {
+                    let mut e = entry(i);
+                    chain.seal(&mut e);
+                    e
+                })
+                .collect();
+            let started = Instant::now();
+            for chunk in entries.chunks(batch) {
+                store.insert_batch(chunk).await.unwrap();
+            }
+            println!("insert_batch only: {:.0} entries/s", total as f64 / started.elapsed().as_secs_f64());
+            return;
+        }
+        if std::env::var_os("RAW").is_some() {
+            let pool = store.pool();
+            sqlx::query("CREATE TABLE raw (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, entry TEXT NOT NULL)")
+                .execute(pool)
+                .await
+                .unwrap();
+            let mut chain = auditgate::entry::Chain::resume(None);
+            let rows: Vec<(String, String)> = (0..total)
+                .map(|i| {
+                    let mut e = entry(i);
+                    chain.seal(&mut e);
+                    (e.id.clone(), serde_json::to_string(&e).unwrap())
+                })
+                .collect();
+            let started = Instant::now();
+            for chunk in rows.chunks(batch) {
+                let mut tx = pool.begin().await.unwrap();
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO raw (id, entry) ");
+                q.push_values(chunk, |mut b, (id, json)| {
+                    b.push_bind(id.clone()).push_bind(json.clone());
+                });
+                q.build().execute(&mut *tx).await.unwrap();
+                tx.commit().await.unwrap();
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!("raw two-column inserts: {:.0} rows/s", total as f64 / secs);
+            return;
+        }
         if std::env::var_os("SEAL_ONLY").is_some() {
             let mut chain = auditgate::entry::Chain::resume(None);
             let mut entries: Vec<AuditEntry> = (0..total).map(entry).collect();
