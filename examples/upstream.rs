@@ -3,6 +3,7 @@
 //! - `GET /` a short text; `/inspect` the request as JSON;
 //! - `* /echo` the request body back, streamed;
 //! - `GET /big?bytes=N` N bytes of a known pattern, streamed in 64 KiB chunks;
+//! - `POST /chunked-create/` a 201 with a chunked body and `Location`;
 //! - `GET /gzipped` a JSON body sent gzip-encoded regardless of `Accept-Encoding`;
 //! - `GET /close` answers with `Connection: close`, naming the connection;
 //! - `GET /slow?ms=N` answers after N ms; `/status/N` answers N with headers
@@ -40,6 +41,22 @@ fn query_num(req: &Request<Incoming>, key: &str) -> u64 {
         .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// A body sent chunk by chunk with no declared length.
+struct Chunks(Vec<Bytes>);
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = if self.0.is_empty() { None } else { Some(Ok(Frame::data(self.0.remove(0)))) };
+        std::task::Poll::Ready(next)
+    }
 }
 
 /// Snapshot GETs seen (`X-Auditgate-Snapshot: 1`), with the credentials they carried.
@@ -117,6 +134,15 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Bod
             res
         }
         "/ws" => websocket(req),
+        "/chunked-create/" => {
+            // A 201 whose body has no declared length, naming the new item in Location.
+            let chunks = vec![Bytes::from_static(b"{\"id\": "), Bytes::from_static(b"77, \"note\": \"chunked\"}")];
+            let mut res =
+                Response::new(Chunks(chunks).map_err(|e: Infallible| -> BoxError { match e {} }).boxed_unsync());
+            *res.status_mut() = StatusCode::CREATED;
+            res.headers_mut().insert(header::LOCATION, "/chunked-create/77/".parse().unwrap());
+            res
+        }
         "/gzipped" => {
             // A JSON state sent gzip-encoded whatever the client asked for.
             use std::io::Write;

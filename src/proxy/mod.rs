@@ -158,7 +158,9 @@ impl Proxy {
 
     /// Hands the answer to the client and completes the entry behind it
     /// (the resource stays locked until the after-state is taken). A create
-    /// whose new id may be in the body has its body read first.
+    /// whose new id may be in the body has its body read first, when its
+    /// declared length is within `max_body_bytes`; otherwise it streams and
+    /// the id comes from `Location`. The entry is recorded in every case.
     async fn finish_audit(
         &self,
         pending: Pending,
@@ -168,12 +170,24 @@ impl Proxy {
         let (parts, body) = response.into_parts();
         let auditor = self.auditor.clone();
         let headers = parts.headers.clone();
-        if pending.needs_created_id() && (200..300).contains(&status) {
+        let declared =
+            parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let bufferable = declared.is_some_and(|n| n <= self.limits.max_body_bytes);
+        if pending.needs_created_id() && (200..300).contains(&status) && bufferable {
             let limit = usize::try_from(self.limits.max_body_bytes).unwrap_or(usize::MAX);
-            let bytes = Limited::new(body, limit).collect().await.map_err(|_| ProxyError::UpstreamBody)?.to_bytes();
-            let for_audit = bytes.clone();
-            tokio::spawn(async move { auditor.finish(pending, status, &headers, Some(&for_audit)).await });
-            return Ok(self.client_response(parts, Either::Right(Full::new(bytes)), None));
+            return match Limited::new(body, limit).collect().await {
+                Ok(collected) => {
+                    let bytes = collected.to_bytes();
+                    let for_audit = bytes.clone();
+                    tokio::spawn(async move { auditor.finish(pending, status, &headers, Some(&for_audit)).await });
+                    Ok(self.client_response(parts, Either::Right(Full::new(bytes)), None))
+                }
+                Err(_) => {
+                    // The upstream answered 2xx, so the change happened: record it.
+                    tokio::spawn(async move { auditor.finish(pending, status, &headers, None).await });
+                    Err(ProxyError::UpstreamBody)
+                }
+            };
         }
         tokio::spawn(async move { auditor.finish(pending, status, &headers, None).await });
         Ok(self.client_response(parts, Either::Left(body), None))

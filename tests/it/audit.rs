@@ -317,3 +317,22 @@ async fn entries_name_the_real_client_and_ignore_forged_headers() {
         .unwrap();
     assert_eq!(found.len(), 1);
 }
+
+#[tokio::test]
+async fn a_create_with_a_streamed_answer_takes_its_id_from_location() {
+    let app = spawn_app().await;
+    let req = Request::post(app.url("/chunked-create/"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let res = send(&client(), req).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.body().as_ref(), br#"{"id": 77, "note": "chunked"}"#);
+    let e = wait_entries(&app.store, 1).await;
+    assert_eq!(
+        (e[0].action.as_str(), e[0].resource_type.as_str(), e[0].resource_id.as_deref()),
+        ("create", "chunked-create", Some("77"))
+    );
+    // The item URL does not exist on this upstream: the entry says so.
+    assert!(e[0].snapshot_error.as_deref().unwrap_or("").contains("404"), "{:?}", e[0].snapshot_error);
+}
