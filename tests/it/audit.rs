@@ -336,3 +336,54 @@ async fn a_create_with_a_streamed_answer_takes_its_id_from_location() {
     // The item URL does not exist on this upstream: the entry says so.
     assert!(e[0].snapshot_error.as_deref().unwrap_or("").contains("404"), "{:?}", e[0].snapshot_error);
 }
+
+#[tokio::test]
+async fn ignore_fields_and_skip_unchanged_shape_the_trail() {
+    let env = [("AUDITGATE_SNAPSHOT__IGNORE_FIELDS", "/updated_at"), ("AUDITGATE_SNAPSHOT__SKIP_UNCHANGED", "true")];
+    let app = spawn_app_with(&env, None).await;
+    let (_, created) = call(&app, Method::POST, "/api/items/", json!({"name": "a", "updated_at": 1})).await;
+    let item = format!("/api/items/{}/", created["id"]);
+    // Only the volatile field moves: no change left, so no entry.
+    call(&app, Method::PATCH, &item, json!({"updated_at": 2})).await;
+    // A real change alongside it: listed without the volatile field, which stays in the states.
+    call(&app, Method::PATCH, &item, json!({"name": "b", "updated_at": 3})).await;
+    call(&app, Method::DELETE, &item, Value::Null).await;
+    let e = wait_entries(&app.store, 3).await;
+    assert_eq!(e.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["create", "update", "delete"]);
+    assert_eq!(changes(&e[1]), vec![("/name".into(), json!("a"), json!("b"))]);
+    assert_eq!(e[1].after.as_ref().unwrap()["updated_at"], 3);
+}
+
+#[tokio::test]
+async fn http2_mutations_are_recorded_like_http1() {
+    let app = spawn_app().await;
+    let h2 = h2_client();
+    let body = |v: Value| Full::new(Bytes::from(v.to_string()));
+    let create = Request::post(app.url("/api/items/"))
+        .version(http::Version::HTTP_2)
+        .header("content-type", "application/json")
+        .body(body(json!({"n": 1})))
+        .unwrap();
+    let created: Value = serde_json::from_slice(send(&h2, create).await.body()).unwrap();
+    let mut streams = Vec::new();
+    for i in 2..=9 {
+        let (h2, url) = (h2.clone(), app.url(&format!("/api/items/{}/", created["id"])));
+        streams.push(tokio::spawn(async move {
+            let req = Request::patch(url)
+                .version(http::Version::HTTP_2)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(json!({"n": i}).to_string())))
+                .unwrap();
+            send(&h2, req).await.status()
+        }));
+    }
+    for s in streams {
+        assert_eq!(s.await.unwrap(), 200);
+    }
+    let mut e = wait_entries(&app.store, 9).await;
+    e.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+    assert_eq!(e[0].action, "create");
+    for pair in e[1..].windows(2) {
+        assert_eq!(pair[1].before, pair[0].after, "concurrent HTTP/2 streams shared a snapshot");
+    }
+}
