@@ -21,18 +21,17 @@ use crate::snapshot::{ResourceLocks, Snapshotter};
 #[derive(Debug)]
 pub struct Auditor {
     pub snapshots: Snapshotter,
-    pub locks: ResourceLocks,
-    pub recorder: Recorder,
+    locks: ResourceLocks,
+    recorder: Recorder,
     redactor: Redactor,
     ignore_fields: Vec<String>,
     skip_unchanged: bool,
     instance: String,
 }
 
-/// What is known of an audited request before it is forwarded.
+/// What the proxy knows of an audited request before it is forwarded.
 #[derive(Debug)]
-pub struct Pending {
-    pub classified: Classified,
+pub struct RequestFacts {
     pub actor: Actor,
     pub addr: ClientAddr,
     pub method: String,
@@ -40,12 +39,44 @@ pub struct Pending {
     pub query: String,
     pub request_id: String,
     pub user_agent: Option<String>,
-    /// The client's headers that snapshots carry (credentials, `Host`).
-    pub snapshot_headers: HeaderMap,
+    /// The client headers snapshots carry (`Snapshotter::carried`).
+    pub carried: HeaderMap,
     pub started: Instant,
+}
+
+impl RequestFacts {
+    /// Facts read from the request head.
+    pub fn new(
+        parts: &http::request::Parts,
+        actor: Actor,
+        addr: ClientAddr,
+        request_id: String,
+        carried: HeaderMap,
+        started: Instant,
+    ) -> RequestFacts {
+        RequestFacts {
+            actor,
+            addr,
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().unwrap_or("").to_string(),
+            request_id,
+            user_agent: parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+            carried,
+            started,
+        }
+    }
+}
+
+/// An audited request in progress: its facts, classification, the
+/// before-state, and the resource's turn while it lasts.
+#[derive(Debug)]
+pub struct Pending {
+    request: RequestFacts,
+    classified: Classified,
     /// Per-rule settings: `id_field`, `ignore_fields`.
-    pub rule_id_field: Option<String>,
-    pub rule_ignore_fields: Vec<String>,
+    rule_id_field: Option<String>,
+    rule_ignore_fields: Vec<String>,
     before: Option<Value>,
     snapshot_error: Option<String>,
     guard: Option<OwnedMutexGuard<()>>,
@@ -65,28 +96,9 @@ impl Auditor {
     }
 
     /// Starts auditing: takes the resource's turn and its before-state.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn begin(
-        &self,
-        classified: Classified,
-        rule: Option<&Rule>,
-        actor: Actor,
-        addr: ClientAddr,
-        parts: &http::request::Parts,
-        request_id: String,
-        snapshot_headers: HeaderMap,
-        started: Instant,
-    ) -> Pending {
+    pub async fn begin(&self, classified: Classified, rule: Option<&Rule>, request: RequestFacts) -> Pending {
         let mut pending = Pending {
-            actor,
-            addr,
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_string(),
-            query: parts.uri.query().unwrap_or("").to_string(),
-            request_id,
-            user_agent: parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
-            snapshot_headers,
-            started,
+            request,
             rule_id_field: rule.and_then(|r| r.id_field.clone()),
             rule_ignore_fields: rule.map(|r| r.ignore_fields.clone()).unwrap_or_default(),
             before: None,
@@ -98,7 +110,7 @@ impl Auditor {
         if let (Some(id), Some(url)) = (pending.classified.resource.id.clone(), pending.snapshot_url(None)) {
             pending.guard = Some(self.locks.lock(&pending.classified.resource.kind, &id).await);
             if needs_before {
-                match self.snapshots.fetch(&url, &pending.snapshot_headers).await {
+                match self.snapshots.fetch(&url, &pending.request.carried).await {
                     Ok(v) => pending.before = Some(v),
                     Err(e) => pending.snapshot_error = Some(e.to_string()),
                 }
@@ -123,7 +135,7 @@ impl Auditor {
         let mut after = None;
         if wants_after {
             match p.snapshot_url(p.classified.resource.id.as_deref()) {
-                Some(url) => match self.snapshots.fetch(&url, &p.snapshot_headers).await {
+                Some(url) => match self.snapshots.fetch(&url, &p.request.carried).await {
                     Ok(v) => after = Some(v),
                     Err(e) => p.snapshot_error = Some(e.to_string()),
                 },
@@ -169,24 +181,24 @@ impl Auditor {
         let entry = AuditEntry {
             id: String::new(),
             timestamp: answered.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            request_id: p.request_id,
+            request_id: p.request.request_id,
             action: c.action.as_str().to_string(),
             outcome,
-            method: p.method,
-            path: p.path,
-            query: p.query,
+            method: p.request.method,
+            path: p.request.path,
+            query: p.request.query,
             status,
-            duration_ms: (p.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            duration_ms: (p.request.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             resource_type: c.resource.kind,
             resource_id: c.resource.id,
             parents: c.resource.parents,
-            actor: p.actor.name,
-            actor_source: p.actor.source,
-            actor_verified: p.actor.verified,
-            client_ip: p.addr.client.to_string(),
-            peer_ip: p.addr.peer.to_string(),
-            forwarded_for: p.addr.forwarded_for,
-            user_agent: p.user_agent,
+            actor: p.request.actor.name,
+            actor_source: p.request.actor.source,
+            actor_verified: p.request.actor.verified,
+            client_ip: p.request.addr.client.to_string(),
+            peer_ip: p.request.addr.peer.to_string(),
+            forwarded_for: p.request.addr.forwarded_for,
+            user_agent: p.request.user_agent,
             configuration: None,
             before: p.before.map(redact),
             after: after.map(redact),

@@ -67,12 +67,8 @@ pub fn explain(
             };
             line(&mut out, "id", &id);
             let parents: Vec<String> = c.resource.parents.iter().map(|p| format!("{} {}", p.kind, p.id)).collect();
-            line(&mut out, "parents", if parents.is_empty() { "(none)" } else { "" });
-            if !parents.is_empty() {
-                out.truncate(out.len() - 1);
-                out.push_str(&parents.join(", "));
-                out.push('\n');
-            }
+            let parents = if parents.is_empty() { "(none)".to_string() } else { parents.join(", ") };
+            line(&mut out, "parents", &parents);
             line(&mut out, "matched", &c.rule.map_or("default heuristic".to_string(), rule_name));
             line(&mut out, "snapshot", c.snapshot.as_deref().unwrap_or("(none)"));
             let audited = if c.action.is_mutation() {

@@ -4,9 +4,13 @@
 //! - [`config`]: raw sources (file, environment, flags) → validated `Config`.
 //! - [`resource`]: pure inference of action and resource from method + path.
 //! - [`identity`]: pure actor and client-address resolution.
-//! - [`proxy`]: the data path, its accept loop and header hygiene.
+//! - [`proxy`]: the data path, its accept loop, header hygiene, upstream side.
+//! - [`audit`], [`snapshot`]: the audited-mutation pipeline and its snapshots.
+//! - [`diff`], [`entry`]: pure diff and redaction; the entry and its hash chain.
+//! - [`recorder`], [`store`]: the bounded queue, the batch writer, SQLite.
+//! - [`api`]: the query port.
 //! - [`app`]: binds listeners, owns start-up and shutdown order.
-//! - [`cli`], [`explain`], [`telemetry`]: the command line and its output.
+//! - [`cli`], [`explain`], [`demo`], [`telemetry`]: the command line and its output.
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 

@@ -59,23 +59,28 @@ impl Snapshotter {
         }
     }
 
-    /// GETs `path` (path and query) as the client would: with its
-    /// credentials and `Host`, asking for an unencoded JSON body.
-    pub async fn fetch(&self, path: &str, client: &HeaderMap) -> Result<Value, SnapshotError> {
+    /// The client headers a snapshot carries: `snapshot.forward_headers`
+    /// (credentials) and `Host`, so the app answers as it would the client.
+    pub fn carried(&self, client: &HeaderMap) -> HeaderMap {
+        let mut carried = HeaderMap::new();
+        for name in self.forward_headers.iter().chain(std::iter::once(&HOST)) {
+            for value in client.get_all(name) {
+                carried.append(name.clone(), value.clone());
+            }
+        }
+        carried
+    }
+
+    /// GETs `path` (path and query) with the `carried` client headers,
+    /// asking for an unencoded JSON body.
+    pub async fn fetch(&self, path: &str, carried: &HeaderMap) -> Result<Value, SnapshotError> {
         let target = format!("{}{path}", self.base_path);
         let uri: Uri = target.parse().map_err(|_| SnapshotError::BadPath(path.to_string()))?;
         let mut req = Request::new(UpstreamBody::empty());
         *req.method_mut() = Method::GET;
         *req.uri_mut() = uri;
         let h = req.headers_mut();
-        for name in &self.forward_headers {
-            for value in client.get_all(name) {
-                h.append(name.clone(), value.clone());
-            }
-        }
-        if let Some(host) = client.get(HOST) {
-            h.insert(HOST, host.clone());
-        }
+        h.extend(carried.iter().map(|(k, v)| (k.clone(), v.clone())));
         h.insert(X_AUDITGATE_SNAPSHOT, HeaderValue::from_static("1"));
         h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         h.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -172,7 +177,7 @@ impl ResourceLocks {
         lock.lock_owned().await
     }
 
-    /// Entries whose lock is still alive (for tests and metrics).
+    /// Entries whose lock is still alive (tests check that none leak).
     pub fn live(&self) -> usize {
         self.locks.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|w| w.strong_count() > 0).count()
     }

@@ -110,11 +110,6 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         load(file, env, flags)?.validate()
     }
-
-    /// The configuration with every default, for tests and `explain`.
-    pub fn defaults() -> Config {
-        RawConfig::default().validate().expect("the defaults are valid")
-    }
 }
 
 impl RawConfig {

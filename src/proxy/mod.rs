@@ -21,12 +21,12 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
 pub use body::{ResponseBody, UpstreamBody};
-pub use error::{ProxyError, json_error};
-pub use headers::{X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID, strip_hop_by_hop};
+pub use error::ProxyError;
+use headers::X_REQUEST_ID;
 pub use server::{ConnInfo, serve};
 pub use upstream::{Affinity, UpstreamClient, UpstreamError};
 
-use crate::audit::{Auditor, Pending};
+use crate::audit::{Auditor, Pending, RequestFacts};
 use crate::config::{Config, Limits};
 use crate::identity::{ActorRules, TrustedProxies, client_addr};
 use crate::recorder::Recorder;
@@ -36,15 +36,14 @@ use crate::resource::{
 };
 use crate::snapshot::Snapshotter;
 
-/// The request id: the client's `X-Request-Id`, or a new ULID set on the request.
-fn ensure_request_id(headers: &mut HeaderMap) -> String {
-    if let Some(id) = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()) {
-        return id.to_string();
+/// Sets `X-Request-Id` to a new ULID unless the client sent one; allocates
+/// only when it makes one.
+fn set_request_id(headers: &mut HeaderMap) {
+    if !headers.contains_key(&X_REQUEST_ID) {
+        let mut buf = [0u8; ulid::ULID_LEN];
+        let id = ulid::Ulid::new().array_to_str(&mut buf);
+        headers.insert(X_REQUEST_ID, HeaderValue::from_str(id).expect("a ULID is a header value"));
     }
-    let mut buf = [0u8; ulid::ULID_LEN];
-    let id = ulid::Ulid::new().array_to_str(&mut buf);
-    headers.insert(X_REQUEST_ID, HeaderValue::from_str(id).expect("a ULID is a header value"));
-    id.to_string()
 }
 
 /// Everything a request needs, built once at start and shared.
@@ -56,8 +55,6 @@ pub struct Proxy {
     upstream_host: HeaderValue,
     upstream: Arc<UpstreamClient>,
     auditor: Arc<Auditor>,
-    /// Client headers that snapshot GETs carry.
-    snapshot_headers: Vec<http::HeaderName>,
     classifier: Classifier,
     trusted: TrustedProxies,
     actor: ActorRules,
@@ -76,7 +73,6 @@ impl Proxy {
             upstream_host: HeaderValue::from_str(upstream.authority.as_str()).ok()?,
             upstream: client,
             auditor: Arc::new(Auditor::new(snapshots, recorder, &config.snapshot, config.instance.clone())),
-            snapshot_headers: config.snapshot.forward_headers.clone(),
             classifier,
             trusted: config.trusted_proxies.clone(),
             actor: config.actor.clone(),
@@ -96,7 +92,6 @@ impl Proxy {
     }
 
     async fn forward(&self, conn: &ConnInfo, mut req: Request<Incoming>) -> Result<Response<ResponseBody>, ProxyError> {
-        let started = Instant::now();
         let upgrade = (req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers()))
             .then(|| hyper::upgrade::on(&mut req));
         let version = req.version();
@@ -105,6 +100,7 @@ impl Proxy {
         let (body, audit) = match self.audited(&method, &parts) {
             None => (UpstreamBody::stream(body), None),
             Some(classified) => {
+                let started = Instant::now();
                 let bytes = self.read_body(&parts, body).await?;
                 let pending = self.begin_audit(conn, &mut parts, &bytes, classified, started).await?;
                 (UpstreamBody::buffered(bytes), Some(pending))
@@ -145,15 +141,12 @@ impl Proxy {
         }
         let actor = self.actor.resolve(&parts.headers, conn.peer_trusted);
         let addr = client_addr(&self.trusted, conn.peer.ip(), &parts.headers);
-        let request_id = ensure_request_id(&mut parts.headers);
-        let mut carried = HeaderMap::new();
-        for name in self.snapshot_headers.iter().chain(std::iter::once(&HOST)) {
-            for value in parts.headers.get_all(name) {
-                carried.append(name.clone(), value.clone());
-            }
-        }
+        set_request_id(&mut parts.headers);
+        let request_id = parts.headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let carried = self.auditor.snapshots.carried(&parts.headers);
         let rule = classified.rule.map(|i| &self.classifier.rules()[i]);
-        Ok(self.auditor.begin(classified, rule, actor, addr, parts, request_id, carried, started).await)
+        let facts = RequestFacts::new(parts, actor, addr, request_id, carried, started);
+        Ok(self.auditor.begin(classified, rule, facts).await)
     }
 
     /// Hands the answer to the client and completes the entry behind it
@@ -294,7 +287,7 @@ impl Proxy {
             &mut parts.headers,
             headers::Hop { peer: &conn.peer_value, peer_trusted: conn.peer_trusted, proto: conn.proto, host },
         );
-        ensure_request_id(&mut parts.headers);
+        set_request_id(&mut parts.headers);
         parts.uri = self.origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
         Request::from_parts(parts, body)
