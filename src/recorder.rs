@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::entry::{AuditEntry, Chain};
+use crate::entry::{AuditEntry, Chain, Sealed};
 use crate::store::SqliteStore;
 
 /// Counters of the recorder, for logs, `/metrics` and tests.
@@ -59,18 +59,7 @@ impl Recorder {
     }
 }
 
-/// What one `run_once` did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// This many entries were committed.
-    Wrote(usize),
-    /// The store refused the batch; it is kept and retried.
-    Failed,
-    /// Every sender is gone and the queue is empty.
-    Closed,
-}
-
-/// Seals and writes queued entries.
+/// Seals queued entries and hands sealed batches to the committer.
 #[derive(Debug)]
 pub struct Writer {
     rx: mpsc::Receiver<AuditEntry>,
@@ -78,8 +67,6 @@ pub struct Writer {
     chain: Chain,
     batch: usize,
     flush_interval: Duration,
-    /// A sealed batch the store refused, written before anything newer.
-    pending: Vec<AuditEntry>,
     stats: Arc<RecorderStats>,
 }
 
@@ -106,7 +93,6 @@ pub async fn recorder(
         chain: Chain::resume(last),
         batch: config.batch.max(1),
         flush_interval: config.flush_interval,
-        pending: Vec::new(),
         stats: stats.clone(),
     };
     Ok((Recorder { tx, stats }, writer))
@@ -114,52 +100,69 @@ pub async fn recorder(
 
 impl Writer {
     /// Collects one batch (up to `batch` entries, or what arrived within
-    /// `flush_interval` of the first) and commits it.
-    pub async fn run_once(&mut self) -> Outcome {
-        if self.pending.is_empty() {
-            let Some(first) = self.rx.recv().await else { return Outcome::Closed };
-            let mut batch = vec![first];
-            let deadline = tokio::time::Instant::now() + self.flush_interval;
-            while batch.len() < self.batch {
-                let room = self.batch - batch.len();
-                match tokio::time::timeout_at(deadline, self.rx.recv_many(&mut batch, room)).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-            for entry in &mut batch {
-                self.chain.seal(entry);
-            }
-            self.pending = batch;
-        }
-        match self.store.insert_batch(&self.pending).await {
-            Ok(()) => {
-                let n = self.pending.len();
-                self.pending.clear();
-                self.stats.written.fetch_add(n as u64, Ordering::Relaxed);
-                Outcome::Wrote(n)
-            }
-            Err(e) => {
-                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, entries = self.pending.len(), "audit batch not written, retrying");
-                Outcome::Failed
+    /// `flush_interval` of the first) and seals it; `None` once every
+    /// `Recorder` is dropped and the queue is empty.
+    async fn next_batch(&mut self) -> Option<Vec<Sealed>> {
+        let first = self.rx.recv().await?;
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + self.flush_interval;
+        while batch.len() < self.batch {
+            let room = self.batch - batch.len();
+            match tokio::time::timeout_at(deadline, self.rx.recv_many(&mut batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
             }
         }
+        Some(batch.into_iter().map(|e| self.chain.seal(e)).collect())
     }
 
     /// Writes until every `Recorder` is dropped and the queue is drained.
+    /// Sealing the next batch overlaps with committing the previous one; the
+    /// committer takes batches in order and retries a refused batch (with
+    /// back-off) before anything newer, so the chain is stored in order.
+    /// Committed batches go back to this task to be freed, keeping the
+    /// committer (the pipeline's slow stage) on inserts alone.
     pub async fn run(mut self) {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match self.run_once().await {
-                Outcome::Wrote(_) => backoff = Duration::from_millis(50),
-                Outcome::Failed => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Outcome::Closed => break,
+        let (tx, mut rx) = mpsc::channel::<Vec<Sealed>>(1);
+        let (done_tx, mut done) = mpsc::unbounded_channel::<Vec<Sealed>>();
+        let (store, stats) = (self.store.clone(), self.stats.clone());
+        let committer = tokio::spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                commit(&store, &stats, &batch).await;
+                let _ = done_tx.send(batch);
+            }
+        });
+        while let Some(batch) = self.next_batch().await {
+            while let Ok(committed) = done.try_recv() {
+                drop(committed);
+            }
+            if tx.send(batch).await.is_err() {
+                break;
             }
         }
+        drop(tx);
+        if let Err(e) = committer.await {
+            tracing::error!(error = %e, "audit committer failed");
+        }
         tracing::info!(written = self.stats.written.load(Ordering::Relaxed), "recorder drained");
+    }
+}
+
+/// Commits one sealed batch, retrying until the store takes it.
+async fn commit(store: &SqliteStore, stats: &RecorderStats, batch: &[Sealed]) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match store.insert_batch(batch).await {
+            Ok(()) => {
+                stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => {
+                stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, entries = batch.len(), "audit batch not written, retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }

@@ -4,15 +4,19 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use super::{Filter, StoreError, ip_key};
-use crate::entry::{AuditEntry, GENESIS, Verification, verify_chain};
+use crate::entry::{AuditEntry, ChainCheck, Sealed, Verification};
 
 /// Columns written per row; SQLite allows 32,766 bound parameters.
-const COLUMNS: usize = 15;
+const COLUMNS: usize = 7;
 const ROWS_PER_STATEMENT: usize = 32_766 / COLUMNS;
+
+/// Columns a stored row repeats from its entry, for `verify` to compare.
+const ROW: &str = "id, timestamp, resource_type, resource_id, actor, client_ip_key, entry";
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
@@ -35,7 +39,7 @@ impl SqliteStore {
             .pragma("mmap_size", "268435456")
             .pragma("cache_size", "-65536")
             // ~1.3 KiB rows: larger pages mean fewer splits and overflow pages.
-            .pragma("page_size", "16384")
+            .pragma("page_size", PAGE_SIZE.to_string())
             // Checkpoints run from a background connection (below), not
             // inside the writer's commits.
             .pragma("wal_autocheckpoint", "0");
@@ -45,40 +49,45 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
-    /// Writes sealed entries in one transaction.
-    pub async fn insert_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+    /// Writes sealed entries, and the newest as its instance's chain head,
+    /// in one transaction.
+    pub async fn insert_batch(&self, entries: &[Sealed]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
         for chunk in entries.chunks(ROWS_PER_STATEMENT) {
-            let rows: Vec<(&AuditEntry, String, Vec<u8>)> = chunk
-                .iter()
-                .map(|e| {
-                    let json = serde_json::to_string(e).expect("an entry serialises");
-                    let key = e.client_ip.parse().map(ip_key).unwrap_or([0; 16]).to_vec();
-                    (e, json, key)
-                })
-                .collect();
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO audit_log (id, instance, timestamp, action, outcome, method, path, status, \
-                 resource_type, resource_id, actor, client_ip, client_ip_key, configuration, entry) ",
+                "INSERT INTO audit_log (id, timestamp, resource_type, resource_id, actor, client_ip_key, entry) ",
             );
-            q.push_values(rows, |mut b, (e, json, key)| {
+            q.push_values(chunk, |mut b, Sealed { entry: e, json }| {
                 b.push_bind(e.id.clone())
-                    .push_bind(e.instance.clone())
                     .push_bind(e.timestamp.clone())
-                    .push_bind(e.action.clone())
-                    .push_bind(e.outcome.as_str())
-                    .push_bind(e.method.clone())
-                    .push_bind(e.path.clone())
-                    .push_bind(i64::from(e.status))
                     .push_bind(e.resource_type.clone())
                     .push_bind(e.resource_id.clone())
                     .push_bind(e.actor.clone())
-                    .push_bind(e.client_ip.clone())
-                    .push_bind(key)
-                    .push_bind(e.configuration.clone())
-                    .push_bind(json);
+                    .push_bind(client_ip_key(e).to_vec())
+                    .push_bind(json.clone());
             });
             q.build().execute(&mut *tx).await?;
+        }
+        // The newest entry of each instance in the batch is its chain head.
+        let mut heads: Vec<&AuditEntry> = Vec::new();
+        for Sealed { entry, .. } in entries.iter().rev() {
+            if !heads.iter().any(|h| h.instance == entry.instance) {
+                heads.push(entry);
+            }
+        }
+        for head in heads {
+            sqlx::query(
+                "INSERT INTO chain_head (instance, last_id, last_hash) VALUES (?, ?, ?) \
+                 ON CONFLICT (instance) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash",
+            )
+            .bind(&head.instance)
+            .bind(&head.id)
+            .bind(&head.hash)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -86,11 +95,11 @@ impl SqliteStore {
 
     /// The hash of an instance's newest entry, to continue its chain.
     pub async fn last_hash(&self, instance: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT id, entry FROM audit_log WHERE instance = ? ORDER BY id DESC LIMIT 1")
+        let hash = sqlx::query_scalar("SELECT last_hash FROM chain_head WHERE instance = ?")
             .bind(instance)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| decode(&r).map(|e| e.hash)).transpose()
+        Ok(hash)
     }
 
     /// One entry by id.
@@ -131,37 +140,35 @@ impl SqliteStore {
         rows.iter().map(decode).collect()
     }
 
-    /// Checks every instance's chain from its first entry.
+    /// Checks every instance's chain from its first entry, in one pass in
+    /// id order: each entry must link and hash, the columns the filters use
+    /// must agree with the entry the hash covers, and each chain must end at
+    /// its recorded head (a deleted tail names the missing head's id).
     pub async fn verify(&self) -> Result<Verification, StoreError> {
-        let rows = sqlx::query("SELECT id, entry FROM audit_log ORDER BY instance, id").fetch_all(&self.pool).await?;
-        let mut checked = 0;
-        let mut first_bad = None;
-        let mut current: Vec<AuditEntry> = Vec::new();
-        let flush = |chain: &mut Vec<AuditEntry>, checked: &mut u64, first_bad: &mut Option<String>| {
-            let (n, bad) = verify_chain(GENESIS, chain.iter());
-            *checked += n;
-            if first_bad.is_none() {
-                *first_bad = bad;
-            }
-            chain.clear();
-        };
-        for row in &rows {
-            let entry = match decode(row) {
-                Ok(e) => e,
-                Err(_) => {
-                    let id: String = row.try_get("id")?;
-                    checked += 1;
-                    first_bad.get_or_insert(id);
+        let mut check = ChainCheck::default();
+        let mut rows = sqlx::query(AssertSqlSafe(format!("SELECT {ROW} FROM audit_log ORDER BY id"))).fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            let entry = match decode(&row) {
+                Ok(e) if columns_agree(&row, &e)? => e,
+                _ => {
+                    check.skip();
+                    check.bad(&row.try_get::<String, _>("id")?);
                     continue;
                 }
             };
-            if current.last().is_some_and(|prev| prev.instance != entry.instance) {
-                flush(&mut current, &mut checked, &mut first_bad);
-            }
-            current.push(entry);
+            check.push(&entry);
         }
-        flush(&mut current, &mut checked, &mut first_bad);
-        Ok(Verification { ok: first_bad.is_none(), checked, first_bad })
+        drop(rows);
+        let heads: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_head ORDER BY last_id")
+                .fetch_all(&self.pool)
+                .await?;
+        for (instance, last_id, last_hash) in heads {
+            if check.head(&instance) != Some(last_hash.as_str()) {
+                check.bad(&last_id);
+            }
+        }
+        Ok(check.finish())
     }
 
     /// True when the database answers (`/readyz`).
@@ -180,9 +187,21 @@ impl SqliteStore {
     }
 }
 
-/// Copies the WAL back into the database file every 250 ms without blocking
-/// the writer (PASSIVE), so the WAL stays small and commits stay cheap.
-/// Ends when the pool is closed.
+/// WAL size above which the checkpointer makes the WAL start over (below
+/// it checkpoints never block the writer).
+const WAL_LIMIT_BYTES: i64 = 256 << 20;
+/// Frames a RESTART checkpoint may still have to copy while it holds the
+/// writer: PASSIVE passes catch up to this first.
+const RESTART_BACKLOG_FRAMES: i64 = 1024;
+const PAGE_SIZE: i64 = 16 << 10;
+
+/// Copies the WAL back into the database file every 250 ms. PASSIVE
+/// checkpoints never block the writer, but under sustained writes they never
+/// quite catch up, and the WAL only starts over once one has; so when the
+/// WAL outgrows `WAL_LIMIT_BYTES`, PASSIVE passes catch up to a small
+/// backlog and one RESTART checkpoint briefly holds the writer while it
+/// copies the rest, letting the next commit wrap the WAL. Ends when the
+/// pool is closed.
 async fn checkpoints(pool: SqlitePool) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -191,13 +210,43 @@ async fn checkpoints(pool: SqlitePool) {
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+        if let Err(e) = checkpoint(&pool).await {
             if pool.is_closed() {
                 return;
             }
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
+}
+
+async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    // (busy, frames in the WAL, frames copied back)
+    let passive = || sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool);
+    let (_, frames, _) = passive().await?;
+    if frames * PAGE_SIZE <= WAL_LIMIT_BYTES {
+        return Ok(());
+    }
+    for _ in 0..16 {
+        let (_, frames, copied) = passive().await?;
+        if frames - copied <= RESTART_BACKLOG_FRAMES {
+            break;
+        }
+    }
+    sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(pool).await?;
+    Ok(())
+}
+
+fn client_ip_key(e: &AuditEntry) -> [u8; 16] {
+    e.client_ip.parse().map(ip_key).unwrap_or([0; 16])
+}
+
+/// Whether a row's filter columns say what its entry says.
+fn columns_agree(row: &sqlx::sqlite::SqliteRow, e: &AuditEntry) -> Result<bool, StoreError> {
+    Ok(row.try_get::<String, _>("timestamp")? == e.timestamp
+        && row.try_get::<String, _>("resource_type")? == e.resource_type
+        && row.try_get::<Option<String>, _>("resource_id")? == e.resource_id
+        && row.try_get::<String, _>("actor")? == e.actor
+        && row.try_get::<Vec<u8>, _>("client_ip_key")? == client_ip_key(e))
 }
 
 fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<AuditEntry, StoreError> {
@@ -212,15 +261,15 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter) {
             q.push(format!(" AND {column} = ")).push_bind(v.clone());
         }
     };
-    eq(q, "action", &f.action);
     eq(q, "resource_type", &f.resource_type);
     eq(q, "resource_id", &f.resource_id);
     eq(q, "actor", &f.actor);
-    eq(q, "outcome", &f.outcome);
-    eq(q, "configuration", &f.configuration);
-    eq(q, "instance", &f.instance);
+    eq(q, "json_extract(entry, '$.action')", &f.action);
+    eq(q, "json_extract(entry, '$.outcome')", &f.outcome);
+    eq(q, "json_extract(entry, '$.configuration')", &f.configuration);
+    eq(q, "json_extract(entry, '$.instance')", &f.instance);
     if let Some(s) = f.status {
-        q.push(" AND status = ").push_bind(i64::from(s));
+        q.push(" AND json_extract(entry, '$.status') = ").push_bind(i64::from(s));
     }
     if let Some((lo, hi)) = f.client_ip {
         q.push(" AND client_ip_key BETWEEN ").push_bind(lo.to_vec()).push(" AND ").push_bind(hi.to_vec());
@@ -233,7 +282,7 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter) {
     }
     if let Some(text) = &f.q {
         let like = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        q.push(" AND (path LIKE ")
+        q.push(" AND (json_extract(entry, '$.path') LIKE ")
             .push_bind(like.clone())
             .push(" ESCAPE '\\' OR json_extract(entry, '$.changes') LIKE ");
         q.push_bind(like).push(" ESCAPE '\\')");
@@ -247,15 +296,15 @@ impl SqliteStore {
         let mut out = serde_json::Map::new();
         let mut total = 0i64;
         for (key, column) in [
-            ("by_action", "action"),
+            ("by_action", "json_extract(entry, '$.action')"),
             ("by_resource_type", "resource_type"),
             ("by_actor", "actor"),
-            ("by_outcome", "outcome"),
+            ("by_outcome", "json_extract(entry, '$.outcome')"),
         ] {
             let mut q =
                 QueryBuilder::<Sqlite>::new(format!("SELECT {column} AS k, COUNT(*) AS n FROM audit_log WHERE 1 = 1"));
             push_filter(&mut q, filter);
-            q.push(format!(" GROUP BY {column} ORDER BY n DESC, k LIMIT 1000"));
+            q.push(" GROUP BY k ORDER BY n DESC, k LIMIT 1000");
             let rows = q.build().fetch_all(&self.pool).await?;
             let mut counts = serde_json::Map::new();
             let mut sum = 0i64;
@@ -265,7 +314,7 @@ impl SqliteStore {
                 sum += n;
                 counts.insert(k, n.into());
             }
-            if column == "outcome" {
+            if key == "by_outcome" {
                 total = sum;
             }
             out.insert(key.into(), counts.into());

@@ -7,5 +7,6 @@ mod helpers;
 mod json_server;
 mod limits;
 mod query;
+mod store;
 mod transparency;
 mod websocket;

@@ -1,0 +1,166 @@
+//! The SQLite store on real files: schema upgrades keep existing trails,
+//! `verify` catches edits beyond the entry text (filter columns, a deleted
+//! tail), and several instances' chains interleave in one database.
+
+use auditgate::diff::Change;
+use auditgate::entry::{AuditEntry, Chain, Outcome, Sealed};
+use auditgate::identity::ActorSource;
+use auditgate::store::{Filter, SqliteStore};
+use serde_json::json;
+
+fn entry(instance: &str, n: usize) -> AuditEntry {
+    AuditEntry {
+        id: String::new(),
+        timestamp: format!("2026-11-23T11:02:{:02}.000000Z", n % 60),
+        request_id: format!("req-{instance}-{n}"),
+        action: if n.is_multiple_of(2) { "update" } else { "delete" }.into(),
+        outcome: if n.is_multiple_of(3) { Outcome::Failure } else { Outcome::Success },
+        method: "PATCH".into(),
+        path: format!("/api/v1/users/{n}/"),
+        query: String::new(),
+        status: if n.is_multiple_of(3) { 409 } else { 200 },
+        duration_ms: 1.5,
+        resource_type: "user".into(),
+        resource_id: Some(n.to_string()),
+        parents: Vec::new(),
+        actor: format!("actor-{}", n % 4),
+        actor_source: ActorSource::Header,
+        actor_verified: false,
+        client_ip: format!("10.0.0.{n}"),
+        peer_ip: "127.0.0.1".into(),
+        forwarded_for: Vec::new(),
+        user_agent: None,
+        configuration: None,
+        before: Some(json!({"n": n})),
+        after: Some(json!({"n": n + 1})),
+        changes: vec![Change { path: "/n".into(), old: json!(n), new: json!(n + 1) }],
+        request_body: None,
+        snapshot_error: None,
+        instance: instance.into(),
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}
+
+fn sealed(chain: &mut Chain, instance: &str, range: std::ops::Range<usize>) -> Vec<Sealed> {
+    range.map(|n| chain.seal(entry(instance, n))).collect()
+}
+
+fn url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("trail.db").display())
+}
+
+#[tokio::test]
+async fn a_database_of_the_first_schema_is_upgraded_with_its_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first schema only, filled the way the first release wrote it.
+    let first = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite/0001_audit_log.sql");
+    std::fs::copy(&source, first.path().join("0001_audit_log.sql")).unwrap();
+    let options = url(&dir).parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(first.path()).await.unwrap().run(&pool).await.unwrap();
+    let mut chain = Chain::resume(None);
+    let old = sealed(&mut chain, "gw-1", 0..6);
+    for Sealed { entry: e, json } in &old {
+        sqlx::query(
+            "INSERT INTO audit_log (id, instance, timestamp, action, outcome, method, path, status, resource_type, \
+             resource_id, actor, client_ip, client_ip_key, configuration, entry) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.id)
+        .bind(&e.instance)
+        .bind(&e.timestamp)
+        .bind(&e.action)
+        .bind(e.outcome.as_str())
+        .bind(&e.method)
+        .bind(&e.path)
+        .bind(i64::from(e.status))
+        .bind(&e.resource_type)
+        .bind(&e.resource_id)
+        .bind(&e.actor)
+        .bind(&e.client_ip)
+        .bind(auditgate::store::ip_key(e.client_ip.parse().unwrap()).to_vec())
+        .bind(&e.configuration)
+        .bind(json)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    assert_eq!(store.last_hash("gw-1").await.unwrap().as_deref(), Some(old[5].entry.hash.as_str()));
+    let verdict = store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.checked), (true, 6));
+    let mut failures = Filter::default();
+    failures.set("outcome", "failure").unwrap();
+    let (found, _) = store.list(&failures, None, 50).await.unwrap();
+    assert_eq!(
+        found.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        vec![old[3].entry.id.clone(), old[0].entry.id.clone()]
+    );
+    // The chain goes on from where the first schema left it.
+    let mut chain = Chain::resume(store.last_hash("gw-1").await.unwrap());
+    store.insert_batch(&sealed(&mut chain, "gw-1", 6..9)).await.unwrap();
+    assert_eq!(store.verify().await.unwrap().checked, 9);
+    assert!(store.verify().await.unwrap().ok);
+}
+
+#[tokio::test]
+async fn verify_names_an_edited_filter_column_and_a_deleted_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let mut chain = Chain::resume(None);
+    let entries = sealed(&mut chain, "gw-1", 0..10);
+    store.insert_batch(&entries).await.unwrap();
+    assert!(store.verify().await.unwrap().ok);
+
+    // The entry text is intact, but the column the actor filter reads lies.
+    sqlx::query("UPDATE audit_log SET actor = 'nobody' WHERE id = ?")
+        .bind(&entries[3].entry.id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(store.verify().await.unwrap().first_bad, Some(entries[3].entry.id.clone()));
+    sqlx::query("UPDATE audit_log SET actor = ? WHERE id = ?")
+        .bind(&entries[3].entry.actor)
+        .bind(&entries[3].entry.id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(store.verify().await.unwrap().ok);
+
+    // Deleting the newest entries leaves a chain that links perfectly but
+    // stops short of its recorded head.
+    sqlx::query("DELETE FROM audit_log WHERE id >= ?").bind(&entries[8].entry.id).execute(store.pool()).await.unwrap();
+    let verdict = store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.checked, verdict.first_bad), (false, 8, Some(entries[9].entry.id.clone())));
+}
+
+#[tokio::test]
+async fn chains_of_several_instances_interleave_in_one_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let (mut a, mut b) = (Chain::resume(None), Chain::resume(None));
+    let mut expected = 0;
+    for round in 0..4 {
+        let (one, two) =
+            (sealed(&mut a, "gw-a", round * 5..round * 5 + 5), sealed(&mut b, "gw-b", round * 3..round * 3 + 3));
+        expected += one.len() + two.len();
+        store.insert_batch(&two).await.unwrap();
+        store.insert_batch(&one).await.unwrap();
+    }
+    let verdict = store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.checked), (true, expected as u64));
+    let mut only_b = Filter::default();
+    only_b.set("instance", "gw-b").unwrap();
+    let (found, more) = store.list(&only_b, None, 100).await.unwrap();
+    assert_eq!((found.len(), more), (12, false));
+    assert!(found.iter().all(|e| e.instance == "gw-b"));
+    // Each instance resumes its own chain.
+    let mut only_a = Filter::default();
+    only_a.set("instance", "gw-a").unwrap();
+    let (newest_a, _) = store.list(&only_a, None, 1).await.unwrap();
+    assert_eq!(store.last_hash("gw-a").await.unwrap(), Some(newest_a[0].hash.clone()));
+}
