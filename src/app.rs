@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
+use crate::identity::ActorSource;
+use crate::policy::{self, Change, Policy, SeedError};
 use crate::proxy::{self, Proxy};
 use crate::recorder::{self, Writer};
 use crate::resource::{Classifier, RulesError, RulesFile};
@@ -25,6 +27,8 @@ use crate::store::{SqliteStore, StoreError};
 pub enum AppError {
     #[error("{0}")]
     Rules(#[from] RulesError),
+    #[error("{0}")]
+    Seed(#[from] SeedError),
     #[error("no upstream: give --upstream URL, AUDITGATE_UPSTREAM or `upstream` in the config file")]
     NoUpstream,
     #[error("database: {0}")]
@@ -43,6 +47,7 @@ impl AppError {
         matches!(
             self,
             AppError::Rules(_)
+                | AppError::Seed(_)
                 | AppError::NoUpstream
                 | AppError::QueryNotLoopback(_)
                 | AppError::Store(StoreError::UnsupportedUrl(_))
@@ -66,7 +71,9 @@ impl App {
     /// Opens the store, loads rules and binds the proxy listener; nothing is
     /// served yet.
     pub async fn build(config: Config) -> Result<App, AppError> {
-        let rules = RulesFile::load_dir(&config.rules)?;
+        let classifier = Classifier::new(RulesFile::load_dir(&config.rules)?);
+        let actions = policy::known_actions(classifier.custom_actions());
+        let seeds = policy::load_seed_dir(&config.rules, &actions)?;
         if config.upstream.is_none() {
             return Err(AppError::NoUpstream);
         }
@@ -75,13 +82,33 @@ impl App {
         }
         let store = SqliteStore::open(&config.database).await?;
         let (recorder, writer) = recorder::recorder(store.clone(), &config.instance, &config.recorder).await?;
+        let seed_file = config.rules.join("audit.toml").display().to_string();
+        for (before, after) in store.seed_configurations(&seeds).await? {
+            let action = if before.is_some() { "update" } else { "create" };
+            let change = Change {
+                action,
+                actor: "local",
+                actor_source: ActorSource::Anonymous,
+                client_ip: "127.0.0.1".into(),
+                method: "SEED",
+                path: &seed_file,
+                status: 200,
+                instance: &config.instance,
+            };
+            let _ = recorder.record(change.entry(before.as_ref(), Some(&after)));
+        }
+        let policy = Arc::new(Policy::empty());
+        policy.reload(&store).await?;
         let api = Arc::new(ApiState {
             store: store.clone(),
-            recorder: recorder.stats().clone(),
+            recorder: recorder.downgrade(),
+            policy: policy.clone(),
+            actions,
+            instance: config.instance.clone(),
             tokens: config.query_tokens.clone(),
             draining: std::sync::atomic::AtomicBool::new(false),
         });
-        let proxy = Proxy::new(&config, Classifier::new(rules), recorder).ok_or(AppError::NoUpstream)?;
+        let proxy = Proxy::new(&config, classifier, recorder, policy).ok_or(AppError::NoUpstream)?;
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })
         };
@@ -114,6 +141,7 @@ impl App {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let writer = tokio::spawn(self.writer.run());
+        tokio::spawn(self.api.policy.clone().watch(self.store.clone(), self.config.config_refresh));
         let api = self.api.clone();
         let query = tokio::spawn(api::serve(self.query_listener, self.api, stopped(stop_rx)));
         let signal = async move {

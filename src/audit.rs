@@ -13,6 +13,7 @@ use crate::config::SnapshotConfig;
 use crate::diff::{Redactor, diff, without_ignored};
 use crate::entry::{AuditEntry, Outcome};
 use crate::identity::{Actor, ClientAddr};
+use crate::policy::Capture;
 use crate::recorder::Recorder;
 use crate::resource::{Action, Classified, Rule};
 use crate::snapshot::{ResourceLocks, Snapshotter};
@@ -68,12 +69,23 @@ impl RequestFacts {
     }
 }
 
+/// What the audit decision asked for (SPEC 5).
+#[derive(Debug, Clone, Default)]
+pub struct Recording {
+    pub capture: Capture,
+    /// The include configuration that decided, named in the entry.
+    pub configuration: Option<std::sync::Arc<str>>,
+    /// The request body, for `capture = "full"`.
+    pub request_body: Option<bytes::Bytes>,
+}
+
 /// An audited request in progress: its facts, classification, the
 /// before-state, and the resource's turn while it lasts.
 #[derive(Debug)]
 pub struct Pending {
     request: RequestFacts,
     classified: Classified,
+    recording: Recording,
     /// Per-rule settings: `id_field`, `ignore_fields`.
     rule_id_field: Option<String>,
     rule_ignore_fields: Vec<String>,
@@ -95,10 +107,18 @@ impl Auditor {
         }
     }
 
-    /// Starts auditing: takes the resource's turn and its before-state.
-    pub async fn begin(&self, classified: Classified, rule: Option<&Rule>, request: RequestFacts) -> Pending {
+    /// Starts auditing: takes the resource's turn and its before-state
+    /// (nothing of the kind for `capture = "metadata"`, reads and logins).
+    pub async fn begin(
+        &self,
+        classified: Classified,
+        rule: Option<&Rule>,
+        request: RequestFacts,
+        recording: Recording,
+    ) -> Pending {
         let mut pending = Pending {
             request,
+            recording,
             rule_id_field: rule.and_then(|r| r.id_field.clone()),
             rule_ignore_fields: rule.map(|r| r.ignore_fields.clone()).unwrap_or_default(),
             before: None,
@@ -106,6 +126,9 @@ impl Auditor {
             guard: None,
             classified,
         };
+        if !pending.takes_snapshots() {
+            return pending;
+        }
         let needs_before = !matches!(pending.classified.action, Action::Create);
         if let (Some(id), Some(url)) = (pending.classified.resource.id.clone(), pending.snapshot_url(None)) {
             pending.guard = Some(self.locks.lock(&pending.classified.resource.kind, &id).await);
@@ -127,11 +150,13 @@ impl Auditor {
         let success = (200..400).contains(&status);
         if p.classified.action == Action::Create && success && p.classified.resource.id.is_none() {
             p.classified.resource.id = created_id(headers, body, p.rule_id_field.as_deref().unwrap_or("/id"));
-            if let Some(id) = &p.classified.resource.id {
+            if let Some(id) = &p.classified.resource.id
+                && p.takes_snapshots()
+            {
                 p.guard = Some(self.locks.lock(&p.classified.resource.kind, id).await);
             }
         }
-        let wants_after = success && !matches!(p.classified.action, Action::Delete);
+        let wants_after = success && p.takes_snapshots() && !matches!(p.classified.action, Action::Delete);
         let mut after = None;
         if wants_after {
             match p.snapshot_url(p.classified.resource.id.as_deref()) {
@@ -146,7 +171,12 @@ impl Auditor {
             }
         }
         drop(p.guard.take());
-        self.record(p, Outcome::from_status(status), status, answered, after);
+        let outcome = match p.classified.action {
+            // SPEC 6: a login succeeded only with a 2xx.
+            Action::Login if !(200..300).contains(&status) => Outcome::Failure,
+            _ => Outcome::from_status(status),
+        };
+        self.record(p, outcome, status, answered, after);
     }
 
     /// Records a request the upstream never answered (502/504).
@@ -177,6 +207,11 @@ impl Auditor {
             self.redactor.redact(&mut v);
             v
         };
+        let request_body = p.recording.request_body.as_deref().map(|b| {
+            let mut v = body_value(b, self.snapshots.max_bytes());
+            self.redactor.redact(&mut v);
+            v
+        });
         let c = p.classified;
         let entry = AuditEntry {
             id: String::new(),
@@ -199,11 +234,11 @@ impl Auditor {
             peer_ip: p.request.addr.peer.to_string(),
             forwarded_for: p.request.addr.forwarded_for,
             user_agent: p.request.user_agent,
-            configuration: None,
+            configuration: p.recording.configuration.as_deref().map(str::to_string),
             before: p.before.map(redact),
             after: after.map(redact),
             changes,
-            request_body: None,
+            request_body,
             snapshot_error: p.snapshot_error,
             instance: self.instance.clone(),
             prev_hash: String::new(),
@@ -224,9 +259,16 @@ impl Pending {
         Some(template.replace("{id}", &encode_segment(id)))
     }
 
-    /// True when a create must buffer its response to find the new id.
+    /// True when a create must buffer its response to find the new id
+    /// (with snapshots only; otherwise `Location` names it).
     pub fn needs_created_id(&self) -> bool {
-        self.classified.action == Action::Create && self.classified.resource.id.is_none()
+        self.classified.action == Action::Create && self.classified.resource.id.is_none() && self.takes_snapshots()
+    }
+
+    /// Snapshots (and the resource's lock) are for mutations recorded with
+    /// `capture` `diff` or `full`.
+    fn takes_snapshots(&self) -> bool {
+        self.recording.capture != Capture::Metadata && self.classified.action.is_mutation()
     }
 }
 
@@ -245,6 +287,31 @@ fn created_id(headers: &HeaderMap, body: Option<&[u8]>, id_field: &str) -> Optio
         let last = path.trim_end_matches('/').rsplit('/').next()?;
         (!last.is_empty()).then(|| crate::resource::percent_decode(last))
     })
+}
+
+/// A request body as the entry keeps it (`capture = "full"`): JSON as
+/// JSON, a urlencoded form as an object of its fields, other UTF-8 text as a
+/// string; anything else, or beyond `max` bytes, as a note of its size.
+fn body_value(body: &[u8], max: usize) -> Value {
+    if body.len() > max {
+        return serde_json::json!({"omitted": "larger than snapshot.max_bytes", "bytes": body.len()});
+    }
+    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        return v;
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return serde_json::json!({"omitted": "not text", "bytes": body.len()});
+    };
+    let looks_like_form = !text.is_empty() && text.split('&').all(|pair| pair.contains('=') && !pair.contains(' '));
+    if looks_like_form {
+        let fields = text.split('&').filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            let decode = |s: &str| crate::resource::percent_decode(&s.replace('+', " "));
+            Some((decode(k), Value::String(decode(v))))
+        });
+        return Value::Object(fields.collect());
+    }
+    Value::String(text.to_string())
 }
 
 /// Escapes what a path segment cannot hold.
@@ -274,5 +341,17 @@ mod tests {
         assert_eq!(created_id(&h, Some(b"not json"), "/id").as_deref(), Some("77"));
         assert_eq!(created_id(&HeaderMap::new(), None, "/id"), None);
         assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn request_bodies_are_kept_as_json_form_fields_or_text() {
+        assert_eq!(body_value(br#"{"a": [1]}"#, 100), serde_json::json!({"a": [1]}));
+        assert_eq!(
+            body_value(b"name=Ann+Lee&password=p%40ss", 100),
+            serde_json::json!({"name": "Ann Lee", "password": "p@ss"})
+        );
+        assert_eq!(body_value(b"just words", 100), serde_json::json!("just words"));
+        assert_eq!(body_value(&[0xff, 0xfe], 100)["omitted"], "not text");
+        assert_eq!(body_value(&[b'x'; 50], 10)["bytes"], 50);
     }
 }

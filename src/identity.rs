@@ -25,6 +25,8 @@ pub enum ActorSource {
     Whoami,
     Login,
     Anonymous,
+    /// A query-port bearer token (configuration changes).
+    Token,
 }
 
 /// The actor of a request.

@@ -24,6 +24,7 @@ pub mod diff;
 pub mod entry;
 pub mod explain;
 pub mod identity;
+pub mod policy;
 pub mod proxy;
 pub mod recorder;
 pub mod resource;

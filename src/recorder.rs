@@ -57,6 +57,30 @@ impl Recorder {
     pub fn stats(&self) -> &Arc<RecorderStats> {
         &self.stats
     }
+
+    /// A handle that does not keep the writer running at shutdown.
+    pub fn downgrade(&self) -> WeakRecorder {
+        WeakRecorder { tx: self.tx.downgrade(), stats: self.stats.clone() }
+    }
+}
+
+/// A `Recorder` that lets the writer finish once every strong handle is gone
+/// (the query port's: configuration changes stop being accepted at shutdown).
+#[derive(Debug, Clone)]
+pub struct WeakRecorder {
+    tx: mpsc::WeakSender<AuditEntry>,
+    stats: Arc<RecorderStats>,
+}
+
+impl WeakRecorder {
+    /// A strong handle while the writer still runs.
+    pub fn upgrade(&self) -> Option<Recorder> {
+        Some(Recorder { tx: self.tx.upgrade()?, stats: self.stats.clone() })
+    }
+
+    pub fn stats(&self) -> &Arc<RecorderStats> {
+        &self.stats
+    }
 }
 
 /// Seals queued entries and hands sealed batches to the committer.

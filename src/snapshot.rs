@@ -59,6 +59,11 @@ impl Snapshotter {
         }
     }
 
+    /// `snapshot.max_bytes`, which also bounds a recorded request body.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// The client headers a snapshot carries: `snapshot.forward_headers`
     /// (credentials) and `Host`, so the app answers as it would the client.
     pub fn carried(&self, client: &HeaderMap) -> HeaderMap {

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::policy::FieldError;
 use crate::store::{FilterError, StoreError};
 
 /// An answer other than success.
@@ -19,6 +20,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("missing or unknown bearer token")]
     Unauthorized,
+    #[error("this token may only read")]
+    Forbidden,
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error("{0}")]
+    Config(#[from] FieldError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -36,6 +43,13 @@ impl IntoResponse for ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, json!({"error": "not found"})),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method not allowed"})),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, json!({"error": "missing or unknown bearer token"})),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, json!({"error": "this token may only read"})),
+            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "shutting down"})),
+            ApiError::Config(e) => (StatusCode::BAD_REQUEST, json!({"error": e.reason, "field": e.field})),
+            ApiError::Store(StoreError::DuplicateName(name)) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("a configuration named `{name}` already exists"), "field": "name"}),
+            ),
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "query failed");
                 (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "store unavailable"}))

@@ -2,6 +2,7 @@
 //! when configured. `router(state)` is pure and tested without sockets.
 
 mod body;
+mod configurations;
 mod error;
 mod logs;
 mod ops;
@@ -9,6 +10,7 @@ mod ops;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
@@ -17,7 +19,9 @@ use axum::routing::get;
 
 pub use error::ApiError;
 
-use crate::recorder::RecorderStats;
+use crate::identity::ActorSource;
+use crate::policy::Policy;
+use crate::recorder::WeakRecorder;
 use crate::store::SqliteStore;
 
 /// A query-port token (`[query] tokens`).
@@ -33,7 +37,13 @@ pub struct Token {
 #[derive(Debug)]
 pub struct ApiState {
     pub store: SqliteStore,
-    pub recorder: Arc<RecorderStats>,
+    /// Configuration changes are recorded through it (weak: it does not
+    /// hold the writer open at shutdown); its counters feed `/metrics`.
+    pub recorder: WeakRecorder,
+    pub policy: Arc<Policy>,
+    /// Every action name a configuration may use.
+    pub actions: std::collections::HashSet<String>,
+    pub instance: String,
     pub tokens: Vec<Token>,
     /// Set at shutdown: `/readyz` answers 503 while the proxy drains.
     pub draining: std::sync::atomic::AtomicBool,
@@ -46,6 +56,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/audit-logs/export", get(logs::export))
         .route("/api/v1/audit-logs/{id}", get(logs::one))
         .route("/api/v1/resources/{kind}/{id}/history", get(logs::history))
+        .route("/api/v1/audit-configurations", get(configurations::list).post(configurations::create))
+        .route(
+            "/api/v1/audit-configurations/{id}",
+            get(configurations::one)
+                .put(configurations::update)
+                .patch(configurations::update)
+                .delete(configurations::delete),
+        )
         .route("/api/v1/verify", get(ops::verify))
         .route("/api/v1/stats", get(ops::stats))
         .route("/metrics", get(ops::metrics))
@@ -59,18 +77,42 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// With tokens configured, every route but health needs `Bearer <token>`.
-async fn authorize(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Result<Response, ApiError> {
-    if state.tokens.is_empty() {
-        return Ok(next.run(req).await);
+/// Who is calling the query port: a token's name and role, or `local`
+/// (every caller, an administrator) when no tokens are configured.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub source: ActorSource,
+    pub admin: bool,
+    pub ip: std::net::IpAddr,
+}
+
+impl Caller {
+    /// Writes need the `admin` role.
+    pub fn must_be_admin(&self) -> Result<(), ApiError> {
+        if self.admin { Ok(()) } else { Err(ApiError::Forbidden) }
     }
-    let given = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(t) if state.tokens.iter().any(|k| constant_time_eq(k.token.as_bytes(), t.trim().as_bytes())) => {
-            Ok(next.run(req).await)
-        }
-        _ => Err(ApiError::Unauthorized),
-    }
+}
+
+/// With tokens configured, every route but health needs `Bearer <token>`;
+/// the caller is attached to the request for the handlers.
+async fn authorize(State(state): State<Arc<ApiState>>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |c| c.0.ip().to_canonical());
+    let caller = if state.tokens.is_empty() {
+        Caller { name: "local".into(), source: ActorSource::Anonymous, admin: true, ip }
+    } else {
+        let given =
+            req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let token = given
+            .and_then(|t| state.tokens.iter().find(|k| constant_time_eq(k.token.as_bytes(), t.trim().as_bytes())))
+            .ok_or(ApiError::Unauthorized)?;
+        Caller { name: token.name.clone(), source: ActorSource::Token, admin: token.role == "admin", ip }
+    };
+    req.extensions_mut().insert(caller);
+    Ok(next.run(req).await)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -83,7 +125,8 @@ pub async fn serve(
     state: Arc<ApiState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(e) = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await {
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         tracing::error!(error = %e, "query port stopped");
     }
 }

@@ -57,7 +57,7 @@ pub(super) async fn stats(
 
 /// `GET /metrics`: Prometheus text format.
 pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
-    let r = &s.recorder;
+    let r = s.recorder.stats();
     let mut out = String::new();
     for (name, help, value) in [
         (

@@ -26,13 +26,14 @@ use headers::X_REQUEST_ID;
 pub use server::{ConnInfo, serve};
 pub use upstream::{Affinity, UpstreamClient, UpstreamError};
 
-use crate::audit::{Auditor, Pending, RequestFacts};
+use crate::audit::{Auditor, Pending, Recording, RequestFacts};
 use crate::config::{Config, Limits};
-use crate::identity::{ActorRules, TrustedProxies, client_addr};
+use crate::identity::{Actor, ActorRules, ActorSource, TrustedProxies, client_addr};
+use crate::policy::{Capture, Compiled, Decision, Policy, Question};
 use crate::recorder::Recorder;
 use crate::resource::{
-    Classification, Classified, Classifier, OVERRIDE_HEADERS, OverrideError, OverridePolicy, effective_method,
-    form_method_override,
+    Action, Classification, Classified, Classifier, OVERRIDE_HEADERS, OverrideError, OverridePolicy, Rule,
+    effective_method, form_method_override,
 };
 use crate::snapshot::Snapshotter;
 
@@ -60,11 +61,13 @@ pub struct Proxy {
     actor: ActorRules,
     method_override: OverridePolicy,
     limits: Limits,
+    /// The audit configurations in force (swapped on change).
+    policy: Arc<Policy>,
 }
 
 impl Proxy {
     /// Builds the data path; `config.upstream` must be set.
-    pub fn new(config: &Config, classifier: Classifier, recorder: Recorder) -> Option<Proxy> {
+    pub fn new(config: &Config, classifier: Classifier, recorder: Recorder, policy: Arc<Policy>) -> Option<Proxy> {
         let upstream = config.upstream.as_ref()?;
         let client = Arc::new(UpstreamClient::new(upstream, config.limits.upstream_timeout));
         let snapshots = Snapshotter::new(client.clone(), upstream.base_path.clone(), &config.snapshot);
@@ -78,6 +81,7 @@ impl Proxy {
             actor: config.actor.clone(),
             method_override: config.method_override,
             limits: config.limits.clone(),
+            policy,
         })
     }
 
@@ -97,14 +101,10 @@ impl Proxy {
         let version = req.version();
         let (mut parts, body) = req.into_parts();
         let method = self.effective_method(&mut parts)?;
-        let (body, audit) = match self.audited(&method, &parts) {
+        let policy = self.policy.current();
+        let (body, audit) = match self.candidate(&method, &parts, &policy) {
             None => (UpstreamBody::stream(body), None),
-            Some(classified) => {
-                let started = Instant::now();
-                let bytes = self.read_body(&parts, body).await?;
-                let pending = self.begin_audit(conn, &mut parts, &bytes, classified, started).await?;
-                (UpstreamBody::buffered(bytes), Some(pending))
-            }
+            Some(classified) => self.begin_audit(conn, &mut parts, body, classified, &policy).await?,
         };
         let request = self.upstream_request(conn, parts, body, upgrade.is_some());
         let affinity = (version != Version::HTTP_2).then_some(&conn.affinity);
@@ -125,28 +125,66 @@ impl Proxy {
         Ok(self.client_response(parts, Either::Left(body), upgrade))
     }
 
-    /// Reads what the audit needs from an audited request and takes the
-    /// resource's before-state.
+    /// Decides whether a candidate is recorded (SPEC 5) and, if so, reads
+    /// what the entry needs and takes the resource's before-state. The body
+    /// is read first only when the decision depends on it (a form's
+    /// `_method`, a login's user name); a request not recorded, or recorded
+    /// as metadata, streams.
     async fn begin_audit(
         &self,
         conn: &ConnInfo,
         parts: &mut request::Parts,
-        body: &Bytes,
+        body: Incoming,
         classified: Classified,
-        started: Instant,
-    ) -> Result<Pending, ProxyError> {
-        let mut classified = self.reclassify_form(parts, body, classified)?;
-        if let Some(from) = classified.pending_id.take() {
-            classified.resource.id = from.from_body(body);
-        }
-        let actor = self.actor.resolve(&parts.headers, conn.peer_trusted);
+        policy: &Compiled,
+    ) -> Result<(UpstreamBody, Option<Pending>), ProxyError> {
+        let started = Instant::now();
+        let body_first = classified.action == Action::Login || self.may_override_by_form(parts);
+        let (mut bytes, mut stream) =
+            if body_first { (Some(self.read_body(parts, body).await?), None) } else { (None, Some(body)) };
+        let mut classified = match &bytes {
+            Some(b) => self.reclassify_form(parts, b, classified)?,
+            None => classified,
+        };
+        let rule = classified.rule.map(|i| &self.classifier.rules()[i]);
+        let actor = match (&classified.action, &bytes) {
+            (Action::Login, Some(b)) => login_actor(rule, b, parts),
+            _ => self.actor.resolve(&parts.headers, conn.peer_trusted),
+        };
         let addr = client_addr(&self.trusted, conn.peer.ip(), &parts.headers);
+        let question = Question {
+            action: classified.action.as_str(),
+            is_mutation: classified.action.is_mutation(),
+            resource_type: &classified.resource.kind,
+            actor: &actor.name,
+            ip: addr.client,
+        };
+        let pass = |bytes: Option<Bytes>, stream: Option<Incoming>| match (bytes, stream) {
+            (Some(b), _) => UpstreamBody::buffered(b),
+            (None, Some(s)) => UpstreamBody::stream(s),
+            (None, None) => UpstreamBody::buffered(Bytes::new()),
+        };
+        let Decision::Audit { capture, configuration } = policy.decide(&question) else {
+            return Ok((pass(bytes, stream), None));
+        };
+        // Reads and logins are recorded without snapshots or bodies.
+        let capture = if classified.action.is_mutation() { capture } else { Capture::Metadata };
+        if capture != Capture::Metadata
+            && let Some(s) = stream.take()
+        {
+            bytes = Some(self.read_body(parts, s).await?);
+        }
+        if let (Some(from), Some(b)) = (classified.pending_id.take(), &bytes) {
+            classified.resource.id = from.from_body(b);
+        }
         set_request_id(&mut parts.headers);
         let request_id = parts.headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let carried = self.auditor.snapshots.carried(&parts.headers);
-        let rule = classified.rule.map(|i| &self.classifier.rules()[i]);
         let facts = RequestFacts::new(parts, actor, addr, request_id, carried, started);
-        Ok(self.auditor.begin(classified, rule, facts).await)
+        let request_body = bytes.clone().filter(|_| capture == Capture::Full);
+        let recording = Recording { capture, configuration, request_body };
+        let pending = self.auditor.begin(classified, rule, facts, recording).await;
+        Ok((pass(bytes, stream), Some(pending)))
     }
 
     /// Hands the answer to the client and completes the entry behind it
@@ -204,16 +242,34 @@ impl Proxy {
         Ok(method)
     }
 
-    /// The classification of a request that will be audited; `None` streams it.
-    /// Decided from the method before anything else: reads pass straight through.
-    fn audited(&self, method: &Method, parts: &request::Parts) -> Option<Classified> {
-        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::CONNECT) {
+    /// The classification of a request that may be recorded; `None`
+    /// streams it. Reads are looked at only when a configuration names
+    /// `read`, logins only when one names `login`.
+    fn candidate(&self, method: &Method, parts: &request::Parts, policy: &Compiled) -> Option<Classified> {
+        let read = matches!(*method, Method::GET | Method::HEAD);
+        if (read && !policy.audits_reads()) || matches!(*method, Method::OPTIONS | Method::TRACE | Method::CONNECT) {
             return None;
         }
         match self.classifier.classify(method, parts.uri.path(), parts.uri.query(), &parts.headers) {
-            Classification::Resource(c) if c.action.is_mutation() => Some(c),
-            _ => None,
+            Classification::Resource(c) => match c.action {
+                Action::Read if policy.audits_reads() => Some(c),
+                Action::Login if policy.audits_logins() => Some(c),
+                Action::Read | Action::Login => None,
+                _ => Some(c),
+            },
+            Classification::Ignored { .. } => None,
         }
+    }
+
+    /// A urlencoded `POST` whose `_method` field may change the action.
+    fn may_override_by_form(&self, parts: &request::Parts) -> bool {
+        parts.method == Method::POST
+            && self.method_override != OverridePolicy::Strip
+            && parts
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
     }
 
     /// Reads an audited request's body whole, within `max_body_bytes`.
@@ -320,5 +376,17 @@ impl Proxy {
         }
         headers::strip_hop_by_hop(&mut parts.headers, switching);
         Response::from_parts(parts, body)
+    }
+}
+
+/// The actor of a login: the user name its rule's `username_from` reads
+/// from the body (or head); never the password.
+fn login_actor(rule: Option<&Rule>, body: &[u8], parts: &request::Parts) -> Actor {
+    let name = rule.and_then(|r| r.username_from.as_ref()).and_then(|from| {
+        if from.needs_body() { from.from_body(body) } else { from.from_head(parts.uri.query(), &parts.headers) }
+    });
+    match name {
+        Some(name) if !name.is_empty() => Actor { name, source: ActorSource::Login, verified: false },
+        _ => Actor { name: "anonymous".into(), source: ActorSource::Login, verified: false },
     }
 }

@@ -135,6 +135,11 @@ impl Classifier {
         self.rules.rules()
     }
 
+    /// Action names the rules declare beyond the built-in ones.
+    pub fn custom_actions(&self) -> impl Iterator<Item = &str> {
+        self.rules().iter().filter_map(Rule::custom_action)
+    }
+
     /// Classifies a request by its effective method and target.
     pub fn classify(&self, method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Classification {
         if method == Method::OPTIONS || method == Method::TRACE || method == Method::CONNECT {

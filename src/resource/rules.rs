@@ -142,6 +142,14 @@ impl RulesFile {
 }
 
 impl Rule {
+    /// The rule's `action` when it is not a built-in one.
+    pub fn custom_action(&self) -> Option<&str> {
+        match &self.action {
+            Some(Action::Custom(name)) => Some(name),
+            _ => None,
+        }
+    }
+
     fn apply(&self, index: usize, method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Classified {
         let caps = self.regex.captures(path).expect("the set said this rule matches");
         let kind = match (&self.kind, caps.name("type")) {

@@ -1,5 +1,6 @@
 //! The store: the only module with SQL. SQLite today (one file, WAL).
 
+mod configurations;
 mod filter;
 mod sqlite;
 
@@ -15,6 +16,8 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a configuration named `{0}` already exists")]
+    DuplicateName(String),
     #[error("stored entry {id} is not valid JSON: {source}")]
     Corrupt { id: String, source: serde_json::Error },
 }

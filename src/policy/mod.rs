@@ -1,0 +1,89 @@
+//! Audit configurations (SPEC 5): the model and its validation (`model`),
+//! the compiled decision (`compiled`), the seed file (`seed`), and `Policy`,
+//! the handle the data path reads: an atomically swapped `Arc<Compiled>`,
+//! reloaded from the store when its version moves.
+
+mod change;
+mod compiled;
+mod model;
+mod seed;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+pub use change::Change;
+pub use compiled::{Compiled, Decision, Question};
+pub use model::{AuditConfiguration, BUILTIN_ACTIONS, Capture, FieldError, Kind, Source, known_actions, parse_net};
+pub use seed::{SeedError, load_dir as load_seed_dir, parse as parse_seed};
+
+use crate::store::{SqliteStore, StoreError};
+
+/// The configurations in force, shared by the proxy and the query port.
+#[derive(Debug)]
+pub struct Policy {
+    compiled: ArcSwap<Compiled>,
+    /// The store's configuration version the snapshot was built from.
+    version: AtomicI64,
+}
+
+impl Policy {
+    /// A policy with no configurations (every mutation audited).
+    pub fn empty() -> Policy {
+        Policy { compiled: ArcSwap::from_pointee(Compiled::default()), version: AtomicI64::new(-1) }
+    }
+
+    /// A policy compiled from `configs` (tests, benchmarks, `explain`).
+    pub fn of(configs: &[AuditConfiguration]) -> Policy {
+        let policy = Policy::empty();
+        policy.compiled.store(Arc::new(Compiled::new(configs)));
+        policy
+    }
+
+    /// The snapshot in force; a request decides from it without a lock.
+    pub fn current(&self) -> arc_swap::Guard<Arc<Compiled>> {
+        self.compiled.load()
+    }
+
+    /// Reloads from the store if its version moved; true when it swapped.
+    pub async fn refresh(&self, store: &SqliteStore) -> Result<bool, StoreError> {
+        let version = store.configuration_version().await?;
+        if version == self.version.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        self.reload(store).await?;
+        Ok(true)
+    }
+
+    /// Reloads from the store unconditionally.
+    pub async fn reload(&self, store: &SqliteStore) -> Result<(), StoreError> {
+        let (version, configs) = store.configurations().await?;
+        self.compiled.store(Arc::new(Compiled::new(&configs)));
+        self.version.store(version, Ordering::Release);
+        tracing::debug!(version, active = self.current().len(), "audit configurations loaded");
+        Ok(())
+    }
+
+    /// Polls the store every `every` until the pool closes, so changes made
+    /// through any instance take effect here within `config_refresh`.
+    pub async fn watch(self: Arc<Self>, store: SqliteStore, every: Duration) {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if store.pool().is_closed() {
+                return;
+            }
+            if let Err(e) = self.refresh(&store).await {
+                if store.pool().is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "audit configurations not refreshed");
+            }
+        }
+    }
+}

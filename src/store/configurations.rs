@@ -1,0 +1,200 @@
+//! Audit configurations in the store: read whole (they are few and small),
+//! written one at a time, each write moving `configuration_version` in the
+//! same transaction.
+
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{SqliteStore, StoreError};
+use crate::policy::{AuditConfiguration, Source};
+
+const SELECT: &str = "SELECT id, name, source, body, created_at, updated_at FROM audit_configuration";
+
+impl SqliteStore {
+    /// The version that moves with every configuration change.
+    pub async fn configuration_version(&self) -> Result<i64, StoreError> {
+        let version = sqlx::query_scalar("SELECT version FROM configuration_version WHERE singleton = 1")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(version)
+    }
+
+    /// Every configuration (active or not), oldest first, with the version
+    /// they were read at (read first: a change in between reloads again).
+    pub async fn configurations(&self) -> Result<(i64, Vec<AuditConfiguration>), StoreError> {
+        let version = self.configuration_version().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} ORDER BY id"))).fetch_all(self.pool()).await?;
+        let configs = rows.iter().map(decode).collect::<Result<_, _>>()?;
+        Ok((version, configs))
+    }
+
+    /// One configuration by id.
+    pub async fn configuration(&self, id: i64) -> Result<Option<AuditConfiguration>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Stores a new configuration; answers it with its id and times.
+    pub async fn insert_configuration(&self, config: &AuditConfiguration) -> Result<AuditConfiguration, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let stored = insert(&mut tx, config).await?;
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Replaces configuration `config.id`; `None` when there is none.
+    pub async fn update_configuration(
+        &self,
+        config: &AuditConfiguration,
+    ) -> Result<Option<AuditConfiguration>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let stored = update(&mut tx, config).await?;
+        if stored.is_some() {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Deletes a configuration; answers what was deleted.
+    pub async fn delete_configuration(&self, id: i64) -> Result<Option<AuditConfiguration>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let deleted = decode(&row)?;
+        sqlx::query("DELETE FROM audit_configuration WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Some(deleted))
+    }
+
+    /// Writes the seed file's configurations, each replacing a stored one of
+    /// the same name (the file wins). Answers the changes made, as
+    /// (before, after) pairs; unchanged ones are left alone.
+    pub async fn seed_configurations(
+        &self,
+        seeds: &[AuditConfiguration],
+    ) -> Result<Vec<(Option<AuditConfiguration>, AuditConfiguration)>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut changes = Vec::new();
+        for seed in seeds {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE name = ?")))
+                .bind(&seed.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match row.as_ref().map(decode).transpose()? {
+                Some(old) if same_settings(&old, seed) => {}
+                Some(old) => {
+                    let new = AuditConfiguration { id: old.id, ..seed.clone() };
+                    let stored = update(&mut tx, &new).await?.expect("the row was just read");
+                    changes.push((Some(old), stored));
+                }
+                None => changes.push((None, insert(&mut tx, seed).await?)),
+            }
+        }
+        if !changes.is_empty() {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(changes)
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Equal but for id and times.
+fn same_settings(a: &AuditConfiguration, b: &AuditConfiguration) -> bool {
+    let strip = |c: &AuditConfiguration| AuditConfiguration {
+        id: 0,
+        created_at: String::new(),
+        updated_at: String::new(),
+        ..c.clone()
+    };
+    strip(a) == strip(b)
+}
+
+async fn insert(
+    tx: &mut Transaction<'_, Sqlite>,
+    config: &AuditConfiguration,
+) -> Result<AuditConfiguration, StoreError> {
+    let at = now();
+    let mut stored = AuditConfiguration { id: 0, created_at: at.clone(), updated_at: at, ..config.clone() };
+    let result = sqlx::query(
+        "INSERT INTO audit_configuration (name, source, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&stored.name)
+    .bind(source_name(stored.source))
+    .bind(stored.to_json().to_string())
+    .bind(&stored.created_at)
+    .bind(&stored.updated_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| duplicate(e, &stored.name))?;
+    stored.id = result.last_insert_rowid();
+    Ok(stored)
+}
+
+async fn update(
+    tx: &mut Transaction<'_, Sqlite>,
+    config: &AuditConfiguration,
+) -> Result<Option<AuditConfiguration>, StoreError> {
+    let created: Option<String> = sqlx::query_scalar("SELECT created_at FROM audit_configuration WHERE id = ?")
+        .bind(config.id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(created_at) = created else { return Ok(None) };
+    let stored = AuditConfiguration { created_at, updated_at: now(), ..config.clone() };
+    sqlx::query("UPDATE audit_configuration SET name = ?, source = ?, body = ?, updated_at = ? WHERE id = ?")
+        .bind(&stored.name)
+        .bind(source_name(stored.source))
+        .bind(stored.to_json().to_string())
+        .bind(&stored.updated_at)
+        .bind(stored.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| duplicate(e, &stored.name))?;
+    Ok(Some(stored))
+}
+
+async fn bump(tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE configuration_version SET version = version + 1 WHERE singleton = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn duplicate(e: sqlx::Error, name: &str) -> StoreError {
+    match e.as_database_error() {
+        Some(d) if d.is_unique_violation() => StoreError::DuplicateName(name.to_string()),
+        _ => StoreError::Sql(e),
+    }
+}
+
+fn source_name(source: Source) -> &'static str {
+    match source {
+        Source::Api => "api",
+        Source::File => "file",
+    }
+}
+
+/// The columns are authoritative for id, name, source and times.
+fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<AuditConfiguration, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let body: String = row.try_get("body")?;
+    let mut config: AuditConfiguration = serde_json::from_str(&body)
+        .map_err(|source| StoreError::Corrupt { id: format!("configuration {id}"), source })?;
+    config.id = id;
+    config.name = row.try_get("name")?;
+    config.source = if row.try_get::<String, _>("source")? == "file" { Source::File } else { Source::Api };
+    config.created_at = row.try_get("created_at")?;
+    config.updated_at = row.try_get("updated_at")?;
+    Ok(config)
+}
