@@ -1,9 +1,15 @@
 //! The audit decision (SPEC 5) from an immutable, compiled set of active
-//! configurations: no lock, no I/O, no allocation per request. Candidates
-//! are found through a per-resource-type index, in rank order (priority,
-//! then age), so a request looks only at configurations that can match it.
+//! configurations: no lock, no I/O, and no allocation per request up to
+//! 4,096 configurations.
+//!
+//! Configurations are ranked (priority, then age) and each dimension is
+//! compiled into bitsets over ranks: for every value named in a list, the
+//! configurations naming it, and the configurations that take every value.
+//! A decision looks up the request's action, type and actor once each and
+//! combines the sets a word (64 configurations) at a time, so its cost grows
+//! with the number of configurations / 64, whatever their shape.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -34,164 +40,117 @@ pub enum Decision {
     },
 }
 
-/// One dimension of a configuration.
-#[derive(Debug)]
-enum Dim<T> {
-    All,
-    Listed(T),
-    Nothing,
-}
+/// A set of configuration ranks.
+#[derive(Debug, Clone, Default)]
+struct Bits(Vec<u64>);
 
-impl<T> Dim<T> {
-    fn new(all: Option<bool>, list: T, empty: bool) -> Dim<T> {
-        match (all, empty) {
-            (Some(true), _) | (None, true) => Dim::All,
-            (Some(false), true) => Dim::Nothing,
-            (_, false) => Dim::Listed(list),
-        }
+impl Bits {
+    fn with_len(words: usize) -> Bits {
+        Bits(vec![0; words])
+    }
+
+    fn set(&mut self, rank: usize) {
+        self.0[rank / 64] |= 1 << (rank % 64);
+    }
+
+    fn word(&self, w: usize) -> u64 {
+        self.0.get(w).copied().unwrap_or(0)
     }
 }
 
-#[derive(Debug)]
-struct Rule {
-    name: Arc<str>,
-    kind: Kind,
-    capture: Capture,
-    actions: Dim<HashSet<String>>,
-    types: Dim<HashSet<String>>,
-    users: Dim<HashSet<String>>,
-    ips: Dim<Vec<IpNet>>,
-    exclude_actions: HashSet<String>,
-    exclude_types: HashSet<String>,
-    exclude_users: HashSet<String>,
-    exclude_ips: Vec<IpNet>,
-}
-
-impl Rule {
-    fn new(c: &AuditConfiguration) -> Rule {
-        let set = |v: &[String]| v.iter().cloned().collect::<HashSet<_>>();
-        let nets = |v: &[String]| v.iter().filter_map(|s| parse_net(s)).collect::<Vec<_>>();
-        Rule {
-            name: c.name.as_str().into(),
-            kind: c.configuration_type,
-            capture: c.capture,
-            actions: Dim::new(c.audit_all_actions, set(&c.audit_actions), c.audit_actions.is_empty()),
-            types: Dim::new(
-                c.audit_all_resource_types,
-                set(&c.audit_resource_types),
-                c.audit_resource_types.is_empty(),
-            ),
-            users: Dim::new(c.audit_all_users, set(&c.audit_users), c.audit_users.is_empty()),
-            ips: Dim::new(c.audit_all_ips, nets(&c.audit_ips), c.audit_ips.is_empty()),
-            exclude_actions: set(&c.exclude_actions),
-            exclude_types: set(&c.exclude_resource_types),
-            exclude_users: set(&c.exclude_users),
-            exclude_ips: nets(&c.exclude_ips),
-        }
-    }
-
-    /// All four dimensions match.
-    fn matches(&self, q: &Question<'_>) -> bool {
-        let action = match &self.actions {
-            Dim::All => q.is_mutation,
-            Dim::Listed(names) => names.contains(q.action),
-            Dim::Nothing => false,
-        };
-        action
-            && match &self.types {
-                Dim::All => true,
-                Dim::Listed(types) => types.contains(q.resource_type),
-                Dim::Nothing => false,
-            }
-            && match &self.users {
-                Dim::All => true,
-                Dim::Listed(users) => users.contains(q.actor),
-                Dim::Nothing => false,
-            }
-            && match &self.ips {
-                Dim::All => true,
-                Dim::Listed(nets) => nets.iter().any(|n| n.contains(&q.ip)),
-                Dim::Nothing => false,
-            }
-    }
-
-    fn has_exclusions(&self) -> bool {
-        !(self.exclude_actions.is_empty()
-            && self.exclude_types.is_empty()
-            && self.exclude_users.is_empty()
-            && self.exclude_ips.is_empty())
-    }
-
-    /// One of the `exclude_*` lists hits.
-    fn excludes(&self, q: &Question<'_>) -> bool {
-        self.exclude_actions.contains(q.action)
-            || self.exclude_types.contains(q.resource_type)
-            || self.exclude_users.contains(q.actor)
-            || self.exclude_ips.iter().any(|n| n.contains(&q.ip))
-    }
-}
-
-/// Rule indexes in rank order, by resource type and for any type.
+/// One dimension of every configuration: who takes all values, and for
+/// each named value who names it.
 #[derive(Debug, Default)]
-struct Index {
-    by_type: HashMap<String, Vec<u32>>,
-    any_type: Vec<u32>,
+struct Dimension {
+    all: Bits,
+    named: HashMap<String, Bits>,
 }
 
-impl Index {
-    fn add(&mut self, rank: u32, rule: &Rule) {
-        match &rule.types {
-            Dim::All => self.any_type.push(rank),
-            Dim::Listed(types) => {
-                for t in types {
-                    self.by_type.entry(t.clone()).or_default().push(rank);
+impl Dimension {
+    fn with_len(words: usize) -> Dimension {
+        Dimension { all: Bits::with_len(words), named: HashMap::new() }
+    }
+
+    /// Adds configuration `rank`: `all` (flag and list per SPEC 5) or the
+    /// values of `list`.
+    fn add(&mut self, rank: usize, flag: Option<bool>, list: &[String], words: usize) {
+        match (flag, list.is_empty()) {
+            (Some(true), _) | (None, true) => self.all.set(rank),
+            (Some(false), true) => {}
+            (_, false) => self.name(rank, list, words),
+        }
+    }
+
+    fn name(&mut self, rank: usize, list: &[String], words: usize) {
+        for value in list {
+            self.named.entry(value.clone()).or_insert_with(|| Bits::with_len(words)).set(rank);
+        }
+    }
+
+    fn lookup(&self, value: &str) -> Option<&Bits> {
+        self.named.get(value)
+    }
+}
+
+/// Address lists: for each distinct block, the configurations naming it.
+#[derive(Debug, Default)]
+struct Addresses {
+    all: Bits,
+    nets: Vec<(IpNet, Bits)>,
+}
+
+impl Addresses {
+    fn name(&mut self, rank: usize, list: &[String], words: usize) {
+        for net in list.iter().filter_map(|s| parse_net(s)) {
+            let at = match self.nets.iter().position(|(n, _)| *n == net) {
+                Some(i) => i,
+                None => {
+                    self.nets.push((net, Bits::with_len(words)));
+                    self.nets.len() - 1
+                }
+            };
+            self.nets[at].1.set(rank);
+        }
+    }
+
+    /// Writes the set of configurations taking `ip` into `out`.
+    fn fill(&self, ip: &IpAddr, out: &mut [u64]) {
+        for (w, o) in out.iter_mut().enumerate() {
+            *o = self.all.word(w);
+        }
+        for (net, bits) in &self.nets {
+            if net.contains(ip) {
+                for (o, b) in out.iter_mut().zip(&bits.0) {
+                    *o |= b;
                 }
             }
-            Dim::Nothing => {}
         }
     }
-
-    /// The candidates for `resource_type`, in rank order.
-    fn candidates<'a>(&'a self, resource_type: &str) -> impl Iterator<Item = u32> + 'a {
-        let typed = self.by_type.get(resource_type).map_or(&[][..], Vec::as_slice);
-        Merge { a: typed, b: &self.any_type }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.by_type.is_empty() && self.any_type.is_empty()
-    }
 }
 
-/// Two ascending lists merged.
-struct Merge<'a> {
-    a: &'a [u32],
-    b: &'a [u32],
-}
-
-impl Iterator for Merge<'_> {
-    type Item = u32;
-    fn next(&mut self) -> Option<u32> {
-        let take_a = match (self.a.first(), self.b.first()) {
-            (Some(x), Some(y)) => x < y,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => return None,
-        };
-        let list = if take_a { &mut self.a } else { &mut self.b };
-        let (first, rest) = list.split_first()?;
-        *list = rest;
-        Some(*first)
-    }
-}
+/// Configurations a decision can combine on the stack (64 words).
+const STACK_WORDS: usize = 64;
 
 /// The active configurations, compiled.
 #[derive(Debug, Default)]
 pub struct Compiled {
-    rules: Vec<Rule>,
-    /// Exclude configurations and includes with `exclude_*` lists.
-    guards: Index,
-    includes: Index,
-    any_include: bool,
+    /// By rank: name and capture of each configuration.
+    names: Vec<Arc<str>>,
+    captures: Vec<Capture>,
+    words: usize,
+    /// Who takes every mutation and custom action (`audit_all_actions`).
+    all_mutations: Bits,
+    actions: Dimension,
+    types: Dimension,
+    users: Dimension,
+    ips: Addresses,
+    /// `exclude` configurations.
+    excluders: Bits,
+    include: Bits,
+    exclude_actions: Dimension,
+    exclude_types: Dimension,
+    exclude_users: Dimension,
+    exclude_ips: Addresses,
     /// Some active configuration names `read` / `login`.
     reads: bool,
     logins: bool,
@@ -205,48 +164,105 @@ impl Compiled {
         active.sort_by(|a, b| {
             b.priority.cmp(&a.priority).then_with(|| a.created_at.cmp(&b.created_at)).then(a.id.cmp(&b.id))
         });
-        let mut compiled = Compiled::default();
-        for (rank, c) in active.into_iter().enumerate() {
-            let rule = Rule::new(c);
-            let rank = u32::try_from(rank).expect("fewer than 2^32 configurations");
-            compiled.reads |= c.audit_actions.iter().any(|a| a == "read");
-            compiled.logins |= c.audit_actions.iter().any(|a| a == "login");
-            if rule.kind == Kind::Exclude || rule.has_exclusions() {
-                compiled.guards.add(rank, &rule);
+        let words = active.len().div_ceil(64);
+        let mut c = Compiled {
+            words,
+            all_mutations: Bits::with_len(words),
+            actions: Dimension::with_len(words),
+            types: Dimension::with_len(words),
+            users: Dimension::with_len(words),
+            ips: Addresses { all: Bits::with_len(words), nets: Vec::new() },
+            excluders: Bits::with_len(words),
+            include: Bits::with_len(words),
+            exclude_actions: Dimension::with_len(words),
+            exclude_types: Dimension::with_len(words),
+            exclude_users: Dimension::with_len(words),
+            exclude_ips: Addresses { all: Bits::with_len(words), nets: Vec::new() },
+            ..Compiled::default()
+        };
+        for (rank, cfg) in active.into_iter().enumerate() {
+            c.names.push(cfg.name.as_str().into());
+            c.captures.push(cfg.capture);
+            c.reads |= cfg.audit_actions.iter().any(|a| a == "read");
+            c.logins |= cfg.audit_actions.iter().any(|a| a == "login");
+            match (cfg.audit_all_actions, cfg.audit_actions.is_empty()) {
+                (Some(true), _) | (None, true) => c.all_mutations.set(rank),
+                (Some(false), true) => {}
+                (_, false) => c.actions.name(rank, &cfg.audit_actions, words),
             }
-            if rule.kind == Kind::Include {
-                compiled.any_include = true;
-                compiled.includes.add(rank, &rule);
+            c.types.add(rank, cfg.audit_all_resource_types, &cfg.audit_resource_types, words);
+            c.users.add(rank, cfg.audit_all_users, &cfg.audit_users, words);
+            match (cfg.audit_all_ips, cfg.audit_ips.is_empty()) {
+                (Some(true), _) | (None, true) => c.ips.all.set(rank),
+                (Some(false), true) => {}
+                (_, false) => c.ips.name(rank, &cfg.audit_ips, words),
             }
-            compiled.rules.push(rule);
+            match cfg.configuration_type {
+                Kind::Exclude => c.excluders.set(rank),
+                Kind::Include => c.include.set(rank),
+            }
+            c.exclude_actions.name(rank, &cfg.exclude_actions, words);
+            c.exclude_types.name(rank, &cfg.exclude_resource_types, words);
+            c.exclude_users.name(rank, &cfg.exclude_users, words);
+            c.exclude_ips.name(rank, &cfg.exclude_ips, words);
         }
-        compiled
+        c
     }
 
     /// The decision for one request (SPEC 5, steps 1–5).
     pub fn decide(&self, q: &Question<'_>) -> Decision {
-        if !self.guards.is_empty() {
-            for rank in self.guards.candidates(q.resource_type) {
-                let rule = &self.rules[rank as usize];
-                if rule.matches(q) && (rule.kind == Kind::Exclude || rule.excludes(q)) {
-                    return Decision::Skip;
-                }
+        let empty = Bits::default();
+        let action = self.actions.lookup(q.action).unwrap_or(&empty);
+        let kind = self.types.lookup(q.resource_type).unwrap_or(&empty);
+        let user = self.users.lookup(q.actor).unwrap_or(&empty);
+        let x_action = self.exclude_actions.lookup(q.action).unwrap_or(&empty);
+        let x_type = self.exclude_types.lookup(q.resource_type).unwrap_or(&empty);
+        let x_user = self.exclude_users.lookup(q.actor).unwrap_or(&empty);
+        let mutations = if q.is_mutation { u64::MAX } else { 0 };
+        let (mut ips_stack, mut x_ips_stack) = ([0u64; STACK_WORDS], [0u64; STACK_WORDS]);
+        let (mut ips_heap, mut x_ips_heap) = (Vec::new(), Vec::new());
+        let (ips, x_ips) = if self.words <= STACK_WORDS {
+            (&mut ips_stack[..self.words], &mut x_ips_stack[..self.words])
+        } else {
+            ips_heap.resize(self.words, 0);
+            x_ips_heap.resize(self.words, 0);
+            (&mut ips_heap[..], &mut x_ips_heap[..])
+        };
+        self.ips.fill(&q.ip, ips);
+        self.exclude_ips.fill(&q.ip, x_ips);
+        let mut first_include = None;
+        let mut any_include = false;
+        for w in 0..self.words {
+            let matching = (self.all_mutations.word(w) & mutations | action.word(w))
+                & (self.types.all.word(w) | kind.word(w))
+                & (self.users.all.word(w) | user.word(w))
+                & ips[w];
+            let excluded = self.excluders.word(w) | x_action.word(w) | x_type.word(w) | x_user.word(w) | x_ips[w];
+            // Step 2: a matching configuration that excludes wins.
+            if matching & excluded != 0 {
+                return Decision::Skip;
+            }
+            any_include |= self.include.word(w) != 0;
+            let included = matching & self.include.word(w);
+            if first_include.is_none() && included != 0 {
+                first_include = Some(w * 64 + included.trailing_zeros() as usize);
             }
         }
-        if !self.any_include {
+        // Step 3: no include configuration at all.
+        if !any_include {
             return if q.is_mutation {
                 Decision::Audit { capture: Capture::Diff, configuration: None }
             } else {
                 Decision::Skip
             };
         }
-        for rank in self.includes.candidates(q.resource_type) {
-            let rule = &self.rules[rank as usize];
-            if rule.matches(q) {
-                return Decision::Audit { capture: rule.capture, configuration: Some(rule.name.clone()) };
+        // Step 4: the highest-ranked matching include, or nothing.
+        match first_include {
+            Some(rank) => {
+                Decision::Audit { capture: self.captures[rank], configuration: Some(self.names[rank].clone()) }
             }
+            None => Decision::Skip,
         }
-        Decision::Skip
     }
 
     /// Whether any read can be recorded (else reads skip classification).
@@ -261,10 +277,10 @@ impl Compiled {
 
     /// How many active configurations were compiled.
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.names.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.names.is_empty()
     }
 }

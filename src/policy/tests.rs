@@ -180,6 +180,11 @@ fn arb_configs() -> impl Strategy<Value = Vec<AuditConfiguration>> {
     (0usize..6).prop_flat_map(|n| (0..n).map(arb_config).collect::<Vec<_>>())
 }
 
+/// Enough configurations to span several 64-bit words of the bitsets.
+fn many_configs() -> impl Strategy<Value = Vec<AuditConfiguration>> {
+    (60usize..200).prop_flat_map(|n| (0..n).map(arb_config).collect::<Vec<_>>())
+}
+
 fn every_question() -> Vec<Question<'static>> {
     let mut out = Vec::new();
     for a in ACTIONS {
@@ -227,7 +232,7 @@ fn excluded_by(c: &AuditConfiguration, q: &Question<'_>) -> bool {
 
 proptest! {
     #[test]
-    fn exclusions_always_win(configs in arb_configs()) {
+    fn exclusions_always_win(configs in prop_oneof![arb_configs(), many_configs()]) {
         let compiled = Compiled::new(&configs);
         for q in every_question() {
             if configs.iter().any(|c| excluded_by(c, &q)) {
@@ -278,7 +283,7 @@ proptest! {
     }
 
     #[test]
-    fn the_credited_configuration_is_the_highest_priority_match(configs in arb_configs()) {
+    fn the_credited_configuration_is_the_highest_priority_match(configs in prop_oneof![arb_configs(), many_configs()]) {
         let compiled = Compiled::new(&configs);
         for q in every_question() {
             let Decision::Audit { configuration: Some(name), .. } = compiled.decide(&q) else { continue };
@@ -295,7 +300,7 @@ proptest! {
     }
 
     #[test]
-    fn the_decision_is_the_definition(configs in arb_configs()) {
+    fn the_decision_is_the_definition(configs in prop_oneof![arb_configs(), many_configs()]) {
         let compiled = Compiled::new(&configs);
         let includes: Vec<&AuditConfiguration> =
             configs.iter().filter(|c| c.is_active && c.configuration_type == Kind::Include).collect();

@@ -131,10 +131,17 @@ pub async fn spawn_app_with(env: &[(&str, &str)], rules: Option<&str>) -> TestAp
 
 /// auditgate in front of any upstream URL.
 pub async fn spawn_app_to(upstream: &str, env: &[(&str, &str)], rules: Option<&str>) -> TestApp {
+    let files: Vec<(&str, &str)> = rules.map(|text| ("resources.toml", text)).into_iter().collect();
+    spawn_app_files(upstream, env, &files).await
+}
+
+/// auditgate in front of `upstream` with these files (`resources.toml`,
+/// `audit.toml`) in its rules directory.
+pub async fn spawn_app_files(upstream: &str, env: &[(&str, &str)], files: &[(&str, &str)]) -> TestApp {
     init_logs();
     let dir = tempfile::tempdir().unwrap();
-    if let Some(text) = rules {
-        std::fs::write(dir.path().join("resources.toml"), text).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
     }
     let mut flags = vec![
         ("upstream", upstream.to_string()),

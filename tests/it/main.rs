@@ -3,6 +3,7 @@
 
 mod audit;
 mod binary;
+mod configurations;
 mod helpers;
 mod json_server;
 mod limits;
