@@ -107,6 +107,13 @@ pub struct ExplainArgs {
     /// A request header, `Name: value` (repeatable), e.g. an override header.
     #[arg(long = "header", short = 'H')]
     pub headers: Vec<String>,
+    /// Decide with the configurations stored in this database instead of
+    /// the seed file (`rules/audit.toml`).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// The address the request comes from (the TCP peer).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub from: std::net::IpAddr,
     /// The request method, e.g. PATCH.
     pub method: String,
     /// The request path, with an optional query, e.g. /api/v1/users/123/.

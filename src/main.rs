@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use auditgate::cli::{Cli, Command, DbArgs, DemoArgs, ExplainArgs, ServeArgs};
 use auditgate::config::Config;
 use auditgate::resource::{Classifier, RulesFile};
-use auditgate::{App, telemetry};
+use auditgate::store::SqliteStore;
+use auditgate::{App, policy, telemetry};
 use clap::Parser;
 
 const EX_USAGE: u8 = 64;
@@ -139,19 +140,44 @@ fn explain(args: ExplainArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
-    let rules = match RulesFile::load_dir(&config.rules) {
-        Ok(r) => r,
+    let classifier = match RulesFile::load_dir(&config.rules) {
+        Ok(r) => Classifier::new(r),
         Err(e) => return usage(e),
     };
+    let actions = policy::known_actions(classifier.custom_actions());
+    let (configs, source) = match &args.database {
+        Some(url) => {
+            let read = runtime(1).block_on(async {
+                let store = SqliteStore::open(url).await?;
+                let configs = store.configurations().await;
+                store.close().await;
+                configs
+            });
+            match read {
+                Ok((_, configs)) => (configs, url.clone()),
+                Err(e) => {
+                    eprintln!("auditgate: {url}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => match policy::load_seed_dir(&config.rules, &actions) {
+            Ok(configs) => (configs, config.rules.join("audit.toml").display().to_string()),
+            Err(e) => return usage(e),
+        },
+    };
+    let compiled = policy::Compiled::new(&configs);
     let file = config.rules.join("resources.toml");
-    match auditgate::explain::explain(
-        &Classifier::new(rules),
-        &file,
-        config.method_override,
-        &args.method,
-        &args.path,
-        &args.headers,
-    ) {
+    let explainer = auditgate::explain::Explainer {
+        classifier: &classifier,
+        rules_file: &file,
+        method_override: config.method_override,
+        actor: &config.actor,
+        trusted: &config.trusted_proxies,
+        policy: &compiled,
+        policy_source: &source,
+    };
+    match explainer.explain(&args.method, &args.path, &args.headers, args.from) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS

@@ -211,6 +211,12 @@ impl Compiled {
 
     /// The decision for one request (SPEC 5, steps 1–5).
     pub fn decide(&self, q: &Question<'_>) -> Decision {
+        self.explain(q).0
+    }
+
+    /// The decision, and the exclude configuration (or include with a
+    /// hitting `exclude_*` list) that stopped the request, if one did.
+    pub fn explain(&self, q: &Question<'_>) -> (Decision, Option<Arc<str>>) {
         let empty = Bits::default();
         let action = self.actions.lookup(q.action).unwrap_or(&empty);
         let kind = self.types.lookup(q.resource_type).unwrap_or(&empty);
@@ -239,8 +245,10 @@ impl Compiled {
                 & ips[w];
             let excluded = self.excluders.word(w) | x_action.word(w) | x_type.word(w) | x_user.word(w) | x_ips[w];
             // Step 2: a matching configuration that excludes wins.
-            if matching & excluded != 0 {
-                return Decision::Skip;
+            let stopped = matching & excluded;
+            if stopped != 0 {
+                let rank = w * 64 + stopped.trailing_zeros() as usize;
+                return (Decision::Skip, Some(self.names[rank].clone()));
             }
             any_include |= self.include.word(w) != 0;
             let included = matching & self.include.word(w);
@@ -250,19 +258,17 @@ impl Compiled {
         }
         // Step 3: no include configuration at all.
         if !any_include {
-            return if q.is_mutation {
-                Decision::Audit { capture: Capture::Diff, configuration: None }
-            } else {
-                Decision::Skip
-            };
+            let default = Decision::Audit { capture: Capture::Diff, configuration: None };
+            return (if q.is_mutation { default } else { Decision::Skip }, None);
         }
         // Step 4: the highest-ranked matching include, or nothing.
-        match first_include {
+        let decision = match first_include {
             Some(rank) => {
                 Decision::Audit { capture: self.captures[rank], configuration: Some(self.names[rank].clone()) }
             }
             None => Decision::Skip,
-        }
+        };
+        (decision, None)
     }
 
     /// Whether any read can be recorded (else reads skip classification).

@@ -48,6 +48,45 @@ fn a_bad_rules_file_exits_64_naming_file_and_line() {
 }
 
 #[test]
+fn a_bad_seed_file_exits_64_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("audit.toml"), "[[configuration]]\nname = \"x\"\naudit_actions = [\"explode\"]\n")
+        .unwrap();
+    let out = auditgate()
+        .args(["serve", "--upstream", "http://127.0.0.1:9", "--listen", "127.0.0.1:0", "--rules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("audit.toml:3: audit_actions:") && err.contains("explode"), "{err}");
+}
+
+#[test]
+fn explain_names_the_deciding_configuration_from_the_seed_file_or_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = "[[configuration]]\nname = \"Users\"\naudit_resource_types = [\"user\"]\ncapture = \"metadata\"\n";
+    std::fs::write(dir.path().join("audit.toml"), audit).unwrap();
+    let run = |extra: &[&str], method: &str, path: &str| {
+        let out =
+            auditgate().args(["explain", "--rules"]).arg(dir.path()).args(extra).args([method, path]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = run(&["-H", "Authorization: Basic YWxpY2U6cHc="], "PATCH", "/api/v1/users/7/");
+    assert!(text.contains("actor     alice (basic)"), "{text}");
+    assert!(text.contains("audited   yes, by `Users` (capture metadata)"), "{text}");
+    assert!(text.contains("audit.toml"), "{text}");
+    let text = run(&[], "PATCH", "/api/v1/orders/7/");
+    assert!(text.contains("audited   no (no include configuration matches)"), "{text}");
+    // An empty database has no configurations: every mutation is audited.
+    let database = format!("sqlite://{}", dir.path().join("explain.db").display());
+    let text = run(&["--database", &database], "PATCH", "/api/v1/orders/7/");
+    assert!(text.contains("audited   yes (no include configuration is active"), "{text}");
+    assert!(text.contains(&format!("0 active configuration(s) in {database}")), "{text}");
+}
+
+#[test]
 fn serve_without_upstream_says_how_to_give_one() {
     let out = auditgate().args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(64));
