@@ -5,7 +5,7 @@
 # medians: requests/s, p50/p99 latency, proxy CPU µs per request (utime+stime
 # from /proc), and auditgate's resident memory idle and after load.
 #
-# Usage: scripts/bench-proxy.sh   (env: THREADS=1 CONNS=64 DURATION=10 RUNS=3 PATH_=/)
+# Usage: scripts/bench-proxy.sh   (env: THREADS=1 CONNS=64 DURATION=10 RUNS=3 PATH_=/ CONFIGS=100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ THREADS=${THREADS:-1}
 CONNS=${CONNS:-64}
 DURATION=${DURATION:-10}
 RUNS=${RUNS:-3}
+CONFIGS=${CONFIGS:-100}
 TARGET_PATH=${PATH_:-/}
 
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
@@ -64,6 +65,12 @@ pids+=("$ngx_pid")
 wait_port "$ngx_port"
 
 mkdir -p "$work/rules"
+# Audit configurations loaded while passing through (issue 4): CONFIGS
+# includes, one per resource type, every tenth with exclude lists.
+for ((i = 0; i < CONFIGS; i++)); do
+  printf '[[configuration]]\nname = "bench %d"\npriority = %d\naudit_actions = ["create", "update", "delete"]\naudit_resource_types = ["type%d"]\n' "$i" $((i % 5)) "$i"
+  if ((i % 10 == 0)); then printf 'exclude_users = ["robot%d"]\n' "$i"; fi
+done > "$work/rules/audit.toml"
 RUST_LOG=warn AUDITGATE_WORKER_THREADS=$THREADS target/release/auditgate serve \
   --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$ag_port" --rules "$work/rules" \
   --query-listen 127.0.0.1:0 --database "sqlite://$work/audit.db" 2> "$work/auditgate.log" &
@@ -104,7 +111,7 @@ for run in $(seq "$RUNS"); do
 done
 rss_loaded=$(rss_kib "$ag_pid")
 
-python3 - "$work/results.tsv" "$rss_idle" "$rss_loaded" <<'PY'
+python3 - "$work/results.tsv" "$rss_idle" "$rss_loaded" "$CONFIGS" <<'PY'
 import statistics, sys, math
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 by = {}
@@ -122,5 +129,5 @@ print()
 print(f"auditgate / nginx: throughput {a[0]/g[0]:.2f}x, p99 {a[2]/g[2]:.2f}x, CPU per request {a[3]/g[3]:.2f}x")
 print(f"auditgate / direct: throughput {a[0]/med['direct'][0]:.2f}x")
 print(f"auditgate RSS: {int(sys.argv[2])/1024:.1f} MiB idle, {int(sys.argv[3])/1024:.1f} MiB after load")
-print(f"runs per path: {len(by['auditgate'])} (medians shown)")
+print(f"runs per path: {len(by['auditgate'])} (medians shown); audit configurations loaded: {sys.argv[4]}")
 PY
