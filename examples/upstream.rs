@@ -7,7 +7,9 @@
 //! - `GET /gzipped` a JSON body sent gzip-encoded regardless of `Accept-Encoding`;
 //! - `GET /close` answers with `Connection: close`, naming the connection;
 //! - `GET /slow?ms=N` answers after N ms; `/status/N` answers N with headers
-//!   that include hop-by-hop ones; `GET /ws` a WebSocket echo.
+//!   that include hop-by-hop ones; `GET /ws` a WebSocket echo;
+//! - `GET /me` who is logged in (`Cookie: session=<user>`), `/me/calls` how
+//!   often `/me` was asked.
 //!
 //! Usage: `upstream [ADDR] [THREADS]`.
 
@@ -58,6 +60,9 @@ impl http_body::Body for Chunks {
         std::task::Poll::Ready(next)
     }
 }
+
+/// Calls of `/me`, to see the whoami cache work.
+static WHOAMI_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Snapshot GETs seen (`X-Auditgate-Snapshot: 1`), with the credentials they carried.
 fn snapshots() -> &'static std::sync::Mutex<Vec<serde_json::Value>> {
@@ -152,6 +157,26 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Bod
             res.headers_mut().insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
             res
         }
+        // A session app's who-am-I: `Cookie: session=<user>` → {"user": {"name": …}}.
+        "/me" => {
+            WHOAMI_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let user = req
+                .headers()
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .find_map(|c| c.trim().strip_prefix("session=").map(str::to_string));
+            match user {
+                Some(name) => Response::new(full(serde_json::json!({"user": {"name": name}}).to_string())),
+                None => {
+                    let mut res = Response::new(full(r#"{"detail": "not logged in"}"#));
+                    *res.status_mut() = StatusCode::UNAUTHORIZED;
+                    res
+                }
+            }
+        }
+        "/me/calls" => Response::new(full(WHOAMI_CALLS.load(std::sync::atomic::Ordering::Relaxed).to_string())),
         "/snapshots" => {
             let seen = snapshots().lock().unwrap().clone();
             Response::new(full(serde_json::to_string(&seen).unwrap()))

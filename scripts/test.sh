@@ -14,6 +14,10 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "== installing Node.js"
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
+if ! command -v openssl >/dev/null; then
+  echo "== installing openssl (the JWT tests make their keys with it)"
+  apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+fi
 echo "== npm ci (json-server for the end-to-end tests)"
 npm ci --prefix tests/json-server --no-audit --no-fund --loglevel=error
 

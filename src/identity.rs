@@ -1,12 +1,16 @@
 //! Who made a request and from where (SPEC 3): the actor from a trusted
 //! header, a bearer JWT claim or Basic auth, and the client address behind
-//! `trusted_proxies`. Pure: no I/O.
+//! `trusted_proxies`. Pure: no I/O (JWT keys are loaded at start).
+
+mod jwt;
+
+pub use jwt::JwtVerifier;
 
 use std::net::IpAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use http::header::{AUTHORIZATION, HeaderMap, HeaderName};
+use http::header::{AUTHORIZATION, COOKIE, HeaderMap, HeaderName};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -34,8 +38,8 @@ pub enum ActorSource {
 pub struct Actor {
     pub name: String,
     pub source: ActorSource,
-    /// True only when something vouched for the name: a trusted proxy's header
-    /// or a verified JWT signature.
+    /// True only when something vouched for the name: a trusted proxy's
+    /// header, a verified JWT signature, or the app's whoami answer.
     pub verified: bool,
 }
 
@@ -66,6 +70,12 @@ pub struct ActorRules {
     pub order: Vec<ActorSource>,
     pub header: HeaderName,
     pub jwt_claim: String,
+    /// With a configured key, JWT signatures are verified.
+    pub jwt: Option<std::sync::Arc<JwtVerifier>>,
+    /// The app's who-am-I path (`actor.whoami_url`), asked by the proxy.
+    pub whoami_url: Option<String>,
+    /// JSON pointer of the user name in its answer (`actor.whoami_field`).
+    pub whoami_field: String,
 }
 
 impl Default for ActorRules {
@@ -74,36 +84,57 @@ impl Default for ActorRules {
             order: vec![ActorSource::Header, ActorSource::Jwt, ActorSource::Basic, ActorSource::Whoami],
             header: HeaderName::from_static("x-remote-user"),
             jwt_claim: "sub".into(),
+            jwt: None,
+            whoami_url: None,
+            whoami_field: "/username".into(),
         }
     }
 }
 
 impl ActorRules {
     /// The first source in `order` that yields a name, else `anonymous`.
-    /// `whoami` needs a network call and is resolved by the caller.
+    /// `whoami` needs a network call: the proxy asks it first when
+    /// `asks_whoami` says so, and this skips it.
     pub fn resolve(&self, headers: &HeaderMap, peer_trusted: bool) -> Actor {
+        self.order.iter().find_map(|s| self.actor_from(*s, headers, peer_trusted)).unwrap_or_else(Actor::anonymous)
+    }
+
+    /// Whether the whoami URL comes in `order` before any source that
+    /// names this request's actor (and the request has credentials to ask
+    /// with).
+    pub fn asks_whoami(&self, headers: &HeaderMap, peer_trusted: bool) -> bool {
+        if self.whoami_url.is_none() || !(headers.contains_key(AUTHORIZATION) || headers.contains_key(COOKIE)) {
+            return false;
+        }
         for source in &self.order {
-            let found = match source {
-                ActorSource::Header if peer_trusted => header_value(headers, &self.header).map(|name| Actor {
-                    name,
-                    source: ActorSource::Header,
-                    verified: true,
-                }),
-                ActorSource::Jwt => bearer_claim(headers, &self.jwt_claim).map(|name| Actor {
-                    name,
-                    source: ActorSource::Jwt,
-                    verified: false,
-                }),
-                ActorSource::Basic => {
-                    basic_user(headers).map(|name| Actor { name, source: ActorSource::Basic, verified: false })
-                }
-                _ => None,
-            };
-            if found.is_some() {
-                return found.unwrap_or_else(Actor::anonymous);
+            if *source == ActorSource::Whoami {
+                return true;
+            }
+            if self.actor_from(*source, headers, peer_trusted).is_some() {
+                return false;
             }
         }
-        Actor::anonymous()
+        false
+    }
+
+    fn actor_from(&self, source: ActorSource, headers: &HeaderMap, peer_trusted: bool) -> Option<Actor> {
+        match source {
+            ActorSource::Header if peer_trusted => {
+                header_value(headers, &self.header).map(|name| Actor { name, source, verified: true })
+            }
+            // The claim names the actor either way; only a verified
+            // signature makes it `actor_verified`.
+            ActorSource::Jwt => bearer_claim(headers, &self.jwt_claim).map(|name| Actor {
+                name,
+                source,
+                verified: self
+                    .jwt
+                    .as_ref()
+                    .is_some_and(|v| authorization(headers, "bearer").is_some_and(|t| v.verify(t))),
+            }),
+            ActorSource::Basic => basic_user(headers).map(|name| Actor { name, source, verified: false }),
+            _ => None,
+        }
     }
 }
 

@@ -31,5 +31,6 @@ pub mod resource;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+pub mod whoami;
 
 pub use app::{App, AppError};

@@ -176,6 +176,20 @@ impl RawConfig {
             HeaderName::from_bytes(v.as_bytes()).map_err(|_| format!("{key}: `{v}` is not a header name"))
         };
         let actor_header = p.take(header_name("actor.header", &self.actor.header));
+        let jwt = p.take(jwt_verifier(&self.actor)).flatten().map(std::sync::Arc::new);
+        let whoami_url = match self.actor.whoami_url.clone() {
+            Some(url) if !url.starts_with('/') => {
+                p.add(format!("actor.whoami_url: `{url}` must be a path on the upstream, starting with `/`"));
+                None
+            }
+            other => other,
+        };
+        if !self.actor.whoami_field.starts_with('/') {
+            p.add(format!(
+                "actor.whoami_field: `{}` must be a JSON pointer such as `/username`",
+                self.actor.whoami_field
+            ));
+        }
         let mut forward_headers = Vec::new();
         for h in &self.snapshot.forward_headers {
             forward_headers.extend(p.take(header_name("snapshot.forward_headers", h)));
@@ -250,7 +264,14 @@ impl RawConfig {
                 0 => std::thread::available_parallelism().map_or(1, usize::from),
                 n => usize::try_from(n).unwrap_or(1),
             },
-            actor: ActorRules { order, header: actor_header, jwt_claim: self.actor.jwt_claim },
+            actor: ActorRules {
+                order,
+                header: actor_header,
+                jwt_claim: self.actor.jwt_claim,
+                jwt,
+                whoami_url,
+                whoami_field: self.actor.whoami_field,
+            },
             snapshot: SnapshotConfig {
                 forward_headers,
                 timeout: snapshot_timeout,
@@ -283,6 +304,26 @@ impl RawConfig {
 }
 
 /// Validation problems, collected so that all are reported at once.
+/// The JWT key of `[actor]`: at most one of `jwt_secret`, `jwt_key` (a PEM
+/// file) and `jwks_file`.
+fn jwt_verifier(actor: &raw::RawActor) -> Result<Option<crate::identity::JwtVerifier>, String> {
+    use crate::identity::JwtVerifier;
+    let read =
+        |key: &str, path: &str| std::fs::read(path).map_err(|e| format!("actor.{key}: cannot read `{path}`: {e}"));
+    match (&actor.jwt_secret, &actor.jwt_key, &actor.jwks_file) {
+        (None, None, None) => Ok(None),
+        (Some(secret), None, None) if secret.is_empty() => Err("actor.jwt_secret: is empty".into()),
+        (Some(secret), None, None) => Ok(Some(JwtVerifier::secret(secret))),
+        (None, Some(path), None) => JwtVerifier::public_key_pem(&read("jwt_key", path)?)
+            .map(Some)
+            .map_err(|e| format!("actor.jwt_key: `{path}`: {e}")),
+        (None, None, Some(path)) => JwtVerifier::jwks(&read("jwks_file", path)?)
+            .map(Some)
+            .map_err(|e| format!("actor.jwks_file: `{path}`: {e}")),
+        _ => Err("actor: give only one of jwt_secret, jwt_key and jwks_file".into()),
+    }
+}
+
 #[derive(Default)]
 struct Problems(Vec<String>);
 

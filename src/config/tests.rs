@@ -61,15 +61,49 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
+/// A fresh P-256 public key in PEM, made by the `openssl` command.
+pub(crate) fn ec_public_pem(dir: &Path) -> std::path::PathBuf {
+    let private = dir.join("jwt-private.pem");
+    let public = dir.join("jwt-public.pem");
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("openssl").args(args).status().expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", private.to_str().unwrap()]);
+    run(&["pkey", "-in", private.to_str().unwrap(), "-pubout", "-out", public.to_str().unwrap()]);
+    public
+}
+
 #[test]
 fn spec_example_loads() {
-    let f = file(SPEC_EXAMPLE);
+    let dir = tempfile::tempdir().unwrap();
+    let key = ec_public_pem(dir.path());
+    let f = file(&SPEC_EXAMPLE.replace("certs/jwt-public.pem", key.to_str().unwrap()));
     let c = Config::load(Some(f.path()), env(&[]), &Vec::new()).unwrap();
     assert_eq!(c.instance, "gw-1");
     assert_eq!(c.upstream.unwrap().authority.as_str(), "127.0.0.1:3000");
     assert_eq!(c.snapshot.ignore_fields, vec!["/updated_at"]);
     assert_eq!(c.limits.upstream_timeout, Duration::from_secs(30));
     assert!(c.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+    assert!(c.actor.jwt.is_some());
+}
+
+#[test]
+fn jwt_keys_are_checked_at_start() {
+    let load = |toml: &str| Config::load(Some(file(toml).path()), env(&[]), &Vec::new());
+    let err = |toml: &str| match load(toml) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{toml} was accepted"),
+    };
+    assert!(err("[actor]\njwt_key = \"/nonexistent/key.pem\"\n").contains("actor.jwt_key: cannot read"));
+    assert!(err("[actor]\njwks_file = \"/nonexistent/jwks.json\"\n").contains("actor.jwks_file: cannot read"));
+    assert!(err("[actor]\njwt_secret = \"a\"\njwks_file = \"x\"\n").contains("only one of"));
+    assert!(err("[actor]\njwt_secret = \"\"\n").contains("actor.jwt_secret: is empty"));
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a key").unwrap();
+    assert!(err(&format!("[actor]\njwt_key = \"{}\"\n", garbage.display())).contains("not an RSA or EC public key"));
+    assert!(load("[actor]\njwt_secret = \"s3cret\"\n").unwrap().actor.jwt.is_some());
 }
 
 #[test]

@@ -88,6 +88,9 @@ fn custom_order_and_claim() {
         order: vec![ActorSource::Basic, ActorSource::Jwt],
         header: HeaderName::from_static("x-user"),
         jwt_claim: "username".into(),
+        jwt: None,
+        whoami_url: None,
+        whoami_field: "/username".into(),
     };
     let h = headers(&[("authorization", &jwt(r#"{"username":"erin"}"#))]);
     assert_eq!(rules.resolve(&h, true).name, "erin");

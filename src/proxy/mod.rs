@@ -36,6 +36,7 @@ use crate::resource::{
     effective_method, form_method_override,
 };
 use crate::snapshot::Snapshotter;
+use crate::whoami::Whoami;
 
 /// Sets `X-Request-Id` to a new ULID unless the client sent one; allocates
 /// only when it makes one.
@@ -63,6 +64,8 @@ pub struct Proxy {
     limits: Limits,
     /// The audit configurations in force (swapped on change).
     policy: Arc<Policy>,
+    /// The whoami actor source, when `actor.whoami_url` is set.
+    whoami: Option<Whoami>,
 }
 
 impl Proxy {
@@ -82,6 +85,7 @@ impl Proxy {
             method_override: config.method_override,
             limits: config.limits.clone(),
             policy,
+            whoami: config.actor.whoami_url.clone().map(|url| Whoami::new(url, config.actor.whoami_field.clone())),
         })
     }
 
@@ -149,7 +153,7 @@ impl Proxy {
         let rule = classified.rule.map(|i| &self.classifier.rules()[i]);
         let actor = match (&classified.action, &bytes) {
             (Action::Login, Some(b)) => login_actor(rule, b, parts),
-            _ => self.actor.resolve(&parts.headers, conn.peer_trusted),
+            _ => self.actor_of(conn, parts).await,
         };
         let addr = client_addr(&self.trusted, conn.peer.ip(), &parts.headers);
         let question = Question {
@@ -240,6 +244,21 @@ impl Proxy {
             }
         }
         Ok(method)
+    }
+
+    /// The actor of a request: the sources of `actor.order`, the whoami
+    /// URL among them (the app's answer, cached per credential, vouches for
+    /// the name: `actor_verified`).
+    async fn actor_of(&self, conn: &ConnInfo, parts: &request::Parts) -> Actor {
+        if let Some(whoami) = &self.whoami
+            && self.actor.asks_whoami(&parts.headers, conn.peer_trusted)
+        {
+            let carried = self.auditor.snapshots.carried(&parts.headers);
+            if let Some(name) = whoami.lookup(&self.auditor.snapshots, &carried).await {
+                return Actor { name, source: ActorSource::Whoami, verified: true };
+            }
+        }
+        self.actor.resolve(&parts.headers, conn.peer_trusted)
     }
 
     /// The classification of a request that may be recorded; `None`

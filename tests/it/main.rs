@@ -5,6 +5,7 @@ mod audit;
 mod binary;
 mod configurations;
 mod helpers;
+mod identity;
 mod json_server;
 mod limits;
 mod query;
