@@ -180,3 +180,49 @@ async fn the_whoami_url_names_cookie_session_users_once_per_session() {
     let calls = get(&format!("{}/me/calls", app.upstream.as_ref().unwrap().url())).await;
     assert_eq!(String::from_utf8_lossy(calls.body()), "3");
 }
+
+#[tokio::test]
+async fn an_rs256_key_and_a_shared_secret_verify_their_own_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("rsa.pem");
+    let public = dir.path().join("rsa.pub.pem");
+    let run = |args: &[&str]| assert!(std::process::Command::new("openssl").args(args).status().unwrap().success());
+    run(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", private.to_str().unwrap()]);
+    run(&["pkey", "-in", private.to_str().unwrap(), "-pubout", "-out", public.to_str().unwrap()]);
+    let rsa = EncodingKey::from_rsa_pem(&std::fs::read(&private).unwrap()).unwrap();
+    let app = spawn_app_with(&[("AUDITGATE_ACTOR__JWT_KEY", public.to_str().unwrap())], None).await;
+    let item = create(&app).await;
+    let good = encode(&Header::new(Algorithm::RS256), &json!({"sub": "ivan"}), &rsa).unwrap();
+    // The classic confusion: HS256 "signed" with the public key as secret.
+    let confused = encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": "judy"}),
+        &EncodingKey::from_secret(&std::fs::read(&public).unwrap()),
+    )
+    .unwrap();
+    for token in [good, confused] {
+        assert_eq!(patch_with(&app, &format!("Bearer {token}"), &item).await, 200);
+    }
+    let entries = wait_entries(&app.store, 3).await;
+    let seen: Vec<(String, bool)> = entries[1..].iter().map(|e| (e.actor.clone(), e.actor_verified)).collect();
+    assert_eq!(seen, [("ivan".into(), true), ("judy".into(), false)]);
+
+    let app = spawn_app_with(
+        &[("AUDITGATE_ACTOR__JWT_SECRET", "shared-s3cret"), ("AUDITGATE_ACTOR__JWT_CLAIM", "username")],
+        None,
+    )
+    .await;
+    let item = create(&app).await;
+    for secret in ["shared-s3cret", "guess"] {
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &json!({"username": "kim"}),
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(patch_with(&app, &format!("Bearer {token}"), &item).await, 200);
+    }
+    let entries = wait_entries(&app.store, 3).await;
+    let seen: Vec<(String, bool)> = entries[1..].iter().map(|e| (e.actor.clone(), e.actor_verified)).collect();
+    assert_eq!(seen, [("kim".into(), true), ("kim".into(), false)]);
+}
