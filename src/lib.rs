@@ -3,7 +3,10 @@
 //! # Layout
 //! - [`config`]: raw sources (file, environment, flags) → validated `Config`.
 //! - [`resource`]: pure inference of action and resource from method + path.
-//! - [`identity`]: pure actor and client-address resolution.
+//! - [`identity`]: pure actor and client-address resolution (JWT keys
+//!   loaded at start); [`whoami`]: the one actor source that asks the app.
+//! - [`policy`]: audit configurations, their validation and the compiled,
+//!   atomically swapped decision.
 //! - [`proxy`]: the data path, its accept loop, header hygiene, upstream side.
 //! - [`audit`], [`snapshot`]: the audited-mutation pipeline and its snapshots.
 //! - [`diff`], [`entry`]: pure diff and redaction; the entry and its hash chain.

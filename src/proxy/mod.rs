@@ -144,14 +144,14 @@ impl Proxy {
     ) -> Result<(UpstreamBody, Option<Pending>), ProxyError> {
         let started = Instant::now();
         let body_first = classified.action == Action::Login || self.may_override_by_form(parts);
-        let (mut bytes, mut stream) =
-            if body_first { (Some(self.read_body(parts, body).await?), None) } else { (None, Some(body)) };
-        let mut classified = match &bytes {
+        let mut body =
+            if body_first { ClientBody::Read(self.read_body(parts, body).await?) } else { ClientBody::Unread(body) };
+        let mut classified = match body.bytes() {
             Some(b) => self.reclassify_form(parts, b, classified)?,
             None => classified,
         };
         let rule = classified.rule.map(|i| &self.classifier.rules()[i]);
-        let actor = match (&classified.action, &bytes) {
+        let actor = match (&classified.action, body.bytes()) {
             (Action::Login, Some(b)) => login_actor(rule, b, parts),
             _ => self.actor_of(conn, parts).await,
         };
@@ -163,32 +163,27 @@ impl Proxy {
             actor: &actor.name,
             ip: addr.client,
         };
-        let pass = |bytes: Option<Bytes>, stream: Option<Incoming>| match (bytes, stream) {
-            (Some(b), _) => UpstreamBody::buffered(b),
-            (None, Some(s)) => UpstreamBody::stream(s),
-            (None, None) => UpstreamBody::buffered(Bytes::new()),
-        };
         let Decision::Audit { capture, configuration } = policy.decide(&question) else {
-            return Ok((pass(bytes, stream), None));
+            return Ok((body.into_upstream(), None));
         };
         // Reads and logins are recorded without snapshots or bodies.
         let capture = if classified.action.is_mutation() { capture } else { Capture::Metadata };
         if capture != Capture::Metadata
-            && let Some(s) = stream.take()
+            && let ClientBody::Unread(stream) = body
         {
-            bytes = Some(self.read_body(parts, s).await?);
+            body = ClientBody::Read(self.read_body(parts, stream).await?);
         }
-        if let (Some(from), Some(b)) = (classified.pending_id.take(), &bytes) {
+        if let (Some(from), Some(b)) = (classified.pending_id.take(), body.bytes()) {
             classified.resource.id = from.from_body(b);
         }
         set_request_id(&mut parts.headers);
         let request_id = parts.headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let carried = self.auditor.snapshots.carried(&parts.headers);
         let facts = RequestFacts::new(parts, actor, addr, request_id, carried, started);
-        let request_body = bytes.clone().filter(|_| capture == Capture::Full);
+        let request_body = body.bytes().filter(|_| capture == Capture::Full).cloned();
         let recording = Recording { capture, configuration, request_body };
         let pending = self.auditor.begin(classified, rule, facts, recording).await;
-        Ok((pass(bytes, stream), Some(pending)))
+        Ok((body.into_upstream(), Some(pending)))
     }
 
     /// Hands the answer to the client and completes the entry behind it
@@ -407,5 +402,27 @@ fn login_actor(rule: Option<&Rule>, body: &[u8], parts: &request::Parts) -> Acto
     match name {
         Some(name) if !name.is_empty() => Actor { name, source: ActorSource::Login, verified: false },
         _ => Actor { name: "anonymous".into(), source: ActorSource::Login, verified: false },
+    }
+}
+
+/// A client's request body: read whole, or still to be streamed.
+enum ClientBody {
+    Read(Bytes),
+    Unread(Incoming),
+}
+
+impl ClientBody {
+    fn bytes(&self) -> Option<&Bytes> {
+        match self {
+            ClientBody::Read(b) => Some(b),
+            ClientBody::Unread(_) => None,
+        }
+    }
+
+    fn into_upstream(self) -> UpstreamBody {
+        match self {
+            ClientBody::Read(b) => UpstreamBody::buffered(b),
+            ClientBody::Unread(s) => UpstreamBody::stream(s),
+        }
     }
 }
