@@ -139,6 +139,13 @@ Paste these in another terminal:
   curl -s http://{query}/api/v1/resources/user/1/history
   curl -s http://{query}/api/v1/verify
 
+Record only user changes from now on (an audit configuration; the change
+itself is in the trail), then see an order go unrecorded:
+
+  curl -s -H 'content-type: application/json' -d '{{\"name\": \"Users only\", \"audit_resource_types\": [\"user\"]}}' http://{query}/api/v1/audit-configurations
+  curl -s -u bob:pw -H 'content-type: application/json' -d '{{\"total\": 5}}' http://{proxy}/api/v1/orders/
+  curl -s 'http://{query}/api/v1/audit-logs?resource_type=order'
+
 Ctrl-C stops everything.
 "
     )
