@@ -62,22 +62,27 @@ async fn app_entries(store: &SqliteStore) -> Vec<AuditEntry> {
     all
 }
 
-/// Sends `marker` (which must be recorded), waits for its entry, and returns
-/// the entries recorded before it: whatever was sent earlier and not
-/// recorded by then is not going to be.
+/// Sends `marker` (which must be recorded), waits for its entry and for the
+/// trail to stay still for 300 ms, and returns the other entries: whatever
+/// was sent earlier and not recorded by then is not going to be.
 async fn settle(app: &TestApp, marker: &str) -> Vec<AuditEntry> {
     assert_eq!(call_as(app, "marker", "203.0.113.9", Method::POST, marker, json!({"m": 1})).await, 201);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = app_entries(&app.store).await;
+    let mut still_since = tokio::time::Instant::now();
     loop {
-        let entries = app_entries(&app.store).await;
-        if let Some(i) = entries.iter().position(|e| e.actor == "marker") {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let mut entries = app_entries(&app.store).await;
-            entries.remove(i);
-            return entries;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the marker was not recorded");
         tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = app_entries(&app.store).await;
+        if now.len() != seen.len() {
+            still_since = tokio::time::Instant::now();
+        }
+        seen = now;
+        let marked = seen.iter().any(|e| e.actor == "marker");
+        if marked && still_since.elapsed() >= Duration::from_millis(300) {
+            seen.retain(|e| e.actor != "marker");
+            return seen;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the marker was not recorded, or the trail kept moving");
     }
 }
 
