@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +33,7 @@ pub(super) async fn create(
     State(s): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     uri: Uri,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     caller.must_be_admin()?;
     let trail = s.trail()?;
@@ -51,7 +52,7 @@ pub(super) async fn update(
     Path(id): Path<String>,
     method: Method,
     uri: Uri,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.must_be_admin()?;
     let trail = s.trail()?;
@@ -140,7 +141,12 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
     id.parse().map_err(|_| ApiError::NotFound)
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+/// The JSON of a configuration body; one larger than `MAX_BODY` is 413.
+fn parse_body(body: &Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let body = body.as_ref().map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+        _ => ApiError::BadField { field: "body", reason: e.body_text() },
+    })?;
     serde_json::from_slice(body)
         .map_err(|e| ApiError::BadField { field: "body", reason: format!("not valid JSON: {e}") })
 }

@@ -24,6 +24,8 @@ pub enum ApiError {
     Forbidden,
     #[error("shutting down")]
     ShuttingDown,
+    #[error("request body too large")]
+    TooLarge,
     #[error("{0}")]
     Config(#[from] FieldError),
     #[error("store: {0}")]
@@ -45,6 +47,9 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, json!({"error": "missing or unknown bearer token"})),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, json!({"error": "this token may only read"})),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "shutting down"})),
+            ApiError::TooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": "request body too large", "field": "body"}))
+            }
             ApiError::Config(e) => (StatusCode::BAD_REQUEST, json!({"error": e.reason, "field": e.field})),
             ApiError::Store(StoreError::DuplicateName(name)) => (
                 StatusCode::BAD_REQUEST,

@@ -222,6 +222,9 @@ async fn configurations_are_validated_and_every_change_is_recorded() {
         assert_eq!((status, answer["field"].as_str()), (400, Some(field)), "{body} → {answer}");
         assert!(answer["error"].is_string());
     }
+    let huge = format!(r#"{{"name": "a", "description": "{}"}}"#, "x".repeat(3 << 20));
+    let (status, answer) = api(&app, None, Method::POST, path, &huge).await;
+    assert_eq!((status, answer["field"].as_str()), (413, Some("body")));
     let created = configure(&app, json!({"name": "users", "audit_resource_types": ["user"]})).await;
     let id = created["id"].as_i64().unwrap();
     assert_eq!(created["capture"], "diff");
