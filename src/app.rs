@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::identity::ActorSource;
-use crate::policy::{self, Change, Policy, SeedError};
+use crate::policy::{self, Change, Policy};
 use crate::proxy::{self, Proxy};
 use crate::recorder::{self, Writer};
 use crate::resource::{Classifier, RulesError, RulesFile};
@@ -27,8 +27,6 @@ use crate::store::{SqliteStore, StoreError};
 pub enum AppError {
     #[error("{0}")]
     Rules(#[from] RulesError),
-    #[error("{0}")]
-    Seed(#[from] SeedError),
     #[error("no upstream: give --upstream URL, AUDITGATE_UPSTREAM or `upstream` in the config file")]
     NoUpstream,
     #[error("database: {0}")]
@@ -47,7 +45,6 @@ impl AppError {
         matches!(
             self,
             AppError::Rules(_)
-                | AppError::Seed(_)
                 | AppError::NoUpstream
                 | AppError::QueryNotLoopback(_)
                 | AppError::Store(StoreError::UnsupportedUrl(_))

@@ -215,7 +215,7 @@ impl Auditor {
         let c = p.classified;
         let entry = AuditEntry {
             id: String::new(),
-            timestamp: answered.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            timestamp: crate::entry::format_time(answered),
             request_id: p.request.request_id,
             action: c.action.as_str().to_string(),
             outcome,
@@ -304,12 +304,7 @@ fn body_value(body: &[u8], max: usize) -> Value {
     };
     let looks_like_form = !text.is_empty() && text.split('&').all(|pair| pair.contains('=') && !pair.contains(' '));
     if looks_like_form {
-        let fields = text.split('&').filter_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            let decode = |s: &str| crate::resource::percent_decode(&s.replace('+', " "));
-            Some((decode(k), Value::String(decode(v))))
-        });
-        return Value::Object(fields.collect());
+        return Value::Object(crate::resource::form_pairs(body).map(|(k, v)| (k, Value::String(v))).collect());
     }
     Value::String(text.to_string())
 }

@@ -11,6 +11,12 @@ use crate::diff::Change;
 use crate::identity::ActorSource;
 use crate::resource::Parent;
 
+/// The one form of stored times (`timestamp`, configuration times, time
+/// filters): RFC 3339 in UTC with microseconds, so text order is time order.
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// `prev_hash` of an instance's first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 

@@ -104,13 +104,7 @@ impl Explainer<'_> {
             &format!("{} ({}){actor_note}", actor.name, serde_json::json!(actor.source).as_str().unwrap_or("")),
         );
         line(&mut out, "client", &addr.client.to_string());
-        let question = Question {
-            action: c.action.as_str(),
-            is_mutation: c.action.is_mutation(),
-            resource_type: &c.resource.kind,
-            actor: &actor.name,
-            ip: addr.client,
-        };
+        let question = Question::new(&c.action, &c.resource.kind, &actor.name, addr.client);
         let audited = match self.policy.explain(&question) {
             (Decision::Audit { capture, configuration: Some(name) }, _) => {
                 format!("yes, by `{name}` (capture {})", serde_json::json!(capture).as_str().unwrap_or(""))

@@ -28,7 +28,7 @@ impl Change<'_> {
         let id = after.as_ref().or(before.as_ref()).and_then(|c| c.get("id")).map(Value::to_string);
         AuditEntry {
             id: String::new(),
-            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            timestamp: crate::entry::format_time(chrono::Utc::now()),
             request_id: ulid::Ulid::new().to_string(),
             action: self.action.to_string(),
             outcome: Outcome::Success,

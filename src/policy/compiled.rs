@@ -16,6 +16,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::model::{AuditConfiguration, Capture, Kind, parse_net};
+use crate::resource::Action;
 
 /// What the decision is about.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +27,13 @@ pub struct Question<'a> {
     pub resource_type: &'a str,
     pub actor: &'a str,
     pub ip: IpAddr,
+}
+
+impl<'a> Question<'a> {
+    /// The question for a classified request.
+    pub fn new(action: &'a Action, resource_type: &'a str, actor: &'a str, ip: IpAddr) -> Question<'a> {
+        Question { action: action.as_str(), is_mutation: action.is_mutation(), resource_type, actor, ip }
+    }
 }
 
 /// Whether and how a request is recorded.
@@ -74,10 +82,10 @@ impl Dimension {
     /// Adds configuration `rank`: `all` (flag and list per SPEC 5) or the
     /// values of `list`.
     fn add(&mut self, rank: usize, flag: Option<bool>, list: &[String], words: usize) {
-        match (flag, list.is_empty()) {
-            (Some(true), _) | (None, true) => self.all.set(rank),
-            (Some(false), true) => {}
-            (_, false) => self.name(rank, list, words),
+        match scope(flag, list) {
+            Scope::All => self.all.set(rank),
+            Scope::Nothing => {}
+            Scope::Listed => self.name(rank, list, words),
         }
     }
 
@@ -92,6 +100,23 @@ impl Dimension {
     }
 }
 
+/// What an `audit_*` list and its `audit_all_*` flag take (SPEC 5): an
+/// explicit `true` everything; an absent flag everything when the list is
+/// empty; an explicit `false` with an empty list nothing; else the list.
+enum Scope {
+    All,
+    Nothing,
+    Listed,
+}
+
+fn scope(flag: Option<bool>, list: &[String]) -> Scope {
+    match (flag, list.is_empty()) {
+        (Some(true), _) | (None, true) => Scope::All,
+        (Some(false), true) => Scope::Nothing,
+        (_, false) => Scope::Listed,
+    }
+}
+
 /// Address lists: for each distinct block, the configurations naming it.
 #[derive(Debug, Default)]
 struct Addresses {
@@ -100,6 +125,15 @@ struct Addresses {
 }
 
 impl Addresses {
+    /// Adds configuration `rank`, like `Dimension::add`.
+    fn add(&mut self, rank: usize, flag: Option<bool>, list: &[String], words: usize) {
+        match scope(flag, list) {
+            Scope::All => self.all.set(rank),
+            Scope::Nothing => {}
+            Scope::Listed => self.name(rank, list, words),
+        }
+    }
+
     fn name(&mut self, rank: usize, list: &[String], words: usize) {
         for net in list.iter().filter_map(|s| parse_net(s)) {
             let at = match self.nets.iter().position(|(n, _)| *n == net) {
@@ -138,8 +172,7 @@ pub struct Compiled {
     names: Vec<Arc<str>>,
     captures: Vec<Capture>,
     words: usize,
-    /// Who takes every mutation and custom action (`audit_all_actions`).
-    all_mutations: Bits,
+    /// Its `all`: who takes every mutation and custom action.
     actions: Dimension,
     types: Dimension,
     users: Dimension,
@@ -167,7 +200,6 @@ impl Compiled {
         let words = active.len().div_ceil(64);
         let mut c = Compiled {
             words,
-            all_mutations: Bits::with_len(words),
             actions: Dimension::with_len(words),
             types: Dimension::with_len(words),
             users: Dimension::with_len(words),
@@ -185,18 +217,12 @@ impl Compiled {
             c.captures.push(cfg.capture);
             c.reads |= cfg.audit_actions.iter().any(|a| a == "read");
             c.logins |= cfg.audit_actions.iter().any(|a| a == "login");
-            match (cfg.audit_all_actions, cfg.audit_actions.is_empty()) {
-                (Some(true), _) | (None, true) => c.all_mutations.set(rank),
-                (Some(false), true) => {}
-                (_, false) => c.actions.name(rank, &cfg.audit_actions, words),
-            }
+            // `all` of the action dimension means every mutation and custom
+            // action; `read` and `login` only ever match by name.
+            c.actions.add(rank, cfg.audit_all_actions, &cfg.audit_actions, words);
             c.types.add(rank, cfg.audit_all_resource_types, &cfg.audit_resource_types, words);
             c.users.add(rank, cfg.audit_all_users, &cfg.audit_users, words);
-            match (cfg.audit_all_ips, cfg.audit_ips.is_empty()) {
-                (Some(true), _) | (None, true) => c.ips.all.set(rank),
-                (Some(false), true) => {}
-                (_, false) => c.ips.name(rank, &cfg.audit_ips, words),
-            }
+            c.ips.add(rank, cfg.audit_all_ips, &cfg.audit_ips, words);
             match cfg.configuration_type {
                 Kind::Exclude => c.excluders.set(rank),
                 Kind::Include => c.include.set(rank),
@@ -239,7 +265,7 @@ impl Compiled {
         let mut first_include = None;
         let mut any_include = false;
         for w in 0..self.words {
-            let matching = (self.all_mutations.word(w) & mutations | action.word(w))
+            let matching = (self.actions.all.word(w) & mutations | action.word(w))
                 & (self.types.all.word(w) | kind.word(w))
                 & (self.users.all.word(w) | user.word(w))
                 & ips[w];

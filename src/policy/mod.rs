@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 pub use change::Change;
 pub use compiled::{Compiled, Decision, Question};
 pub use model::{AuditConfiguration, BUILTIN_ACTIONS, Capture, FieldError, Kind, Source, known_actions, parse_net};
-pub use seed::{SeedError, load_dir as load_seed_dir, parse as parse_seed};
+pub use seed::{load_dir as load_seed_dir, parse as parse_seed};
 
 use crate::store::{SqliteStore, StoreError};
 
@@ -35,13 +35,6 @@ impl Policy {
     /// A policy with no configurations (every mutation audited).
     pub fn empty() -> Policy {
         Policy { compiled: ArcSwap::from_pointee(Compiled::default()), version: AtomicI64::new(-1) }
-    }
-
-    /// A policy compiled from `configs` (tests, benchmarks, `explain`).
-    pub fn of(configs: &[AuditConfiguration]) -> Policy {
-        let policy = Policy::empty();
-        policy.compiled.store(Arc::new(Compiled::new(configs)));
-        policy
     }
 
     /// The snapshot in force; a request decides from it without a lock.

@@ -1,23 +1,15 @@
 //! `rules/audit.toml`: configurations seeded at start (`source: "file"`).
-//! A bad file stops start-up naming file, line and field.
+//! A bad file stops start-up naming file, line and field (a `RulesError`,
+//! like `resources.toml`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{AuditConfiguration, Source};
-use crate::resource::line_of;
-
-/// A seed file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{}:{line}: {message}", file.display())]
-pub struct SeedError {
-    pub file: PathBuf,
-    pub line: usize,
-    pub message: String,
-}
+use crate::resource::{RulesError, line_of};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,18 +19,18 @@ struct RawFile {
 }
 
 /// Loads `audit.toml` from a rules directory; a missing file seeds nothing.
-pub fn load_dir(dir: &Path, actions: &HashSet<String>) -> Result<Vec<AuditConfiguration>, SeedError> {
+pub fn load_dir(dir: &Path, actions: &HashSet<String>) -> Result<Vec<AuditConfiguration>, RulesError> {
     let file = dir.join("audit.toml");
     match std::fs::read_to_string(&file) {
         Ok(text) => parse(&file, &text, actions),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(SeedError { file, line: 0, message: format!("cannot read: {e}") }),
+        Err(e) => Err(RulesError { file, line: 0, message: format!("cannot read: {e}") }),
     }
 }
 
 /// Parses seed configurations; `file` names the source in errors.
-pub fn parse(file: &Path, text: &str, actions: &HashSet<String>) -> Result<Vec<AuditConfiguration>, SeedError> {
-    let err = |line: usize, message: String| SeedError { file: file.to_path_buf(), line, message };
+pub fn parse(file: &Path, text: &str, actions: &HashSet<String>) -> Result<Vec<AuditConfiguration>, RulesError> {
+    let err = |line: usize, message: String| RulesError { file: file.to_path_buf(), line, message };
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(0, |s| line_of(text, s.start));
         err(line, e.message().to_string())

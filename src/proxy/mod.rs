@@ -156,13 +156,7 @@ impl Proxy {
             _ => self.actor_of(conn, parts).await,
         };
         let addr = client_addr(&self.trusted, conn.peer.ip(), &parts.headers);
-        let question = Question {
-            action: classified.action.as_str(),
-            is_mutation: classified.action.is_mutation(),
-            resource_type: &classified.resource.kind,
-            actor: &actor.name,
-            ip: addr.client,
-        };
+        let question = Question::new(&classified.action, &classified.resource.kind, &actor.name, addr.client);
         let Decision::Audit { capture, configuration } = policy.decide(&question) else {
             return Ok((body.into_upstream(), None));
         };

@@ -81,12 +81,17 @@ impl fmt::Display for Extractor {
 
 /// The first value of `name` in an `application/x-www-form-urlencoded` string.
 pub(crate) fn form_value(encoded: &[u8], name: &str) -> Option<String> {
-    encoded.split(|b| *b == b'&').find_map(|pair| {
+    form_pairs(encoded).find_map(|(k, v)| (k == name).then_some(v))
+}
+
+/// The decoded `name=value` pairs of a urlencoded form, in order.
+pub(crate) fn form_pairs(encoded: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
+    encoded.split(|b| *b == b'&').filter(|pair| !pair.is_empty()).map(|pair| {
         let (k, v) = match pair.iter().position(|b| *b == b'=') {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &[][..]),
         };
-        (form_decode(k) == name).then(|| form_decode(v))
+        (form_decode(k), form_decode(v))
     })
 }
 

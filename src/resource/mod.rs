@@ -15,6 +15,7 @@ use http::{HeaderMap, Method};
 use serde::Serialize;
 
 pub use extract::Extractor;
+pub(crate) use extract::form_pairs;
 pub use method::{OVERRIDE_HEADERS, OverrideError, OverridePolicy, effective_method, form_method_override};
 pub use path::{NormalPath, percent_decode};
 pub(crate) use rules::line_of;

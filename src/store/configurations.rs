@@ -107,7 +107,7 @@ impl SqliteStore {
 }
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    crate::entry::format_time(chrono::Utc::now())
 }
 
 /// Equal but for id and times.

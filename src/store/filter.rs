@@ -70,7 +70,7 @@ impl Filter {
                 let t = chrono::DateTime::parse_from_rfc3339(value).map_err(|_| {
                     err(if field == "since" { "since" } else { "until" }, format!("`{value}` is not an RFC 3339 time"))
                 })?;
-                let t = t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+                let t = crate::entry::format_time(t.with_timezone(&chrono::Utc));
                 if field == "since" {
                     self.since = Some(t);
                 } else {

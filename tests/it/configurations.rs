@@ -86,6 +86,22 @@ async fn settle(app: &TestApp, marker: &str) -> Vec<AuditEntry> {
     }
 }
 
+/// The trail's configuration changes, oldest first, once there are `n`.
+async fn configuration_changes(app: &TestApp, n: usize) -> Vec<AuditEntry> {
+    let mut f = Filter::default();
+    f.set("resource_type", "audit_configuration").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (mut found, _) = app.store.list(&f, None, 1000).await.unwrap();
+        if found.len() >= n {
+            found.reverse();
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "only {} of {n} configuration changes recorded", found.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn summary(entries: &[AuditEntry]) -> Vec<(String, String, String, Option<String>)> {
     entries
         .iter()
@@ -254,17 +270,7 @@ async fn configurations_are_validated_and_every_change_is_recorded() {
     assert_eq!(api(&app, None, Method::GET, &format!("{path}/abc"), "").await.0, 404);
 
     // Create, patch, put, delete: four entries, before and after kept.
-    let mut f = Filter::default();
-    f.set("resource_type", "audit_configuration").unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let changes = loop {
-        let (mut found, _) = app.store.list(&f, None, 100).await.unwrap();
-        if found.len() >= 4 || tokio::time::Instant::now() > deadline {
-            found.reverse();
-            break found;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let changes = configuration_changes(&app, 4).await;
     let actions: Vec<&str> = changes.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["create", "update", "update", "delete"]);
     assert!(changes.iter().all(|e| e.actor == "local" && e.resource_id.as_deref() == Some(id.to_string().as_str())));
@@ -290,18 +296,9 @@ async fn read_tokens_read_and_admin_tokens_change() {
     assert_eq!(api(&app, Some("r-token-123"), Method::DELETE, &one, "").await.0, 403);
     assert_eq!(api(&app, Some("r-token-123"), Method::GET, &one, "").await.0, 200);
 
-    let mut f = Filter::default();
-    f.set("resource_type", "audit_configuration").unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (found, _) = app.store.list(&f, None, 10).await.unwrap();
-        if let Some(e) = found.first() {
-            assert_eq!((found.len(), e.actor.as_str(), e.action.as_str()), (1, "ops", "create"));
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the change was not recorded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let found = configuration_changes(&app, 1).await;
+    let e = &found[0];
+    assert_eq!((found.len(), e.actor.as_str(), e.action.as_str()), (1, "ops", "create"));
 }
 
 #[tokio::test]
@@ -395,7 +392,5 @@ audit_resource_types = ["marker"]
         sqlx::query_as("SELECT entry FROM audit_log").fetch_all(app.store.pool()).await.unwrap();
     assert!(stored.iter().all(|(text,)| !text.contains("s3cret-pw")), "a password reached the trail");
     // The seeding itself is in the trail.
-    let mut f = Filter::default();
-    f.set("resource_type", "audit_configuration").unwrap();
-    assert_eq!(app.store.list(&f, None, 10).await.unwrap().0.len(), 2);
+    assert_eq!(configuration_changes(&app, 2).await.len(), 2);
 }
