@@ -59,6 +59,7 @@ fn decide(c: &mut Criterion) {
         is_mutation: true,
         resource_type,
         actor: "alice",
+        verified: true,
         ip: "10.1.2.3".parse().unwrap(),
     };
     let mut group = c.benchmark_group("decide");

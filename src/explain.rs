@@ -104,7 +104,7 @@ impl Explainer<'_> {
             &format!("{} ({}){actor_note}", actor.name, serde_json::json!(actor.source).as_str().unwrap_or("")),
         );
         line(&mut out, "client", &addr.client.to_string());
-        let question = Question::new(&c.action, &c.resource.kind, &actor.name, addr.client);
+        let question = Question::new(&c.action, &c.resource.kind, &actor, addr.client);
         let audited = match self.policy.explain(&question) {
             (Decision::Audit { capture, configuration: Some(name) }, _) => {
                 format!("yes, by `{name}` (capture {})", serde_json::json!(capture).as_str().unwrap_or(""))

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::model::{AuditConfiguration, Capture, Kind, parse_net};
+use crate::identity::Actor;
 use crate::resource::Action;
 
 /// What the decision is about.
@@ -26,13 +27,23 @@ pub struct Question<'a> {
     pub is_mutation: bool,
     pub resource_type: &'a str,
     pub actor: &'a str,
+    /// Whether something vouched for `actor` (`actor_verified`): only a
+    /// verified name can match an exclusion (SPEC 5).
+    pub verified: bool,
     pub ip: IpAddr,
 }
 
 impl<'a> Question<'a> {
-    /// The question for a classified request.
-    pub fn new(action: &'a Action, resource_type: &'a str, actor: &'a str, ip: IpAddr) -> Question<'a> {
-        Question { action: action.as_str(), is_mutation: action.is_mutation(), resource_type, actor, ip }
+    /// The question for a classified request by `actor`.
+    pub fn new(action: &'a Action, resource_type: &'a str, actor: &'a Actor, ip: IpAddr) -> Question<'a> {
+        Question {
+            action: action.as_str(),
+            is_mutation: action.is_mutation(),
+            resource_type,
+            actor: &actor.name,
+            verified: actor.verified,
+            ip,
+        }
     }
 }
 
@@ -242,14 +253,20 @@ impl Compiled {
 
     /// The decision, and the exclude configuration (or include with a
     /// hitting `exclude_*` list) that stopped the request, if one did.
+    ///
+    /// An unverified actor's name can add entries, never remove them: for
+    /// the exclusion step a user list counts only a verified name (an
+    /// `all` still matches anyone), and `exclude_users` never hits an
+    /// unverified one.
     pub fn explain(&self, q: &Question<'_>) -> (Decision, Option<Arc<str>>) {
         let empty = Bits::default();
         let action = self.actions.lookup(q.action).unwrap_or(&empty);
         let kind = self.types.lookup(q.resource_type).unwrap_or(&empty);
         let user = self.users.lookup(q.actor).unwrap_or(&empty);
+        let (vouched_user, x_user) =
+            if q.verified { (user, self.exclude_users.lookup(q.actor).unwrap_or(&empty)) } else { (&empty, &empty) };
         let x_action = self.exclude_actions.lookup(q.action).unwrap_or(&empty);
         let x_type = self.exclude_types.lookup(q.resource_type).unwrap_or(&empty);
-        let x_user = self.exclude_users.lookup(q.actor).unwrap_or(&empty);
         let mutations = if q.is_mutation { u64::MAX } else { 0 };
         let (mut ips_stack, mut x_ips_stack) = ([0u64; STACK_WORDS], [0u64; STACK_WORDS]);
         let (mut ips_heap, mut x_ips_heap) = (Vec::new(), Vec::new());
@@ -265,13 +282,14 @@ impl Compiled {
         let mut first_include = None;
         let mut any_include = false;
         for w in 0..self.words {
-            let matching = (self.actions.all.word(w) & mutations | action.word(w))
+            let others = (self.actions.all.word(w) & mutations | action.word(w))
                 & (self.types.all.word(w) | kind.word(w))
-                & (self.users.all.word(w) | user.word(w))
                 & ips[w];
+            let matching = others & (self.users.all.word(w) | user.word(w));
+            let vouched = others & (self.users.all.word(w) | vouched_user.word(w));
             let excluded = self.excluders.word(w) | x_action.word(w) | x_type.word(w) | x_user.word(w) | x_ips[w];
             // Step 2: a matching configuration that excludes wins.
-            let stopped = matching & excluded;
+            let stopped = vouched & excluded;
             if stopped != 0 {
                 let rank = w * 64 + stopped.trailing_zeros() as usize;
                 return (Decision::Skip, Some(self.names[rank].clone()));

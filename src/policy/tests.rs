@@ -16,8 +16,21 @@ fn config(body: serde_json::Value) -> AuditConfiguration {
     c
 }
 
+/// A question about a verified actor.
 fn ask<'a>(action: &'a str, resource_type: &'a str, actor: &'a str, ip: &str) -> Question<'a> {
-    Question { action, is_mutation: !matches!(action, "read" | "login"), resource_type, actor, ip: ip.parse().unwrap() }
+    Question {
+        action,
+        is_mutation: !matches!(action, "read" | "login"),
+        resource_type,
+        actor,
+        verified: true,
+        ip: ip.parse().unwrap(),
+    }
+}
+
+/// The same question about an actor nothing vouched for.
+fn unverified(q: Question<'_>) -> Question<'_> {
+    Question { verified: false, ..q }
 }
 
 fn credited(d: &Decision) -> Option<&str> {
@@ -59,6 +72,27 @@ fn the_four_examples_of_spec_5_do_what_their_names_say() {
     assert_eq!(credited(&office.decide(&ask("approve", "user", "x", "10.200.0.1"))), Some("Office IPs Only"));
     assert_eq!(office.decide(&ask("update", "user", "x", "192.168.2.1")), Decision::Skip);
     assert_eq!(office.decide(&ask("update", "user", "x", "::ffff:172.16.0.1")), Decision::Skip);
+}
+
+#[test]
+fn an_unverified_name_cannot_switch_auditing_off() {
+    // The reproduction of issue 8: an exclusion for the sync service.
+    let by_config = Compiled::new(&[config(json!({"name": "Not the sync job", "configuration_type": "exclude",
+        "audit_all_users": false, "audit_users": ["svc-sync"]}))]);
+    let by_list = Compiled::new(&[config(json!({"name": "All but sync", "exclude_users": ["svc-sync"]}))]);
+    for compiled in [&by_config, &by_list] {
+        let q = ask("update", "user", "svc-sync", "10.0.0.1");
+        assert_eq!(compiled.decide(&q), Decision::Skip);
+        assert!(matches!(compiled.decide(&unverified(q)), Decision::Audit { .. }));
+    }
+    // An exclusion that names no user still stops anyone, verified or not.
+    let sessions = Compiled::new(&[config(json!({"name": "s", "exclude_resource_types": ["session"]}))]);
+    assert_eq!(sessions.decide(&unverified(ask("update", "session", "bob", "10.0.0.1"))), Decision::Skip);
+    let (decision, by) = by_config.explain(&ask("update", "user", "svc-sync", "10.0.0.1"));
+    assert_eq!((decision, by.as_deref()), (Decision::Skip, Some("Not the sync job")));
+    // An include naming a user still takes an unverified name (it adds entries).
+    let admin = Compiled::new(&[config(json!({"name": "Admins", "audit_users": ["root"]}))]);
+    assert_eq!(credited(&admin.decide(&unverified(ask("delete", "order", "root", "::1")))), Some("Admins"));
 }
 
 #[test]
@@ -192,6 +226,7 @@ fn every_question() -> Vec<Question<'static>> {
             for u in USERS {
                 for ip in IPS {
                     out.push(ask(a, t, u, ip));
+                    out.push(unverified(ask(a, t, u, ip)));
                 }
             }
         }
@@ -201,6 +236,12 @@ fn every_question() -> Vec<Question<'static>> {
 
 /// The definition, written the slow and obvious way.
 fn matches(c: &AuditConfiguration, q: &Question<'_>) -> bool {
+    matches_naming(c, q, true)
+}
+
+/// Whether `c` matches `q`; with `by_name` false, a user list matches no
+/// name (only an `all`).
+fn matches_naming(c: &AuditConfiguration, q: &Question<'_>, by_name: bool) -> bool {
     fn dim(all: Option<bool>, list: &[String], hit: impl Fn(&String) -> bool) -> bool {
         match (all, list.is_empty()) {
             (Some(true), _) | (None, true) => true,
@@ -216,17 +257,18 @@ fn matches(c: &AuditConfiguration, q: &Question<'_>) -> bool {
     let ip: IpAddr = q.ip;
     action
         && dim(c.audit_all_resource_types, &c.audit_resource_types, |t| t == q.resource_type)
-        && dim(c.audit_all_users, &c.audit_users, |u| u == q.actor)
+        && dim(c.audit_all_users, &c.audit_users, |u| by_name && u == q.actor)
         && dim(c.audit_all_ips, &c.audit_ips, |n| parse_net(n).unwrap().contains(&ip))
 }
 
+/// SPEC 5: only a verified actor's name can match an exclusion.
 fn excluded_by(c: &AuditConfiguration, q: &Question<'_>) -> bool {
     c.is_active
-        && matches(c, q)
+        && matches_naming(c, q, q.verified)
         && (c.configuration_type == Kind::Exclude
             || c.exclude_actions.iter().any(|a| a == q.action)
             || c.exclude_resource_types.iter().any(|t| t == q.resource_type)
-            || c.exclude_users.iter().any(|u| u == q.actor)
+            || (q.verified && c.exclude_users.iter().any(|u| u == q.actor))
             || c.exclude_ips.iter().any(|n| parse_net(n).unwrap().contains(&q.ip)))
 }
 
@@ -295,6 +337,21 @@ proptest! {
                         || (other.priority == winner.priority && other.created_at >= winner.created_at),
                     "{} outranks {}", other.name, winner.name
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn an_unverified_name_adds_entries_and_never_removes_one(
+        configs in prop_oneof![arb_configs(), many_configs()]
+    ) {
+        // Whatever name an unverified actor claims, it is recorded at least
+        // whenever a name no configuration lists would be.
+        let compiled = Compiled::new(&configs);
+        for q in every_question().into_iter().filter(|q| !q.verified) {
+            let nobody = Question { actor: "nobody-listed", ..q };
+            if matches!(compiled.decide(&nobody), Decision::Audit { .. }) {
+                prop_assert!(matches!(compiled.decide(&q), Decision::Audit { .. }), "{:?} lost its entry", q);
             }
         }
     }

@@ -33,7 +33,7 @@ use crate::policy::{Capture, Compiled, Decision, Policy, Question};
 use crate::recorder::Recorder;
 use crate::resource::{
     Action, Classification, Classified, Classifier, OVERRIDE_HEADERS, OverrideError, OverridePolicy, Rule,
-    effective_method, form_method_override,
+    changes_state, effective_method, form_method_override,
 };
 use crate::snapshot::Snapshotter;
 use crate::whoami::Whoami;
@@ -104,13 +104,16 @@ impl Proxy {
             .then(|| hyper::upgrade::on(&mut req));
         let version = req.version();
         let (mut parts, body) = req.into_parts();
+        // Classified exactly as forwarded (SPEC 2): the headers `Connection`
+        // names are gone before the effective method or the actor is read.
+        headers::strip_hop_by_hop(&mut parts.headers, upgrade.is_some());
         let method = self.effective_method(&mut parts)?;
         let policy = self.policy.current();
         let (body, audit) = match self.candidate(&method, &parts, &policy) {
             None => (UpstreamBody::stream(body), None),
             Some(classified) => self.begin_audit(conn, &mut parts, body, classified, &policy).await?,
         };
-        let request = self.upstream_request(conn, parts, body, upgrade.is_some());
+        let request = self.upstream_request(conn, parts, body);
         let affinity = (version != Version::HTTP_2).then_some(&conn.affinity);
         let sent = tokio::time::timeout(self.limits.upstream_timeout, self.upstream.send(affinity, request))
             .await
@@ -143,7 +146,7 @@ impl Proxy {
         policy: &Compiled,
     ) -> Result<(UpstreamBody, Option<Pending>), ProxyError> {
         let started = Instant::now();
-        let body_first = classified.action == Action::Login || self.may_override_by_form(parts);
+        let body_first = classified.action == Action::Login || Self::may_override_by_form(parts);
         let mut body =
             if body_first { ClientBody::Read(self.read_body(parts, body).await?) } else { ClientBody::Unread(body) };
         let mut classified = match body.bytes() {
@@ -156,7 +159,7 @@ impl Proxy {
             _ => self.actor_of(conn, parts).await,
         };
         let addr = client_addr(&self.trusted, conn.peer.ip(), &parts.headers);
-        let question = Question::new(&classified.action, &classified.resource.kind, &actor.name, addr.client);
+        let question = Question::new(&classified.action, &classified.resource.kind, &actor, addr.client);
         let Decision::Audit { capture, configuration } = policy.decide(&question) else {
             return Ok((body.into_upstream(), None));
         };
@@ -269,10 +272,9 @@ impl Proxy {
         }
     }
 
-    /// A urlencoded `POST` whose `_method` field may change the action.
-    fn may_override_by_form(&self, parts: &request::Parts) -> bool {
+    /// A urlencoded `POST`, whose `_method` field may change the action.
+    fn may_override_by_form(parts: &request::Parts) -> bool {
         parts.method == Method::POST
-            && self.method_override != OverridePolicy::Strip
             && parts
                 .headers
                 .get(CONTENT_TYPE)
@@ -305,34 +307,31 @@ impl Proxy {
         body: &[u8],
         classified: Classified,
     ) -> Result<Classified, ProxyError> {
-        let is_form = parts
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-        if parts.method != Method::POST || !is_form {
+        if !Self::may_override_by_form(parts) {
             return Ok(classified);
         }
         let Some(method) = form_method_override(body) else { return Ok(classified) };
-        match self.method_override {
-            OverridePolicy::Reject => Err(ProxyError::BadRequest("method override not allowed")),
-            OverridePolicy::Strip => Ok(classified),
-            OverridePolicy::Honour => {
-                match self.classifier.classify(&method, parts.uri.path(), parts.uri.query(), &parts.headers) {
-                    Classification::Resource(c) => Ok(c),
-                    Classification::Ignored { .. } => Ok(classified),
-                }
-            }
+        // `strip` removes override headers only: the field reaches the app,
+        // so it classifies the request as under `honour`.
+        if self.method_override == OverridePolicy::Reject {
+            return Err(ProxyError::BadRequest("method override not allowed"));
+        }
+        if !changes_state(&method) {
+            return Ok(classified);
+        }
+        match self.classifier.classify(&method, parts.uri.path(), parts.uri.query(), &parts.headers) {
+            Classification::Resource(c) => Ok(c),
+            Classification::Ignored { .. } => Ok(classified),
         }
     }
 
-    /// The request as the upstream receives it.
+    /// The request as the upstream receives it; its hop-by-hop headers
+    /// are already gone.
     fn upstream_request(
         &self,
         conn: &ConnInfo,
         mut parts: request::Parts,
         body: UpstreamBody,
-        upgrade: bool,
     ) -> Request<UpstreamBody> {
         let host = parts
             .headers
@@ -343,7 +342,6 @@ impl Proxy {
             let value = host.clone().unwrap_or_else(|| self.upstream_host.clone());
             parts.headers.insert(HOST, value);
         }
-        headers::strip_hop_by_hop(&mut parts.headers, upgrade);
         if !conn.peer_trusted {
             parts.headers.remove(&self.actor.header);
         }

@@ -37,8 +37,12 @@ pub enum OverrideError {
     Rejected,
 }
 
-/// The method a request acts as, given its override headers and the policy.
-/// Overrides count only on `POST`, as in the frameworks that honour them.
+/// The method a request is classified by, given its override headers and the
+/// policy. Overrides count only on `POST`, as in the frameworks that honour
+/// them, and only when they name a method that changes state: an override
+/// to `GET`, `HEAD`, `OPTIONS`, `TRACE` or `CONNECT` would make the request
+/// less audited than its wire method, while the app may ignore it and act
+/// on the `POST` (SPEC 2).
 pub fn effective_method(method: &Method, headers: &HeaderMap, policy: OverridePolicy) -> Result<Method, OverrideError> {
     let mut found: Option<Method> = None;
     for name in &OVERRIDE_HEADERS {
@@ -59,15 +63,22 @@ pub fn effective_method(method: &Method, headers: &HeaderMap, policy: OverridePo
         }
     }
     match found {
-        Some(m) if *method == Method::POST && policy == OverridePolicy::Honour => Ok(m),
+        Some(m) if *method == Method::POST && policy == OverridePolicy::Honour && changes_state(&m) => Ok(m),
         _ => Ok(method.clone()),
     }
 }
 
-/// The `_method` field of a urlencoded form body, if any.
+/// The `_method` field of a urlencoded form body, if any. Like a header, it
+/// counts for classification only when it `changes_state`.
 pub fn form_method_override(body: &[u8]) -> Option<Method> {
     let value = form_value(body, "_method")?;
     Method::from_bytes(value.trim().to_ascii_uppercase().as_bytes()).ok()
+}
+
+/// False for the methods that never change state: an override naming one
+/// is not honoured for classification.
+pub fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::CONNECT)
 }
 
 #[cfg(test)]
@@ -90,6 +101,25 @@ mod tests {
         assert_eq!(effective_method(&Method::GET, &h, OverridePolicy::Honour), Ok(Method::GET));
         assert_eq!(effective_method(&Method::POST, &h, OverridePolicy::Strip), Ok(Method::POST));
         assert_eq!(effective_method(&Method::POST, &h, OverridePolicy::Reject), Err(OverrideError::Rejected));
+    }
+
+    #[test]
+    fn an_override_never_makes_a_request_less_audited() {
+        for name in ["x-http-method", "x-method-override", "x-http-method-override"] {
+            for read in ["GET", "head", "OPTIONS", "TRACE", "CONNECT"] {
+                let mut h = HeaderMap::new();
+                h.insert(HeaderName::from_static(name), HeaderValue::from_static(read));
+                assert_eq!(
+                    effective_method(&Method::POST, &h, OverridePolicy::Honour),
+                    Ok(Method::POST),
+                    "{name}: {read}"
+                );
+            }
+        }
+        let purge = headers(&[("x-http-method", "PURGE")]);
+        assert_eq!(effective_method(&Method::POST, &purge, OverridePolicy::Honour).unwrap().as_str(), "PURGE");
+        assert!(!changes_state(&Method::GET) && !changes_state(&Method::HEAD) && !changes_state(&Method::OPTIONS));
+        assert!(changes_state(&Method::DELETE) && changes_state(&Method::POST));
     }
 
     #[test]

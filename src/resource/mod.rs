@@ -16,7 +16,9 @@ use serde::Serialize;
 
 pub use extract::Extractor;
 pub(crate) use extract::form_pairs;
-pub use method::{OVERRIDE_HEADERS, OverrideError, OverridePolicy, effective_method, form_method_override};
+pub use method::{
+    OVERRIDE_HEADERS, OverrideError, OverridePolicy, changes_state, effective_method, form_method_override,
+};
 pub use path::{NormalPath, percent_decode};
 pub(crate) use rules::line_of;
 pub use rules::{Rule, RulesError, RulesFile};

@@ -198,3 +198,94 @@ async fn concurrent_json_server_patches_chain_their_states() {
         assert_eq!(changes(entry).len(), 1, "{entry}");
     }
 }
+
+/// `Bearer` credentials for an HS256 JWT naming `sub`, signed with `secret`.
+fn hs256(sub: &str, secret: &str) -> String {
+    let claims = json!({"sub": sub});
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    format!("Bearer {}", jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap())
+}
+
+#[tokio::test]
+async fn overrides_and_unverified_names_cannot_evade_the_trail() {
+    use base64::Engine;
+    let server = spawn_json_server();
+    let upstream = format!("http://127.0.0.1:{}", server.port);
+    let exclude = "[[configuration]]\nname = \"Not the sync job\"\nconfiguration_type = \"exclude\"\n\
+                   audit_all_users = false\naudit_users = [\"svc-sync\"]\n";
+    let env = [("AUDITGATE_ACTOR__JWT_SECRET", "the-real-secret")];
+    let app = spawn_app_files(&upstream, &env, &[("audit.toml", exclude)]).await;
+    let create = |extra: &'static [(&'static str, &'static str)]| {
+        call(&app, Method::POST, "/api/v1/users", Some(json!({"name": "via override"})), extra)
+    };
+    // Overrides naming a read: json-server ignores them and creates; so is the trail.
+    assert_eq!(create(&[("x-http-method", "GET")]).await, 201);
+    assert_eq!(create(&[("x-method-override", "GET")]).await, 201);
+    assert_eq!(create(&[("x-http-method", "HEAD")]).await, 201);
+    assert_eq!(create(&[("x-http-method", "OPTIONS")]).await, 201);
+    let form = Request::post(app.url("/api/v1/users"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from_static(b"name=x&_method=GET")))
+        .unwrap();
+    assert_eq!(send(&client(), form).await.status(), 201);
+    // An override the client asks the proxy to drop is not what the app acts on.
+    let dropped = [("x-http-method-override", "DELETE"), ("connection", "X-HTTP-Method-Override")];
+    assert_eq!(call(&app, Method::POST, "/api/v1/users/2", None, &dropped).await, 404);
+    assert_eq!(get(&format!("{upstream}/users/2")).await.status(), 200, "user 2 still exists");
+    // Unverified names of the excluded user still leave entries; the verified one does not.
+    let none = format!(
+        "Bearer {}.{}.",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"sub":"svc-sync"}"#)
+    );
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("svc-sync:x"));
+    let verified = hs256("svc-sync", "the-real-secret");
+    for (i, auth) in [hs256("svc-sync", "a-wrong-key"), verified.clone(), none, basic].iter().enumerate() {
+        let patch = Request::patch(app.url("/api/v1/users/1"))
+            .header("content-type", "application/json")
+            .header("authorization", auth.as_str())
+            .body(Full::new(Bytes::from(json!({"name": format!("sync {i}")}).to_string())))
+            .unwrap();
+        assert_eq!(send(&client(), patch).await.status(), 200);
+    }
+    // A last recorded request, so that everything before it has been written.
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/users/3", None, &[]).await, 200);
+
+    let all = trail(&app, 11).await;
+    assert_eq!(all[0]["resource_type"], "audit_configuration", "the seeded exclusion comes first");
+    let e = &all[1..];
+    let summary: Vec<(String, String, String, u64)> = e
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().into(),
+                e["resource_id"].as_str().unwrap_or("").into(),
+                e["method"].as_str().unwrap().into(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("create", "3", "POST", 201),
+        ("create", "4", "POST", 201),
+        ("create", "5", "POST", 201),
+        ("create", "6", "POST", 201),
+        ("create", "7", "POST", 201),
+        ("update", "2", "POST", 404),
+        ("update", "1", "PATCH", 200),
+        ("update", "1", "PATCH", 200),
+        ("update", "1", "PATCH", 200),
+        ("delete", "3", "DELETE", 200),
+    ];
+    assert_eq!(summary, expected.map(|(a, id, m, s)| (a.to_string(), id.to_string(), m.to_string(), s)));
+    assert_eq!(e[4]["after"]["_method"], "GET", "the form create's after-state");
+    let names: Vec<(&str, bool, &str)> = e[6..9]
+        .iter()
+        .map(|e| {
+            (e["actor"].as_str().unwrap(), e["actor_verified"].as_bool().unwrap(), e["after"]["name"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(names, [("svc-sync", false, "sync 0"), ("svc-sync", false, "sync 2"), ("svc-sync", false, "sync 3")]);
+    // The verified change happened, unrecorded as configured: entry 3 starts from it.
+    assert_eq!(e[7]["before"]["name"], "sync 1");
+}
