@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use crate::identity::{ActorRules, TrustedProxies, client_addr};
+use crate::identity::{ActorRules, ActorSource, TrustedProxies, client_addr};
 use crate::policy::{Compiled, Decision, Question};
 use crate::resource::{Classification, Classifier, OverridePolicy, effective_method};
 
@@ -59,6 +59,8 @@ impl Explainer<'_> {
             Some((p, q)) => (p, Some(q)),
             None => (target, None),
         };
+        // Classified as forwarded: without the headers `Connection` names.
+        crate::proxy::strip_hop_by_hop(&mut map, false);
         let effective =
             effective_method(&method, &map, self.method_override).map_err(|e| ExplainError(e.to_string()))?;
         let mut out = String::new();
@@ -98,11 +100,13 @@ impl Explainer<'_> {
         let addr = client_addr(self.trusted, from, &map);
         let login = c.action == crate::resource::Action::Login;
         let actor_note = if login { " (a login's actor is read from its body)" } else { "" };
-        line(
-            &mut out,
-            "actor",
-            &format!("{} ({}){actor_note}", actor.name, serde_json::json!(actor.source).as_str().unwrap_or("")),
-        );
+        let source = serde_json::json!(actor.source);
+        let trust = match actor.source {
+            ActorSource::Anonymous => "",
+            _ if actor.verified => ", verified",
+            _ => ", unverified",
+        };
+        line(&mut out, "actor", &format!("{} ({}{trust}){actor_note}", actor.name, source.as_str().unwrap_or("")));
         line(&mut out, "client", &addr.client.to_string());
         let question = Question::new(&c.action, &c.resource.kind, &actor, addr.client);
         let audited = match self.policy.explain(&question) {
@@ -154,6 +158,7 @@ mod tests {
         let configs: Vec<AuditConfiguration> = [
             serde_json::json!({"name": "users", "audit_resource_types": ["user"], "capture": "full"}),
             serde_json::json!({"name": "no bots", "configuration_type": "exclude", "audit_users": ["bot"]}),
+            serde_json::json!({"name": "no sessions", "configuration_type": "exclude", "audit_resource_types": ["session"]}),
         ]
         .iter()
         .map(|body| {
@@ -166,12 +171,16 @@ mod tests {
         let alice = "Authorization: Basic YWxpY2U6cHc="; // alice:pw
         let bot = "Authorization: Basic Ym90OnB3"; // bot:pw
         let out = with(&policy, "PATCH", "/api/v1/users/1/", &[alice]).unwrap();
-        assert!(out.contains("actor     alice (basic)\n"), "{out}");
+        assert!(out.contains("actor     alice (basic, unverified)\n"), "{out}");
         assert!(out.contains("client    198.51.100.4\n"), "{out}");
         assert!(out.contains("audited   yes, by `users` (capture full)\n"), "{out}");
-        assert!(out.contains("from      2 active configuration(s) in rules/audit.toml"), "{out}");
+        assert!(out.contains("from      3 active configuration(s) in rules/audit.toml"), "{out}");
+        // An unverified name cannot exclude itself (SPEC 5).
         let out = with(&policy, "PATCH", "/api/v1/users/1/", &[bot]).unwrap();
-        assert!(out.contains("audited   no, excluded by `no bots`\n"), "{out}");
+        assert!(out.contains("actor     bot (basic, unverified)\n"), "{out}");
+        assert!(out.contains("audited   yes, by `users` (capture full)\n"), "{out}");
+        let out = with(&policy, "PATCH", "/api/v1/sessions/1/", &[bot]).unwrap();
+        assert!(out.contains("audited   no, excluded by `no sessions`\n"), "{out}");
         let out = with(&policy, "PATCH", "/api/v1/orders/1/", &[alice]).unwrap();
         assert!(out.contains("audited   no (no include configuration matches)\n"), "{out}");
         let out = run("DELETE", "/api/v1/orders/1/", &[]);
@@ -195,6 +204,11 @@ mod tests {
         let out = run("POST", "/users/2", &["X-HTTP-Method-Override: DELETE"]);
         assert!(out.contains("acts as   DELETE (method override)"), "{out}");
         assert!(out.contains("action    delete\n"), "{out}");
+        // As forwarded: a dropped override, or one naming a read, does not count.
+        let out = run("POST", "/users/2", &["X-HTTP-Method-Override: DELETE", "Connection: X-HTTP-Method-Override"]);
+        assert!(!out.contains("acts as") && out.contains("action    update\n"), "{out}");
+        let out = run("POST", "/users/", &["X-HTTP-Method: GET"]);
+        assert!(!out.contains("acts as") && out.contains("action    create\n"), "{out}");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - [`api`]: the query port.
 //! - [`app`]: binds listeners, owns start-up and shutdown order.
 //! - [`cli`], [`explain`], [`demo`], [`telemetry`]: the command line and its output.
+//! - [`toml_file`]: TOML files read with errors naming file, line and key.
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
@@ -34,6 +35,7 @@ pub mod resource;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+pub mod toml_file;
 pub mod whoami;
 
 pub use app::{App, AppError};

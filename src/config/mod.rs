@@ -18,7 +18,8 @@ pub use raw::RawConfig;
 pub use sources::{Overrides, load};
 
 use crate::identity::{ActorRules, ActorSource, TrustedProxies};
-use crate::resource::{OverridePolicy, RulesError};
+use crate::resource::OverridePolicy;
+use crate::toml_file::RulesError;
 
 /// Configuration that cannot be used; `main` exits 64 on it.
 #[derive(Debug, thiserror::Error)]

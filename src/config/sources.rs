@@ -9,7 +9,6 @@ use toml::{Table, Value};
 
 use super::ConfigError;
 use super::raw::RawConfig;
-use crate::resource::RulesError;
 
 /// Command-line values that override the other sources, as config keys.
 pub type Overrides = Vec<(&'static str, String)>;
@@ -53,15 +52,9 @@ fn read_file(path: &Path) -> Result<Table, ConfigError> {
         source_name: path.display().to_string(),
         reason: format!("cannot read: {e}"),
     })?;
-    // Deserialising the file alone gives line numbers for unknown keys and wrong types.
-    if let Err(e) = toml::from_str::<RawConfig>(&text) {
-        let line = e.span().map_or(0, |s| crate::resource::line_of(&text, s.start));
-        return Err(ConfigError::File(RulesError {
-            file: path.to_path_buf(),
-            line,
-            message: e.message().trim().to_string(),
-        }));
-    }
+    // Deserialising the file alone gives the line and key of an unknown key
+    // or a wrong type.
+    crate::toml_file::parse::<RawConfig>(path, &text).map_err(ConfigError::File)?;
     toml::from_str::<Table>(&text)
         .map_err(|e| ConfigError::Source { source_name: path.display().to_string(), reason: e.message().to_string() })
 }

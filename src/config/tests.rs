@@ -138,7 +138,10 @@ fn environment_values_are_typed_by_key() {
 fn file_errors_name_file_line_and_key() {
     for (text, line, needle) in [
         ("listen = \"0.0.0.0:1\"\n\n[limits]\nmax_body_byte = 5\n", 4, "max_body_byte"),
-        ("retention_days = \"ten\"\n", 1, "invalid type"),
+        ("retention_days = \"ten\"\n", 1, "retention_days: invalid type: string"),
+        ("\nlisten = 2\n", 2, "listen: invalid type: integer"),
+        ("[limits]\n\nmax_body_bytes = \"lots\"\n", 3, "limits.max_body_bytes: invalid type: string"),
+        ("[actor]\norder = 3\n", 2, "actor.order: expected a list"),
         ("[snapshot]\nmax_bytes = 1\n\nbogus = 3\n", 4, "bogus"),
         ("listen = \n", 1, ""),
     ] {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{AuditConfiguration, Source};
-use crate::resource::{RulesError, line_of};
+use crate::toml_file::{RulesError, line_of};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,10 +31,7 @@ pub fn load_dir(dir: &Path, actions: &HashSet<String>) -> Result<Vec<AuditConfig
 /// Parses seed configurations; `file` names the source in errors.
 pub fn parse(file: &Path, text: &str, actions: &HashSet<String>) -> Result<Vec<AuditConfiguration>, RulesError> {
     let err = |line: usize, message: String| RulesError { file: file.to_path_buf(), line, message };
-    let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let line = e.span().map_or(0, |s| line_of(text, s.start));
-        err(line, e.message().to_string())
-    })?;
+    let raw: RawFile = crate::toml_file::parse(file, text)?;
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(raw.configuration.len());
     for table in raw.configuration {

@@ -164,6 +164,14 @@ fn the_seed_file_names_file_line_and_field() {
     assert!(parse_seed(file, unknown, &actions()).unwrap_err().to_string().contains(":3: who:"));
     let twice = "[[configuration]]\nname = \"x\"\n[[configuration]]\nname = \"x\"\n";
     assert_eq!(parse_seed(file, twice, &actions()).unwrap_err().line, 3);
+    for (wrong, expected) in [
+        ("[[configuration]]\nname = \"x\"\npriority = \"high\"\n", "rules/audit.toml:3: priority:"),
+        ("[[configuration]]\nname = \"x\"\n\naudit_actions = \"update\"\n", "rules/audit.toml:4: audit_actions:"),
+        ("configuration = 3\n", "rules/audit.toml:1: configuration: invalid type: integer"),
+    ] {
+        let e = parse_seed(file, wrong, &actions()).unwrap_err().to_string();
+        assert!(e.starts_with(expected), "{e} should start with {expected}");
+    }
     let nameless = "[[configuration]]\npriority = 2\n";
     assert!(parse_seed(file, nameless, &actions()).unwrap_err().to_string().contains("name: is required"));
 }

@@ -23,6 +23,7 @@ use hyper::body::Incoming;
 pub use body::{ResponseBody, UpstreamBody};
 pub use error::ProxyError;
 use headers::X_REQUEST_ID;
+pub use headers::strip_hop_by_hop;
 pub use server::{ConnInfo, serve};
 pub use upstream::{Affinity, UpstreamClient, UpstreamError};
 

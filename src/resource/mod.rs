@@ -20,7 +20,6 @@ pub use method::{
     OVERRIDE_HEADERS, OverrideError, OverridePolicy, changes_state, effective_method, form_method_override,
 };
 pub use path::{NormalPath, percent_decode};
-pub(crate) use rules::line_of;
 pub use rules::{Rule, RulesError, RulesFile};
 pub use singular::singularize;
 

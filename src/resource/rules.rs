@@ -1,7 +1,7 @@
 //! `rules/resources.toml`: configured resource patterns, compiled once at start
 //! into one `RegexSet`; the first matching rule wins (SPEC 2).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use http::{HeaderMap, Method};
 use regex::{Regex, RegexSet};
@@ -11,15 +11,8 @@ use super::extract::Extractor;
 use super::path::percent_decode;
 use super::singular::singularize;
 use super::{Action, Classification, Classified, Parent, Resource, action_for};
-
-/// A rules file that cannot be used, with where and why.
-#[derive(Debug, thiserror::Error)]
-#[error("{}:{line}: {message}", file.display())]
-pub struct RulesError {
-    pub file: PathBuf,
-    pub line: usize,
-    pub message: String,
-}
+pub use crate::toml_file::RulesError;
+use crate::toml_file::line_of;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,10 +92,7 @@ impl RulesFile {
     /// Parses and compiles rules; `file` names the source in errors.
     pub fn parse(file: &Path, text: &str) -> Result<RulesFile, RulesError> {
         let err = |line: usize, message: String| RulesError { file: file.to_path_buf(), line, message };
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(0, |s| line_of(text, s.start));
-            err(line, e.message().to_string())
-        })?;
+        let raw: RawFile = crate::toml_file::parse(file, text)?;
         let mut rules = Vec::with_capacity(raw.resource.len());
         for spanned in raw.resource {
             let line = line_of(text, spanned.span().start);
@@ -314,9 +304,4 @@ fn template_regex(template: &str) -> Result<(String, Vec<String>), String> {
     }
     re.push_str("/?$");
     Ok((re, stars))
-}
-
-/// 1-based line number of a byte offset.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }

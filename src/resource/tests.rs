@@ -179,7 +179,13 @@ fn bad_rules_name_file_and_line() {
         ("[[resource]]\npattern = \"/x\"\ntype = \"a\"\naction = \"login\"\n", 1, "username_from"),
         ("[[resource]]\npattern = \"/x\"\ntype = \"a\"\nmethod = [\"G T\"]\n", 1, "not an HTTP method"),
         ("[[resource]]\npattern = \"/x/{a-b}\"\ntype = \"a\"\n", 1, "placeholder"),
-        ("[[resource]]\npattern = 5\n", 2, "invalid type"),
+        ("[[resource]]\npattern = 5\n", 2, "resource.pattern: invalid type: integer"),
+        (
+            "[[resource]]\npattern = \"/x\"\ntype = \"a\"\nmethod = \"POST\"\n",
+            4,
+            "resource.method: invalid type: string",
+        ),
+        ("[[resource]]\npattern = \"/x\"\nignore = \"yes\"\n", 3, "resource.ignore: invalid type"),
     ];
     for (text, line, needle) in cases {
         let err = RulesFile::parse(Path::new("rules/resources.toml"), text).unwrap_err();

@@ -22,6 +22,12 @@ fn a_bad_config_file_exits_64_naming_file_and_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:4:", file.display())), "{err}");
     assert!(err.contains("max_body_byte"), "{err}");
+    // A wrong type names the key as well as the line.
+    std::fs::write(&file, "upstream = \"http://127.0.0.1:9\"\nlisten = 2\n").unwrap();
+    let out = auditgate().args(["serve", "--config"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:2: listen: invalid type: integer", file.display())), "{err}");
 }
 
 #[test]
@@ -74,7 +80,7 @@ fn explain_names_the_deciding_configuration_from_the_seed_file_or_a_database() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let text = run(&["-H", "Authorization: Basic YWxpY2U6cHc="], "PATCH", "/api/v1/users/7/");
-    assert!(text.contains("actor     alice (basic)"), "{text}");
+    assert!(text.contains("actor     alice (basic, unverified)"), "{text}");
     assert!(text.contains("audited   yes, by `Users` (capture metadata)"), "{text}");
     assert!(text.contains("audit.toml"), "{text}");
     let text = run(&[], "PATCH", "/api/v1/orders/7/");
