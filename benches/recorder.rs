@@ -51,6 +51,7 @@ fn entry(i: usize) -> AuditEntry {
             old: json!("alice@example.com"),
             new: json!("alice@corp.example"),
         }],
+        unapplied: Some(None),
         request_body: None,
         snapshot_error: None,
         instance: "bench".into(),

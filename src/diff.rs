@@ -66,7 +66,7 @@ fn walk(path: &mut String, before: &Value, after: &Value, out: &mut Vec<Change>)
 }
 
 /// Appends `/token` with `~` and `/` escaped (RFC 6901 §3).
-fn push_token(path: &mut String, token: &str) {
+pub fn push_token(path: &mut String, token: &str) {
     path.push('/');
     for c in token.chars() {
         match c {
@@ -119,16 +119,21 @@ impl Redactor {
     /// contain secret keys further down are redacted inside.
     pub fn redact_changes(&self, changes: &mut [Change]) {
         for change in changes {
-            if pointer_tokens(&change.path).any(|t| self.is_secret(&t)) {
-                for side in [&mut change.old, &mut change.new] {
-                    if !side.is_null() {
-                        *side = Value::String(REDACTED.into());
-                    }
-                }
-            } else {
-                self.redact(&mut change.old);
-                self.redact(&mut change.new);
+            self.redact_at(&change.path, &mut change.old);
+            self.redact_at(&change.path, &mut change.new);
+        }
+    }
+
+    /// Redacts a value found at `path` (a JSON Pointer): all of it when the
+    /// path goes through a secret key (unless it is null: nothing there),
+    /// otherwise the secret keys inside it.
+    pub fn redact_at(&self, path: &str, value: &mut Value) {
+        if pointer_tokens(path).any(|t| self.is_secret(&t)) {
+            if !value.is_null() {
+                *value = Value::String(REDACTED.into());
             }
+        } else {
+            self.redact(value);
         }
     }
 }

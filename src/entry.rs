@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::diff::Change;
 use crate::identity::ActorSource;
 use crate::resource::Parent;
+use crate::unapplied::Unapplied;
 
 /// The one form of stored times (`timestamp`, configuration times, time
 /// filters): RFC 3339 in UTC with microseconds, so text order is time order.
@@ -73,11 +74,22 @@ pub struct AuditEntry {
     pub before: Option<Value>,
     pub after: Option<Value>,
     pub changes: Vec<Change>,
+    /// Requested versus applied (SPEC 7): `Some(Some(list))` (empty when the
+    /// app did what was asked), `Some(None)` (`null`: nothing to compare), or
+    /// `None` for an entry written before the field existed, which keeps it
+    /// out of its JSON and so out of its hash.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub unapplied: Option<Option<Vec<Unapplied>>>,
     pub request_body: Option<Value>,
     pub snapshot_error: Option<String>,
     pub instance: String,
     pub prev_hash: String,
     pub hash: String,
+}
+
+/// A field that is present, possibly `null`: `Some(None)`, not `None`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl AuditEntry {
@@ -122,6 +134,13 @@ impl AuditEntry {
             snapshot_error: &self.snapshot_error,
             status: self.status,
             timestamp: &self.timestamp,
+            unapplied: self.unapplied.as_ref().map(|list| {
+                list.as_ref().map(|l| {
+                    l.iter()
+                        .map(|u| CanonicalUnapplied { applied: &u.applied, path: &u.path, requested: &u.requested })
+                        .collect()
+                })
+            }),
             user_agent: &self.user_agent,
         };
         serde_json::to_writer(out, &view).expect("writing to a Vec");
@@ -158,6 +177,8 @@ struct CanonicalEntry<'a> {
     snapshot_error: &'a Option<String>,
     status: u16,
     timestamp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unapplied: Option<Option<Vec<CanonicalUnapplied<'a>>>>,
     user_agent: &'a Option<String>,
 }
 
@@ -166,6 +187,13 @@ struct CanonicalChange<'a> {
     new: &'a Value,
     old: &'a Value,
     path: &'a str,
+}
+
+#[derive(Serialize)]
+struct CanonicalUnapplied<'a> {
+    applied: &'a Value,
+    path: &'a str,
+    requested: &'a Value,
 }
 
 #[derive(Serialize)]
@@ -354,6 +382,11 @@ mod tests {
             before: Some(json!({"email": "a@x.io", "n": n})),
             after: Some(json!({"email": "b@x.io", "n": n})),
             changes: vec![Change { path: "/email".into(), old: json!("a@x.io"), new: json!("b@x.io") }],
+            unapplied: Some(Some(vec![Unapplied {
+                path: "/email".into(),
+                requested: json!("B@x.io"),
+                applied: json!("b@x.io"),
+            }])),
             request_body: None,
             snapshot_error: None,
             instance: "gw-1".into(),
@@ -403,6 +436,7 @@ mod tests {
             "before",
             "after",
             "changes",
+            "unapplied",
             "request_body",
             "snapshot_error",
             "instance",
@@ -437,6 +471,51 @@ mod tests {
             let sealed = chain.seal(e);
             let back: AuditEntry = serde_json::from_str(&sealed.json).unwrap();
             assert_eq!(back, sealed.entry);
+            assert_eq!(back.compute_hash(), back.hash);
+        }
+    }
+
+    #[test]
+    fn the_hash_is_sha256_of_prev_hash_then_the_canonical_entry() {
+        // A known answer: the canonical text written out by hand, hashed
+        // here without the sealing code.
+        let e = AuditEntry { id: "01JD3Z6Q4M5N6P7Q8R9S0T1V2W".into(), prev_hash: GENESIS.into(), ..sample(1) };
+        let canonical = concat!(
+            r#"{"action":"update","actor":"alice","actor_source":"jwt","actor_verified":false,"#,
+            r#""after":{"email":"b@x.io","n":1},"before":{"email":"a@x.io","n":1},"#,
+            r#""changes":[{"new":"b@x.io","old":"a@x.io","path":"/email"}],"client_ip":"203.0.113.9","#,
+            r#""configuration":null,"duration_ms":3.2,"forwarded_for":["203.0.113.9"],"#,
+            r#""id":"01JD3Z6Q4M5N6P7Q8R9S0T1V2W","instance":"gw-1","method":"PATCH","outcome":"success","#,
+            r#""parents":[{"id":"7","type":"project"}],"path":"/api/v1/users/123/","peer_ip":"127.0.0.1","#,
+            r#""prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","query":"","#,
+            r#""request_body":null,"request_id":"req-1","resource_id":"123","resource_type":"user","#,
+            r#""snapshot_error":null,"status":200,"timestamp":"2026-11-23T11:02:01.123456Z","#,
+            r#""unapplied":[{"applied":"b@x.io","path":"/email","requested":"B@x.io"}],"#,
+            r#""user_agent":"curl/8.5.0"}"#
+        );
+        let mut written = Vec::new();
+        e.write_canonical(&mut written);
+        assert_eq!(String::from_utf8(written).unwrap(), canonical);
+        let mut sha = Sha256::new();
+        sha.update(GENESIS.as_bytes());
+        sha.update(canonical.as_bytes());
+        let expected: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(e.compute_hash(), expected);
+        let mut chain = Chain::resume(None);
+        let sealed = chain.seal(sample(1));
+        assert_eq!(sealed.entry.prev_hash, GENESIS);
+        assert_eq!(sealed.entry.hash, sealed.entry.compute_hash());
+    }
+
+    #[test]
+    fn unapplied_absent_null_or_listed_keeps_its_hash() {
+        // Absent is how entries written before the field was added look.
+        let mut chain = Chain::resume(None);
+        for unapplied in [None, Some(None), Some(Some(vec![])), sample(0).unapplied] {
+            let sealed = chain.seal(AuditEntry { unapplied: unapplied.clone(), ..sample(1) });
+            assert_eq!(sealed.json.contains("\"unapplied\""), unapplied.is_some(), "{}", sealed.json);
+            let back: AuditEntry = serde_json::from_str(&sealed.json).unwrap();
+            assert_eq!(back.unapplied, unapplied);
             assert_eq!(back.compute_hash(), back.hash);
         }
     }

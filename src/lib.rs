@@ -9,7 +9,9 @@
 //!   atomically swapped decision.
 //! - [`proxy`]: the data path, its accept loop, header hygiene, upstream side.
 //! - [`audit`], [`snapshot`]: the audited-mutation pipeline and its snapshots.
-//! - [`diff`], [`entry`]: pure diff and redaction; the entry and its hash chain.
+//! - [`diff`], [`unapplied`], [`entry`]: pure diff, redaction and requested
+//!   versus applied; the entry and its hash chain.
+//! - [`encoding`]: decoding the bounded copies the trail reads (gzip, deflate, br).
 //! - [`recorder`], [`store`]: the bounded queue, the batch writer, SQLite.
 //! - [`api`]: the query port.
 //! - [`app`]: binds listeners, owns start-up and shutdown order.
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod diff;
+pub mod encoding;
 pub mod entry;
 pub mod explain;
 pub mod identity;
@@ -36,6 +39,7 @@ pub mod snapshot;
 pub mod store;
 pub mod telemetry;
 pub mod toml_file;
+pub mod unapplied;
 pub mod whoami;
 
 pub use app::{App, AppError};

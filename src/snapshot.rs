@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use http::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, HOST};
+use http::header::{ACCEPT, ACCEPT_ENCODING, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 use tokio::sync::OwnedMutexGuard;
 
+use crate::encoding::{DecodeError, decoded};
 use crate::proxy::{UpstreamBody, UpstreamClient};
 
 /// The header that tells the app a request is auditgate's own snapshot.
@@ -30,10 +31,8 @@ pub enum SnapshotError {
     TooLarge(String),
     #[error("snapshot GET {0} is not JSON")]
     NotJson(String),
-    #[error("snapshot GET {0} is {1}-encoded, which auditgate cannot decode")]
-    Encoded(String, String),
-    #[error("snapshot GET {0}: bad {1} data")]
-    BadEncoding(String, &'static str),
+    #[error("snapshot GET {0} is {1}")]
+    Decode(String, DecodeError),
     #[error("snapshot URL {0} is not a valid path")]
     BadPath(String),
 }
@@ -104,13 +103,7 @@ impl Snapshotter {
         if !status.is_success() {
             return Err(SnapshotError::Status(path.to_string(), status.as_u16()));
         }
-        let encoding = match res.headers().get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::trim) {
-            None | Some("") => None,
-            Some(e) if e.eq_ignore_ascii_case("identity") => None,
-            Some(e) if e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip") => Some(Encoding::Gzip),
-            Some(e) if e.eq_ignore_ascii_case("deflate") => Some(Encoding::Deflate),
-            Some(other) => return Err(SnapshotError::Encoded(path.to_string(), other.to_string())),
-        };
+        let headers = res.headers().clone();
         let bytes = Limited::new(res.into_body(), self.max_bytes).collect().await.map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 SnapshotError::TooLarge(path.to_string())
@@ -118,37 +111,12 @@ impl Snapshotter {
                 SnapshotError::Upstream(path.to_string(), e.to_string())
             }
         })?;
-        let bytes = bytes.to_bytes();
-        let bytes = match encoding {
-            None => bytes.to_vec(),
-            Some(encoding) => decode(&bytes, encoding, self.max_bytes, path)?,
-        };
+        let bytes = decoded(&bytes.to_bytes(), &headers, self.max_bytes).map_err(|e| match e {
+            DecodeError::TooLarge(_) => SnapshotError::TooLarge(path.to_string()),
+            e => SnapshotError::Decode(path.to_string(), e),
+        })?;
         serde_json::from_slice(&bytes).map_err(|_| SnapshotError::NotJson(path.to_string()))
     }
-}
-
-/// A content coding the app may send despite `Accept-Encoding: identity`.
-#[derive(Debug, Clone, Copy)]
-enum Encoding {
-    Gzip,
-    Deflate,
-}
-
-/// Decodes a body, refusing output beyond `max` bytes (a decompression bomb
-/// stays bounded).
-fn decode(body: &[u8], encoding: Encoding, max: usize, path: &str) -> Result<Vec<u8>, SnapshotError> {
-    use std::io::Read;
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    let mut out = Vec::new();
-    let (read, name) = match encoding {
-        Encoding::Gzip => (flate2::read::GzDecoder::new(body).take(limit).read_to_end(&mut out), "gzip"),
-        Encoding::Deflate => (flate2::read::ZlibDecoder::new(body).take(limit).read_to_end(&mut out), "deflate"),
-    };
-    read.map_err(|_| SnapshotError::BadEncoding(path.to_string(), name))?;
-    if out.len() > max {
-        return Err(SnapshotError::TooLarge(path.to_string()));
-    }
-    Ok(out)
 }
 
 /// One lock per (type, id): audited mutations of the same resource through
@@ -191,30 +159,6 @@ impl ResourceLocks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
-
-    #[test]
-    fn decodes_within_the_bound() {
-        let json = br#"{"name": "a", "tags": [1, 2]}"#;
-        assert_eq!(decode(&gzip(json), Encoding::Gzip, 1024, "/x").unwrap(), json);
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        z.write_all(json).unwrap();
-        assert_eq!(decode(&z.finish().unwrap(), Encoding::Deflate, 1024, "/x").unwrap(), json);
-        // 10 MiB of zeros compress to ~10 KiB: the output bound holds.
-        let bomb = gzip(&vec![0u8; 10 << 20]);
-        assert!(bomb.len() < 64 << 10);
-        assert_eq!(decode(&bomb, Encoding::Gzip, 1 << 20, "/x"), Err(SnapshotError::TooLarge("/x".into())));
-        assert_eq!(
-            decode(b"not gzip", Encoding::Gzip, 1024, "/x"),
-            Err(SnapshotError::BadEncoding("/x".into(), "gzip"))
-        );
-    }
 
     #[tokio::test]
     async fn one_resource_takes_turns_others_do_not_wait() {

@@ -51,6 +51,7 @@ impl Change<'_> {
             changes: diff(before.as_ref(), after.as_ref()),
             before,
             after,
+            unapplied: Some(None),
             request_body: None,
             snapshot_error: None,
             instance: self.instance.to_string(),

@@ -3,7 +3,6 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{Either, Full};
 
 use super::body::ResponseBody;
 
@@ -21,8 +20,6 @@ pub enum ProxyError {
     Upstream(#[source] super::UpstreamError),
     #[error("upstream did not answer within upstream_timeout")]
     UpstreamTimeout,
-    #[error("upstream response body failed or exceeded max_body_bytes")]
-    UpstreamBody,
 }
 
 impl ProxyError {
@@ -30,7 +27,7 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::Upstream(_) | ProxyError::UpstreamBody => StatusCode::BAD_GATEWAY,
+            ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -42,7 +39,6 @@ impl ProxyError {
             ProxyError::BodyTooLarge => "request body too large",
             ProxyError::ClientBody(_) => "malformed request body",
             ProxyError::Upstream(_) => "upstream unreachable",
-            ProxyError::UpstreamBody => "upstream response failed",
             ProxyError::UpstreamTimeout => "upstream timed out",
         }
     }
@@ -62,7 +58,7 @@ impl ProxyError {
 /// A JSON error body `{"error": "..."}` with the given status.
 pub fn json_error(status: StatusCode, message: &str) -> Response<ResponseBody> {
     let body = serde_json::json!({ "error": message }).to_string();
-    let mut res = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    let mut res = Response::new(ResponseBody::made(Bytes::from(body)));
     *res.status_mut() = status;
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res

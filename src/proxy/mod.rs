@@ -6,6 +6,7 @@ mod body;
 mod error;
 mod headers;
 mod server;
+mod tee;
 mod upgrade;
 mod upstream;
 
@@ -17,17 +18,19 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, request};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use tokio::sync::OwnedMutexGuard;
 
 pub use body::{ResponseBody, UpstreamBody};
 pub use error::ProxyError;
 use headers::X_REQUEST_ID;
 pub use headers::strip_hop_by_hop;
 pub use server::{ConnInfo, serve};
+pub use tee::{EndHook, Tee};
 pub use upstream::{Affinity, UpstreamClient, UpstreamError};
 
-use crate::audit::{Auditor, Pending, Recording, RequestFacts};
+use crate::audit::{Answered, Auditor, Pending, Recording, RequestFacts};
 use crate::config::{Config, Limits};
 use crate::identity::{Actor, ActorRules, ActorSource, TrustedProxies, client_addr};
 use crate::policy::{Capture, Compiled, Decision, Policy, Question};
@@ -111,7 +114,7 @@ impl Proxy {
         let method = self.effective_method(&mut parts)?;
         let policy = self.policy.current();
         let (body, audit) = match self.candidate(&method, &parts, &policy) {
-            None => (UpstreamBody::stream(body), None),
+            None => (UpstreamBody::stream(body), Audit::Unrecorded(None)),
             Some(classified) => self.begin_audit(conn, &mut parts, body, classified, &policy).await?,
         };
         let request = self.upstream_request(conn, parts, body);
@@ -120,9 +123,14 @@ impl Proxy {
             .await
             .map_err(|_| ProxyError::UpstreamTimeout)
             .and_then(|r| r.map_err(ProxyError::Upstream));
+        let audit = match audit {
+            Audit::Recorded(pending) => Some(pending),
+            // The change is made (or failed): the resource's turn ends.
+            Audit::Unrecorded(_turn) => None,
+        };
         let response = match (sent, audit) {
             (Ok(response), None) => response,
-            (Ok(response), Some(pending)) => return self.finish_audit(pending, response).await,
+            (Ok(response), Some(pending)) => return Ok(self.finish_audit(pending, response)),
             (Err(e), Some(pending)) => {
                 self.auditor.fail(pending, e.status().as_u16());
                 return Err(e);
@@ -130,14 +138,16 @@ impl Proxy {
             (Err(e), None) => return Err(e),
         };
         let (parts, body) = response.into_parts();
-        Ok(self.client_response(parts, Either::Left(body), upgrade))
+        Ok(self.client_response(parts, ResponseBody::stream(body), upgrade))
     }
 
     /// Decides whether a candidate is recorded (SPEC 5) and, if so, reads
     /// what the entry needs and takes the resource's before-state. The body
     /// is read first only when the decision depends on it (a form's
     /// `_method`, a login's user name); a request not recorded, or recorded
-    /// as metadata, streams.
+    /// as metadata, streams. A mutation not recorded still takes its
+    /// resource's turn, so it never falls inside another request's
+    /// before/after window.
     async fn begin_audit(
         &self,
         conn: &ConnInfo,
@@ -145,7 +155,7 @@ impl Proxy {
         body: Incoming,
         classified: Classified,
         policy: &Compiled,
-    ) -> Result<(UpstreamBody, Option<Pending>), ProxyError> {
+    ) -> Result<(UpstreamBody, Audit), ProxyError> {
         let started = Instant::now();
         let body_first = classified.action == Action::Login || Self::may_override_by_form(parts);
         let mut body =
@@ -162,7 +172,8 @@ impl Proxy {
         let addr = client_addr(&self.trusted, conn.peer.ip(), &parts.headers);
         let question = Question::new(&classified.action, &classified.resource.kind, &actor, addr.client);
         let Decision::Audit { capture, configuration } = policy.decide(&question) else {
-            return Ok((body.into_upstream(), None));
+            let turn = self.auditor.turn(&classified).await;
+            return Ok((body.into_upstream(), Audit::Unrecorded(turn)));
         };
         // Reads and logins are recorded without snapshots or bodies.
         let capture = if classified.action.is_mutation() { capture } else { Capture::Metadata };
@@ -178,47 +189,28 @@ impl Proxy {
         let request_id = parts.headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let carried = self.auditor.snapshots.carried(&parts.headers);
         let facts = RequestFacts::new(parts, actor, addr, request_id, carried, started);
-        let request_body = body.bytes().filter(|_| capture == Capture::Full).cloned();
-        let recording = Recording { capture, configuration, request_body };
+        let recording = Recording { capture, configuration, body: body.bytes().cloned() };
         let pending = self.auditor.begin(classified, rule, facts, recording).await;
-        Ok((body.into_upstream(), Some(pending)))
+        Ok((body.into_upstream(), Audit::Recorded(pending)))
     }
 
     /// Hands the answer to the client and completes the entry behind it
-    /// (the resource stays locked until the after-state is taken). A create
-    /// whose new id may be in the body has its body read first, when its
-    /// declared length is within `max_body_bytes`; otherwise it streams and
-    /// the id comes from `Location`. The entry is recorded in every case.
-    async fn finish_audit(
-        &self,
-        pending: Pending,
-        response: Response<Incoming>,
-    ) -> Result<Response<ResponseBody>, ProxyError> {
-        let status = response.status().as_u16();
+    /// (the resource stays locked until the after-state is taken). When the
+    /// entry needs the answer's body (a created id), the answer streams
+    /// through the tee, which keeps a copy within `snapshot.max_bytes`; the
+    /// entry is completed once the answer has ended, or broken off.
+    fn finish_audit(&self, pending: Pending, response: Response<Incoming>) -> Response<ResponseBody> {
         let (parts, body) = response.into_parts();
+        let answered = Answered::now(&pending, parts.status.as_u16(), parts.headers.clone());
         let auditor = self.auditor.clone();
-        let headers = parts.headers.clone();
-        let declared =
-            parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        let bufferable = declared.is_some_and(|n| n <= self.limits.max_body_bytes);
-        if pending.needs_created_id() && (200..300).contains(&status) && bufferable {
-            let limit = usize::try_from(self.limits.max_body_bytes).unwrap_or(usize::MAX);
-            return match Limited::new(body, limit).collect().await {
-                Ok(collected) => {
-                    let bytes = collected.to_bytes();
-                    let for_audit = bytes.clone();
-                    tokio::spawn(async move { auditor.finish(pending, status, &headers, Some(&for_audit)).await });
-                    Ok(self.client_response(parts, Either::Right(Full::new(bytes)), None))
-                }
-                Err(_) => {
-                    // The upstream answered 2xx, so the change happened: record it.
-                    tokio::spawn(async move { auditor.finish(pending, status, &headers, None).await });
-                    Err(ProxyError::UpstreamBody)
-                }
-            };
+        if !auditor.reads_answer(&pending, answered.status) {
+            tokio::spawn(async move { auditor.finish(pending, answered, None).await });
+            return self.client_response(parts, ResponseBody::stream(body), None);
         }
-        tokio::spawn(async move { auditor.finish(pending, status, &headers, None).await });
-        Ok(self.client_response(parts, Either::Left(body), None))
+        let (hook, read) = auditor.answer_hook(&pending, &parts.headers);
+        let body = Tee::new(body, auditor.snapshots.max_bytes(), hook);
+        tokio::spawn(async move { auditor.finish(pending, answered, read.await.ok()).await });
+        self.client_response(parts, ResponseBody::tee(body), None)
     }
 
     /// The method the request acts as; applies `method_override`.
@@ -396,6 +388,13 @@ fn login_actor(rule: Option<&Rule>, body: &[u8], parts: &request::Parts) -> Acto
         Some(name) if !name.is_empty() => Actor { name, source: ActorSource::Login, verified: false },
         _ => Actor { name: "anonymous".into(), source: ActorSource::Login, verified: false },
     }
+}
+
+/// What goes to the upstream with a request: its entry in progress, or, for
+/// a mutation not recorded, its resource's turn until the upstream answers.
+enum Audit {
+    Recorded(Pending),
+    Unrecorded(Option<OwnedMutexGuard<()>>),
 }
 
 /// A client's request body: read whole, or still to be streamed.

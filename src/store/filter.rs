@@ -31,6 +31,8 @@ pub struct Filter {
     pub q: Option<String>,
     pub configuration: Option<String>,
     pub instance: Option<String>,
+    /// Entries with (true) or without (false) fields asked for but not applied.
+    pub unapplied: Option<bool>,
 }
 
 impl Filter {
@@ -49,6 +51,11 @@ impl Filter {
             "outcome" => match value {
                 "success" | "failure" | "error" => self.outcome = s,
                 _ => return Err(err("outcome", format!("`{value}` is not success, failure or error"))),
+            },
+            "unapplied" => match value {
+                "true" => self.unapplied = Some(true),
+                "false" => self.unapplied = Some(false),
+                _ => return Err(err("unapplied", format!("`{value}` is not true or false"))),
             },
             "status" => {
                 let n: u16 = value
@@ -103,6 +110,7 @@ mod tests {
             ("since", "yesterday", "since"),
             ("until", "2026-13-01T00:00:00Z", "until"),
             ("outcome", "maybe", "outcome"),
+            ("unapplied", "yes", "unapplied"),
             ("bogus", "1", "query"),
         ] {
             assert_eq!(Filter::default().set(k, v).unwrap_err().field, field, "{k}={v}");

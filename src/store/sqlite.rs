@@ -268,6 +268,11 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter) {
     eq(q, "json_extract(entry, '$.outcome')", &f.outcome);
     eq(q, "json_extract(entry, '$.configuration')", &f.configuration);
     eq(q, "json_extract(entry, '$.instance')", &f.instance);
+    match f.unapplied {
+        Some(true) => _ = q.push(" AND json_array_length(entry, '$.unapplied') > 0"),
+        Some(false) => _ = q.push(" AND COALESCE(json_array_length(entry, '$.unapplied'), 0) = 0"),
+        None => {}
+    }
     if let Some(s) = f.status {
         q.push(" AND json_extract(entry, '$.status') = ").push_bind(i64::from(s));
     }

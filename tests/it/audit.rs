@@ -140,39 +140,153 @@ async fn failures_and_unreachable_upstreams_are_recorded() {
     assert_eq!((e[0].outcome.as_str(), e[0].status, e[0].action.as_str()), ("error", 502, "delete"));
 }
 
+/// `PATCH url` setting `counter` to `i`, named `writer-i` (its request id);
+/// its snapshots are slowed by `delay_read` ms (the upstream honours the
+/// cookie, and snapshots carry the client's cookies).
+async fn patch_as_writer(url: String, i: u64, delay_read: u64) -> u16 {
+    let body = Full::new(Bytes::from(json!({ "counter": i, "by": format!("writer-{i}") }).to_string()));
+    let req = Request::patch(url)
+        .header("content-type", "application/json")
+        .header("x-request-id", format!("writer-{i}"))
+        .header("cookie", format!("delay_read={delay_read}"))
+        .body(body)
+        .unwrap();
+    send(&client(), req).await.status().as_u16()
+}
+
+/// The whole before/after chain of one resource's updates: in timestamp
+/// order each before is the previous after, and each after holds what its
+/// own request wrote.
+fn assert_exact_chain(updates: &[&AuditEntry], first_before: &Value) {
+    let mut ordered = updates.to_vec();
+    ordered.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+    assert_eq!(ordered[0].before.as_ref(), Some(first_before));
+    for pair in ordered.windows(2) {
+        assert_eq!(
+            pair[1].before, pair[0].after,
+            "a diff mixed two requests: {} and {}",
+            pair[0].request_id, pair[1].request_id
+        );
+    }
+    for e in &ordered {
+        let after = e.after.as_ref().expect("an after-state");
+        assert_eq!(after["by"], e.request_id, "{}'s after-state holds another request's write", e.request_id);
+        assert_eq!(changes(e).iter().find(|c| c.0 == "/counter").map(|c| c.2.clone()), Some(after["counter"].clone()));
+    }
+}
+
 #[tokio::test]
 async fn concurrent_patches_of_one_resource_each_get_their_own_diff() {
     let app = spawn_app().await;
     let (_, created) = call(&app, Method::POST, "/api/items/", json!({"counter": 0})).await;
     let item = format!("/api/items/{}/", created["id"]);
     let mut tasks = Vec::new();
-    for i in 1..=24 {
-        let (url, client) = (app.url(&item), client());
-        tasks.push(tokio::spawn(async move {
-            let body = Full::new(Bytes::from(json!({ "counter": i, "by": format!("writer-{i}") }).to_string()));
-            send(&client, Request::patch(url).header("content-type", "application/json").body(body).unwrap())
-                .await
-                .status()
-        }));
+    // Slow snapshots for some writers, none for others: without the
+    // per-resource turn held through the after-GET, a fast writer would
+    // change the item while a slow one still reads its after-state.
+    for i in 1..=16 {
+        let delay = [0, 120, 0, 40][i as usize % 4];
+        tasks.push(tokio::spawn(patch_as_writer(app.url(&item), i, delay)));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
     }
-    let entries = wait_entries(&app.store, 25).await;
+    let entries = wait_entries(&app.store, 17).await;
     let updates: Vec<&AuditEntry> = entries.iter().filter(|e| e.action == "update").collect();
-    assert_eq!(updates.len(), 24);
-    // In timestamp order, each before is the previous after.
-    let mut ordered = updates.clone();
-    ordered.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
-    assert_eq!(ordered[0].before.as_ref().unwrap()["counter"], 0);
-    for pair in ordered.windows(2) {
-        assert_eq!(pair[1].before, pair[0].after, "a diff mixed two requests");
-    }
-    for e in &ordered {
-        assert_eq!(
-            e.changes.iter().find(|c| c.path == "/counter").map(|c| c.new.clone()),
-            e.after.as_ref().map(|a| a["counter"].clone())
-        );
+    assert_eq!(updates.len(), 16);
+    assert_exact_chain(&updates, &created);
+}
+
+#[tokio::test]
+async fn a_client_acting_on_a_new_resource_at_once_waits_for_its_after_state() {
+    // The create's after-GET is slow; the client updates the new item the
+    // moment it has the answer. The update must wait for the create's turn.
+    let app = spawn_app().await;
+    let req = Request::post(app.url("/api/items/"))
+        .header("content-type", "application/json")
+        .header("cookie", "delay_read=300")
+        .header("x-request-id", "writer-0")
+        .body(Full::new(Bytes::from(json!({"counter": 0, "by": "writer-0"}).to_string())))
+        .unwrap();
+    let created: Value = serde_json::from_slice(send(&client(), req).await.body()).unwrap();
+    let item = format!("/api/items/{}/", created["id"]);
+    assert_eq!(patch_as_writer(app.url(&item), 1, 0).await, 200);
+    let e = wait_entries(&app.store, 2).await;
+    assert_eq!(e[0].action, "create");
+    assert_eq!(e[0].after.as_ref(), Some(&created), "the create's after-state is not what it created");
+    assert_exact_chain(&[&e[1]], &created);
+
+    // Sooner still: the update pipelined right behind the create on one
+    // connection is read the moment the create's answer ends, before the
+    // create's entry is even being completed. The create's turn must have
+    // been taken before that end was sent.
+    let app = spawn_app().await;
+    let create = r#"{"counter": 0, "by": "writer-0"}"#;
+    let update = r#"{"counter": 1, "by": "writer-1"}"#;
+    let pipelined = format!(
+        "POST /api/items/ HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncookie: delay_read=300\r\n\
+         x-request-id: writer-0\r\ncontent-length: {}\r\n\r\n{create}\
+         PATCH /api/items/1/ HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         x-request-id: writer-1\r\ncontent-length: {}\r\n\r\n{update}",
+        create.len(),
+        update.len()
+    );
+    let answers = raw(app.addr, pipelined.as_bytes()).await;
+    assert_eq!(answers.matches("HTTP/1.1 20").count(), 2, "{answers}");
+    let e = wait_entries(&app.store, 2).await;
+    let created = json!({"id": 1, "counter": 0, "by": "writer-0"});
+    assert_eq!(e[0].after.as_ref(), Some(&created), "the create's after-state is not what it created");
+    assert_exact_chain(&[&e[1]], &created);
+}
+
+#[tokio::test]
+async fn a_change_that_is_not_recorded_never_lands_in_another_entrys_diff() {
+    // `svc-sync` (named by a trusted proxy, so verified) is excluded. Its
+    // change arrives while a recorded update's after-GET is still running.
+    let upstream = spawn_upstream();
+    let exclude = "[[configuration]]\nname = \"Not the sync job\"\nexclude_users = [\"svc-sync\"]\n";
+    let env = [("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32")];
+    let app = spawn_app_files(&upstream.url(), &env, &[("audit.toml", exclude)]).await;
+    let (_, created) = call(&app, Method::POST, "/api/items/", json!({"counter": 0, "by": "writer-0"})).await;
+    let item = format!("/api/items/{}/", created["id"]);
+    assert_eq!(patch_as_writer(app.url(&item), 1, 300).await, 200);
+    let sync = Request::patch(app.url(&item))
+        .header("content-type", "application/json")
+        .header("x-remote-user", "svc-sync")
+        .body(Full::new(Bytes::from(json!({"counter": 2, "by": "svc-sync"}).to_string())))
+        .unwrap();
+    assert_eq!(send(&client(), sync).await.status(), 200);
+    call(&app, Method::DELETE, &item, Value::Null).await;
+    let e: Vec<AuditEntry> =
+        wait_entries(&app.store, 4).await.into_iter().filter(|e| e.resource_type == "item").collect();
+    assert_eq!(e.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["create", "update", "delete"]);
+    assert_eq!(e[1].after.as_ref().unwrap()["by"], "writer-1", "the excluded change leaked into this diff");
+    assert_eq!(e[2].before.as_ref().unwrap()["by"], "svc-sync");
+}
+
+#[tokio::test]
+async fn every_hash_is_sha256_of_the_previous_hash_and_the_canonical_entry() {
+    // Computed here, independently of the sealing code: SHA-256 over the
+    // previous hash's hex and the entry's JSON without `hash`, keys sorted
+    // at every depth (serde_json's map is ordered), no spaces.
+    use sha2::{Digest, Sha256};
+    let app = spawn_app().await;
+    let (_, created) = call(&app, Method::POST, "/api/items/", json!({"z": 1, "a": {"y": [1, 2.5], "b": null}})).await;
+    call(&app, Method::PATCH, &format!("/api/items/{}/", created["id"]), json!({"z": 2})).await;
+    wait_entries(&app.store, 2).await;
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT entry FROM audit_log ORDER BY id").fetch_all(app.store.pool()).await.unwrap();
+    let mut prev = "0".repeat(64);
+    for (text,) in rows {
+        let mut entry: Value = serde_json::from_str(&text).unwrap();
+        let hash = entry.as_object_mut().unwrap().remove("hash").unwrap();
+        assert_eq!(entry["prev_hash"], prev.as_str(), "the chain links to the previous entry");
+        let mut sha = Sha256::new();
+        sha.update(prev.as_bytes());
+        sha.update(serde_json::to_string(&entry).unwrap().as_bytes());
+        let expected: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hash, expected.as_str());
+        prev = expected;
     }
 }
 

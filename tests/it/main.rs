@@ -1,6 +1,7 @@
 //! The integration tests: auditgate between real clients and a real upstream
 //! process, all on 127.0.0.1 with ports chosen by the OS.
 
+mod answers;
 mod audit;
 mod binary;
 mod configurations;

@@ -34,6 +34,7 @@ fn entry(instance: &str, n: usize) -> AuditEntry {
         before: Some(json!({"n": n})),
         after: Some(json!({"n": n + 1})),
         changes: vec![Change { path: "/n".into(), old: json!(n), new: json!(n + 1) }],
+        unapplied: Some(None),
         request_body: None,
         snapshot_error: None,
         instance: instance.into(),

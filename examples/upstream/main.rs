@@ -9,9 +9,19 @@
 //! - `GET /slow?ms=N` answers after N ms; `/status/N` answers N with headers
 //!   that include hop-by-hop ones; `GET /ws` a WebSocket echo;
 //! - `GET /me` who is logged in (`Cookie: session=<user>`), `/me/calls` how
-//!   often `/me` was asked.
+//!   often `/me` was asked;
+//! - `/framed/…` creates answered in every framing and coding (`framed.rs`);
+//! - `/accounts/…` an app that ignores, normalises and hides fields (`accounts.rs`);
+//! - `/api/…` the sample REST app of `auditgate demo`, which waits first when
+//!   the request carries `Cookie: delay_read=<ms>` (a GET) or
+//!   `delay_write=<ms>` (anything else): snapshot GETs carry the client's
+//!   cookies, so a test can slow one request's snapshots and let concurrent
+//!   requests really interleave.
 //!
 //! Usage: `upstream [ADDR] [THREADS]`.
+
+mod accounts;
+mod framed;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -70,10 +80,26 @@ fn snapshots() -> &'static std::sync::Mutex<Vec<serde_json::Value>> {
     SEEN.get_or_init(Default::default)
 }
 
+/// The milliseconds a `Cookie: name=<ms>` asks for.
+fn cookie_ms(req: &Request<Incoming>, name: &str) -> u64 {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The sample REST app from the library, one instance for the process.
 async fn sample_app(req: Request<Incoming>) -> Response<Body> {
     use tower::ServiceExt;
     static APP: std::sync::OnceLock<axum::Router> = std::sync::OnceLock::new();
+    let delay = if req.method() == http::Method::GET { "delay_read" } else { "delay_write" };
+    let ms = cookie_ms(&req, delay);
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     if req.headers().get("x-auditgate-snapshot").is_some() {
         let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
         snapshots().lock().unwrap().push(serde_json::json!({ "path": req.uri().to_string(), "authorization": auth }));
@@ -182,6 +208,8 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Bod
             Response::new(full(serde_json::to_string(&seen).unwrap()))
         }
         p if p.starts_with("/api/") => sample_app(req).await,
+        p if p.starts_with("/framed/") => framed::handle(req).await,
+        p if p.starts_with("/accounts") => accounts::handle(req).await,
         _ => {
             let mut res = Response::new(full(format!("not found: {}", req.uri())));
             *res.status_mut() = StatusCode::NOT_FOUND;

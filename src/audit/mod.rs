@@ -1,22 +1,31 @@
 //! The audited-mutation pipeline (SPEC 4, 7): lock the resource, GET before,
-//! forward, GET after, diff, redact, and hand the entry to the recorder.
-//! Snapshot failures are written into the entry, never into the response.
+//! forward, read what the answer says (`answer`), GET after, diff, redact,
+//! and hand the entry to the recorder. Snapshot failures are written into
+//! the entry, never into the response.
 
-use std::time::Instant;
+mod answer;
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 use http::HeaderMap;
-use http::header::{LOCATION, USER_AGENT};
+use http::header::USER_AGENT;
 use serde_json::Value;
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{OwnedMutexGuard, oneshot};
+
+pub use answer::{Answer, id_in_body, id_in_location};
 
 use crate::config::SnapshotConfig;
 use crate::diff::{Redactor, diff, without_ignored};
 use crate::entry::{AuditEntry, Outcome};
 use crate::identity::{Actor, ClientAddr};
 use crate::policy::Capture;
+use crate::proxy::EndHook;
 use crate::recorder::Recorder;
 use crate::resource::{Action, Classified, Rule};
 use crate::snapshot::{ResourceLocks, Snapshotter};
+use crate::unapplied::unapplied;
 
 /// Shared audit machinery, built once.
 #[derive(Debug)]
@@ -69,14 +78,34 @@ impl RequestFacts {
     }
 }
 
-/// What the audit decision asked for (SPEC 5).
+/// What the audit decision asked for (SPEC 5), and the request body.
 #[derive(Debug, Clone, Default)]
 pub struct Recording {
     pub capture: Capture,
     /// The include configuration that decided, named in the entry.
-    pub configuration: Option<std::sync::Arc<str>>,
-    /// The request body, for `capture = "full"`.
-    pub request_body: Option<bytes::Bytes>,
+    pub configuration: Option<Arc<str>>,
+    /// The request body as forwarded, when it was read (every capture but
+    /// `metadata`): compared with the after-state (`unapplied`), and kept
+    /// in the entry for `capture = "full"`.
+    pub body: Option<Bytes>,
+}
+
+/// When and how the upstream answered an audited request.
+#[derive(Debug)]
+pub struct Answered {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// The entry's `timestamp`.
+    at: chrono::DateTime<chrono::Utc>,
+    /// From the request's arrival to the answer's head.
+    took: Duration,
+}
+
+impl Answered {
+    /// The answer to `pending` arriving now.
+    pub fn now(pending: &Pending, status: u16, headers: HeaderMap) -> Answered {
+        Answered { status, headers, at: chrono::Utc::now(), took: pending.request.started.elapsed() }
+    }
 }
 
 /// An audited request in progress: its facts, classification, the
@@ -107,8 +136,16 @@ impl Auditor {
         }
     }
 
+    /// The resource's turn for a mutation of a known resource: held by a
+    /// recorded one from before its before-state to after its after-state,
+    /// and by one not recorded while the upstream handles it.
+    pub async fn turn(&self, c: &Classified) -> Option<OwnedMutexGuard<()>> {
+        let id = c.resource.id.as_deref().filter(|_| c.action.is_mutation())?;
+        Some(self.locks.lock(&c.resource.kind, id).await)
+    }
+
     /// Starts auditing: takes the resource's turn and its before-state
-    /// (nothing of the kind for `capture = "metadata"`, reads and logins).
+    /// (no before-state for `capture = "metadata"`, reads and logins).
     pub async fn begin(
         &self,
         classified: Classified,
@@ -126,48 +163,71 @@ impl Auditor {
             guard: None,
             classified,
         };
-        if !pending.takes_snapshots() {
-            return pending;
-        }
-        let needs_before = !matches!(pending.classified.action, Action::Create);
-        if let (Some(id), Some(url)) = (pending.classified.resource.id.clone(), pending.snapshot_url(None)) {
-            pending.guard = Some(self.locks.lock(&pending.classified.resource.kind, &id).await);
-            if needs_before {
-                match self.snapshots.fetch(&url, &pending.request.carried).await {
-                    Ok(v) => pending.before = Some(v),
-                    Err(e) => pending.snapshot_error = Some(e.to_string()),
-                }
+        pending.guard = self.turn(&pending.classified).await;
+        let needs_before = pending.takes_snapshots() && pending.classified.action != Action::Create;
+        if let (true, Some(_), Some(url)) = (needs_before, &pending.guard, pending.snapshot_url(None)) {
+            match self.snapshots.fetch(&url, &pending.request.carried).await {
+                Ok(v) => pending.before = Some(v),
+                Err(e) => pending.snapshot_error = Some(e.to_string()),
             }
         }
         pending
     }
 
-    /// Completes the entry once the upstream answered `status`: learns a
-    /// created id, takes the after-state and records. `body` is the buffered
-    /// response body of a create, for its id.
-    pub async fn finish(&self, mut p: Pending, status: u16, headers: &HeaderMap, body: Option<&[u8]>) {
-        let answered = chrono::Utc::now();
-        let success = (200..400).contains(&status);
-        if p.classified.action == Action::Create && success && p.classified.resource.id.is_none() {
-            p.classified.resource.id = created_id(headers, body, p.rule_id_field.as_deref().unwrap_or("/id"));
-            if let Some(id) = &p.classified.resource.id
-                && p.takes_snapshots()
-            {
-                p.guard = Some(self.locks.lock(&p.classified.resource.kind, id).await);
+    /// Whether the entry needs the answer's body: a successful answer
+    /// naming the resource the request created (`Pending::learns_id`).
+    pub fn reads_answer(&self, p: &Pending, status: u16) -> bool {
+        p.learns_id() && success(status)
+    }
+
+    /// The tee's end hook for `p`'s answer, and where its result arrives:
+    /// the id the copy names and, when snapshots follow, the new
+    /// resource's turn, taken before the client sees the answer end. The
+    /// receiver errs when the answer broke off or the client left.
+    pub fn answer_hook(self: &Arc<Self>, p: &Pending, headers: &HeaderMap) -> (EndHook, oneshot::Receiver<Answer>) {
+        let (tx, rx) = oneshot::channel();
+        let auditor = self.clone();
+        let headers = headers.clone();
+        let kind = p.classified.resource.kind.clone();
+        let id_field = p.id_field().to_string();
+        let locks = p.takes_snapshots();
+        let hook: EndHook = Box::new(move |copy| {
+            Box::pin(async move {
+                let max = auditor.snapshots.max_bytes();
+                let mut answer = Answer::from_copy(&headers, copy.as_deref(), &id_field, max);
+                if let (Some(id), true) = (&answer.id, locks) {
+                    answer.guard = Some(auditor.locks.lock(&kind, id).await);
+                }
+                let _ = tx.send(answer);
+            })
+        });
+        (hook, rx)
+    }
+
+    /// Completes the entry once the upstream answered: learns the id from
+    /// `answer` (read by the tee; `None` when it was not read or broke
+    /// off: `Location` then names it), takes the after-state and records.
+    pub async fn finish(&self, mut p: Pending, answered: Answered, answer: Option<Answer>) {
+        let status = answered.status;
+        if p.learns_id() && success(status) {
+            let answer = answer.unwrap_or_else(|| Answer::from_location(&answered.headers));
+            p.classified.resource.id = answer.id;
+            p.guard = answer.guard;
+            match (&p.classified.resource.id, p.guard.is_none() && p.takes_snapshots()) {
+                (Some(id), true) => p.guard = Some(self.locks.lock(&p.classified.resource.kind, id).await),
+                (Some(_), false) => {}
+                (None, _) => {
+                    let why = answer.note.map(|n| format!(" ({n})")).unwrap_or_default();
+                    p.snapshot_error = Some(format!("id not found in Location or the response body{why}"));
+                }
             }
         }
-        let wants_after = success && p.takes_snapshots() && !matches!(p.classified.action, Action::Delete);
+        let wants_after = success(status) && p.takes_snapshots() && !matches!(p.classified.action, Action::Delete);
         let mut after = None;
-        if wants_after {
-            match p.snapshot_url(p.classified.resource.id.as_deref()) {
-                Some(url) => match self.snapshots.fetch(&url, &p.request.carried).await {
-                    Ok(v) => after = Some(v),
-                    Err(e) => p.snapshot_error = Some(e.to_string()),
-                },
-                None if p.classified.action == Action::Create => {
-                    p.snapshot_error = Some("created id not found in Location or the response body".into());
-                }
-                None => {}
+        if wants_after && let Some(url) = p.snapshot_url(p.classified.resource.id.as_deref()) {
+            match self.snapshots.fetch(&url, &p.request.carried).await {
+                Ok(v) => after = Some(v),
+                Err(e) => p.snapshot_error = Some(e.to_string()),
             }
         }
         drop(p.guard.take());
@@ -176,12 +236,13 @@ impl Auditor {
             Action::Login if !(200..300).contains(&status) => Outcome::Failure,
             _ => Outcome::from_status(status),
         };
-        self.record(p, outcome, status, answered, after);
+        self.record(p, outcome, status, (answered.at, answered.took), after);
     }
 
     /// Records a request the upstream never answered (502/504).
     pub fn fail(&self, p: Pending, status: u16) {
-        self.record(p, Outcome::Error, status, chrono::Utc::now(), None);
+        let took = p.request.started.elapsed();
+        self.record(p, Outcome::Error, status, (chrono::Utc::now(), took), None);
     }
 
     fn record(
@@ -189,7 +250,7 @@ impl Auditor {
         p: Pending,
         outcome: Outcome,
         status: u16,
-        answered: chrono::DateTime<chrono::Utc>,
+        (answered, took): (chrono::DateTime<chrono::Utc>, Duration),
         after: Option<Value>,
     ) {
         let mut changes = diff(p.before.as_ref(), after.as_ref());
@@ -207,7 +268,18 @@ impl Auditor {
             self.redactor.redact(&mut v);
             v
         };
-        let request_body = p.recording.request_body.as_deref().map(|b| {
+        let asked = p.recording.body.as_deref().filter(|_| p.compares_request());
+        let unapplied = match (asked.and_then(|b| serde_json::from_slice::<Value>(b).ok()), &after) {
+            (Some(asked), Some(after)) => unapplied(&asked, after).map(|mut list| {
+                for u in &mut list {
+                    self.redactor.redact_at(&u.path, &mut u.requested);
+                    self.redactor.redact_at(&u.path, &mut u.applied);
+                }
+                list
+            }),
+            _ => None,
+        };
+        let request_body = p.recording.body.as_deref().filter(|_| p.recording.capture == Capture::Full).map(|b| {
             let mut v = body_value(b, self.snapshots.max_bytes());
             self.redactor.redact(&mut v);
             v
@@ -223,7 +295,7 @@ impl Auditor {
             path: p.request.path,
             query: p.request.query,
             status,
-            duration_ms: (p.request.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            duration_ms: (took.as_secs_f64() * 1e6).round() / 1e3,
             resource_type: c.resource.kind,
             resource_id: c.resource.id,
             parents: c.resource.parents,
@@ -238,6 +310,7 @@ impl Auditor {
             before: p.before.map(redact),
             after: after.map(redact),
             changes,
+            unapplied: Some(unapplied),
             request_body,
             snapshot_error: p.snapshot_error,
             instance: self.instance.clone(),
@@ -259,10 +332,22 @@ impl Pending {
         Some(template.replace("{id}", &encode_segment(id)))
     }
 
-    /// True when a create must buffer its response to find the new id
-    /// (with snapshots only; otherwise `Location` names it).
-    pub fn needs_created_id(&self) -> bool {
-        self.classified.action == Action::Create && self.classified.resource.id.is_none() && self.takes_snapshots()
+    /// True when the resource's id is known only from the answer: a
+    /// create, or a rule whose `id_field` names it.
+    pub fn learns_id(&self) -> bool {
+        self.classified.resource.id.is_none()
+            && self.classified.action.is_mutation()
+            && (self.classified.action == Action::Create || self.rule_id_field.is_some())
+    }
+
+    /// The JSON pointer of the id in the answer (`id_field`, default `/id`).
+    fn id_field(&self) -> &str {
+        self.rule_id_field.as_deref().unwrap_or("/id")
+    }
+
+    /// Requested versus applied is kept for updates and creates.
+    fn compares_request(&self) -> bool {
+        matches!(self.classified.action, Action::Update | Action::Create)
     }
 
     /// Snapshots (and the resource's lock) are for mutations recorded with
@@ -270,23 +355,6 @@ impl Pending {
     fn takes_snapshots(&self) -> bool {
         self.recording.capture != Capture::Metadata && self.classified.action.is_mutation()
     }
-}
-
-/// The new id of a create: the JSON body's `id_field`, else the last path
-/// segment of `Location`.
-fn created_id(headers: &HeaderMap, body: Option<&[u8]>, id_field: &str) -> Option<String> {
-    let from_body =
-        body.and_then(|b| serde_json::from_slice::<Value>(b).ok()).and_then(|v| match v.pointer(id_field)? {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
-    from_body.or_else(|| {
-        let location = headers.get(LOCATION)?.to_str().ok()?;
-        let path = location.split(['?', '#']).next()?;
-        let last = path.trim_end_matches('/').rsplit('/').next()?;
-        (!last.is_empty()).then(|| crate::resource::percent_decode(last))
-    })
 }
 
 /// A request body as the entry keeps it (`capture = "full"`): JSON as
@@ -309,6 +377,11 @@ fn body_value(body: &[u8], max: usize) -> Value {
     Value::String(text.to_string())
 }
 
+/// A 2xx or 3xx answer: the change was made.
+fn success(status: u16) -> bool {
+    (200..400).contains(&status)
+}
+
 /// Escapes what a path segment cannot hold.
 fn encode_segment(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
@@ -325,17 +398,11 @@ fn encode_segment(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     #[test]
-    fn created_id_from_body_then_location() {
-        let mut h = HeaderMap::new();
-        h.insert(LOCATION, HeaderValue::from_static("http://x/api/users/77/"));
-        assert_eq!(created_id(&h, Some(br#"{"id": 5}"#), "/id").as_deref(), Some("5"));
-        assert_eq!(created_id(&h, Some(br#"{"pk": "a"}"#), "/pk").as_deref(), Some("a"));
-        assert_eq!(created_id(&h, Some(b"not json"), "/id").as_deref(), Some("77"));
-        assert_eq!(created_id(&HeaderMap::new(), None, "/id"), None);
+    fn ids_are_escaped_in_snapshot_urls() {
         assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode_segment("0b9e-x_1.~"), "0b9e-x_1.~");
     }
 
     #[test]

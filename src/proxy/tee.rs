@@ -1,0 +1,125 @@
+//! The tee: an audited answer streams to the client frame by frame while a
+//! bounded copy is kept for the trail (a created id in the body). When the
+//! answer ends, a hook runs on the copy before the client is given the end,
+//! so that what the hook does (taking the new resource's turn) happens
+//! before the client can act on the answer. Nothing is buffered for it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+/// What runs when the answer has ended: given the copy, or `None` when the
+/// answer was larger than the bound. Not run when the answer breaks off or
+/// the client goes away (the hook is dropped instead).
+pub type EndHook = Box<dyn FnOnce(Option<Bytes>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// The answer's body as the client receives it, with the copy on the side.
+pub struct Tee {
+    inner: Incoming,
+    copy: BytesMut,
+    limit: usize,
+    overflowed: bool,
+    hook: Option<EndHook>,
+    /// The hook's work, polled to completion before `held` is released.
+    ending: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The answer's last frame (`None`: its end), kept back while `ending` runs.
+    held: Option<Option<Frame<Bytes>>>,
+    ended: bool,
+}
+
+impl std::fmt::Debug for Tee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tee").field("copied", &self.copy.len()).field("ended", &self.ended).finish_non_exhaustive()
+    }
+}
+
+impl Tee {
+    /// Streams `inner`, copying up to `limit` bytes, and runs `hook` at its end.
+    pub fn new(inner: Incoming, limit: usize, hook: EndHook) -> Tee {
+        Tee {
+            inner,
+            copy: BytesMut::new(),
+            limit,
+            overflowed: false,
+            hook: Some(hook),
+            ending: None,
+            held: None,
+            ended: false,
+        }
+    }
+
+    fn keep(&mut self, data: &Bytes) {
+        if self.overflowed {
+            return;
+        }
+        if self.copy.len() + data.len() > self.limit {
+            self.overflowed = true;
+            self.copy = BytesMut::new();
+        } else {
+            self.copy.extend_from_slice(data);
+        }
+    }
+
+    /// Starts the hook on the copy; `last` is released once it is done.
+    fn end(&mut self, last: Option<Frame<Bytes>>) {
+        let copy = (!self.overflowed).then(|| std::mem::take(&mut self.copy).freeze());
+        if let Some(hook) = self.hook.take() {
+            self.ending = Some(hook(copy));
+        }
+        self.held = Some(last);
+    }
+}
+
+impl Body for Tee {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(ending) = this.ending.as_mut() {
+                ready!(ending.as_mut().poll(cx));
+                this.ending = None;
+            }
+            if let Some(last) = this.held.take() {
+                this.ended = true;
+                return Poll::Ready(last.map(Ok));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        this.keep(data);
+                    }
+                    // With a declared length the client has the whole answer
+                    // with its last data frame: hold that one back.
+                    if !this.inner.is_end_stream() {
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    this.end(Some(frame));
+                }
+                None => this.end(None),
+                // The hook is dropped with the tee: the answer broke off.
+                Some(Err(e)) => {
+                    this.ended = true;
+                    this.hook = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.held.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
