@@ -124,7 +124,7 @@ impl Proxy {
             .map_err(|_| ProxyError::UpstreamTimeout)
             .and_then(|r| r.map_err(ProxyError::Upstream));
         let audit = match audit {
-            Audit::Recorded(pending) => Some(pending),
+            Audit::Recorded(pending) => Some(*pending),
             // The change is made (or failed): the resource's turn ends.
             Audit::Unrecorded(_turn) => None,
         };
@@ -191,7 +191,7 @@ impl Proxy {
         let facts = RequestFacts::new(parts, actor, addr, request_id, carried, started);
         let recording = Recording { capture, configuration, body: body.bytes().cloned() };
         let pending = self.auditor.begin(classified, rule, facts, recording).await;
-        Ok((body.into_upstream(), Audit::Recorded(pending)))
+        Ok((body.into_upstream(), Audit::Recorded(Box::new(pending))))
     }
 
     /// Hands the answer to the client and completes the entry behind it
@@ -393,7 +393,7 @@ fn login_actor(rule: Option<&Rule>, body: &[u8], parts: &request::Parts) -> Acto
 /// What goes to the upstream with a request: its entry in progress, or, for
 /// a mutation not recorded, its resource's turn until the upstream answers.
 enum Audit {
-    Recorded(Pending),
+    Recorded(Box<Pending>),
     Unrecorded(Option<OwnedMutexGuard<()>>),
 }
 
