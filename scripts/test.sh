@@ -2,7 +2,9 @@
 # The whole test suite, as CI runs it: format, lints, then every unit,
 # property and integration test (which build and spawn the example upstream).
 # Installs what the tests need: rustfmt and clippy, Node.js (Debian) and
-# json-server 0.17 (npm, pinned by tests/json-server/package-lock.json).
+# json-server 0.17 (npm, pinned by tests/json-server/package-lock.json), and
+# FastAPI + uvicorn in a virtualenv (PyPI, pinned by
+# tests/fastapi/requirements.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,19 @@ if ! command -v openssl >/dev/null; then
 fi
 echo "== npm ci (json-server for the end-to-end tests)"
 npm ci --prefix tests/json-server --no-audit --no-fund --loglevel=error
+
+echo "== pip install (FastAPI and uvicorn for the end-to-end tests)"
+if ! command -v python3 >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq python3 >/dev/null
+fi
+if [ ! -x tests/fastapi/.venv/bin/python ]; then
+  if ! python3 -m venv tests/fastapi/.venv 2>/dev/null; then
+    rm -rf tests/fastapi/.venv
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv tests/fastapi/.venv
+  fi
+fi
+tests/fastapi/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/fastapi/requirements.txt
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -5,6 +5,7 @@ mod answers;
 mod audit;
 mod binary;
 mod configurations;
+mod fastapi;
 mod helpers;
 mod identity;
 mod json_server;
