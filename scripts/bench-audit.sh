@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Audited-mutation benchmark, measured side by side in one run on 127.0.0.1:
-# the upstream's own PATCH and GET latency direct, then the same PATCHes
-# through auditgate (GET before + PATCH + GET after + diff + SQLite write).
-# Prints p50/p99 and the ratio audited p50 / (PATCH p50 + 2 × GET p50), the
-# inherent cost of snapshots; then checks that every PATCH has one entry.
+# the upstream's own PATCH, POST and GET latency direct, then the same
+# PATCHes (GET before + PATCH + GET after + diff + SQLite write) and POSTs
+# (POST through the tee + GET after + SQLite write) through auditgate.
+# Prints p50/p99 and the ratios audited PATCH p50 / (PATCH p50 + 2 × GET
+# p50) and audited POST p50 / (POST p50 + GET p50), the inherent cost of
+# snapshots; then checks that every request has one entry.
 #
 # Usage: scripts/bench-audit.sh   (env: CONNS=4 DURATION=10 ITEMS=64
 #        APP=example|json-server: the in-memory example upstream, or
-#        json-server 0.17 from tests/json-server, a real app at ~1 ms/request)
+#        json-server 0.17 from tests/json-server, a real app at ~1 ms/request;
+#        AUDITGATE=path: another auditgate binary, to compare builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +21,7 @@ APP=${APP:-example}
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --bin auditgate --example upstream
+AUDITGATE=${AUDITGATE:-target/release/auditgate}
 
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
@@ -35,7 +39,7 @@ fi
 pids+=($!)
 wait_port "$up"
 mkdir -p "$work/rules"
-RUST_LOG=warn AUDITGATE_WORKER_THREADS=1 target/release/auditgate serve --upstream "http://127.0.0.1:$up" \
+RUST_LOG=warn AUDITGATE_WORKER_THREADS=1 "$AUDITGATE" serve --upstream "http://127.0.0.1:$up" \
   --listen "127.0.0.1:$ag" --query-listen "127.0.0.1:$q" --rules "$work/rules" \
   --database "sqlite://$work/audit.db" 2> "$work/auditgate.log" &
 pids+=($!)
@@ -56,6 +60,14 @@ request = function()
     '{"email": "e' .. counter .. '@example.com"}')
 end
 LUA
+cat > "$work/post.lua" <<LUA
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "/api/items/", {["Content-Type"] = "application/json"},
+    '{"name": "Created ' .. counter .. '", "email": "c' .. counter .. '@example.com", "address": {"city": "Lyon", "zip": "69001"}}')
+end
+LUA
 cat > "$work/get.lua" <<LUA
 counter = 0
 request = function()
@@ -68,6 +80,8 @@ run() { wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$2" "http://127.0.0.1:
 run "$up" "$work/patch.lua" direct-patch
 run "$up" "$work/get.lua" direct-get
 run "$ag" "$work/patch.lua" audited-patch
+run "$up" "$work/post.lua" direct-post
+run "$ag" "$work/post.lua" audited-post
 sleep 1
 
 python3 - "$work" "$q" <<'PY'
@@ -75,7 +89,7 @@ import json, re, sys, urllib.request
 work, q = sys.argv[1], sys.argv[2]
 def ms(v, unit): return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 res = {}
-for name in ["direct-patch", "direct-get", "audited-patch"]:
+for name in ["direct-patch", "direct-get", "audited-patch", "direct-post", "audited-post"]:
     out = open(f"{work}/{name}.out").read()
     res[name] = dict(
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
@@ -92,7 +106,12 @@ inherent = res["direct-patch"]["p50"] + 2 * res["direct-get"]["p50"]
 print()
 print(f"inherent (PATCH p50 + 2 × GET p50): {inherent:.3f} ms")
 print(f"audited PATCH p50 / inherent: {res['audited-patch']['p50'] / inherent:.2f}")
+created = res["direct-post"]["p50"] + res["direct-get"]["p50"]
+print(f"inherent (POST p50 + GET p50): {created:.3f} ms")
+print(f"audited POST p50 / inherent: {res['audited-post']['p50'] / created:.2f}")
 stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{q}/api/v1/stats"))
 verify = json.load(urllib.request.urlopen(f"http://127.0.0.1:{q}/api/v1/verify"))
-print(f"entries: {stats['total']} for {res['audited-patch']['n']} audited PATCHes; chain ok: {verify['ok']}")
+n = res["audited-patch"]["n"] + res["audited-post"]["n"]
+by = stats["by_action"]
+print(f"entries: {stats['total']} ({by.get('update', 0)} updates, {by.get('create', 0)} creates) for {n} audited requests; chain ok: {verify['ok']}")
 PY

@@ -174,12 +174,6 @@ impl Auditor {
         pending
     }
 
-    /// Whether the entry needs the answer's body: a successful answer
-    /// naming the resource the request created (`Pending::learns_id`).
-    pub fn reads_answer(&self, p: &Pending, status: u16) -> bool {
-        p.learns_id() && success(status)
-    }
-
     /// The tee's end hook for `p`'s answer, and where its result arrives:
     /// the id the copy names and, when snapshots follow, the new
     /// resource's turn, taken before the client sees the answer end. The
@@ -236,23 +230,17 @@ impl Auditor {
             Action::Login if !(200..300).contains(&status) => Outcome::Failure,
             _ => Outcome::from_status(status),
         };
-        self.record(p, outcome, status, (answered.at, answered.took), after);
+        self.record(p, outcome, &answered, after);
     }
 
     /// Records a request the upstream never answered (502/504).
     pub fn fail(&self, p: Pending, status: u16) {
-        let took = p.request.started.elapsed();
-        self.record(p, Outcome::Error, status, (chrono::Utc::now(), took), None);
+        let answered = Answered::now(&p, status, HeaderMap::new());
+        self.record(p, Outcome::Error, &answered, None);
     }
 
-    fn record(
-        &self,
-        p: Pending,
-        outcome: Outcome,
-        status: u16,
-        (answered, took): (chrono::DateTime<chrono::Utc>, Duration),
-        after: Option<Value>,
-    ) {
+    fn record(&self, p: Pending, outcome: Outcome, answered: &Answered, after: Option<Value>) {
+        let status = answered.status;
         let mut changes = diff(p.before.as_ref(), after.as_ref());
         changes = without_ignored(changes, &self.ignore_fields);
         changes = without_ignored(changes, &p.rule_ignore_fields);
@@ -287,7 +275,7 @@ impl Auditor {
         let c = p.classified;
         let entry = AuditEntry {
             id: String::new(),
-            timestamp: crate::entry::format_time(answered),
+            timestamp: crate::entry::format_time(answered.at),
             request_id: p.request.request_id,
             action: c.action.as_str().to_string(),
             outcome,
@@ -295,7 +283,7 @@ impl Auditor {
             path: p.request.path,
             query: p.request.query,
             status,
-            duration_ms: (took.as_secs_f64() * 1e6).round() / 1e3,
+            duration_ms: (answered.took.as_secs_f64() * 1e6).round() / 1e3,
             resource_type: c.resource.kind,
             resource_id: c.resource.id,
             parents: c.resource.parents,
@@ -330,6 +318,12 @@ impl Pending {
         }
         let id = id.or(self.classified.resource.id.as_deref())?;
         Some(template.replace("{id}", &encode_segment(id)))
+    }
+
+    /// Whether the entry needs the answer's body: a successful answer
+    /// naming the resource's id (`learns_id`).
+    pub fn reads_answer(&self, status: u16) -> bool {
+        self.learns_id() && success(status)
     }
 
     /// True when the resource's id is known only from the answer: a

@@ -123,19 +123,14 @@ impl Proxy {
             .await
             .map_err(|_| ProxyError::UpstreamTimeout)
             .and_then(|r| r.map_err(ProxyError::Upstream));
-        let audit = match audit {
-            Audit::Recorded(pending) => Some(*pending),
-            // The change is made (or failed): the resource's turn ends.
-            Audit::Unrecorded(_turn) => None,
-        };
         let response = match (sent, audit) {
-            (Ok(response), None) => response,
-            (Ok(response), Some(pending)) => return Ok(self.finish_audit(pending, response)),
-            (Err(e), Some(pending)) => {
-                self.auditor.fail(pending, e.status().as_u16());
+            (Ok(response), Audit::Recorded(pending)) => return Ok(self.finish_audit(*pending, response)),
+            (Err(e), Audit::Recorded(pending)) => {
+                self.auditor.fail(*pending, e.status().as_u16());
                 return Err(e);
             }
-            (Err(e), None) => return Err(e),
+            // The change is made (or failed): the resource's turn ends here.
+            (sent, Audit::Unrecorded(_turn)) => sent?,
         };
         let (parts, body) = response.into_parts();
         Ok(self.client_response(parts, ResponseBody::stream(body), upgrade))
@@ -203,7 +198,7 @@ impl Proxy {
         let (parts, body) = response.into_parts();
         let answered = Answered::now(&pending, parts.status.as_u16(), parts.headers.clone());
         let auditor = self.auditor.clone();
-        if !auditor.reads_answer(&pending, answered.status) {
+        if !pending.reads_answer(answered.status) {
             tokio::spawn(async move { auditor.finish(pending, answered, None).await });
             return self.client_response(parts, ResponseBody::stream(body), None);
         }
