@@ -3,9 +3,11 @@
 # the upstream's own PATCH, POST and GET latency direct, then the same
 # PATCHes (GET before + PATCH + GET after + diff + SQLite write) and POSTs
 # (POST through the tee + GET after + SQLite write) through auditgate.
-# Prints p50/p99 and the ratios audited PATCH p50 / (PATCH p50 + 2 × GET
-# p50) and audited POST p50 / (POST p50 + GET p50), the inherent cost of
-# snapshots; then checks that every request has one entry.
+# Prints p50/p99, auditgate's CPU µs per audited request (all its threads:
+# proxy, snapshots, diff, writer; the figure that holds on a noisy box), and
+# the ratios audited PATCH p50 / (PATCH p50 + 2 × GET p50) and audited POST
+# p50 / (POST p50 + GET p50), the inherent cost of snapshots; then checks
+# that every request has one entry.
 #
 # Usage: scripts/bench-audit.sh   (env: CONNS=4 DURATION=10 ITEMS=64
 #        APP=example|json-server: the in-memory example upstream, or
@@ -43,6 +45,7 @@ RUST_LOG=warn AUDITGATE_WORKER_THREADS=1 "$AUDITGATE" serve --upstream "http://1
   --listen "127.0.0.1:$ag" --query-listen "127.0.0.1:$q" --rules "$work/rules" \
   --database "sqlite://$work/audit.db" 2> "$work/auditgate.log" &
 pids+=($!)
+agpid=$!
 wait_port "$ag"; wait_port "$q"
 
 for _ in $(seq "$ITEMS"); do
@@ -76,7 +79,12 @@ request = function()
 end
 LUA
 
-run() { wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$2" "http://127.0.0.1:$1" > "$work/$3.out"; }
+run() {
+  local before; before=$(ticks "$agpid")
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$2" "http://127.0.0.1:$1" > "$work/$3.out"
+  sleep 0.5 # the writer finishes the last batch
+  echo "$(( $(ticks "$agpid") - before ))" > "$work/$3.ticks"
+}
 run "$up" "$work/patch.lua" direct-patch
 run "$up" "$work/get.lua" direct-get
 run "$ag" "$work/patch.lua" audited-patch
@@ -84,9 +92,9 @@ run "$up" "$work/post.lua" direct-post
 run "$ag" "$work/post.lua" audited-post
 sleep 1
 
-python3 - "$work" "$q" <<'PY'
+python3 - "$work" "$q" "$(getconf CLK_TCK)" <<'PY'
 import json, re, sys, urllib.request
-work, q = sys.argv[1], sys.argv[2]
+work, q, hz = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def ms(v, unit): return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 res = {}
 for name in ["direct-patch", "direct-get", "audited-patch", "direct-post", "audited-post"]:
@@ -98,10 +106,13 @@ for name in ["direct-patch", "direct-get", "audited-patch", "direct-post", "audi
         p99=ms(*re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()),
         errors=int((re.search(r"Non-2xx or 3xx responses: (\d+)", out) or [0, 0])[1]),
     )
-print("| path | req/s | p50 ms | p99 ms | non-2xx |")
-print("|---|---|---|---|---|")
+    ticks = int(open(f"{work}/{name}.ticks").read())
+    res[name]["cpu"] = ticks * 1e6 / hz / res[name]["n"] if name.startswith("audited") else float("nan")
+print("| path | req/s | p50 ms | p99 ms | auditgate CPU µs/req | non-2xx |")
+print("|---|---|---|---|---|---|")
 for name, r in res.items():
-    print(f"| {name} | {r['rps']:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {r['errors']} |")
+    cpu = "–" if r["cpu"] != r["cpu"] else f"{r['cpu']:.0f}"
+    print(f"| {name} | {r['rps']:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {cpu} | {r['errors']} |")
 inherent = res["direct-patch"]["p50"] + 2 * res["direct-get"]["p50"]
 print()
 print(f"inherent (PATCH p50 + 2 × GET p50): {inherent:.3f} ms")

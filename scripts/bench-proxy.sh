@@ -23,8 +23,6 @@ cargo build --release --quiet --bin auditgate --example upstream
 
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
-# CPU ticks (utime+stime) of a process and its children's threads: nginx's workers are its children.
-ticks() { local total=0; for p in "$@"; do read -r -a f < "/proc/$p/stat"; total=$((total + f[13] + f[14])); done; echo "$total"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 up_port=$(free_port); ngx_port=$(free_port); ag_port=$(free_port)

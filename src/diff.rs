@@ -4,6 +4,8 @@
 //! values. A key added has `old: null`, a key removed `new: null`. Paths are
 //! JSON Pointers (RFC 6901).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -77,9 +79,12 @@ pub fn push_token(path: &mut String, token: &str) {
     }
 }
 
-/// The unescaped tokens of a JSON Pointer.
-pub fn pointer_tokens(pointer: &str) -> impl Iterator<Item = String> + '_ {
-    pointer.split('/').skip(1).map(|t| t.replace("~1", "/").replace("~0", "~"))
+/// The unescaped tokens of a JSON Pointer (borrowed unless escaped).
+pub fn pointer_tokens(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> + '_ {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| if t.contains('~') { Cow::Owned(t.replace("~1", "/").replace("~0", "~")) } else { Cow::Borrowed(t) })
 }
 
 /// Keys whose values are secret, compared without regard to case.
@@ -119,21 +124,21 @@ impl Redactor {
     /// contain secret keys further down are redacted inside.
     pub fn redact_changes(&self, changes: &mut [Change]) {
         for change in changes {
-            self.redact_at(&change.path, &mut change.old);
-            self.redact_at(&change.path, &mut change.new);
+            self.redact_at(&change.path, [&mut change.old, &mut change.new]);
         }
     }
 
-    /// Redacts a value found at `path` (a JSON Pointer): all of it when the
-    /// path goes through a secret key (unless it is null: nothing there),
-    /// otherwise the secret keys inside it.
-    pub fn redact_at(&self, path: &str, value: &mut Value) {
-        if pointer_tokens(path).any(|t| self.is_secret(&t)) {
-            if !value.is_null() {
+    /// Redacts the values found at `path` (a JSON Pointer; both sides of a
+    /// change): all of each when the path goes through a secret key (unless
+    /// it is null: nothing there), otherwise the secret keys inside them.
+    pub fn redact_at(&self, path: &str, values: [&mut Value; 2]) {
+        let secret = pointer_tokens(path).any(|t| self.is_secret(&t));
+        for value in values {
+            if !secret {
+                self.redact(value);
+            } else if !value.is_null() {
                 *value = Value::String(REDACTED.into());
             }
-        } else {
-            self.redact(value);
         }
     }
 }

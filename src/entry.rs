@@ -1,8 +1,6 @@
 //! `AuditEntry`, the one serialised domain type (SPEC 7), and the
 //! per-instance hash chain that makes editing or deleting entries evident.
 
-use std::fmt::Write as _;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -242,10 +240,14 @@ fn hash_of(prev_hash: &str, canonical: &[u8]) -> String {
     hex(&sha.finalize())
 }
 
+/// Lower-case hex, two digits a byte (a table, not the formatter: this runs
+/// for every entry).
 fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(s, "{b:02x}");
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     s
 }

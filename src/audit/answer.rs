@@ -3,11 +3,16 @@
 //! from the tee's bounded copy once the answer has ended, whatever its
 //! framing and content coding. Ids keep the app's own digits.
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
 use http::header::LOCATION;
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use tokio::sync::OwnedMutexGuard;
 
+use crate::diff::pointer_tokens;
 use crate::encoding::decoded;
 
 /// The answer as far as the entry is concerned.
@@ -46,13 +51,126 @@ impl Answer {
 }
 
 /// The value at `pointer` in a JSON body, as the app wrote it: a string's
-/// text, a number's own digits (no rounding through a float).
+/// text, a number's own digits (no rounding through a float). The body is
+/// checked whole, but only the value found is built: everything else is
+/// skipped as it is read (a duplicate key: the last one wins, as in a
+/// `serde_json::Value`).
 pub fn id_in_body(body: &[u8], pointer: &str) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    match value.pointer(pointer)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
+    if pointer.is_empty() {
+        return None;
+    }
+    let tokens: Vec<Cow<'_, str>> = pointer_tokens(pointer).collect();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let found = Find(&tokens).deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    match found? {
+        Value::String(s) if !s.is_empty() => Some(s),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+/// Reads the value at the remaining tokens of a pointer.
+struct Find<'t>(&'t [Cow<'t, str>]);
+
+impl<'de> DeserializeSeed<'de> for Find<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Value>, D::Error> {
+        match self.0.split_first() {
+            None => Value::deserialize(d).map(Some),
+            Some((token, rest)) => d.deserialize_any(Step { token, rest }),
+        }
+    }
+}
+
+/// One step down: the member or item `token` names, the rest skipped.
+struct Step<'t> {
+    token: &'t str,
+    rest: &'t [Cow<'t, str>],
+}
+
+impl<'de> Visitor<'de> for Step<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Value>, A::Error> {
+        let mut found = None;
+        while let Some(hit) = map.next_key_seed(KeyIs(self.token))? {
+            if hit {
+                found = map.next_value_seed(Find(self.rest))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Value>, A::Error> {
+        let wanted = self.token.parse::<usize>().ok();
+        let mut found = None;
+        for i in 0.. {
+            if Some(i) == wanted {
+                match seq.next_element_seed(Find(self.rest))? {
+                    Some(value) => found = value,
+                    None => break,
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    // A scalar has no members: nothing is found below it.
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Option<Value>, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Option<Value>, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Option<Value>, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Option<Value>, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Option<Value>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<Value>, E> {
+        Ok(None)
+    }
+}
+
+/// Whether an object's key is the token sought, read without allocating.
+struct KeyIs<'t>(&'t str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
     }
 }
 
@@ -86,6 +204,21 @@ mod tests {
         assert_eq!(id_in_body(br#"{"id": 18446744073709551616}"#, "/id").as_deref(), Some("18446744073709551616"));
         assert_eq!(id_in_body(br#"{"id": -7}"#, "/id").as_deref(), Some("-7"));
         assert_eq!(id_in_body(br#"{"data": {"pk": "a-b"}}"#, "/data/pk").as_deref(), Some("a-b"));
+        assert_eq!(id_in_body(br#" {"items": [{"id": 4}, {"id": 9}]} "#, "/items/1/id").as_deref(), Some("9"));
+        assert_eq!(id_in_body(br#"{"a~b": {"c/d": "x"}}"#, "/a~0b/c~1d").as_deref(), Some("x"));
+        assert_eq!(id_in_body(br#"{"id": "caf\u00e9"}"#, "/id").as_deref(), Some("café"));
+        assert_eq!(id_in_body(br#"{"k\u0065y": 1}"#, "/key").as_deref(), Some("1"));
+        assert_eq!(id_in_body(br#"[7]"#, "/0").as_deref(), Some("7"));
+        assert_eq!(id_in_body(br#"[7]"#, "/x"), None);
+        assert_eq!(id_in_body(br#"{"id": 5} trailing"#, "/id"), None);
+        assert_eq!(id_in_body(br#"{"id": {"nested": 1}}"#, "/id/nested/deeper"), None);
+        assert_eq!(id_in_body(br#"{"id": 5}"#, ""), None);
+        assert_eq!(id_in_body(br#"{"id": 1, "id": 2}"#, "/id").as_deref(), Some("2"));
+        assert_eq!(id_in_body(br#"{"id": 1, "x": [1, {"y": null}], "z": "s"}"#, "/id").as_deref(), Some("1"));
+        assert_eq!(id_in_body(br#"{"a": 1.5e3, "id": true}"#, "/a/b"), None);
+        assert_eq!(id_in_body(br#"{"a": [1, 2], "id": 3"#, "/id"), None);
+        assert_eq!(id_in_body(br#"[[1, 2], [3, 4]]"#, "/1/0").as_deref(), Some("3"));
+        assert_eq!(id_in_body(br#"[1]"#, "/5"), None);
         assert_eq!(id_in_body(br#"{"id": ""}"#, "/id"), None);
         assert_eq!(id_in_body(br#"{"id": null}"#, "/id"), None);
         assert_eq!(id_in_body(br#"{"id": [1]}"#, "/id"), None);

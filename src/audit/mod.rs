@@ -19,7 +19,7 @@ pub use answer::{Answer, id_in_body, id_in_location};
 use crate::config::SnapshotConfig;
 use crate::diff::{Redactor, diff, without_ignored};
 use crate::entry::{AuditEntry, Outcome};
-use crate::identity::{Actor, ClientAddr};
+use crate::identity::{Actor, ClientAddr, ip_text};
 use crate::policy::Capture;
 use crate::proxy::EndHook;
 use crate::recorder::Recorder;
@@ -256,12 +256,11 @@ impl Auditor {
             self.redactor.redact(&mut v);
             v
         };
-        let asked = p.recording.body.as_deref().filter(|_| p.compares_request());
+        let asked = p.recording.body.as_deref().filter(|_| p.compares_request() && after.is_some());
         let unapplied = match (asked.and_then(|b| serde_json::from_slice::<Value>(b).ok()), &after) {
             (Some(asked), Some(after)) => unapplied(&asked, after).map(|mut list| {
                 for u in &mut list {
-                    self.redactor.redact_at(&u.path, &mut u.requested);
-                    self.redactor.redact_at(&u.path, &mut u.applied);
+                    self.redactor.redact_at(&u.path, [&mut u.requested, &mut u.applied]);
                 }
                 list
             }),
@@ -290,8 +289,8 @@ impl Auditor {
             actor: p.request.actor.name,
             actor_source: p.request.actor.source,
             actor_verified: p.request.actor.verified,
-            client_ip: p.request.addr.client.to_string(),
-            peer_ip: p.request.addr.peer.to_string(),
+            client_ip: ip_text(p.request.addr.client),
+            peer_ip: ip_text(p.request.addr.peer),
             forwarded_for: p.request.addr.forwarded_for,
             user_agent: p.request.user_agent,
             configuration: p.recording.configuration.as_deref().map(str::to_string),

@@ -101,7 +101,7 @@ fn apply(state: &mut Value, changes: &[Change], after: &Value) {
             *state = c.new.clone();
             continue;
         }
-        let tokens: Vec<String> = pointer_tokens(&c.path).collect();
+        let tokens: Vec<String> = pointer_tokens(&c.path).map(String::from).collect();
         let (last, parents) = tokens.split_last().unwrap();
         let mut at = &mut *state;
         for t in parents {

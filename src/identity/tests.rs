@@ -1,6 +1,18 @@
 //! Identity tests: actor sources and client-IP resolution.
 
 use super::*;
+
+#[test]
+fn ip_text_writes_what_display_writes() {
+    for ip in ["0.0.0.0", "9.10.99.100", "255.255.255.255", "203.0.113.9", "::1", "2001:db8::7"] {
+        let ip: IpAddr = ip.parse().unwrap();
+        assert_eq!(ip_text(ip), ip.to_string());
+    }
+    for n in (0..=u32::MAX).step_by(99_991) {
+        let ip = IpAddr::V4(n.into());
+        assert_eq!(ip_text(ip), ip.to_string());
+    }
+}
 use http::HeaderValue;
 use proptest::prelude::*;
 
