@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Instructions per audited request, counted by callgrind (repeatable on a
-# noisy machine, unlike time): auditgate runs under valgrind in front of the
-# example upstream, a client sends N sequential PATCHes (or POSTs) over one
-# keep-alive connection, and the count for 200 requests is taken from the
+# Instructions per request, counted by callgrind (repeatable on a noisy
+# machine, unlike time): auditgate runs under valgrind in front of the
+# example upstream, a client sends N sequential audited PATCHes (or audited
+# POSTs, or pass-through GETs) over one keep-alive connection, and the count for 200 requests is taken from the
 # count for 1,200, leaving 1,000 requests' worth without start-up and
 # shutdown. valgrind hides SHA-NI, so hashing counts as software SHA-256
 # here; the comparison between builds is what this is for.
 #
-# Usage: scripts/bench-instructions.sh [patch|post]   (env: AUDITGATE=path
+# Usage: scripts/bench-instructions.sh [patch|post|get]   (env: AUDITGATE=path
 #        to count another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +41,9 @@ import http.client, json, sys
 port, kind, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 c = http.client.HTTPConnection("127.0.0.1", port)
 for i in range(n):
-    if kind == "patch":
+    if kind == "get":
+        c.request("GET", f"/api/items/{i % 64 + 1}/")
+    elif kind == "patch":
         c.request("PATCH", f"/api/items/{i % 64 + 1}/", json.dumps({"email": f"e{i}@example.com"}),
                   {"content-type": "application/json"})
     else:
@@ -58,4 +60,4 @@ PY
 
 low=$(count 200)
 high=$(count 1200)
-echo "$KIND: $(( (high - low) / 1000 )) instructions per audited request ($AUDITGATE)"
+echo "$KIND: $(( (high - low) / 1000 )) instructions per request ($AUDITGATE)"
