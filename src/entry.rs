@@ -566,7 +566,26 @@ mod tests {
     fn outcome_from_status() {
         assert_eq!(Outcome::from_status(204), Outcome::Success);
         assert_eq!(Outcome::from_status(302), Outcome::Success);
+        assert_eq!(Outcome::from_status(399), Outcome::Success);
+        assert_eq!(Outcome::from_status(400), Outcome::Failure);
         assert_eq!(Outcome::from_status(404), Outcome::Failure);
         assert_eq!(Outcome::from_status(503), Outcome::Failure);
+        for o in [Outcome::Success, Outcome::Failure, Outcome::Error] {
+            assert_eq!(serde_json::json!(o), o.as_str());
+        }
+    }
+
+    #[test]
+    fn a_check_counts_skipped_entries_and_keeps_each_instances_head() {
+        let entries = sealed(3);
+        let mut check = ChainCheck::default();
+        check.push(&entries[0]);
+        check.bad(&entries[1].id);
+        check.skip();
+        assert_eq!(check.head("gw-1"), Some(entries[0].hash.as_str()));
+        assert_eq!(check.head("gw-2"), None);
+        let verdict = check.finish();
+        assert_eq!((verdict.ok, verdict.checked, verdict.first_bad), (false, 2, Some(entries[1].id.clone())));
+        assert!(format!("{:?}", Chain::resume(Some("abc".into()))).contains("abc"));
     }
 }

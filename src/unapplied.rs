@@ -130,6 +130,9 @@ mod tests {
             assert!(!same(&a, &b), "{a} {b}");
         }
         assert!(same(&json!({"a": [1, {"b": 2}]}), &json!({"a": [1, {"b": 2}]})));
+        let by_value = |a: &str, b: &str| same(&serde_json::from_str(a).unwrap(), &serde_json::from_str(b).unwrap());
+        assert!(by_value("[1, 2.50]", "[1.0, 2.5]"));
+        assert!(by_value(r#"{"a": 1, "b": [1e2]}"#, r#"{"b": [100], "a": 1.0}"#));
         assert!(!same(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
         assert!(!same(&json!({"a": 1}), &json!({"b": 1})));
         assert!(!same(&json!([1]), &json!([1, 2])));

@@ -215,6 +215,9 @@ impl Auditor {
                     p.snapshot_error = Some(format!("id not found in Location or the response body{why}"));
                 }
             }
+            if p.classified.action != Action::Create && p.classified.resource.id.is_some() && p.takes_snapshots() {
+                p.snapshot_error = Some("no before-state: the id was known only from the answer".into());
+            }
         }
         let wants_after = success(status) && p.takes_snapshots() && !matches!(p.classified.action, Action::Delete);
         let mut after = None;

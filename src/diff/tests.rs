@@ -5,6 +5,13 @@ use serde_json::json;
 
 use super::*;
 
+#[test]
+fn a_missing_state_against_a_non_object_is_one_change_of_the_whole() {
+    assert_eq!(diff(None, Some(&json!([1]))), vec![Change { path: String::new(), old: Value::Null, new: json!([1]) }]);
+    assert_eq!(diff(Some(&json!("x")), None), vec![Change { path: String::new(), old: json!("x"), new: Value::Null }]);
+    assert_eq!(diff(None, None), vec![]);
+}
+
 fn changes(before: Value, after: Value) -> Vec<(String, Value, Value)> {
     diff(Some(&before), Some(&after)).into_iter().map(|c| (c.path, c.old, c.new)).collect()
 }

@@ -109,6 +109,27 @@ async fn an_answer_beyond_the_bound_streams_whole_and_takes_its_id_from_location
     );
 }
 
+#[tokio::test]
+async fn a_rule_whose_path_holds_no_id_names_it_in_the_answer() {
+    // A "save" endpoint: the resource is known only once the app answers.
+    let rules = r#"
+[[resource]]
+pattern = "/framed/gzip/items/"
+method = ["POST"]
+type = "item"
+action = "save"
+id_field = "/id"
+snapshot = "/framed/gzip/items/{id}/"
+"#;
+    let app = spawn_app_with(&[], Some(rules)).await;
+    assert_eq!(post(&app.url("/framed/gzip/items/"), json!({"name": "saved"})).await.status(), 201);
+    let e = wait_entries(&app.store, 1).await;
+    assert_eq!((e[0].action.as_str(), e[0].resource_id.as_deref()), ("save", Some("1")));
+    assert_eq!(e[0].after, Some(json!({"id": 1, "name": "saved"})));
+    assert_eq!(e[0].before, None);
+    assert_eq!(e[0].snapshot_error.as_deref(), Some("no before-state: the id was known only from the answer"));
+}
+
 /// A raw HTTP/1.1 upstream: `POST` is answered with `create` (written as
 /// is, then the connection closes), `GET` with `state` (declared length).
 async fn raw_upstream(create: &'static [u8], state: &'static str) -> std::net::SocketAddr {
