@@ -212,6 +212,27 @@ mod tests {
     }
 
     #[test]
+    fn says_whether_the_actor_is_vouched_for() {
+        let out = run("PATCH", "/api/v1/users/1/", &[]);
+        assert!(out.contains("actor     anonymous (anonymous)\n"), "{out}");
+        // The actor header counts only from a trusted proxy, and is then vouched for.
+        let trusted = TrustedProxies::new(vec!["198.51.100.0/24".parse().unwrap()]);
+        let (classifier, actor) = (Classifier::default(), ActorRules::default());
+        let explainer = Explainer {
+            classifier: &classifier,
+            rules_file: Path::new("rules/resources.toml"),
+            method_override: OverridePolicy::Honour,
+            actor: &actor,
+            trusted: &trusted,
+            policy: &Compiled::default(),
+            policy_source: "rules/audit.toml",
+        };
+        let headers = ["X-Remote-User: carol".to_string()];
+        let out = explainer.explain("PATCH", "/api/v1/users/1/", &headers, "198.51.100.4".parse().unwrap()).unwrap();
+        assert!(out.contains("actor     carol (header, verified)\n"), "{out}");
+    }
+
+    #[test]
     fn refuses_nonsense() {
         let none = Compiled::default();
         assert!(with(&none, "G T", "/x", &[]).is_err());

@@ -2,7 +2,8 @@
 //! `/accounts/`, `POST` creates and `PATCH /accounts/{id}/` merges, but `role`
 //! is read-only (always `"user"`), `email` is trimmed and lower-cased,
 //! `address.city` capitalised, `secret` trimmed, and `password` is stored and
-//! never shown. `GET /accounts/{id}/` reads one.
+//! never shown. `GET /accounts/{id}/` reads one; `POST
+//! /accounts/{id}/activate/` sets `active`, whatever it is sent.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -39,6 +40,13 @@ pub async fn handle(req: Request<Incoming>) -> Response<Body> {
             apply(&mut row, fields);
             rows.insert(*next, row.clone());
             answer(201, &shown(&row))
+        }
+        (Method::POST, ["accounts", id, "activate"]) => {
+            let Some(row) = id.parse().ok().and_then(|id: u64| rows.get_mut(&id)) else {
+                return answer(404, &Value::Null);
+            };
+            row.insert("active".into(), true.into());
+            answer(200, &shown(row))
         }
         (method, ["accounts", id]) => {
             let Some(row) = id.parse().ok().and_then(|id: u64| rows.get_mut(&id)) else {

@@ -409,6 +409,11 @@ mod tests {
             serde_json::json!({"name": "Ann Lee", "password": "p@ss"})
         );
         assert_eq!(body_value(b"just words", 100), serde_json::json!("just words"));
+        assert_eq!(body_value(b"plaintext", 100), serde_json::json!("plaintext"));
+        assert_eq!(body_value(b"a=b c", 100), serde_json::json!("a=b c"));
+        assert_eq!(body_value(b"", 100), serde_json::json!(""));
+        // Exactly the bound is kept.
+        assert_eq!(body_value(b"a=1", 3), serde_json::json!({"a": "1"}));
         assert_eq!(body_value(&[0xff, 0xfe], 100)["omitted"], "not text");
         assert_eq!(body_value(&[b'x'; 50], 10)["bytes"], 50);
     }

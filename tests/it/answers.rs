@@ -130,6 +130,52 @@ snapshot = "/framed/gzip/items/{id}/"
     assert_eq!(e[0].snapshot_error.as_deref(), Some("no before-state: the id was known only from the answer"));
 }
 
+#[tokio::test]
+async fn an_answer_exactly_at_the_bound_is_read() {
+    // `{"id":1,"name":"exact"}`, answered chunked, is 23 bytes.
+    let app = spawn_app_with(&[("AUDITGATE_SNAPSHOT__MAX_BYTES", "23")], None).await;
+    let res = post(&app.url("/framed/chunked/items/"), json!({"name": "exact"})).await;
+    assert_eq!(res.body().len(), 23);
+    let e = wait_entries(&app.store, 1).await;
+    assert_eq!(summary(&e[0]), ("create", Some("1"), None));
+}
+
+#[tokio::test]
+async fn an_id_field_never_replaces_the_id_a_path_names_and_reads_learn_none() {
+    let rules = r#"
+[[resource]]
+pattern = "/api/items/{id}/"
+type = "item"
+id_field = "/name"
+"#;
+    let audit = r#"
+[[configuration]]
+name = "changes"
+audit_all_actions = true
+
+[[configuration]]
+name = "reads"
+audit_actions = ["read"]
+"#;
+    let upstream = spawn_upstream();
+    let app = spawn_app_files(&upstream.url(), &[], &[("resources.toml", rules), ("audit.toml", audit)]).await;
+    let created = post(&format!("{}/api/items/", upstream.url()), json!({"name": "first"})).await;
+    let id = serde_json::from_slice::<Value>(created.body()).unwrap()["id"].to_string();
+    let patch = Request::patch(app.url(&format!("/api/items/{id}/")))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(json!({"name": "renamed"}).to_string())))
+        .unwrap();
+    assert_eq!(send(&client(), patch).await.status(), 200);
+    assert_eq!(get(&app.url("/api/items/")).await.status(), 200);
+    // After the two configurations' seeding.
+    let e = &wait_entries(&app.store, 4).await[2..];
+    assert_eq!(summary(&e[0]), ("update", Some(id.as_str()), None));
+    assert_eq!(e[0].before.as_ref().unwrap()["name"], "first");
+    assert_eq!(e[0].after.as_ref().unwrap()["name"], "renamed");
+    // A read of the collection names no resource and reads no answer.
+    assert_eq!(summary(&e[1]), ("read", None, None));
+}
+
 /// A raw HTTP/1.1 upstream: `POST` is answered with `create` (written as
 /// is, then the connection closes), `GET` with `state` (declared length).
 async fn raw_upstream(create: &'static [u8], state: &'static str) -> std::net::SocketAddr {
@@ -225,8 +271,11 @@ async fn what_was_asked_but_not_applied_is_recorded() {
         .body(Full::new(Bytes::from_static(b"name=x")))
         .unwrap();
     send(&client(), form).await;
+    // A custom action: what it was sent is not a request for fields.
+    let activated = account(&app, http::Method::POST, &format!("{item}activate/"), json!({"active": false})).await;
+    assert_eq!(activated["active"], true);
 
-    let e = wait_entries(&app.store, 4).await;
+    let e = wait_entries(&app.store, 5).await;
     assert_eq!(unapplied(&e[0]), Some(vec![("/role".into(), json!("admin"), json!("user"))]));
     // Read-only, normalised, nested, redacted; the write-only password is not listed.
     assert_eq!(
@@ -241,6 +290,8 @@ async fn what_was_asked_but_not_applied_is_recorded() {
     // Done exactly as asked: an empty list. Nothing to compare (a form): null.
     assert_eq!(unapplied(&e[2]), Some(vec![]));
     assert_eq!(unapplied(&e[3]), None);
+    assert_eq!((e[4].action.as_str(), e[4].after.as_ref().map(|a| &a["active"])), ("activate", Some(&json!(true))));
+    assert_eq!(unapplied(&e[4]), None);
     let rows: Vec<(String,)> = sqlx::query_as("SELECT entry FROM audit_log").fetch_all(app.store.pool()).await.unwrap();
     assert!(rows.iter().all(|(row,)| !row.contains("s3") && !row.contains("hunter2")));
 
@@ -253,7 +304,7 @@ async fn what_was_asked_but_not_applied_is_recorded() {
         v["items"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
     };
     assert_eq!(ids(page("unapplied=true").await), [e[1].id.clone(), e[0].id.clone()]);
-    assert_eq!(ids(page("unapplied=false").await), [e[3].id.clone(), e[2].id.clone()]);
+    assert_eq!(ids(page("unapplied=false").await), [e[4].id.clone(), e[3].id.clone(), e[2].id.clone()]);
     let bad = get(&app.query("/api/v1/audit-logs?unapplied=maybe")).await;
     assert_eq!(bad.status(), 400);
     assert_eq!(serde_json::from_slice::<Value>(bad.body()).unwrap()["field"], "unapplied");

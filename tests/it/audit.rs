@@ -140,6 +140,47 @@ async fn failures_and_unreachable_upstreams_are_recorded() {
     assert_eq!((e[0].outcome.as_str(), e[0].status, e[0].action.as_str()), ("error", 502, "delete"));
 }
 
+#[tokio::test]
+async fn duration_is_the_time_until_the_upstream_answered() {
+    let app = spawn_app().await;
+    let (_, created) = call(&app, Method::POST, "/api/items/", json!({"name": "slow"})).await;
+    let req = Request::patch(app.url(&format!("/api/items/{}/", created["id"])))
+        .header("content-type", "application/json")
+        .header("cookie", "delay_write=1500")
+        .body(Full::new(Bytes::from(json!({"name": "slower"}).to_string())))
+        .unwrap();
+    assert_eq!(send(&client(), req).await.status(), 200);
+    let e = wait_entries(&app.store, 2).await;
+    // The upstream slept 1.5 s before answering; the bound above is loose on purpose.
+    assert!((1500.0..60_000.0).contains(&e[1].duration_ms), "{}", e[1].duration_ms);
+    assert!(e[0].duration_ms < e[1].duration_ms);
+}
+
+#[tokio::test]
+async fn a_form_method_field_decides_the_action_of_a_form_post_only() {
+    let form = |app: &TestApp, method: Method, content_type: &str| {
+        Request::builder()
+            .method(method)
+            .uri(app.url("/api/items/1/"))
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from_static(b"_method=DELETE")))
+            .unwrap()
+    };
+    let urlencoded = " Application/X-WWW-Form-Urlencoded; charset=utf-8";
+    for policy in ["honour", "strip"] {
+        let app = spawn_app_with(&[("AUDITGATE_METHOD_OVERRIDE", policy)], None).await;
+        send(&client(), form(&app, Method::POST, urlencoded)).await;
+        send(&client(), form(&app, Method::PUT, urlencoded)).await;
+        send(&client(), form(&app, Method::POST, "text/plain")).await;
+        let e = wait_entries(&app.store, 3).await;
+        let actions: Vec<_> = e.iter().map(|e| (e.method.as_str(), e.action.as_str())).collect();
+        assert_eq!(actions, [("POST", "delete"), ("PUT", "update"), ("POST", "update")], "{policy}");
+    }
+    let app = spawn_app_with(&[("AUDITGATE_METHOD_OVERRIDE", "reject")], None).await;
+    assert_eq!(send(&client(), form(&app, Method::POST, urlencoded)).await.status(), 400);
+    assert_eq!(send(&client(), form(&app, Method::POST, "text/plain")).await.status(), 404);
+}
+
 /// `PATCH url` setting `counter` to `i`, named `writer-i` (its request id);
 /// its snapshots are slowed by `delay_read` ms (the upstream honours the
 /// cookie, and snapshots carry the client's cookies).

@@ -355,6 +355,12 @@ pattern = "/api/login/{id}/"
 type = "session"
 action = "login"
 username_from = "json:/username"
+
+[[resource]]
+pattern = "/status/{id}"
+type = "session"
+action = "login"
+username_from = "json:/username"
 "#;
     let audit = r#"
 [[configuration]]
@@ -382,9 +388,11 @@ audit_resource_types = ["marker"]
     assert_eq!(send(&client(), login("dora", "/api/login/")).await.status(), 201);
     // The app refuses this one (405): a failed login.
     assert_eq!(send(&client(), login("eve", "/api/login/7/")).await.status(), 405);
+    // A redirect is how many login forms say "try again": not a success.
+    assert_eq!(send(&client(), login("frank", "/status/302")).await.status(), 302);
     let entries = settle(&app, "/api/markers/").await;
     let seen: Vec<_> = entries.iter().map(|e| (e.action.as_str(), e.actor.as_str(), e.outcome.as_str())).collect();
-    assert_eq!(seen, [("login", "dora", "success"), ("login", "eve", "failure")]);
+    assert_eq!(seen, [("login", "dora", "success"), ("login", "eve", "failure"), ("login", "frank", "failure")]);
     assert!(entries.iter().all(|e| e.configuration.as_deref() == Some("Logins")
         && e.actor_source == auditgate::identity::ActorSource::Login
         && e.request_body.is_none()));

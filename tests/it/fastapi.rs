@@ -9,8 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Method, Request, Response};
-use http_body_util::Full;
+use http::{Method, Response};
 use serde_json::{Value, json};
 
 use crate::audit::wait_entries;
@@ -56,22 +55,6 @@ fn spawn_fastapi() -> FastApi {
     FastApi { child, port }
 }
 
-/// A request with a JSON body (or none); the answer as sent, not decoded.
-async fn call(url: &str, method: Method, body: Option<Value>, extra: &[(&str, &str)]) -> Response<Bytes> {
-    let mut b = Request::builder().method(method).uri(url).header("authorization", "Basic ZGlhbmE6cHc=");
-    for (k, v) in extra {
-        b = b.header(*k, *v);
-    }
-    let body = match body {
-        Some(v) => {
-            b = b.header("content-type", "application/json");
-            Full::new(Bytes::from(v.to_string()))
-        }
-        None => Full::default(),
-    };
-    send(&client(), b.body(body).unwrap()).await
-}
-
 /// A create to make: its path, extra request headers, the id it gets.
 type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
@@ -90,11 +73,11 @@ async fn fastapi_creates_answered_chunked_without_location_have_their_id_and_the
         ("/api/v1/ledgers/", &[], "100000000000000000000000000001"),
     ];
     for (n, (path, headers, id)) in cases.into_iter().enumerate() {
-        call(&app_server.url("/reset"), Method::POST, None, &[]).await;
-        let through = call(&app.url(path), Method::POST, Some(json!({"name": path})), headers).await;
+        as_diana(&app_server.url("/reset"), Method::POST, None, &[]).await;
+        let through = as_diana(&app.url(path), Method::POST, Some(json!({"name": path})), headers).await;
         let entry = wait_entries(&app.store, n + 1).await.remove(n);
-        call(&app_server.url("/reset"), Method::POST, None, &[]).await;
-        let direct = call(&app_server.url(path), Method::POST, Some(json!({"name": path})), headers).await;
+        as_diana(&app_server.url("/reset"), Method::POST, None, &[]).await;
+        let direct = as_diana(&app_server.url(path), Method::POST, Some(json!({"name": path})), headers).await;
         // The framework's framing: chunked, no Location.
         assert_eq!(through.status(), 201);
         assert!(direct.headers().get("content-length").is_none() && direct.headers().get("location").is_none());
@@ -110,7 +93,7 @@ async fn fastapi_creates_answered_chunked_without_location_have_their_id_and_the
         let after = entry.after.unwrap();
         assert_eq!((after["id"].to_string(), &after["name"]), (id.to_string(), &json!(path)));
     }
-    assert_eq!(call(&app.url("/api/v1/orders/"), Method::POST, Some(json!({})), &[]).await.status(), 201);
+    assert_eq!(as_diana(&app.url("/api/v1/orders/"), Method::POST, Some(json!({})), &[]).await.status(), 201);
 }
 
 #[tokio::test]
@@ -121,17 +104,17 @@ async fn fastapi_lifecycle_has_a_timeline_and_what_pydantic_changed_is_unapplied
         "name": "Ann", "email": " ANN@X.IO", "age": "42", "role": "admin", "password": "pw-secret-1",
         "address": {"city": "Lyon", "zip": "69001"},
     });
-    let created = call(&app.url("/api/v1/customers/"), Method::POST, Some(asked), &[]).await;
+    let created = as_diana(&app.url("/api/v1/customers/"), Method::POST, Some(asked), &[]).await;
     assert_eq!(created.status(), 201);
     let id = json_of(&created)["id"].to_string();
     let item = format!("/api/v1/customers/{id}/");
     let moved = json!({"address": {"city": "Paris", "zip": "75001"}});
-    assert_eq!(call(&app.url(&item), Method::PATCH, Some(moved), &[]).await.status(), 200);
+    assert_eq!(as_diana(&app.url(&item), Method::PATCH, Some(moved), &[]).await.status(), 200);
     let put = json!({"name": "Ann Lee", "email": "ann@corp.io", "password": "pw-secret-2"});
-    assert_eq!(call(&app.url(&item), Method::PUT, Some(put), &[]).await.status(), 200);
-    let invalid = call(&app.url(&item), Method::PATCH, Some(json!({"age": "forty"})), &[]).await;
+    assert_eq!(as_diana(&app.url(&item), Method::PUT, Some(put), &[]).await.status(), 200);
+    let invalid = as_diana(&app.url(&item), Method::PATCH, Some(json!({"age": "forty"})), &[]).await;
     assert_eq!(invalid.status(), 422);
-    assert_eq!(call(&app.url(&item), Method::DELETE, None, &[]).await.status(), 204);
+    assert_eq!(as_diana(&app.url(&item), Method::DELETE, None, &[]).await.status(), 204);
 
     let e = wait_entries(&app.store, 5).await;
     let summary: Vec<(&str, Option<&str>, u16)> =

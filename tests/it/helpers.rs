@@ -11,11 +11,12 @@ use std::time::Duration;
 use auditgate::App;
 use auditgate::config::Config;
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -226,4 +227,21 @@ pub fn seen_header(inspect: &serde_json::Value, name: &str) -> Vec<String> {
         .filter(|pair| pair[0] == name)
         .map(|pair| pair[1].as_str().unwrap().to_string())
         .collect()
+}
+
+/// A request as user `diana` (Basic) with a JSON body (or none) and
+/// `extra` headers; the answer as sent, not decoded.
+pub async fn as_diana(url: &str, method: Method, body: Option<Value>, extra: &[(&str, &str)]) -> Response<Bytes> {
+    let mut b = Request::builder().method(method).uri(url).header("authorization", "Basic ZGlhbmE6cHc=");
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    let body = match body {
+        Some(v) => {
+            b = b.header("content-type", "application/json");
+            Full::new(Bytes::from(v.to_string()))
+        }
+        None => Full::default(),
+    };
+    send(&client(), b.body(body).unwrap()).await
 }

@@ -56,18 +56,7 @@ fn spawn_json_server() -> JsonServer {
 }
 
 async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>, extra: &[(&str, &str)]) -> u16 {
-    let mut b = Request::builder().method(method).uri(app.url(path)).header("authorization", "Basic ZGlhbmE6cHc=");
-    for (k, v) in extra {
-        b = b.header(*k, *v);
-    }
-    let body = match body {
-        Some(v) => {
-            b = b.header("content-type", "application/json");
-            Full::new(Bytes::from(v.to_string()))
-        }
-        None => Full::default(),
-    };
-    send(&client(), b.body(body).unwrap()).await.status().as_u16()
+    as_diana(&app.url(path), method, body, extra).await.status().as_u16()
 }
 
 async fn trail(app: &TestApp, n: usize) -> Vec<Value> {
