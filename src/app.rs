@@ -140,7 +140,8 @@ impl App {
         let writer = tokio::spawn(self.writer.run());
         tokio::spawn(self.api.policy.clone().watch(self.store.clone(), self.config.config_refresh));
         let api = self.api.clone();
-        let query = tokio::spawn(api::serve(self.query_listener, self.api, stopped(stop_rx)));
+        let limits = crate::conn::ConnLimits::new(&self.config.limits);
+        let query = tokio::spawn(api::serve(self.query_listener, self.api, limits, stopped(stop_rx)));
         let signal = async move {
             shutdown.await;
             // Readiness fails first, so a load balancer stops sending.

@@ -25,6 +25,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod demo;
 pub mod diff;
 pub mod encoding;

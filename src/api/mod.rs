@@ -119,14 +119,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Serves the router on a bound listener until `shutdown` resolves.
+/// Serves the router on a bound listener until `shutdown` resolves, with
+/// the proxy port's connection deadlines and cap (`crate::conn`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ApiState>,
+    limits: crate::conn::ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-        tracing::error!(error = %e, "query port stopped");
-    }
+    use tower::ServiceExt;
+    let app = router(state);
+    let handler = |peer: std::net::SocketAddr| {
+        let app = app.clone();
+        move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let app = app.clone();
+            async move { app.oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {}) }
+        }
+    };
+    crate::conn::serve(listener, limits, handler, shutdown).await;
 }

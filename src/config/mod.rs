@@ -62,6 +62,7 @@ pub struct Limits {
     pub max_body_bytes: u64,
     pub upstream_timeout: Duration,
     pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub max_connections: usize,
 }
@@ -128,6 +129,8 @@ impl RawConfig {
         let upstream_timeout = p.take(dur("limits.upstream_timeout", &self.limits.upstream_timeout));
         let header_read_timeout = p.take(dur("limits.header_read_timeout", &self.limits.header_read_timeout));
         let shutdown_timeout = p.take(dur("limits.shutdown_timeout", &self.limits.shutdown_timeout));
+        // Unset only when an error is recorded, and then never used.
+        let idle_timeout = p.take(dur("limits.idle_timeout", &self.limits.idle_timeout)).unwrap_or_default();
         let snapshot_timeout = p.take(dur("snapshot.timeout", &self.snapshot.timeout));
         let flush_interval = p.take(dur("recorder.flush_interval", &self.recorder.flush_interval));
 
@@ -286,6 +289,7 @@ impl RawConfig {
                 max_body_bytes: self.limits.max_body_bytes,
                 upstream_timeout,
                 header_read_timeout,
+                idle_timeout,
                 shutdown_timeout,
                 max_connections: usize::try_from(self.limits.max_connections).unwrap_or(usize::MAX),
             },

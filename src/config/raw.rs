@@ -133,6 +133,9 @@ pub struct RawLimits {
     pub max_body_bytes: u64,
     pub upstream_timeout: String,
     pub header_read_timeout: String,
+    /// Not in the SPEC example: how long a kept-alive connection may wait
+    /// for its next request.
+    pub idle_timeout: String,
     pub shutdown_timeout: String,
     /// Not in the SPEC example: the cap on open client connections.
     pub max_connections: u64,
@@ -145,6 +148,7 @@ impl Default for RawLimits {
             max_body_bytes: 10 * 1024 * 1024,
             upstream_timeout: "30s".into(),
             header_read_timeout: "10s".into(),
+            idle_timeout: "60s".into(),
             shutdown_timeout: "30s".into(),
             max_connections: 10_000,
         }

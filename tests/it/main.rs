@@ -6,6 +6,7 @@ mod audit;
 mod binary;
 mod configurations;
 mod fastapi;
+mod hardening;
 mod helpers;
 mod identity;
 mod json_server;

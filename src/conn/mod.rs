@@ -1,0 +1,199 @@
+//! Client connections, the same on both ports: the accept loop, HTTP/1.1
+//! and HTTP/2 (prior knowledge) on one port, the cap on open connections
+//! (at the cap, the connection idle the longest is closed to admit a new
+//! one), the deadlines every connection lives by (`watch`), and graceful
+//! shutdown.
+
+mod watch;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use watch::Deadlines;
+use watch::{Clock, Tracked, Verdict, Watched};
+
+/// How connections on one port are bounded.
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    pub deadlines: Deadlines,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub shutdown_timeout: Duration,
+}
+
+impl ConnLimits {
+    pub fn new(limits: &crate::config::Limits) -> ConnLimits {
+        ConnLimits {
+            deadlines: Deadlines { header_read: limits.header_read_timeout, idle: limits.idle_timeout },
+            max_connections: limits.max_connections,
+            max_header_bytes: limits.max_header_bytes,
+            shutdown_timeout: limits.shutdown_timeout,
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Accepts connections until `shutdown` resolves, then lets in-flight
+/// requests finish for at most `shutdown_timeout`. `handler(peer)` makes
+/// the request handler of a connection from `peer`.
+pub async fn serve<M, H, F, B>(
+    listener: TcpListener,
+    limits: ConnLimits,
+    handler: M,
+    shutdown: impl Future<Output = ()>,
+) where
+    M: Fn(SocketAddr) -> H,
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The head's deadline is the watchdog's, for the first request (which
+    // hyper's would miss while the version is sniffed) and later ones.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256)
+        .max_pending_accept_reset_streams(64);
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let open = Arc::new(Open::default());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // At the cap, the connection idle the longest makes room; while
+        // every one is busy, the new one waits for the first to end.
+        let permit = loop {
+            if let Ok(permit) = slots.clone().try_acquire_owned() {
+                break Some(permit);
+            }
+            open.evict_longest_idle();
+            tokio::select! {
+                permit = slots.clone().acquire_owned() => break Some(permit.expect("the semaphore is never closed")),
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                () = &mut shutdown => break None,
+            }
+        };
+        let Some(permit) = permit else { break };
+        let _ = stream.set_nodelay(true);
+        let clock = Arc::new(Clock::new());
+        let key = open.add(clock.clone());
+        let handle = Arc::new(handler(peer));
+        let requests = clock.clone();
+        let service = service_fn(move |req| {
+            let busy = requests.begin();
+            let answer = handle(req);
+            async move { Ok::<_, Infallible>(answer.await.map(|body| Tracked::new(body, busy))) }
+        });
+        let io = TokioIo::new(Watched::new(stream, clock.clone()));
+        let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
+        let (open, deadlines) = (open.clone(), limits.deadlines);
+        tokio::spawn(async move {
+            tokio::pin!(connection);
+            loop {
+                let wait = match clock.verdict(deadlines) {
+                    Verdict::Wait(wait) => wait,
+                    Verdict::Close(why) => {
+                        tracing::debug!(%peer, reason = why, "closing the connection");
+                        break;
+                    }
+                };
+                tokio::select! {
+                    ended = &mut connection => {
+                        if let Err(e) = ended {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = tokio::time::sleep(wait) => {}
+                    () = clock.evicted.notified() => if clock.evicted_now() {
+                        tracing::debug!(%peer, "closing an idle connection to admit a new one");
+                        break;
+                    },
+                }
+            }
+            open.remove(key);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!(connections = graceful.count(), "listener closed, draining");
+    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(timeout = ?limits.shutdown_timeout, "connections still open after shutdown_timeout, closing them");
+    }
+}
+
+/// The open connections' clocks, for choosing one to close at the cap.
+#[derive(Debug, Default)]
+struct Open {
+    clocks: Mutex<(u64, HashMap<u64, Arc<Clock>>)>,
+}
+
+impl Open {
+    fn add(&self, clock: Arc<Clock>) -> u64 {
+        let mut guard = self.clocks.lock().unwrap_or_else(|e| e.into_inner());
+        let (next, clocks) = &mut *guard;
+        *next += 1;
+        clocks.insert(*next, clock);
+        *next
+    }
+
+    fn remove(&self, key: u64) {
+        self.clocks.lock().unwrap_or_else(|e| e.into_inner()).1.remove(&key);
+    }
+
+    /// Asks the connection idle the longest to close; none when all are busy.
+    fn evict_longest_idle(&self) {
+        let guard = self.clocks.lock().unwrap_or_else(|e| e.into_inner());
+        let longest = guard.1.values().filter_map(|c| Some((c.idle_since()?, c))).min_by_key(|(since, _)| *since);
+        if let Some((_, clock)) = longest {
+            clock.evict();
+        }
+    }
+}
+
+/// Accept errors: a reset before accept is the client's business; running out
+/// of descriptors is ours, so back off instead of spinning.
+async fn accept_error(e: io::Error) {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted => {}
+        _ => {
+            tracing::warn!(error = %e, "accept failed, backing off");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
