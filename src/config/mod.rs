@@ -63,6 +63,9 @@ pub struct Limits {
     pub upstream_timeout: Duration,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub body_min_rate: u64,
+    pub upstream_read_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub max_connections: usize,
 }
@@ -131,6 +134,9 @@ impl RawConfig {
         let shutdown_timeout = p.take(dur("limits.shutdown_timeout", &self.limits.shutdown_timeout));
         // Unset only when an error is recorded, and then never used.
         let idle_timeout = p.take(dur("limits.idle_timeout", &self.limits.idle_timeout)).unwrap_or_default();
+        let body_timeout = p.take(dur("limits.body_timeout", &self.limits.body_timeout)).unwrap_or_default();
+        let upstream_read_timeout =
+            p.take(dur("limits.upstream_read_timeout", &self.limits.upstream_read_timeout)).unwrap_or_default();
         let snapshot_timeout = p.take(dur("snapshot.timeout", &self.snapshot.timeout));
         let flush_interval = p.take(dur("recorder.flush_interval", &self.recorder.flush_interval));
 
@@ -290,6 +296,9 @@ impl RawConfig {
                 upstream_timeout,
                 header_read_timeout,
                 idle_timeout,
+                body_timeout,
+                body_min_rate: self.limits.body_min_rate,
+                upstream_read_timeout,
                 shutdown_timeout,
                 max_connections: usize::try_from(self.limits.max_connections).unwrap_or(usize::MAX),
             },

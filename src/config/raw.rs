@@ -136,6 +136,13 @@ pub struct RawLimits {
     /// Not in the SPEC example: how long a kept-alive connection may wait
     /// for its next request.
     pub idle_timeout: String,
+    /// Not in the SPEC example: a client's body is given this long, then
+    /// must keep up `body_min_rate` bytes a second (0: no minimum).
+    pub body_timeout: String,
+    pub body_min_rate: u64,
+    /// Not in the SPEC example: the longest wait between two reads of the
+    /// upstream's answer body.
+    pub upstream_read_timeout: String,
     pub shutdown_timeout: String,
     /// Not in the SPEC example: the cap on open client connections.
     pub max_connections: u64,
@@ -149,6 +156,9 @@ impl Default for RawLimits {
             upstream_timeout: "30s".into(),
             header_read_timeout: "10s".into(),
             idle_timeout: "60s".into(),
+            body_timeout: "10s".into(),
+            body_min_rate: 500,
+            upstream_read_timeout: "60s".into(),
             shutdown_timeout: "30s".into(),
             max_connections: 10_000,
         }

@@ -9,8 +9,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use hyper::body::Incoming;
 
+use super::answer::{AnswerBody, AnswerError};
+use super::inbound::{ClientBodyError, Inbound, Progress};
 use super::tee::Tee;
 
 pin_project_lite::pin_project! {
@@ -18,7 +19,7 @@ pin_project_lite::pin_project! {
     #[project = ResponseBodyProj]
     pub enum ResponseBody {
         /// The upstream's answer, streamed.
-        Stream { #[pin] body: Incoming },
+        Stream { #[pin] body: AnswerBody },
         /// The upstream's answer, streamed while the trail keeps a copy.
         Tee { #[pin] body: Tee },
         /// An answer the proxy made (an error).
@@ -27,7 +28,7 @@ pin_project_lite::pin_project! {
 }
 
 impl ResponseBody {
-    pub fn stream(body: Incoming) -> Self {
+    pub fn stream(body: AnswerBody) -> Self {
         ResponseBody::Stream { body }
     }
 
@@ -42,9 +43,9 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = AnswerError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, AnswerError>>> {
         match self.project() {
             ResponseBodyProj::Stream { body } => body.poll_frame(cx),
             ResponseBodyProj::Tee { body } => body.poll_frame(cx),
@@ -76,15 +77,23 @@ pin_project_lite::pin_project! {
     #[project = UpstreamBodyProj]
     pub enum UpstreamBody {
         /// Pass-through: the client's body, never buffered.
-        Stream { #[pin] body: Incoming },
+        Stream { #[pin] body: Inbound },
         /// An audited request's body, read whole within `max_body_bytes`.
         Buffered { #[pin] body: Full<Bytes> },
     }
 }
 
 impl UpstreamBody {
-    pub fn stream(body: Incoming) -> Self {
+    pub fn stream(body: Inbound) -> Self {
         UpstreamBody::Stream { body }
+    }
+
+    /// How a streamed body is coming along (`None`: it is already whole).
+    pub fn progress(&self) -> Option<std::sync::Arc<Progress>> {
+        match self {
+            UpstreamBody::Stream { body } => body.progress().cloned(),
+            UpstreamBody::Buffered { .. } => None,
+        }
     }
 
     pub fn buffered(bytes: Bytes) -> Self {
@@ -99,9 +108,9 @@ impl UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ClientBodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         match self.project() {
             UpstreamBodyProj::Stream { body } => body.poll_frame(cx),
             UpstreamBodyProj::Buffered { body } => {

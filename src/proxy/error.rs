@@ -14,8 +14,12 @@ pub enum ProxyError {
     BadRequest(&'static str),
     #[error("request body larger than max_body_bytes")]
     BodyTooLarge,
+    /// The client's body broke off or was malformed (e.g. bad chunking).
     #[error("client body: {0}")]
-    ClientBody(hyper::Error),
+    ClientBody(Box<dyn std::error::Error + Send + Sync>),
+    /// The client sent its body slower than `body_min_rate`.
+    #[error("the client sent its body slower than limits.body_min_rate")]
+    ClientTimeout,
     #[error("upstream unreachable: {0}")]
     Upstream(#[source] super::UpstreamError),
     #[error("upstream did not answer within upstream_timeout")]
@@ -27,6 +31,7 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -38,6 +43,7 @@ impl ProxyError {
             ProxyError::BadRequest(why) => why,
             ProxyError::BodyTooLarge => "request body too large",
             ProxyError::ClientBody(_) => "malformed request body",
+            ProxyError::ClientTimeout => "request body too slow",
             ProxyError::Upstream(_) => "upstream unreachable",
             ProxyError::UpstreamTimeout => "upstream timed out",
         }

@@ -2,9 +2,11 @@
 //! classifies it, streams it to the upstream untouched unless it is audited,
 //! and returns the upstream's answer minus hop-by-hop headers.
 
+mod answer;
 mod body;
 mod error;
 mod headers;
+mod inbound;
 mod server;
 mod tee;
 mod upgrade;
@@ -22,10 +24,13 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use tokio::sync::OwnedMutexGuard;
 
+use answer::AnswerBody;
 pub use body::{ResponseBody, UpstreamBody};
 pub use error::ProxyError;
 use headers::X_REQUEST_ID;
 pub use headers::strip_hop_by_hop;
+pub use inbound::{BodyRate, ClientBodyError, Inbound};
+use inbound::{ClientFault, Progress};
 pub use server::{ConnInfo, serve};
 pub use tee::{EndHook, Tee};
 pub use upstream::{Affinity, UpstreamClient, UpstreamError};
@@ -66,6 +71,8 @@ pub struct Proxy {
     actor: ActorRules,
     method_override: OverridePolicy,
     limits: Limits,
+    /// How slowly a client may send its body.
+    body_rate: BodyRate,
     /// The audit configurations in force (swapped on change).
     policy: Arc<Policy>,
     /// The whoami actor source, when `actor.whoami_url` is set.
@@ -88,6 +95,7 @@ impl Proxy {
             actor: config.actor.clone(),
             method_override: config.method_override,
             limits: config.limits.clone(),
+            body_rate: BodyRate { grace: config.limits.body_timeout, min_rate: config.limits.body_min_rate },
             policy,
             whoami: config.actor.whoami_url.clone().map(|url| Whoami::new(url, config.actor.whoami_field.clone())),
         })
@@ -114,15 +122,16 @@ impl Proxy {
         let method = self.effective_method(&mut parts)?;
         let policy = self.policy.current();
         let (body, audit) = match self.candidate(&method, &parts, &policy) {
-            None => (UpstreamBody::stream(body), Audit::Unrecorded(None)),
-            Some(classified) => self.begin_audit(conn, &mut parts, body, classified, &policy).await?,
+            None => (UpstreamBody::stream(Inbound::new(body, self.body_rate)), Audit::Unrecorded(None)),
+            Some(classified) => {
+                let body = Inbound::new(body, self.body_rate);
+                self.begin_audit(conn, &mut parts, body, classified, &policy).await?
+            }
         };
+        let progress = body.progress();
         let request = self.upstream_request(conn, parts, body);
         let affinity = (version != Version::HTTP_2).then_some(&conn.affinity);
-        let sent = tokio::time::timeout(self.limits.upstream_timeout, self.upstream.send(affinity, request))
-            .await
-            .map_err(|_| ProxyError::UpstreamTimeout)
-            .and_then(|r| r.map_err(ProxyError::Upstream));
+        let sent = self.send(affinity, request, progress).await;
         let response = match (sent, audit) {
             (Ok(response), Audit::Recorded(pending)) => return Ok(self.finish_audit(*pending, response)),
             (Err(e), Audit::Recorded(pending)) => {
@@ -133,7 +142,45 @@ impl Proxy {
             (sent, Audit::Unrecorded(_turn)) => sent?,
         };
         let (parts, body) = response.into_parts();
-        Ok(self.client_response(parts, ResponseBody::stream(body), upgrade))
+        Ok(self.client_response(
+            parts,
+            ResponseBody::stream(AnswerBody::new(body, self.limits.upstream_read_timeout)),
+            upgrade,
+        ))
+    }
+
+    /// Sends the request and waits for the answer's head: at most
+    /// `upstream_timeout` from the last byte of the client's body that
+    /// went out (or from now, with no body to stream). A failure the
+    /// client's body caused is the client's, not the upstream's.
+    async fn send(
+        &self,
+        affinity: Option<&Affinity>,
+        request: Request<UpstreamBody>,
+        progress: Option<Arc<Progress>>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let timeout = self.limits.upstream_timeout;
+        let due = |p: Option<&Progress>| p.map_or_else(Instant::now, Progress::last_moved) + timeout;
+        let mut deadline = due(progress.as_deref());
+        let sending = self.upstream.send(affinity, request);
+        tokio::pin!(sending);
+        loop {
+            tokio::select! {
+                sent = &mut sending => {
+                    return sent.map_err(|e| match progress.as_ref().and_then(|p| p.fault()) {
+                        Some(ClientFault::TooSlow) => ProxyError::ClientTimeout,
+                        Some(ClientFault::Broken) => ProxyError::ClientBody(e.into()),
+                        None => ProxyError::Upstream(e),
+                    });
+                }
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    match progress.as_deref() {
+                        Some(p) if due(Some(p)) > deadline => deadline = due(Some(p)),
+                        _ => return Err(ProxyError::UpstreamTimeout),
+                    }
+                }
+            }
+        }
     }
 
     /// Decides whether a candidate is recorded (SPEC 5) and, if so, reads
@@ -147,7 +194,7 @@ impl Proxy {
         &self,
         conn: &ConnInfo,
         parts: &mut request::Parts,
-        body: Incoming,
+        body: Inbound,
         classified: Classified,
         policy: &Compiled,
     ) -> Result<(UpstreamBody, Audit), ProxyError> {
@@ -200,9 +247,14 @@ impl Proxy {
         let auditor = self.auditor.clone();
         if !pending.reads_answer(answered.status) {
             tokio::spawn(async move { auditor.finish(pending, answered, None).await });
-            return self.client_response(parts, ResponseBody::stream(body), None);
+            return self.client_response(
+                parts,
+                ResponseBody::stream(AnswerBody::new(body, self.limits.upstream_read_timeout)),
+                None,
+            );
         }
         let (hook, read) = auditor.answer_hook(&pending, &parts.headers);
+        let body = AnswerBody::new(body, self.limits.upstream_read_timeout);
         let body = Tee::new(body, auditor.snapshots.max_bytes(), hook);
         tokio::spawn(async move { auditor.finish(pending, answered, read.await.ok()).await });
         self.client_response(parts, ResponseBody::tee(body), None)
@@ -271,7 +323,7 @@ impl Proxy {
     }
 
     /// Reads an audited request's body whole, within `max_body_bytes`.
-    async fn read_body(&self, parts: &request::Parts, body: Incoming) -> Result<Bytes, ProxyError> {
+    async fn read_body(&self, parts: &request::Parts, body: Inbound) -> Result<Bytes, ProxyError> {
         let max = self.limits.max_body_bytes;
         let declared =
             parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -281,8 +333,9 @@ impl Proxy {
         let limit = usize::try_from(max).unwrap_or(usize::MAX);
         match Limited::new(body, limit).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) => match e.downcast::<hyper::Error>() {
-                Ok(e) => Err(ProxyError::ClientBody(*e)),
+            Err(e) => match e.downcast::<ClientBodyError>() {
+                Ok(e) if matches!(*e, ClientBodyError::TooSlow) => Err(ProxyError::ClientTimeout),
+                Ok(e) => Err(ProxyError::ClientBody(e)),
                 Err(_) => Err(ProxyError::BodyTooLarge),
             },
         }
@@ -395,7 +448,7 @@ enum Audit {
 /// A client's request body: read whole, or still to be streamed.
 enum ClientBody {
     Read(Bytes),
-    Unread(Incoming),
+    Unread(Inbound),
 }
 
 impl ClientBody {

@@ -10,7 +10,8 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
+
+use super::answer::{AnswerBody, AnswerError};
 
 /// What runs when the answer has ended: given the copy, or `None` when the
 /// answer was larger than the bound. Not run when the answer breaks off or
@@ -19,7 +20,7 @@ pub type EndHook = Box<dyn FnOnce(Option<Bytes>) -> Pin<Box<dyn Future<Output = 
 
 /// The answer's body as the client receives it, with the copy on the side.
 pub struct Tee {
-    inner: Incoming,
+    inner: AnswerBody,
     copy: BytesMut,
     limit: usize,
     overflowed: bool,
@@ -39,7 +40,7 @@ impl std::fmt::Debug for Tee {
 
 impl Tee {
     /// Streams `inner`, copying up to `limit` bytes, and runs `hook` at its end.
-    pub fn new(inner: Incoming, limit: usize, hook: EndHook) -> Tee {
+    pub fn new(inner: AnswerBody, limit: usize, hook: EndHook) -> Tee {
         Tee {
             inner,
             copy: BytesMut::new(),
@@ -76,9 +77,9 @@ impl Tee {
 
 impl Body for Tee {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = AnswerError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, AnswerError>>> {
         let this = &mut *self;
         loop {
             if let Some(ending) = this.ending.as_mut() {

@@ -68,3 +68,86 @@ async fn b12_silent_connections_beyond_max_connections_do_not_keep_a_client_out(
         assert!(!closed_within(&mut silent[59], Duration::from_millis(200)).await, "{addr}: the newest was closed");
     }
 }
+
+/// Sends `head` then `body` in `pieces` writes `pause` apart; the answer's
+/// status line (empty when the connection closed without one).
+async fn send_slowly(addr: std::net::SocketAddr, head: &str, body: &[u8], pieces: usize, pause: Duration) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let size = body.len().div_ceil(pieces);
+    for piece in body.chunks(size) {
+        tokio::time::sleep(pause).await;
+        if stream.write_all(piece).await.is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer).lines().next().unwrap_or("").to_string()
+}
+
+#[tokio::test]
+async fn b11_a_trickled_body_is_cut_with_408_and_a_slow_real_upload_succeeds() {
+    let app = spawn_app_with(
+        &[
+            ("AUDITGATE_LIMITS__BODY_TIMEOUT", "1s"),
+            ("AUDITGATE_LIMITS__BODY_MIN_RATE", "500"),
+            ("AUDITGATE_LIMITS__UPSTREAM_TIMEOUT", "1s"),
+        ],
+        None,
+    )
+    .await;
+    // A byte every 150 ms: far under 500 bytes a second once the second of grace is gone.
+    let trickle = vec![b'x'; 40];
+    for path in ["/echo", "/api/items/1/"] {
+        let method = if path == "/echo" { "POST" } else { "PATCH" };
+        let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n");
+        let status = send_slowly(app.addr, &head, &trickle, 40, Duration::from_millis(150)).await;
+        assert!(status.starts_with("HTTP/1.1 408"), "{path}: {status}");
+    }
+    // 240 KB at about 80 KB/s: three times upstream_timeout, far above the rate.
+    let upload = vec![b'y'; 240_000];
+    let head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 240000\r\n\r\n";
+    let status = send_slowly(app.addr, head, &upload, 30, Duration::from_millis(100)).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_still_serving(&app).await;
+}
+
+#[tokio::test]
+async fn a4_a_broken_chunked_body_is_the_clients_fault() {
+    let app = spawn_app().await;
+    let head = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let body = b"5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n";
+    let status = send_slowly(app.addr, head, body, 2, Duration::from_millis(50)).await;
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    assert_still_serving(&app).await;
+}
+
+#[tokio::test]
+async fn b13_an_answer_that_stalls_is_cut_after_upstream_read_timeout() {
+    let app = spawn_app_with(&[("AUDITGATE_LIMITS__UPSTREAM_READ_TIMEOUT", "500ms")], None).await;
+    let req = http::Request::post(app.url("/framed/trickle/items/"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{\"name\": \"stalled\"}")))
+        .unwrap();
+    let res = client().request(req).await.unwrap();
+    assert_eq!(res.status(), 201);
+    // The upstream holds the last chunk until released: the client's body breaks off.
+    let body = tokio::time::timeout(Duration::from_secs(5), http_body_util::BodyExt::collect(res.into_body()))
+        .await
+        .expect("the stalled answer was cut");
+    assert!(body.is_err());
+    // The create happened: it is recorded, without the id it never saw.
+    let e = crate::audit::wait_entries(&app.store, 1).await;
+    assert_eq!((e[0].action.as_str(), e[0].status), ("create", 201));
+    assert_still_serving(&app).await;
+}
