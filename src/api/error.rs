@@ -55,6 +55,10 @@ impl IntoResponse for ApiError {
                 StatusCode::BAD_REQUEST,
                 json!({"error": format!("a configuration named `{name}` already exists"), "field": "name"}),
             ),
+            ApiError::Store(e) if e.is_caused_by_query() => {
+                tracing::debug!(error = %e, "query refused by the store");
+                (StatusCode::BAD_REQUEST, json!({"error": "the store cannot run this query", "field": "query"}))
+            }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "query failed");
                 (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "store unavailable"}))

@@ -159,10 +159,11 @@ fn csv_row(e: &AuditEntry, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// One CSV cell: a leading `=`, `+`, `-`, `@`, tab or CR is defused with `'`
-/// (formula injection), then the cell is quoted when it needs to be.
+/// One CSV cell: a leading `=`, `+`, `-`, `@` (after any whitespace, which
+/// spreadsheets skip), tab or CR is defused with `'` (formula injection),
+/// then the cell is quoted when it needs to be.
 fn csv_cell(cell: &str, out: &mut Vec<u8>) {
-    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let risky = cell.starts_with(['\t', '\r']) || cell.trim_start().starts_with(['=', '+', '-', '@']);
     let quote = risky || cell.contains([',', '"', '\n', '\r']);
     if quote {
         out.push(b'"');
@@ -198,6 +199,9 @@ mod tests {
         assert_eq!(cell("-2"), "\"'-2\"");
         assert_eq!(cell("@SUM(A1)"), "\"'@SUM(A1)\"");
         assert_eq!(cell("\tx"), "\"'\tx\"");
+        assert_eq!(cell(" =1+1"), "\"' =1+1\"");
+        assert_eq!(cell("\u{3000}\n@x"), "\"'\u{3000}\n@x\"");
+        assert_eq!(cell("a =1"), "a =1");
         assert_eq!(cell("a,b"), "\"a,b\"");
         assert_eq!(cell("line\nbreak"), "\"line\nbreak\"");
     }

@@ -12,6 +12,10 @@ pub enum ProxyError {
     /// The client sent something the proxy will not forward.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(&'static str),
+    #[error("not implemented: {0}")]
+    NotImplemented(&'static str),
     #[error("request body larger than max_body_bytes")]
     BodyTooLarge,
     /// The client's body broke off or was malformed (e.g. bad chunking).
@@ -31,6 +35,8 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -40,7 +46,7 @@ impl ProxyError {
     /// The fixed message a client sees.
     fn public_message(&self) -> &'static str {
         match self {
-            ProxyError::BadRequest(why) => why,
+            ProxyError::BadRequest(why) | ProxyError::MethodNotAllowed(why) | ProxyError::NotImplemented(why) => why,
             ProxyError::BodyTooLarge => "request body too large",
             ProxyError::ClientBody(_) => "malformed request body",
             ProxyError::ClientTimeout => "request body too slow",

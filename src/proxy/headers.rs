@@ -37,6 +37,74 @@ const PROTECTED: [HeaderName; 7] = [
     X_FORWARDED_FOR,
 ];
 
+/// Why a request head is refused before anything is forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400: the head breaks RFC 9112 (the reason names how).
+    Malformed(&'static str),
+    /// 405: a method a reverse proxy does not serve (`CONNECT`).
+    Method,
+    /// 501: a transfer coding other than `chunked`.
+    Coding,
+}
+
+/// Checks a request head against RFC 9112 §3.2 (one `Host`, required on
+/// HTTP/1.1), §6.1 (only `chunked`, once, last) and §6.3, and rewrites
+/// `Content-Length` in canonical form (one value, no leading zeros).
+/// Runs before the hop-by-hop headers are stripped.
+pub fn check_framing(method: &http::Method, version: http::Version, headers: &mut HeaderMap) -> Result<(), Refusal> {
+    if method == http::Method::CONNECT {
+        return Err(Refusal::Method);
+    }
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => return Err(Refusal::Malformed("more than one Host header")),
+        (None, _) if version == http::Version::HTTP_11 => return Err(Refusal::Malformed("no Host header")),
+        _ => {}
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        let mut chunked = 0;
+        for value in headers.get_all(header::TRANSFER_ENCODING) {
+            for coding in value.to_str().map_err(|_| Refusal::Malformed("Transfer-Encoding is not text"))?.split(',') {
+                match coding.trim() {
+                    c if c.eq_ignore_ascii_case("chunked") => chunked += 1,
+                    "" => {}
+                    _ => return Err(Refusal::Coding),
+                }
+            }
+        }
+        if chunked > 1 {
+            return Err(Refusal::Malformed("chunked applied more than once"));
+        }
+    }
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    let canonical = match (lengths.next(), lengths.next()) {
+        (Some(one), None) if one.as_bytes() == b"0" || !one.as_bytes().starts_with(b"0") => return Ok(()),
+        (None, _) => return Ok(()),
+        _ => {
+            // Several values (hyper lets equal ones through) or leading zeros.
+            let mut value = None;
+            for v in headers.get_all(header::CONTENT_LENGTH) {
+                let n = v
+                    .to_str()
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or(Refusal::Malformed("invalid Content-Length"))?;
+                if value.is_some_and(|m| m != n) {
+                    return Err(Refusal::Malformed("conflicting Content-Length values"));
+                }
+                value = Some(n);
+            }
+            value
+        }
+    };
+    if let Some(n) = canonical {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    Ok(())
+}
+
 /// Removes hop-by-hop headers and the ones `Connection` names. With
 /// `keep_upgrade`, `Upgrade` survives and `Connection: upgrade` is set, for a
 /// protocol switch that the proxy tunnels.
@@ -127,6 +195,47 @@ fn joined(chain: &str, peer: &HeaderValue) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn framing(method: &str, version: http::Version, pairs: &[(&str, &str)]) -> (Result<(), Refusal>, HeaderMap) {
+        let mut h = map(pairs);
+        (check_framing(&method.parse().unwrap(), version, &mut h), h)
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let (v10, v11, v2) = (http::Version::HTTP_10, http::Version::HTTP_11, http::Version::HTTP_2);
+        let host = ("host", "x");
+        assert_eq!(framing("GET", v11, &[host]).0, Ok(()));
+        assert_eq!(framing("GET", v11, &[]).0, Err(Refusal::Malformed("no Host header")));
+        assert_eq!(framing("GET", v10, &[]).0, Ok(()));
+        assert_eq!(framing("GET", v2, &[]).0, Ok(()));
+        assert_eq!(framing("GET", v10, &[host, host]).0, Err(Refusal::Malformed("more than one Host header")));
+        assert_eq!(framing("CONNECT", v11, &[host]).0, Err(Refusal::Method));
+        for te in ["chunked", "Chunked", " chunked ,"] {
+            assert_eq!(framing("POST", v11, &[host, ("transfer-encoding", te)]).0, Ok(()), "{te}");
+        }
+        for te in ["gzip, chunked", "identity", "chunked, x"] {
+            assert_eq!(framing("POST", v11, &[host, ("transfer-encoding", te)]).0, Err(Refusal::Coding), "{te}");
+        }
+        let twice = [host, ("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")];
+        assert_eq!(framing("POST", v11, &twice).0, Err(Refusal::Malformed("chunked applied more than once")));
+        let cl = |values: &[&str]| {
+            let mut pairs = vec![host];
+            pairs.extend(values.iter().map(|v| ("content-length", *v)));
+            let (r, h) = framing("POST", v11, &pairs);
+            r.map(|()| {
+                h.get_all(header::CONTENT_LENGTH).iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(cl(&["0"]), Ok(vec!["0".to_string()]));
+        assert_eq!(cl(&["17"]), Ok(vec!["17".to_string()]));
+        assert_eq!(cl(&["007"]), Ok(vec!["7".to_string()]));
+        assert_eq!(cl(&["00"]), Ok(vec!["0".to_string()]));
+        assert_eq!(cl(&["5", "5"]), Ok(vec!["5".to_string()]));
+        assert_eq!(cl(&["5", "6"]), Err(Refusal::Malformed("conflicting Content-Length values")));
+        assert_eq!(cl(&["5", "+5"]), Err(Refusal::Malformed("invalid Content-Length")));
+        assert_eq!(cl(&["5", ""]), Err(Refusal::Malformed("invalid Content-Length")));
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

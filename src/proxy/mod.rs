@@ -27,8 +27,8 @@ use tokio::sync::OwnedMutexGuard;
 use answer::AnswerBody;
 pub use body::{ResponseBody, UpstreamBody};
 pub use error::ProxyError;
-use headers::X_REQUEST_ID;
 pub use headers::strip_hop_by_hop;
+use headers::{Refusal, X_REQUEST_ID};
 pub use inbound::{BodyRate, ClientBodyError, Inbound};
 use inbound::{ClientFault, Progress};
 pub use server::{ConnInfo, serve};
@@ -116,6 +116,11 @@ impl Proxy {
             .then(|| hyper::upgrade::on(&mut req));
         let version = req.version();
         let (mut parts, body) = req.into_parts();
+        headers::check_framing(&parts.method, version, &mut parts.headers).map_err(|r| match r {
+            Refusal::Malformed(why) => ProxyError::BadRequest(why),
+            Refusal::Method => ProxyError::MethodNotAllowed("CONNECT is not served by a reverse proxy"),
+            Refusal::Coding => ProxyError::NotImplemented("only the chunked transfer coding is accepted"),
+        })?;
         // Classified exactly as forwarded (SPEC 2): the headers `Connection`
         // names are gone before the effective method or the actor is read.
         headers::strip_hop_by_hop(&mut parts.headers, upgrade.is_some());

@@ -35,10 +35,35 @@ pub struct Filter {
     pub unapplied: Option<bool>,
 }
 
+/// The filters' names, as the query string gives them.
+const FIELDS: [&str; 13] = [
+    "action",
+    "resource_type",
+    "resource_id",
+    "actor",
+    "configuration",
+    "instance",
+    "q",
+    "outcome",
+    "unapplied",
+    "status",
+    "client_ip",
+    "since",
+    "until",
+];
+
+/// The longest value a filter takes: longer is no real name, id or search,
+/// and would cost the store (a LIKE pattern's work grows with its length).
+pub const MAX_VALUE_BYTES: usize = 1024;
+
 impl Filter {
     /// Sets one filter from its query-string name; unknown names are errors.
     pub fn set(&mut self, field: &str, value: &str) -> Result<(), FilterError> {
         let err = |field: &'static str, reason: String| FilterError { field, reason };
+        if value.len() > MAX_VALUE_BYTES {
+            let name = FIELDS.iter().find(|f| **f == field).copied().unwrap_or("query");
+            return Err(err(name, format!("longer than {MAX_VALUE_BYTES} bytes")));
+        }
         let s = Some(value.to_string());
         match field {
             "action" => self.action = s,
@@ -114,6 +139,12 @@ mod tests {
         f.set("unapplied", "false").unwrap();
         f.set("status", "599").unwrap();
         assert_eq!((f.outcome.as_deref(), f.unapplied, f.status), (Some("failure"), Some(false), Some(599)));
+        let long = "x".repeat(MAX_VALUE_BYTES + 1);
+        for field in ["q", "actor", "resource_id", "client_ip", "since"] {
+            assert_eq!(Filter::default().set(field, &long).unwrap_err().field, field);
+        }
+        assert_eq!(Filter::default().set("bogus", &long).unwrap_err().field, "query");
+        Filter::default().set("q", &long[1..]).unwrap();
         for (k, v, field) in [
             ("status", "abc", "status"),
             ("status", "99", "status"),

@@ -22,6 +22,16 @@ pub enum StoreError {
     Corrupt { id: String, source: serde_json::Error },
 }
 
+impl StoreError {
+    /// Whether the query itself was refused (too complex, too big), not
+    /// the store being unavailable.
+    pub fn is_caused_by_query(&self) -> bool {
+        let StoreError::Sql(sqlx::Error::Database(e)) = self else { return false };
+        let message = e.message();
+        message.contains("too complex") || message.contains("too big") || message.contains("too many")
+    }
+}
+
 /// Sort key of an address: 16 bytes, IPv4 mapped into IPv6.
 pub fn ip_key(ip: std::net::IpAddr) -> [u8; 16] {
     match ip.to_canonical() {

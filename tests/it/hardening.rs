@@ -151,3 +151,77 @@ async fn b13_an_answer_that_stalls_is_cut_after_upstream_read_timeout() {
     assert_eq!((e[0].action.as_str(), e[0].status), ("create", 201));
     assert_still_serving(&app).await;
 }
+
+/// The status line and, for a 200 from `/inspect`, what the upstream saw.
+async fn raw_inspect(app: &TestApp, request: &str) -> (String, Option<serde_json::Value>) {
+    let answer = raw(app.addr, request.as_bytes()).await;
+    let status = answer.lines().next().unwrap_or("").to_string();
+    let seen = answer.split_once("\r\n\r\n").and_then(|(_, body)| serde_json::from_str(body).ok());
+    (status, seen)
+}
+
+#[tokio::test]
+async fn a5_host_must_be_there_once_and_connect_is_refused() {
+    let app = spawn_app().await;
+    for (request, want) in [
+        ("GET /inspect HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "HTTP/1.1 400"),
+        ("GET /inspect HTTP/1.1\r\n\r\n", "HTTP/1.1 400"),
+        ("CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", "HTTP/1.1 405"),
+        ("GET /inspect HTTP/1.0\r\n\r\n", "HTTP/1.0 200"),
+    ] {
+        let (status, _) = raw_inspect(&app, request).await;
+        assert!(status.starts_with(want), "{request:?}: {status}");
+    }
+    assert_still_serving(&app).await;
+}
+
+#[tokio::test]
+async fn a2_a3_only_chunked_is_accepted_and_content_length_goes_on_canonical() {
+    let app = spawn_app().await;
+    let post = |framing: &str, body: &str| format!("POST /inspect HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n{body}");
+    for (framing, want) in [
+        ("Transfer-Encoding: gzip, chunked", "HTTP/1.1 501"),
+        ("Transfer-Encoding: identity, chunked", "HTTP/1.1 501"),
+        ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", "HTTP/1.1 400"),
+    ] {
+        let (status, _) = raw_inspect(&app, &post(framing, "5\r\nhello\r\n0\r\n\r\n")).await;
+        assert!(status.starts_with(want), "{framing:?}: {status}");
+    }
+    for framing in ["Content-Length: 00000000000000000005", "Content-Length: 5\r\nContent-Length: 5"] {
+        let (status, seen) = raw_inspect(&app, &post(framing, "hello")).await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{framing:?}: {status}");
+        let seen = seen.unwrap();
+        assert_eq!(seen_header(&seen, "content-length"), ["5"], "{framing:?}");
+        assert_eq!(seen["body_len"], 5);
+    }
+    assert_still_serving(&app).await;
+}
+
+#[tokio::test]
+async fn e23_hostile_filters_are_400_naming_the_field_never_5xx() {
+    let app = spawn_app().await;
+    let long = "%25_".repeat(15_000);
+    for (query, field) in [
+        (format!("q={long}"), "q"),
+        (format!("actor={}", "a".repeat(2000)), "actor"),
+        ("client_ip=%27%20OR%201%3D1%20--".to_string(), "client_ip"),
+        ("status=200%20OR%201%3D1".to_string(), "status"),
+        ("limit=100000000000".to_string(), "limit"),
+        ("limit=-1".to_string(), "limit"),
+        ("cursor=%27%3B%20DROP%20TABLE%20audit_log%3B--".to_string(), "cursor"),
+        ("since=2026-02-30T00:00:00Z".to_string(), "since"),
+        ("until=tomorrow".to_string(), "until"),
+    ] {
+        let res = get(&app.query(&format!("/api/v1/audit-logs?{query}"))).await;
+        assert_eq!(res.status(), 400, "{field}: {:?}", res.body());
+        let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(body["field"], field, "{body}");
+    }
+    // A quote in a plain filter is data, not SQL: the one entry is not matched.
+    let patch = http::Request::patch(app.url("/api/items/1/")).body(http_body_util::Full::default()).unwrap();
+    send(&client(), patch).await;
+    crate::audit::wait_entries(&app.store, 1).await;
+    let res = get(&app.query("/api/v1/audit-logs?actor=%27%20OR%20%271%27%3D%271")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(res.body()).unwrap()["items"], serde_json::json!([]));
+}
