@@ -159,6 +159,11 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Bod
             h.insert(header::CONNECTION, "x-upstream-private".parse().unwrap());
             h.insert("x-upstream-private", "secret".parse().unwrap());
             h.insert("keep-alive", "timeout=5".parse().unwrap());
+            // Every other hop-by-hop header of RFC 9110 7.6.1 a response can carry.
+            h.insert("proxy-connection", "keep-alive".parse().unwrap());
+            h.insert(header::TRAILER, "x-checksum".parse().unwrap());
+            h.insert(header::UPGRADE, "h2c".parse().unwrap());
+            h.insert(header::PROXY_AUTHENTICATE, "Basic realm=\"upstream\"".parse().unwrap());
             h.insert("x-custom", "kept".parse().unwrap());
             h.append(header::SET_COOKIE, "a=1".parse().unwrap());
             h.append(header::SET_COOKIE, "b=2".parse().unwrap());

@@ -108,6 +108,22 @@ fn custom_order_and_claim() {
     assert_eq!(rules.resolve(&h, true).name, "erin");
 }
 
+/// A forwarded hop as written, with the address it names (`None`: garbage).
+fn hop() -> impl Strategy<Value = (String, Option<IpAddr>)> {
+    let addr = |text: String| {
+        let ip = text.trim_start_matches('[').split(']').next().unwrap().parse().ok();
+        (text, ip)
+    };
+    prop_oneof![
+        (any::<u8>(), any::<u8>()).prop_map(move |(a, b)| addr(format!("203.0.{a}.{b}"))),
+        (any::<u8>(), any::<u8>()).prop_map(move |(a, b)| addr(format!("10.{a}.{b}.1"))),
+        any::<u16>().prop_map(move |n| addr(format!("fd00::{n:x}"))),
+        any::<u16>().prop_map(move |n| addr(format!("[2001:db8::{n:x}]"))),
+        prop::sample::select(vec!["unknown", "_hidden", "1.2.3", "not an ip", "[::1", "10.0.0.256", "203.0.113.9:x"])
+            .prop_map(|g| (g.to_string(), None)),
+    ]
+}
+
 proptest! {
     #[test]
     fn untrusted_peers_are_never_overridden(xff in "[0-9a-f:., \\[\\]]{0,60}", a in any::<u8>(), b in any::<u8>()) {
@@ -117,12 +133,22 @@ proptest! {
     }
 
     #[test]
-    fn trusted_peers_never_yield_a_trusted_address_when_an_untrusted_one_is_right_of_garbage(
-        hops in prop::collection::vec((any::<u8>(), any::<u8>()), 1..6),
+    fn trusted_peers_walk_hops_of_every_kind_from_the_right_and_stop_at_garbage(
+        hops in prop::collection::vec(hop(), 0..7),
     ) {
-        let list: Vec<String> = hops.iter().map(|(a, b)| format!("203.0.{a}.{b}")).collect();
+        let list: Vec<&str> = hops.iter().map(|(text, _)| text.as_str()).collect();
         let h = headers(&[("x-forwarded-for", &list.join(", "))]);
-        let got = client_addr(&trusted(), "127.0.0.1".parse().unwrap(), &h).client;
-        prop_assert_eq!(got.to_string(), list.last().unwrap().clone());
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        // The rightmost hop not itself trusted, unless garbage comes first.
+        let mut expected = peer;
+        for (_, ip) in hops.iter().rev() {
+            let Some(ip) = ip else { break };
+            expected = *ip;
+            if !trusted().contains(*ip) {
+                break;
+            }
+        }
+        let got = client_addr(&trusted(), peer, &h).client;
+        prop_assert_eq!(got, expected);
     }
 }

@@ -244,4 +244,10 @@ proptest! {
         let _ = classify(&Classifier::default(), method, &path);
         let _ = classify(&configured(), method, &path);
     }
+
+    #[test]
+    fn classification_never_panics_on_any_text(path in "/\\PC{0,60}", method in "[A-Z]{1,8}") {
+        let _ = classify(&Classifier::default(), &method, &path);
+        let _ = classify(&configured(), &method, &path);
+    }
 }

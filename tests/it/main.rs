@@ -6,6 +6,7 @@ mod audit;
 mod binary;
 mod configurations;
 mod fastapi;
+mod fuzz;
 mod hardening;
 mod helpers;
 mod identity;

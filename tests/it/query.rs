@@ -83,6 +83,51 @@ async fn filters_select_the_right_entries() {
     assert_eq!(newest["items"][0]["actor"], "carol", "newest first");
 }
 
+#[tokio::test]
+async fn every_filter_excludes_entries_that_do_not_match() {
+    // Two entries that differ in every filtered field.
+    let app = spawn_app_with(&[("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1")], None).await;
+    let created = as_user(&app, "alice", Method::POST, "/api/items/", json!({"name": "kept"})).await;
+    assert_eq!(created["id"], 1);
+    let req = Request::patch(app.url("/api/orders/5/"))
+        .header("authorization", "Basic ZGF2ZTpwdw==")
+        .header("x-forwarded-for", "10.9.8.7")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(b"{\"state\": \"shipped\"}")))
+        .unwrap();
+    assert_eq!(send(&client(), req).await.status(), 404);
+    let e = wait_entries(&app.store, 2).await;
+    let instance = e[0].instance.clone();
+    for (q, expected) in [
+        ("action=create", &["alice"][..]),
+        ("action=update", &["dave"]),
+        ("resource_type=order", &["dave"]),
+        ("resource_id=1", &["alice"]),
+        ("actor=dave", &["dave"]),
+        ("client_ip=10.0.0.0/8", &["dave"]),
+        ("client_ip=127.0.0.1", &["alice"]),
+        ("outcome=failure", &["dave"]),
+        ("outcome=success", &["alice"]),
+        ("status=404", &["dave"]),
+        ("status=201", &["alice"]),
+        ("q=orders", &["dave"]),
+        ("q=kept", &["alice"]),
+        (&format!("instance={instance}"), &["dave", "alice"]),
+        ("instance=elsewhere", &[]),
+        ("configuration=anything", &[]),
+    ] {
+        let (status, body) = query(&app, &format!("/api/v1/audit-logs?{q}")).await;
+        assert_eq!(status, 200, "{q}: {body}");
+        let actors: Vec<&str> =
+            body["items"].as_array().unwrap().iter().map(|e| e["actor"].as_str().unwrap()).collect();
+        assert_eq!(actors, expected, "{q}");
+    }
+    let (_, both) = query(&app, &format!("/api/v1/audit-logs?since={}", urlencode(&e[1].timestamp))).await;
+    assert_eq!(count(&both), 1, "since includes its instant and excludes what came before");
+    let (_, first) = query(&app, &format!("/api/v1/audit-logs?until={}", urlencode(&e[0].timestamp))).await;
+    assert_eq!(count(&first), 1, "until includes its instant and excludes what came after");
+}
+
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }

@@ -56,7 +56,9 @@ async fn status_and_end_to_end_headers_are_kept_hop_by_hop_dropped() {
         let cookies: Vec<_> = h.get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
         assert!(h.get("x-upstream-private").is_none(), "a header named in Connection leaked");
-        assert!(h.get("keep-alive").is_none(), "keep-alive leaked");
+        for hop in ["keep-alive", "proxy-connection", "trailer", "upgrade", "proxy-authenticate", "connection"] {
+            assert!(h.get(hop).is_none(), "{hop} leaked to the client");
+        }
     }
 }
 
@@ -68,6 +70,9 @@ async fn request_hop_by_hop_headers_are_dropped_and_forwarding_set() {
         .header("x-secret", "hide me")
         .header("keep-alive", "timeout=5")
         .header("te", "trailers")
+        .header("proxy-connection", "keep-alive")
+        .header("trailer", "x-checksum")
+        .header("upgrade", "h2c")
         .header("proxy-authorization", "Basic Zm9vOmJhcg==")
         .header("authorization", "Bearer kept")
         .header("x-forwarded-for", "6.6.6.6")
@@ -79,7 +84,17 @@ async fn request_hop_by_hop_headers_are_dropped_and_forwarding_set() {
     let seen = inspected(&send(&client(), req).await);
     assert_eq!(seen["uri"], "/inspect?x=1&y=%20");
     assert_eq!(seen["version"], "HTTP/1.1");
-    for dropped in ["x-secret", "keep-alive", "te", "proxy-authorization", "x-remote-user"] {
+    for dropped in [
+        "x-secret",
+        "keep-alive",
+        "te",
+        "proxy-connection",
+        "trailer",
+        "upgrade",
+        "connection",
+        "proxy-authorization",
+        "x-remote-user",
+    ] {
         assert!(seen_header(&seen, dropped).is_empty(), "{dropped} reached the upstream");
     }
     assert_eq!(seen_header(&seen, "authorization"), ["Bearer kept"]);
