@@ -141,7 +141,8 @@ impl App {
         tokio::spawn(self.api.policy.clone().watch(self.store.clone(), self.config.config_refresh));
         let api = self.api.clone();
         let limits = crate::conn::ConnLimits::new(&self.config.limits);
-        let query = tokio::spawn(api::serve(self.query_listener, self.api, limits, stopped(stop_rx)));
+        let rate = crate::proxy::BodyRate::new(&self.config.limits);
+        let query = tokio::spawn(api::serve(self.query_listener, self.api, limits, rate, stopped(stop_rx)));
         let signal = async move {
             shutdown.await;
             // Readiness fails first, so a load balancer stops sending.

@@ -143,9 +143,14 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
 
 /// The JSON of a configuration body; one larger than `MAX_BODY` is 413.
 fn parse_body(body: &Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let body = body.as_ref().map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
-        _ => ApiError::BadField { field: "body", reason: e.body_text() },
+    let body = body.as_ref().map_err(|e| {
+        let mut causes = std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source());
+        let too_slow = causes.any(|c| matches!(c.downcast_ref(), Some(crate::proxy::ClientBodyError::TooSlow)));
+        match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+            _ if too_slow => ApiError::TooSlow,
+            _ => ApiError::BadField { field: "body", reason: e.body_text() },
+        }
     })?;
     serde_json::from_slice(body)
         .map_err(|e| ApiError::BadField { field: "body", reason: format!("not valid JSON: {e}") })

@@ -26,6 +26,8 @@ pub enum ApiError {
     ShuttingDown,
     #[error("request body too large")]
     TooLarge,
+    #[error("request body too slow")]
+    TooSlow,
     #[error("{0}")]
     Config(#[from] FieldError),
     #[error("store: {0}")]
@@ -47,6 +49,9 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, json!({"error": "missing or unknown bearer token"})),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, json!({"error": "this token may only read"})),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "shutting down"})),
+            ApiError::TooSlow => {
+                (StatusCode::REQUEST_TIMEOUT, json!({"error": "request body too slow", "field": "body"}))
+            }
             ApiError::TooLarge => {
                 (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": "request body too large", "field": "body"}))
             }

@@ -125,6 +125,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ApiState>,
     limits: crate::conn::ConnLimits,
+    body_rate: crate::proxy::BodyRate,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     use tower::ServiceExt;
@@ -134,7 +135,9 @@ pub async fn serve(
         move |mut req: http::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             let app = app.clone();
-            async move { app.oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {}) }
+            // The proxy port's minimum body rate holds here too.
+            let req = req.map(|body| axum::body::Body::new(crate::proxy::Inbound::new(body, body_rate)));
+            async move { app.oneshot(req).await.unwrap_or_else(|e| match e {}) }
         }
     };
     crate::conn::serve(listener, limits, handler, shutdown).await;

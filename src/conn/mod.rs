@@ -39,7 +39,12 @@ pub struct ConnLimits {
 impl ConnLimits {
     pub fn new(limits: &crate::config::Limits) -> ConnLimits {
         ConnLimits {
-            deadlines: Deadlines { header_read: limits.header_read_timeout, idle: limits.idle_timeout },
+            deadlines: Deadlines {
+                header_read: limits.header_read_timeout,
+                idle: limits.idle_timeout,
+                grace: limits.body_timeout,
+                min_rate: limits.body_min_rate,
+            },
             max_connections: limits.max_connections,
             max_header_bytes: limits.max_header_bytes,
             shutdown_timeout: limits.shutdown_timeout,
@@ -131,6 +136,11 @@ pub async fn serve<M, H, F, B>(
                         tracing::debug!(%peer, reason = why, "closing the connection");
                         break;
                     }
+                    Verdict::Abort(why) => {
+                        tracing::debug!(%peer, reason = why, "resetting the connection");
+                        clock.abort();
+                        break;
+                    }
                 };
                 tokio::select! {
                     ended = &mut connection => {
@@ -140,6 +150,7 @@ pub async fn serve<M, H, F, B>(
                         break;
                     }
                     () = tokio::time::sleep(wait) => {}
+                    () = clock.slowed.notified() => {}
                     () = clock.evicted.notified() => if clock.evicted_now() {
                         tracing::debug!(%peer, "closing an idle connection to admit a new one");
                         break;

@@ -1,6 +1,6 @@
 //! What a connection's deadlines are measured from: whether a request is in
 //! flight, since when it has been idle, when the next request's head began,
-//! and whether its writes are stalled. The socket reports reads and writes
+//! and how fast the client reads what is written to it. The socket reports reads and writes
 //! (`Watched`), the service reports requests (`Busy`, held by the answer's
 //! body until it ends).
 
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 /// "Not set" for the millisecond stamps.
@@ -31,9 +32,12 @@ fn now_ms() -> u64 {
 pub struct Deadlines {
     /// A whole request head, from accept (the first) or from its first byte.
     pub header_read: Duration,
-    /// Between one request's end and the next one's first byte; also how
-    /// long a write may stay blocked (a client that does not read).
+    /// Between one request's end and the next one's first byte.
     pub idle: Duration,
+    /// A client that makes a write wait must then read at least `min_rate`
+    /// bytes a second after `grace` (0: no minimum), as it must send its body.
+    pub grace: Duration,
+    pub min_rate: u64,
 }
 
 /// One connection's state, shared by its socket, its requests and its
@@ -48,11 +52,19 @@ pub struct Clock {
     idle_since: AtomicU64,
     /// The first byte read while idle: a request head has begun.
     head_since: AtomicU64,
-    /// Since when a write has been waiting for the client to read.
-    write_blocked_since: AtomicU64,
+    /// Bytes written to the client.
+    written: AtomicU64,
+    /// The first write of this request that had to wait for the client,
+    /// and `written` then.
+    slow_since: AtomicU64,
+    written_at_slow: AtomicU64,
     /// Set when the accept loop wants this connection closed if idle.
     evict: AtomicBool,
     pub(super) evicted: Notify,
+    /// Set when the connection is closed for reading too slowly: reset it.
+    pub(super) abort: AtomicBool,
+    /// Wakes the watchdog when a deadline starts: a write had to wait.
+    pub(super) slowed: Notify,
 }
 
 /// What the watchdog should do now.
@@ -60,6 +72,9 @@ pub struct Clock {
 pub enum Verdict {
     /// Close: the named deadline passed.
     Close(&'static str),
+    /// Close with a reset: the client reads too slowly, and what is
+    /// still unsent must not linger in the kernel.
+    Abort(&'static str),
     /// Look again after this long.
     Wait(Duration),
 }
@@ -71,9 +86,13 @@ impl Clock {
             served: AtomicU64::new(0),
             idle_since: AtomicU64::new(now_ms()),
             head_since: AtomicU64::new(UNSET),
-            write_blocked_since: AtomicU64::new(UNSET),
+            written: AtomicU64::new(0),
+            slow_since: AtomicU64::new(UNSET),
+            written_at_slow: AtomicU64::new(0),
             evict: AtomicBool::new(false),
             evicted: Notify::new(),
+            abort: AtomicBool::new(false),
+            slowed: Notify::new(),
         }
     }
 
@@ -87,6 +106,7 @@ impl Clock {
     fn end(&self) {
         if self.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.head_since.store(UNSET, Ordering::Relaxed);
+            self.slow_since.store(UNSET, Ordering::Relaxed);
             self.idle_since.store(now_ms(), Ordering::Relaxed);
         }
     }
@@ -107,6 +127,11 @@ impl Clock {
         self.evicted.notify_one();
     }
 
+    /// Marks the connection for a reset when its socket closes.
+    pub fn abort(&self) {
+        self.abort.store(true, Ordering::Relaxed);
+    }
+
     /// Whether an eviction was asked for and the connection is idle.
     pub fn evicted_now(&self) -> bool {
         self.evict.swap(false, Ordering::Relaxed) && self.idle()
@@ -118,11 +143,14 @@ impl Clock {
         }
     }
 
-    fn write_blocked(&self, blocked: bool) {
-        let since = self.write_blocked_since.load(Ordering::Relaxed);
-        match (blocked, since == UNSET) {
-            (true, true) => self.write_blocked_since.store(now_ms(), Ordering::Relaxed),
-            (false, false) => self.write_blocked_since.store(UNSET, Ordering::Relaxed),
+    fn wrote(&self, polled: &Poll<io::Result<usize>>) {
+        match polled {
+            Poll::Ready(Ok(n)) => _ = self.written.fetch_add(*n as u64, Ordering::Relaxed),
+            Poll::Pending if self.slow_since.load(Ordering::Relaxed) == UNSET && !self.idle() => {
+                self.written_at_slow.store(self.written.load(Ordering::Relaxed), Ordering::Relaxed);
+                self.slow_since.store(now_ms(), Ordering::Relaxed);
+                self.slowed.notify_one();
+            }
             _ => {}
         }
     }
@@ -130,8 +158,8 @@ impl Clock {
     /// The deadline in force and whether it has passed: a whole first
     /// head within `header_read` of accept; a later head within
     /// `header_read` of its first byte; the next request's first byte
-    /// within `idle`; and, while a request is in flight, no write blocked
-    /// for longer than `idle`.
+    /// within `idle`; and, once a write of a request in flight had to wait,
+    /// the client reads at `min_rate` after `grace`.
     pub fn verdict(&self, d: Deadlines) -> Verdict {
         self.verdict_at(d, now_ms())
     }
@@ -139,9 +167,17 @@ impl Clock {
     fn verdict_at(&self, d: Deadlines, now: u64) -> Verdict {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(UNSET - 1);
         let (deadline, why) = if !self.idle() {
-            match self.write_blocked_since.load(Ordering::Relaxed) {
-                UNSET => return Verdict::Wait(d.idle.min(d.header_read)),
-                since => (since.saturating_add(ms(d.idle)), "the client stopped reading"),
+            match self.slow_since.load(Ordering::Relaxed) {
+                since if since == UNSET || d.min_rate == 0 => return Verdict::Wait(d.idle.min(d.header_read)),
+                since => {
+                    let read = self.written.load(Ordering::Relaxed) - self.written_at_slow.load(Ordering::Relaxed);
+                    let earned = read.saturating_mul(1000) / d.min_rate;
+                    let due = since.saturating_add(ms(d.grace)).saturating_add(earned);
+                    return match now.checked_sub(due) {
+                        Some(_) => Verdict::Abort("the client reads too slowly"),
+                        None => Verdict::Wait(Duration::from_millis(due - now)),
+                    };
+                }
             }
         } else if self.served.load(Ordering::Relaxed) == 0 {
             (self.idle_since.load(Ordering::Relaxed).saturating_add(ms(d.header_read)), "no request head")
@@ -165,50 +201,54 @@ impl Drop for Busy {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The socket, reporting reads and blocked writes to its clock.
-    #[derive(Debug)]
-    pub struct Watched<T> {
-        #[pin]
-        inner: T,
-        clock: std::sync::Arc<Clock>,
-    }
+/// The socket, reporting reads and writes to its clock. Closed by a reset
+/// when the clock says so (`abort`): a slow reader's unsent answer is not
+/// left in the kernel to trickle out.
+#[derive(Debug)]
+pub struct Watched {
+    inner: TcpStream,
+    clock: std::sync::Arc<Clock>,
 }
 
-impl<T> Watched<T> {
-    pub fn new(inner: T, clock: std::sync::Arc<Clock>) -> Watched<T> {
+impl Watched {
+    pub fn new(inner: TcpStream, clock: std::sync::Arc<Clock>) -> Watched {
         Watched { inner, clock }
     }
 }
 
-impl<T: AsyncRead> AsyncRead for Watched<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.project();
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if self.clock.abort.load(Ordering::Relaxed) {
+            let _ = self.inner.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let polled = this.inner.poll_read(cx, buf);
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.clock.read();
+            self.clock.read();
         }
         polled
     }
 }
 
-impl<T: AsyncWrite> AsyncWrite for Watched<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self.project();
-        let polled = this.inner.poll_write(cx, buf);
-        this.clock.write_blocked(polled.is_pending());
+impl AsyncWrite for Watched {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.clock.wrote(&polled);
         polled
     }
 
     fn poll_write_vectored(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.project();
-        let polled = this.inner.poll_write_vectored(cx, bufs);
-        this.clock.write_blocked(polled.is_pending());
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.clock.wrote(&polled);
         polled
     }
 
@@ -216,12 +256,12 @@ impl<T: AsyncWrite> AsyncWrite for Watched<T> {
         self.inner.is_write_vectored()
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -268,7 +308,12 @@ mod tests {
 
     use super::*;
 
-    const D: Deadlines = Deadlines { header_read: Duration::from_secs(10), idle: Duration::from_secs(60) };
+    const D: Deadlines = Deadlines {
+        header_read: Duration::from_secs(10),
+        idle: Duration::from_secs(60),
+        grace: Duration::from_secs(10),
+        min_rate: 500,
+    };
 
     fn clock_at(start: u64) -> Arc<Clock> {
         let clock = Arc::new(Clock::new());
@@ -300,16 +345,26 @@ mod tests {
     }
 
     #[test]
-    fn a_busy_connection_is_closed_only_when_its_writes_stay_blocked() {
+    fn a_busy_connection_is_closed_only_when_its_client_reads_too_slowly() {
         let clock = clock_at(0);
-        let _busy = clock.begin();
-        clock.write_blocked(true);
-        let since = clock.write_blocked_since.load(Ordering::Relaxed);
-        clock.write_blocked(true);
-        assert_eq!(clock.write_blocked_since.load(Ordering::Relaxed), since, "the first block counts");
-        assert_eq!(clock.verdict_at(D, since + 60_000), Verdict::Close("the client stopped reading"));
-        clock.write_blocked(false);
-        assert_eq!(clock.verdict_at(D, since + 60_000), Verdict::Wait(Duration::from_secs(10)));
+        let busy = clock.begin();
+        clock.wrote(&Poll::Ready(Ok(1_000_000)));
+        assert_eq!(clock.verdict_at(D, u64::MAX / 2), Verdict::Wait(Duration::from_secs(10)), "never had to wait");
+        clock.wrote(&Poll::Pending);
+        let since = clock.slow_since.load(Ordering::Relaxed);
+        clock.wrote(&Poll::Pending);
+        assert_eq!(clock.slow_since.load(Ordering::Relaxed), since, "the first wait counts");
+        assert_eq!(clock.verdict_at(D, since + 10_000), Verdict::Abort("the client reads too slowly"));
+        // 1000 bytes read since: two more seconds at 500 bytes a second.
+        clock.wrote(&Poll::Ready(Ok(1000)));
+        assert_eq!(clock.verdict_at(D, since + 10_000), Verdict::Wait(Duration::from_secs(2)));
+        assert_eq!(clock.verdict_at(D, since + 12_000), Verdict::Abort("the client reads too slowly"));
+        let off = Deadlines { min_rate: 0, ..D };
+        assert_eq!(clock.verdict_at(off, since + 12_000), Verdict::Wait(Duration::from_secs(10)));
+        // The next request starts afresh.
+        drop(busy);
+        let _next = clock.begin();
+        assert_eq!(clock.verdict_at(D, since + 12_000), Verdict::Wait(Duration::from_secs(10)));
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub struct BodyRate {
     pub min_rate: u64,
 }
 
+impl BodyRate {
+    pub fn new(limits: &crate::config::Limits) -> BodyRate {
+        BodyRate { grace: limits.body_timeout, min_rate: limits.body_min_rate }
+    }
+}
+
 /// Why a client's body did not arrive whole.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientBodyError {

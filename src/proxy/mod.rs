@@ -95,7 +95,7 @@ impl Proxy {
             actor: config.actor.clone(),
             method_override: config.method_override,
             limits: config.limits.clone(),
-            body_rate: BodyRate { grace: config.limits.body_timeout, min_rate: config.limits.body_min_rate },
+            body_rate: BodyRate::new(&config.limits),
             policy,
             whoami: config.actor.whoami_url.clone().map(|url| Whoami::new(url, config.actor.whoami_field.clone())),
         })

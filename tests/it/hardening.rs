@@ -114,6 +114,10 @@ async fn b11_a_trickled_body_is_cut_with_408_and_a_slow_real_upload_succeeds() {
         let status = send_slowly(app.addr, &head, &trickle, 40, Duration::from_millis(150)).await;
         assert!(status.starts_with("HTTP/1.1 408"), "{path}: {status}");
     }
+    // The query port holds bodies to the same rate.
+    let head = "POST /api/v1/audit-configurations HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n";
+    let status = send_slowly(app.query_addr, head, &trickle, 40, Duration::from_millis(150)).await;
+    assert!(status.starts_with("HTTP/1.1 408"), "query port: {status}");
     // 240 KB at about 80 KB/s: three times upstream_timeout, far above the rate.
     let upload = vec![b'y'; 240_000];
     let head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 240000\r\n\r\n";
@@ -224,4 +228,24 @@ async fn e23_hostile_filters_are_400_naming_the_field_never_5xx() {
     let res = get(&app.query("/api/v1/audit-logs?actor=%27%20OR%20%271%27%3D%271")).await;
     assert_eq!(res.status(), 200);
     assert_eq!(serde_json::from_slice::<serde_json::Value>(res.body()).unwrap()["items"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn b11_a_client_that_reads_too_slowly_is_disconnected() {
+    let app = spawn_app_with(&[("AUDITGATE_LIMITS__BODY_TIMEOUT", "1s")], None).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(b"GET /big?bytes=50000000 HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    // Not reading: the socket buffers fill, the proxy's writes wait.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got += n,
+            Err(_) => panic!("the slow reader was never disconnected"),
+        }
+    }
+    assert!(got < 50_000_000, "the whole answer was delivered");
+    assert_still_serving(&app).await;
 }

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Slow-client attacks with slowhttptest (Debian) against both ports of a
+# release auditgate in front of the example upstream: slowloris (-H), slow
+# body (-B) and slow read (-X), each with CONNS connections for LENGTH
+# seconds, while a probe sends a normal GET every
+# 100 ms on a new connection and times it. Prints a Markdown table per attack
+# and port: slowhttptest's own verdict, probe answers, failures, p50/p99/max.
+#
+# Usage: scripts/slow-clients.sh   (env: CONNS=1000 LENGTH=30 MAX_CONNECTIONS=10000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNS=${CONNS:-1000}
+LENGTH=${LENGTH:-30}
+MAX_CONNECTIONS=${MAX_CONNECTIONS:-10000}
+# Each slow connection holds a socket, and one to the upstream.
+ulimit -n "$(ulimit -Hn)"
+
+if ! command -v slowhttptest >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq slowhttptest >/dev/null
+fi
+cargo build --release --quiet --bin auditgate --example upstream
+
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+
+up_port=$(free_port); ag_port=$(free_port); q_port=$(free_port)
+target/release/examples/upstream "127.0.0.1:$up_port" > "$work/upstream.out" &
+pids+=($!)
+wait_port "$up_port"
+mkdir -p "$work/rules"
+RUST_LOG=warn \
+  AUDITGATE_LIMITS__MAX_CONNECTIONS=$MAX_CONNECTIONS \
+  AUDITGATE_LIMITS__HEADER_READ_TIMEOUT=5s \
+  AUDITGATE_LIMITS__IDLE_TIMEOUT=10s \
+  AUDITGATE_LIMITS__BODY_TIMEOUT=5s \
+  target/release/auditgate serve --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$ag_port" \
+  --query-listen "127.0.0.1:$q_port" --rules "$work/rules" --database "sqlite://$work/audit.db" \
+  2> "$work/auditgate.log" &
+pids+=($!)
+wait_port "$ag_port"
+wait_port "$q_port"
+
+# probe URL out: one line per request, "<http code> <seconds>", until killed.
+probe() {
+  while true; do
+    curl -s -o /dev/null --max-time 5 -w '%{http_code} %{time_total}\n' "$1" || echo "000 5"
+    sleep 0.1
+  done > "$2"
+}
+
+# attack flag port url-path probe-path
+attack() {
+  local flag=$1 port=$2 path=$3 probe_path=$4 name
+  name="${flag}-${port}"
+  probe "http://127.0.0.1:$port$probe_path" "$work/$name.probe" &
+  local probe_pid=$!
+  # -i 3: follow-up data every 3 s; -r: connections per second; -p: probe
+  # timeout; -X reads 1 byte every 2 s from a 32-byte window.
+  local extra=()
+  case $flag in
+    -X) extra=(-k 3 -n 2 -w 16 -y 32 -z 1) ;;
+    -B) extra=(-s 100000) ;;
+  esac
+  slowhttptest "$flag" -c "$CONNS" -r 200 -i 3 -l "$LENGTH" -p 3 "${extra[@]}" \
+    -u "http://127.0.0.1:$port$path" > "$work/$name.out" 2>&1 &
+  local attack_pid=$!
+  # What auditgate still holds near the end (slowhttptest's own count
+  # misses resets it has not read yet).
+  sleep $((LENGTH - 3))
+  ss -Htn state established "( sport = :$port )" | wc -l > "$work/$name.held"
+  wait "$attack_pid" || true
+  kill "$probe_pid" 2>/dev/null || true
+  wait "$probe_pid" 2>/dev/null || true
+  python3 - "$flag" "$port" "$work/$name.out" "$work/$name.probe" "$ag_port" "$work/$name.held" <<'PY'
+import re, statistics, sys
+flag, port, out, probe, ag, held = sys.argv[1:7]
+held = open(held).read().strip()
+text = re.sub(r"\x1b\[[0-9;]*m", "", open(out, errors="replace").read())
+connected = max((int(n) for n in re.findall(r"connected:\s+(\d+)", text)), default=0)
+unavailable = len(re.findall(r"service available:\s+NO", text))
+verdict = re.search(r"Exit status:\s*([^\n]+)", text)
+samples = [l.split() for l in open(probe) if l.strip()]
+times = sorted(float(t) * 1000 for c, t in samples if c == "200")
+failed = sum(1 for c, _ in samples if c != "200")
+q = lambda p: times[min(len(times) - 1, int(p * len(times)))] if times else float("nan")
+kind = {"-H": "slowloris", "-B": "slow body", "-X": "slow read"}[flag]
+where = "proxy" if port == ag else "query"
+print(f"| {kind} | {where} | {connected} | {held} | {unavailable} | {verdict.group(1).strip() if verdict else '?'} | {len(samples)} | {failed} | {q(0.5):.1f} | {q(0.99):.1f} | {max(times) if times else float('nan'):.1f} |")
+PY
+}
+
+echo "| attack | port | most connected | held by auditgate 3 s before the end | seconds slowhttptest saw the service down | exit status | probe requests | probe failures | p50 ms | p99 ms | max ms |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+attack -H "$ag_port" / /
+attack -B "$ag_port" /echo /
+attack -X "$ag_port" "/big?bytes=20000000" /
+attack -H "$q_port" /healthz /healthz
+attack -B "$q_port" /api/v1/audit-configurations /healthz
+attack -X "$q_port" /api/v1/audit-logs/export?format=ndjson /healthz
+echo
+echo "connections per attack: $CONNS for ${LENGTH}s; max_connections $MAX_CONNECTIONS; header_read_timeout 5s, idle_timeout 10s, body_timeout 5s"
