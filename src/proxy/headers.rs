@@ -56,13 +56,25 @@ pub fn check_framing(method: &http::Method, version: http::Version, headers: &mu
     if method == http::Method::CONNECT {
         return Err(Refusal::Method);
     }
-    let mut hosts = headers.get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (_, Some(_)) => return Err(Refusal::Malformed("more than one Host header")),
-        (None, _) if version == http::Version::HTTP_11 => return Err(Refusal::Malformed("no Host header")),
-        _ => {}
+    // One pass over the head (most requests carry no Transfer-Encoding and
+    // a plain Content-Length, if any).
+    let (mut hosts, mut coded, mut lengths, mut odd_length) = (0u32, false, 0u32, false);
+    for (name, value) in headers.iter() {
+        if name == header::HOST {
+            hosts += 1;
+        } else if name == header::TRANSFER_ENCODING {
+            coded = true;
+        } else if name == header::CONTENT_LENGTH {
+            lengths += 1;
+            odd_length |= value.len() > 1 && value.as_bytes()[0] == b'0';
+        }
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    match hosts {
+        0 if version == http::Version::HTTP_11 => return Err(Refusal::Malformed("no Host header")),
+        0 | 1 => {}
+        _ => return Err(Refusal::Malformed("more than one Host header")),
+    }
+    if coded {
         let mut chunked = 0;
         for value in headers.get_all(header::TRANSFER_ENCODING) {
             for coding in value.to_str().map_err(|_| Refusal::Malformed("Transfer-Encoding is not text"))?.split(',') {
@@ -77,30 +89,24 @@ pub fn check_framing(method: &http::Method, version: http::Version, headers: &mu
             return Err(Refusal::Malformed("chunked applied more than once"));
         }
     }
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
-    let canonical = match (lengths.next(), lengths.next()) {
-        (Some(one), None) if one.as_bytes() == b"0" || !one.as_bytes().starts_with(b"0") => return Ok(()),
-        (None, _) => return Ok(()),
-        _ => {
-            // Several values (hyper lets equal ones through) or leading zeros.
-            let mut value = None;
-            for v in headers.get_all(header::CONTENT_LENGTH) {
-                let n = v
-                    .to_str()
-                    .ok()
-                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or(Refusal::Malformed("invalid Content-Length"))?;
-                if value.is_some_and(|m| m != n) {
-                    return Err(Refusal::Malformed("conflicting Content-Length values"));
-                }
-                value = Some(n);
+    if lengths > 1 || odd_length {
+        // Several values (hyper lets equal ones through) or leading zeros.
+        let mut length = None;
+        for v in headers.get_all(header::CONTENT_LENGTH) {
+            let n = v
+                .to_str()
+                .ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or(Refusal::Malformed("invalid Content-Length"))?;
+            if length.is_some_and(|m| m != n) {
+                return Err(Refusal::Malformed("conflicting Content-Length values"));
             }
-            value
+            length = Some(n);
         }
-    };
-    if let Some(n) = canonical {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        if let Some(n) = length {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
     }
     Ok(())
 }
