@@ -8,18 +8,6 @@ use tokio::net::TcpStream;
 
 use crate::helpers::*;
 
-/// True when the server closes `stream` within `limit` (reading what it sends).
-async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
-    let mut buf = [0u8; 1024];
-    loop {
-        match tokio::time::timeout(limit, stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(_)) => continue,
-            Err(_) => return false,
-        }
-    }
-}
-
 #[tokio::test]
 async fn b10_silent_and_partial_connections_are_closed_after_header_read_timeout_on_both_ports() {
     let app = spawn_app_with(&[("AUDITGATE_LIMITS__HEADER_READ_TIMEOUT", "500ms")], None).await;

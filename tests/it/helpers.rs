@@ -245,3 +245,15 @@ pub async fn as_diana(url: &str, method: Method, body: Option<Value>, extra: &[(
     };
     send(&client(), b.body(body).unwrap()).await
 }
+
+/// True when the server closes `stream` within `limit` (reading what it sends).
+pub async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}

@@ -10,18 +10,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::*;
 
-/// True when the server closes `stream` within `limit` (reading what it sends).
-async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
-    let mut buf = [0u8; 1024];
-    loop {
-        match tokio::time::timeout(limit, stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(_)) => continue,
-            Err(_) => return false,
-        }
-    }
-}
-
 fn status_line(answer: &str) -> &str {
     answer.lines().next().unwrap_or("")
 }
