@@ -242,7 +242,7 @@ impl Auditor {
         self.record(p, Outcome::Error, &answered, None);
     }
 
-    fn record(&self, p: Pending, outcome: Outcome, answered: &Answered, after: Option<Value>) {
+    fn record(&self, mut p: Pending, outcome: Outcome, answered: &Answered, after: Option<Value>) {
         let status = answered.status;
         let mut changes = diff(p.before.as_ref(), after.as_ref());
         changes = without_ignored(changes, &self.ignore_fields);
@@ -274,6 +274,8 @@ impl Auditor {
             self.redactor.redact(&mut v);
             v
         });
+        let state = after.as_ref().or(p.before.as_ref());
+        let resource_id = as_the_app_writes_it(p.classified.resource.id.take(), state, p.id_field());
         let c = p.classified;
         let entry = AuditEntry {
             id: String::new(),
@@ -287,7 +289,7 @@ impl Auditor {
             status,
             duration_ms: (answered.took.as_secs_f64() * 1e6).round() / 1e3,
             resource_type: c.resource.kind,
-            resource_id: c.resource.id,
+            resource_id,
             parents: c.resource.parents,
             actor: p.request.actor.name,
             actor_source: p.request.actor.source,
@@ -373,6 +375,22 @@ fn body_value(body: &[u8], max: usize) -> Value {
     Value::String(text.to_string())
 }
 
+/// The resource's id as the app writes it in its own state, when the path
+/// spelled the same number differently (`/items/007/` for item 7): the
+/// entry then files under the resource the app changed. Any other id is
+/// kept as the path gave it.
+fn as_the_app_writes_it(id: Option<String>, state: Option<&Value>, id_field: &str) -> Option<String> {
+    let id = id?;
+    let decimal = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let own = match state.and_then(|v| v.pointer(id_field)) {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => return Some(id),
+    };
+    let same_number = decimal(&id) && decimal(&own) && id.trim_start_matches('0') == own.trim_start_matches('0');
+    Some(if same_number { own } else { id })
+}
+
 /// A 2xx or 3xx answer: the change was made.
 fn success(status: u16) -> bool {
     (200..400).contains(&status)
@@ -399,6 +417,22 @@ mod tests {
     fn ids_are_escaped_in_snapshot_urls() {
         assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
         assert_eq!(encode_segment("0b9e-x_1.~"), "0b9e-x_1.~");
+    }
+
+    #[test]
+    fn a_zero_padded_id_files_under_the_apps_own() {
+        let state = serde_json::json!({"id": 7, "code": "007", "name": "x"});
+        let id = |path_id: &str, field: &str| as_the_app_writes_it(Some(path_id.into()), Some(&state), field);
+        assert_eq!(id("007", "/id").as_deref(), Some("7"));
+        assert_eq!(id("7", "/id").as_deref(), Some("7"));
+        assert_eq!(id("0", "/id").as_deref(), Some("0"));
+        // A string key keeps its zeros; other ids are never replaced.
+        assert_eq!(id("007", "/code").as_deref(), Some("007"));
+        assert_eq!(id("8", "/id").as_deref(), Some("8"));
+        assert_eq!(id("abc", "/name").as_deref(), Some("abc"));
+        assert_eq!(id("007", "/missing").as_deref(), Some("007"));
+        assert_eq!(as_the_app_writes_it(None, Some(&state), "/id"), None);
+        assert_eq!(as_the_app_writes_it(Some("007".into()), None, "/id").as_deref(), Some("007"));
     }
 
     #[test]

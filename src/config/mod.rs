@@ -93,6 +93,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     pub fail_mode: FailMode,
     pub method_override: OverridePolicy,
+    /// Whether a change whose path holds `%2F` or `%5C` is refused.
+    pub reject_encoded_slashes: bool,
     pub retention_days: u32,
     pub config_refresh: Duration,
     pub log_format: LogFormat,
@@ -162,6 +164,14 @@ impl RawConfig {
             other => {
                 p.add(format!("method_override: `{other}` is not `honour`, `strip` or `reject`"));
                 OverridePolicy::Honour
+            }
+        };
+        let reject_encoded_slashes = match self.encoded_slashes.as_str() {
+            "reject" => true,
+            "keep" => false,
+            other => {
+                p.add(format!("encoded_slashes: `{other}` is not `reject` or `keep`"));
+                true
             }
         };
         let log_format = match self.log_format.as_str() {
@@ -267,6 +277,7 @@ impl RawConfig {
             trusted_proxies: TrustedProxies::new(nets),
             fail_mode,
             method_override,
+            reject_encoded_slashes,
             retention_days: self.retention_days,
             config_refresh,
             log_format,

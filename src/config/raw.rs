@@ -17,6 +17,10 @@ pub struct RawConfig {
     pub trusted_proxies: Vec<String>,
     pub fail_mode: String,
     pub method_override: String,
+    /// Not in the SPEC example: `reject` (default) refuses a change whose
+    /// path holds an encoded `/` or `\`; `keep` forwards it (for apps that
+    /// use `%2F` inside ids).
+    pub encoded_slashes: String,
     pub retention_days: u32,
     pub config_refresh: String,
     pub log_format: String,
@@ -42,6 +46,7 @@ impl Default for RawConfig {
             trusted_proxies: Vec::new(),
             fail_mode: "open".into(),
             method_override: "honour".into(),
+            encoded_slashes: "reject".into(),
             retention_days: 0,
             config_refresh: "2s".into(),
             log_format: "text".into(),

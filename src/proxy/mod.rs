@@ -47,6 +47,13 @@ use crate::resource::{
 use crate::snapshot::Snapshotter;
 use crate::whoami::Whoami;
 
+/// Whether a path holds `%2F` or `%5C` (any case).
+fn has_encoded_slash(path: &str) -> bool {
+    path.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && matches!((w[1], w[2].to_ascii_uppercase()), (b'2', b'F') | (b'5', b'C')))
+}
+
 /// Sets `X-Request-Id` to a new ULID unless the client sent one; allocates
 /// only when it makes one.
 fn set_request_id(headers: &mut HeaderMap) {
@@ -70,6 +77,7 @@ pub struct Proxy {
     trusted: TrustedProxies,
     actor: ActorRules,
     method_override: OverridePolicy,
+    reject_encoded_slashes: bool,
     limits: Limits,
     /// How slowly a client may send its body.
     body_rate: BodyRate,
@@ -94,6 +102,7 @@ impl Proxy {
             trusted: config.trusted_proxies.clone(),
             actor: config.actor.clone(),
             method_override: config.method_override,
+            reject_encoded_slashes: config.reject_encoded_slashes,
             limits: config.limits.clone(),
             body_rate: BodyRate::new(&config.limits),
             policy,
@@ -129,6 +138,12 @@ impl Proxy {
         let (body, audit) = match self.candidate(&method, &parts, &policy) {
             None => (UpstreamBody::stream(Inbound::new(body, self.body_rate)), Audit::Unrecorded(None)),
             Some(classified) => {
+                // Routers disagree on `%2F` (a separator to some, part of a
+                // segment to others): the trail could name another resource.
+                if self.reject_encoded_slashes && classified.action.is_mutation() && has_encoded_slash(parts.uri.path())
+                {
+                    return Err(ProxyError::BadRequest("encoded slash in the path of a change"));
+                }
                 let body = Inbound::new(body, self.body_rate);
                 self.begin_audit(conn, &mut parts, body, classified, &policy).await?
             }

@@ -2,7 +2,9 @@
 //! bounded copy is kept for the trail (a created id in the body). When the
 //! answer ends, a hook runs on the copy before the client is given the end,
 //! so that what the hook does (taking the new resource's turn) happens
-//! before the client can act on the answer. Nothing is buffered for it.
+//! before the client can act on the answer. Nothing is buffered for it. A
+//! client that leaves early does not cost the trail its id: the rest of the
+//! answer is read (within the bound) and the hook run without it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,16 +16,15 @@ use http_body::{Body, Frame, SizeHint};
 use super::answer::{AnswerBody, AnswerError};
 
 /// What runs when the answer has ended: given the copy, or `None` when the
-/// answer was larger than the bound. Not run when the answer breaks off or
-/// the client goes away (the hook is dropped instead).
+/// answer was larger than the bound. Not run when the answer breaks off
+/// (the hook is dropped instead).
 pub type EndHook = Box<dyn FnOnce(Option<Bytes>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// The answer's body as the client receives it, with the copy on the side.
 pub struct Tee {
-    inner: AnswerBody,
-    copy: BytesMut,
-    limit: usize,
-    overflowed: bool,
+    /// Taken only when the tee is dropped before the answer's end.
+    inner: Option<AnswerBody>,
+    copy: Kept,
     hook: Option<EndHook>,
     /// The hook's work, polled to completion before `held` is released.
     ending: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
@@ -34,7 +35,36 @@ pub struct Tee {
 
 impl std::fmt::Debug for Tee {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tee").field("copied", &self.copy.len()).field("ended", &self.ended).finish_non_exhaustive()
+        f.debug_struct("Tee")
+            .field("copied", &self.copy.bytes.len())
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The bounded copy of an answer.
+struct Kept {
+    bytes: BytesMut,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl Kept {
+    fn keep(&mut self, data: &Bytes) {
+        if self.overflowed {
+            return;
+        }
+        if self.bytes.len() + data.len() > self.limit {
+            self.overflowed = true;
+            self.bytes = BytesMut::new();
+        } else {
+            self.bytes.extend_from_slice(data);
+        }
+    }
+
+    /// The copy, or `None` when the answer was larger than the bound.
+    fn take(&mut self) -> Option<Bytes> {
+        (!self.overflowed).then(|| std::mem::take(&mut self.bytes).freeze())
     }
 }
 
@@ -42,10 +72,8 @@ impl Tee {
     /// Streams `inner`, copying up to `limit` bytes, and runs `hook` at its end.
     pub fn new(inner: AnswerBody, limit: usize, hook: EndHook) -> Tee {
         Tee {
-            inner,
-            copy: BytesMut::new(),
-            limit,
-            overflowed: false,
+            inner: Some(inner),
+            copy: Kept { bytes: BytesMut::new(), limit, overflowed: false },
             hook: Some(hook),
             ending: None,
             held: None,
@@ -53,25 +81,41 @@ impl Tee {
         }
     }
 
-    fn keep(&mut self, data: &Bytes) {
-        if self.overflowed {
-            return;
-        }
-        if self.copy.len() + data.len() > self.limit {
-            self.overflowed = true;
-            self.copy = BytesMut::new();
-        } else {
-            self.copy.extend_from_slice(data);
-        }
-    }
-
     /// Starts the hook on the copy; `last` is released once it is done.
     fn end(&mut self, last: Option<Frame<Bytes>>) {
-        let copy = (!self.overflowed).then(|| std::mem::take(&mut self.copy).freeze());
+        let copy = self.copy.take();
         if let Some(hook) = self.hook.take() {
             self.ending = Some(hook(copy));
         }
         self.held = Some(last);
+    }
+}
+
+impl Drop for Tee {
+    /// The client went away before the end: the hook still runs, after
+    /// the rest of the answer has been read (or it is dropped if the
+    /// answer breaks off), in a task of its own.
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if let Some(ending) = self.ending.take() {
+            runtime.spawn(ending);
+            return;
+        }
+        let (Some(hook), Some(mut inner)) = (self.hook.take(), self.inner.take()) else { return };
+        let mut copy = std::mem::replace(&mut self.copy, Kept { bytes: BytesMut::new(), limit: 0, overflowed: true });
+        runtime.spawn(async move {
+            while let Some(frame) = http_body_util::BodyExt::frame(&mut inner).await {
+                match frame {
+                    Ok(frame) => {
+                        if let Some(data) = frame.data_ref() {
+                            copy.keep(data);
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+            hook(copy.take()).await;
+        });
     }
 }
 
@@ -93,14 +137,15 @@ impl Body for Tee {
             if this.ended {
                 return Poll::Ready(None);
             }
-            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            let inner = this.inner.as_mut().expect("taken only on drop");
+            match ready!(Pin::new(&mut *inner).poll_frame(cx)) {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
-                        this.keep(data);
+                        this.copy.keep(data);
                     }
                     // With a declared length the client has the whole answer
                     // with its last data frame: hold that one back.
-                    if !this.inner.is_end_stream() {
+                    if !inner.is_end_stream() {
                         return Poll::Ready(Some(Ok(frame)));
                     }
                     this.end(Some(frame));
@@ -121,6 +166,6 @@ impl Body for Tee {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner.as_ref().map_or_else(SizeHint::default, Body::size_hint)
     }
 }

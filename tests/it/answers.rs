@@ -309,3 +309,26 @@ async fn what_was_asked_but_not_applied_is_recorded() {
     assert_eq!(bad.status(), 400);
     assert_eq!(serde_json::from_slice::<Value>(bad.body()).unwrap()["field"], "unapplied");
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_before_the_end_does_not_cost_the_entry_its_id() {
+    let app = spawn_app().await;
+    let upstream = app.upstream.as_ref().unwrap().url();
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let body = r#"{"name": "left"}"#;
+    let head = format!(
+        "POST /framed/trickle/items/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 201"));
+    // Gone before the answer's last chunk; the upstream then finishes it.
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    post(&format!("{upstream}/framed/release"), Value::Null).await;
+    let e = wait_entries(&app.store, 1).await;
+    assert_eq!(summary(&e[0]), ("create", Some("1"), None));
+    assert_eq!(e[0].after, Some(json!({"id": 1, "name": "left"})));
+}

@@ -237,3 +237,114 @@ async fn b11_a_client_that_reads_too_slowly_is_disconnected() {
     assert!(got < 50_000_000, "the whole answer was delivered");
     assert_still_serving(&app).await;
 }
+
+#[tokio::test]
+async fn a7_connection_cannot_drop_what_the_proxy_adds_or_relies_on() {
+    let app = spawn_app().await;
+    let (status, seen) = raw_inspect(
+        &app,
+        "GET /inspect HTTP/1.1\r\nHost: x\r\nConnection: X-Forwarded-For, Authorization, X-Request-Id\r\n\
+         Authorization: Basic YWxpY2U6cHc=\r\nX-Request-Id: mine\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n",
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let seen = seen.unwrap();
+    assert_eq!(seen_header(&seen, "authorization"), ["Basic YWxpY2U6cHc="]);
+    assert_eq!(seen_header(&seen, "x-request-id"), ["mine"]);
+    // The proxy's own forwarding header, with the real peer, not the client's claim.
+    assert_eq!(seen_header(&seen, "x-forwarded-for"), ["127.0.0.1"]);
+}
+
+#[tokio::test]
+async fn a8_expect_100_continue_is_answered_before_the_body_is_sent() {
+    let app = spawn_app().await;
+    for path in ["/echo", "/api/items/"] {
+        let mut stream = TcpStream::connect(app.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 13\r\nExpect: 100-continue\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("100 Continue before the body")
+            .unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"), "{path}");
+        stream.write_all(b"{\"name\":\"e\"}\n").await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(answer.starts_with("HTTP/1.1 20"), "{path}: {answer}");
+    }
+    // The audited create is recorded with its id.
+    let e = crate::audit::wait_entries(&app.store, 2).await;
+    let item = e.iter().find(|e| e.path == "/api/items/").unwrap();
+    assert_eq!((item.action.as_str(), item.resource_id.as_deref()), ("create", Some("1")), "{:?}", item.snapshot_error);
+}
+
+/// The entry of the request to `path`, once written.
+async fn entry_for(app: &TestApp, path: &str) -> auditgate::entry::AuditEntry {
+    for _ in 0..200 {
+        let (entries, _) = app.store.list(&Default::default(), None, 100).await.unwrap();
+        if let Some(e) = entries.into_iter().find(|e| e.path == path) {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no entry for {path}");
+}
+
+#[tokio::test]
+async fn c15_a_path_spelled_differently_never_names_another_resource() {
+    let app = spawn_app().await;
+    let upstream = app.upstream.as_ref().unwrap().url();
+    for name in ["one", "two"] {
+        let req = http::Request::post(format!("{upstream}/api/items/"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(format!("{{\"name\": \"{name}\"}}"))))
+            .unwrap();
+        assert_eq!(send(&client(), req).await.status(), 201);
+    }
+    let variants = [
+        "/api/items/1/",
+        "/api/items/%31/",
+        "/api//items/1/",
+        "/api/items//1/",
+        "/api/items/1;x=2/",
+        "/api/items/./1/",
+        "/api/items/2/../1/",
+        "/api/items/%2e%2e/items/1/",
+        "/api/items/1%2F/",
+        "/API/items/1/",
+        "/api/items/1./",
+        "/api/items/01/",
+    ];
+    for (i, path) in variants.iter().enumerate() {
+        let req = http::Request::patch(app.url(path))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(format!("{{\"tag\": {i}}}"))))
+            .unwrap();
+        let status = send(&client(), req).await.status();
+        if status == 400 {
+            assert_eq!(*path, "/api/items/1%2F/", "only the encoded slash is refused");
+        }
+        // What the upstream changed, read back directly.
+        let one: serde_json::Value =
+            serde_json::from_slice(get(&format!("{upstream}/api/items/1/")).await.body()).unwrap();
+        let two: serde_json::Value =
+            serde_json::from_slice(get(&format!("{upstream}/api/items/2/")).await.body()).unwrap();
+        let changed = [("1", &one), ("2", &two)].into_iter().find(|(_, v)| v["tag"] == i).map(|(id, _)| id);
+        match changed {
+            Some(id) => {
+                assert!(status.is_success(), "{path}");
+                let entry = entry_for(&app, path).await;
+                assert_eq!(
+                    (entry.resource_type.as_str(), entry.resource_id.as_deref()),
+                    ("item", Some(id)),
+                    "{path}: the upstream changed item {id}"
+                );
+                assert_eq!(entry.after.as_ref().map(|a| &a["tag"]), Some(&serde_json::json!(i)), "{path}");
+            }
+            None => assert!(!status.is_success(), "{path}: {status} but nothing changed"),
+        }
+    }
+}
