@@ -236,3 +236,48 @@ fn migrate_creates_the_schema() {
     let bad = auditgate().args(["migrate", "--database", "mysql://nope"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn b12_out_of_file_descriptors_the_accept_loop_backs_off_and_serves_again() {
+    let upstream = spawn_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
+    // 64 descriptors: a few for the runtime and the store, the rest for clients.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_auditgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--rules", "/nonexistent-rules-dir", "--upstream", &upstream.url()])
+        .args(["--database", &database, "--query-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env("AUDITGATE_LIMITS__HEADER_READ_TIMEOUT", "60s")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() && stderr.read_line(&mut line).unwrap() > 0 {
+        addr = line.split("addr=").nth(1).map(|a| a.split_whitespace().next().unwrap().to_string());
+        line.clear();
+    }
+    let addr: std::net::SocketAddr = addr.expect("the proxy logs its address").parse().unwrap();
+    // Silent connections past the descriptor limit: the kernel queues them,
+    // accept fails with EMFILE.
+    let mut silent = Vec::new();
+    for _ in 0..100 {
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(child.try_wait().unwrap().is_none(), "auditgate died out of descriptors");
+    drop(silent);
+    let res = tokio::time::timeout(Duration::from_secs(10), get(&format!("http://{addr}/")))
+        .await
+        .expect("served again once descriptors were free");
+    assert_eq!(res.status(), 200);
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("accept failed, backing off"), "descriptors never ran out: {rest}");
+}

@@ -256,7 +256,7 @@ async fn a7_connection_cannot_drop_what_the_proxy_adds_or_relies_on() {
 }
 
 #[tokio::test]
-async fn a8_expect_100_continue_is_answered_before_the_body_is_sent() {
+async fn a8_expect_100_continue_on_an_audited_create_keeps_its_id() {
     let app = spawn_app().await;
     for path in ["/echo", "/api/items/"] {
         let mut stream = TcpStream::connect(app.addr).await.unwrap();
@@ -347,4 +347,88 @@ async fn c15_a_path_spelled_differently_never_names_another_resource() {
             None => assert!(!status.is_success(), "{path}: {status} but nothing changed"),
         }
     }
+}
+
+/// An HTTP/2 frame: length, type, flags, stream, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// HPACK: `:method GET`, `:scheme http`, `:path /` (static table indices).
+const GET_ROOT: [u8; 3] = [0x82, 0x86, 0x84];
+
+/// Writes `frames` on a new h2c connection while reading what comes back;
+/// true when the server ended the connection (GOAWAY or close) in time.
+async fn h2_flood(addr: std::net::SocketAddr, frames: impl Iterator<Item = Vec<u8>>) -> bool {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), rd.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(n)) => {
+                    seen.extend_from_slice(&buf[..n]);
+                    if has_goaway(&seen) {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    });
+    let mut head = H2_PREFACE.to_vec();
+    head.extend(h2_frame(4, 0, 0, &[]));
+    let _ = wr.write_all(&head).await;
+    for frame in frames {
+        if wr.write_all(&frame).await.is_err() {
+            break;
+        }
+    }
+    reader.await.unwrap()
+}
+
+/// Whether the server's frames (after its preface-less start) hold a GOAWAY.
+fn has_goaway(mut bytes: &[u8]) -> bool {
+    while bytes.len() >= 9 {
+        let len = (usize::from(bytes[0]) << 16) | (usize::from(bytes[1]) << 8) | usize::from(bytes[2]);
+        if bytes[3] == 7 {
+            return true;
+        }
+        if bytes.len() < 9 + len {
+            return false;
+        }
+        bytes = &bytes[9 + len..];
+    }
+    false
+}
+
+#[tokio::test]
+async fn a9_an_http2_rapid_reset_burst_and_a_continuation_flood_are_cut() {
+    let app = spawn_app().await;
+    // Rapid reset (CVE-2023-44487): open a stream and cancel it, 20,000 times.
+    let resets = (0..20_000u32).flat_map(|i| {
+        let id = 2 * i + 1;
+        [h2_frame(1, 0x5, id, &GET_ROOT), h2_frame(3, 0, id, &8u32.to_be_bytes())]
+    });
+    assert!(h2_flood(app.addr, resets).await, "a rapid-reset burst was not cut");
+    assert_still_serving(&app).await;
+    // CONTINUATION flood (CVE-2024-27316 family): a head that never ends.
+    let mut first = GET_ROOT.to_vec();
+    first.extend_from_slice(&[0x40, 0x01, b'x', 0x01, b'y']);
+    let endless = std::iter::once(h2_frame(1, 0x1, 1, &first)).chain((0..2_000).map(|_| {
+        let mut block = Vec::new();
+        for _ in 0..1000 {
+            block.extend_from_slice(&[0x40, 0x03, b'a', b'b', b'c', 0x03, b'd', b'e', b'f']);
+        }
+        h2_frame(9, 0, 1, &block)
+    }));
+    assert!(h2_flood(app.addr, endless).await, "a CONTINUATION flood was not cut");
+    assert_still_serving(&app).await;
 }

@@ -59,7 +59,7 @@ fn verdicts(entries: &[AuditEntry]) -> Vec<(String, String, bool)> {
 }
 
 #[tokio::test]
-async fn an_es256_key_verifies_jwts_and_actor_verified_tells_the_truth() {
+async fn c17_an_es256_key_verifies_jwts_and_actor_verified_tells_the_truth() {
     let dir = tempfile::tempdir().unwrap();
     let (private, public) = ec_keys(dir.path(), "app");
     let (other_private, _) = ec_keys(dir.path(), "attacker");

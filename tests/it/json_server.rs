@@ -196,7 +196,7 @@ fn hs256(sub: &str, secret: &str) -> String {
 }
 
 #[tokio::test]
-async fn overrides_and_unverified_names_cannot_evade_the_trail() {
+async fn c14_overrides_and_unverified_names_cannot_evade_the_trail() {
     use base64::Engine;
     let server = spawn_json_server();
     let upstream = format!("http://127.0.0.1:{}", server.port);

@@ -15,7 +15,7 @@ fn status_line(answer: &str) -> &str {
 }
 
 #[tokio::test]
-async fn unreachable_upstream_is_502() {
+async fn b13_unreachable_upstream_is_502() {
     // A port that was free a moment ago: nothing listens there.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     let app = spawn_app_to(&format!("http://{closed}"), &[], None).await;
@@ -29,7 +29,7 @@ async fn unreachable_upstream_is_502() {
 }
 
 #[tokio::test]
-async fn slow_upstream_is_504() {
+async fn b13_slow_upstream_is_504() {
     let app = spawn_app_with(&[("AUDITGATE_LIMITS__UPSTREAM_TIMEOUT", "300ms")], None).await;
     let started = Instant::now();
     let res = get(&app.url("/slow?ms=5000")).await;
@@ -40,7 +40,7 @@ async fn slow_upstream_is_504() {
 }
 
 #[tokio::test]
-async fn malformed_requests_are_400() {
+async fn a4_a5_malformed_requests_are_400() {
     let app = spawn_app().await;
     for bad in [
         &b"GARBAGE\r\n\r\n"[..],
@@ -58,7 +58,7 @@ async fn malformed_requests_are_400() {
 }
 
 #[tokio::test]
-async fn content_length_with_transfer_encoding_never_smuggles() {
+async fn a1_content_length_with_transfer_encoding_never_smuggles() {
     let app = spawn_app().await;
     // Content-Length says the body is "0\r\n\r" and the rest is a second
     // request; chunked framing says the body is empty and the rest is
@@ -89,7 +89,7 @@ async fn content_length_with_transfer_encoding_never_smuggles() {
 }
 
 #[tokio::test]
-async fn oversized_header_block_is_431() {
+async fn a6_oversized_header_block_is_431() {
     let app = spawn_app_with(&[("AUDITGATE_LIMITS__MAX_HEADER_BYTES", "16384")], None).await;
     let big = "a".repeat(40_000);
     let answer = raw(app.addr, format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes()).await;
@@ -102,7 +102,7 @@ async fn oversized_header_block_is_431() {
 }
 
 #[tokio::test]
-async fn audited_bodies_over_the_limit_are_413() {
+async fn a6_audited_bodies_over_the_limit_are_413() {
     let app = spawn_app_with(&[("AUDITGATE_LIMITS__MAX_BODY_BYTES", "65536")], None).await;
     let big = Bytes::from(vec![b'x'; 200_000]);
     // Declared length over the limit.
@@ -133,7 +133,7 @@ async fn audited_bodies_over_the_limit_are_413() {
 }
 
 #[tokio::test]
-async fn slow_clients_are_cut_off_by_header_read_timeout() {
+async fn b10_slow_clients_are_cut_off_by_header_read_timeout() {
     let app = spawn_app_with(&[("AUDITGATE_LIMITS__HEADER_READ_TIMEOUT", "500ms")], None).await;
     let mut slow = TcpStream::connect(app.addr).await.unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();

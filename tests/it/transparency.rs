@@ -115,7 +115,7 @@ async fn request_hop_by_hop_headers_are_dropped_and_forwarding_set() {
 }
 
 #[tokio::test]
-async fn a_trusted_peer_extends_the_forwarding_chain() {
+async fn c16_a_trusted_peer_extends_the_forwarding_chain() {
     let app = spawn_app_with(&[("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32")], None).await;
     let req = Request::get(app.url("/inspect"))
         .header("x-forwarded-for", "203.0.113.9")
@@ -130,7 +130,7 @@ async fn a_trusted_peer_extends_the_forwarding_chain() {
 }
 
 #[tokio::test]
-async fn http2_prior_knowledge_is_served_and_forwarded_as_http1() {
+async fn a9_http2_prior_knowledge_is_served_and_forwarded_as_http1() {
     let app = spawn_app().await;
     let h2 = h2_client();
     for _ in 0..3 {
@@ -161,7 +161,7 @@ async fn http2_prior_knowledge_is_served_and_forwarded_as_http1() {
 }
 
 #[tokio::test]
-async fn method_override_policies() {
+async fn c14_method_override_policies() {
     let override_req = |app: &TestApp| {
         Request::post(app.url("/inspect")).header("x-http-method-override", "DELETE").body(Full::default()).unwrap()
     };
@@ -221,7 +221,7 @@ async fn a_client_connection_keeps_its_upstream_connection_and_survives_its_clos
 }
 
 #[tokio::test]
-async fn an_absolute_form_target_never_changes_the_upstream() {
+async fn a5_an_absolute_form_target_never_changes_the_upstream() {
     let app = spawn_app().await;
     let answer = raw(
         app.addr,
@@ -235,7 +235,7 @@ async fn an_absolute_form_target_never_changes_the_upstream() {
 }
 
 #[tokio::test]
-async fn expect_100_continue_is_honoured() {
+async fn a8_expect_100_continue_is_honoured() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_app().await;
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
