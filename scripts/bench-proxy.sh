@@ -5,7 +5,8 @@
 # medians: requests/s, p50/p99 latency, proxy CPU µs per request (utime+stime
 # from /proc), and auditgate's resident memory idle and after load.
 #
-# Usage: scripts/bench-proxy.sh   (env: THREADS=1 CONNS=64 DURATION=10 RUNS=3 PATH_=/ CONFIGS=100)
+# Usage: scripts/bench-proxy.sh   (env: THREADS=1 CONNS=64 DURATION=10 RUNS=3 PATH_=/ CONFIGS=100
+#        AUDITGATE=path: another auditgate binary, to compare builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
 fi
 cargo build --release --quiet --bin auditgate --example upstream
+AUDITGATE=${AUDITGATE:-target/release/auditgate}
 
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
@@ -69,7 +71,7 @@ for ((i = 0; i < CONFIGS; i++)); do
   printf '[[configuration]]\nname = "bench %d"\npriority = %d\naudit_actions = ["create", "update", "delete"]\naudit_resource_types = ["type%d"]\n' "$i" $((i % 5)) "$i"
   if ((i % 10 == 0)); then printf 'exclude_users = ["robot%d"]\n' "$i"; fi
 done > "$work/rules/audit.toml"
-RUST_LOG=warn AUDITGATE_WORKER_THREADS=$THREADS target/release/auditgate serve \
+RUST_LOG=warn AUDITGATE_WORKER_THREADS=$THREADS "$AUDITGATE" serve \
   --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$ag_port" --rules "$work/rules" \
   --query-listen 127.0.0.1:0 --database "sqlite://$work/audit.db" 2> "$work/auditgate.log" &
 ag_pid=$!
