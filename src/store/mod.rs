@@ -39,3 +39,24 @@ pub fn ip_key(ip: std::net::IpAddr) -> [u8; 16] {
         std::net::IpAddr::V6(v6) => v6.octets(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store's own refusal of a query is told apart from the store
+    /// being unavailable.
+    #[tokio::test]
+    async fn a_query_the_store_refuses_is_the_querys_fault() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let pattern = "%_".repeat(30_000);
+        let refused = sqlx::query("SELECT 'a' LIKE ?").bind(&pattern).execute(&pool).await.unwrap_err();
+        assert!(StoreError::Sql(refused).is_caused_by_query());
+        let missing = sqlx::query("SELECT * FROM nowhere").execute(&pool).await.unwrap_err();
+        assert!(!StoreError::Sql(missing).is_caused_by_query());
+        pool.close().await;
+        let closed = sqlx::query("SELECT 1").execute(&pool).await.unwrap_err();
+        assert!(!StoreError::Sql(closed).is_caused_by_query());
+        assert!(!StoreError::UnsupportedUrl("x".into()).is_caused_by_query());
+    }
+}
