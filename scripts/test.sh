@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: format, lints, then every unit,
 # property and integration test (which build and spawn the example upstream).
-# Installs what the tests need: rustfmt and clippy, Node.js (Debian) and
+# Installs what the tests need: rustfmt and clippy, h2load (Debian
+# nghttp2-client), Node.js (Debian) and
 # json-server 0.17 (npm, pinned by tests/json-server/package-lock.json), and
 # FastAPI + uvicorn in a virtualenv (PyPI, pinned by
 # tests/fastapi/requirements.txt).
@@ -15,6 +16,10 @@ fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "== installing Node.js"
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+if ! command -v h2load >/dev/null; then
+  echo "== installing h2load (nghttp2-client: many HTTP/2 streams, no entry lost)"
+  apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null
 fi
 if ! command -v openssl >/dev/null; then
   echo "== installing openssl (the JWT tests make their keys with it)"

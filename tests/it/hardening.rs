@@ -435,3 +435,31 @@ async fn a9_an_http2_rapid_reset_burst_and_a_continuation_flood_are_cut() {
     assert!(h2_flood(app.addr, endless).await, "a CONTINUATION flood was not cut");
     assert_still_serving(&app).await;
 }
+
+#[tokio::test]
+async fn a9_h2load_with_many_streams_loses_no_entry() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("item.json");
+    std::fs::write(&body, br#"{"name": "h2load"}"#).unwrap();
+    // 4 connections with 50 concurrent streams each: 600 audited creates.
+    let mut h2load = std::process::Command::new("h2load");
+    h2load
+        .args(["-n", "600", "-c", "4", "-m", "50", "-H", "content-type: application/json", "-d"])
+        .arg(&body)
+        .arg(app.url("/api/items/"));
+    let out = tokio::task::spawn_blocking(move || h2load.output())
+        .await
+        .unwrap()
+        .expect("h2load is installed by scripts/test.sh (nghttp2-client)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("600 succeeded, 0 failed, 0 errored"), "{report}");
+    assert!(report.contains("status codes: 600 2xx"), "{report}");
+    let e = crate::audit::wait_entries(&app.store, 600).await;
+    assert_eq!(e.len(), 600);
+    let mut ids: Vec<u64> = e.iter().map(|e| e.resource_id.as_deref().unwrap().parse().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=600).collect::<Vec<_>>(), "every create has its own id");
+    assert!(e.iter().all(|e| e.after.as_ref().is_some_and(|a| a["name"] == "h2load")));
+    assert!(app.store.verify().await.unwrap().ok);
+}
