@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Slow-client attacks with slowhttptest (Debian) against both ports of a
-# release auditgate in front of the example upstream: slowloris (-H), slow
-# body (-B) and slow read (-X), each with CONNS connections for LENGTH
-# seconds, while a probe sends a normal GET every
+# release auditgate in front of the example upstream, and nginx in front of
+# the same upstream for comparison: slowloris (-H), slow body (-B) and slow
+# read (-X), each with CONNS connections for LENGTH seconds, while a probe sends a normal GET every
 # 100 ms on a new connection and times it. Prints a Markdown table per attack
 # and port: slowhttptest's own verdict, probe answers, failures, p50/p99/max.
 #
@@ -16,19 +16,43 @@ MAX_CONNECTIONS=${MAX_CONNECTIONS:-10000}
 # Each slow connection holds a socket, and one to the upstream.
 ulimit -n "$(ulimit -Hn)"
 
-if ! command -v slowhttptest >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq slowhttptest >/dev/null
+if ! command -v slowhttptest >/dev/null || ! command -v nginx >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq slowhttptest nginx-light >/dev/null
 fi
 cargo build --release --quiet --bin auditgate --example upstream
 
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
 
-up_port=$(free_port); ag_port=$(free_port); q_port=$(free_port)
+up_port=$(free_port); ag_port=$(free_port); q_port=$(free_port); ngx_port=$(free_port)
 target/release/examples/upstream "127.0.0.1:$up_port" > "$work/upstream.out" &
 pids+=($!)
 wait_port "$up_port"
-mkdir -p "$work/rules"
+mkdir -p "$work/rules" "$work/nginx"
+# nginx as bench-proxy.sh runs it, with as many workers as auditgate has threads.
+cat > "$work/nginx.conf" <<NGINX
+worker_processes $(nproc);
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log crit;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  upstream app { server 127.0.0.1:$up_port; keepalive 128; }
+  server {
+    listen 127.0.0.1:$ngx_port;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+nginx -c "$work/nginx.conf" -p "$work/nginx" &
+pids+=($!)
+wait_port "$ngx_port"
 RUST_LOG=warn \
   AUDITGATE_LIMITS__MAX_CONNECTIONS=$MAX_CONNECTIONS \
   AUDITGATE_LIMITS__HEADER_READ_TIMEOUT=5s \
@@ -49,8 +73,9 @@ probe() {
   done > "$2"
 }
 
-# attack flag port url-path probe-path
+# attack label flag port url-path probe-path
 attack() {
+  local label=$1; shift
   local flag=$1 port=$2 path=$3 probe_path=$4 name
   name="${flag}-${port}"
   probe "http://127.0.0.1:$port$probe_path" "$work/$name.probe" &
@@ -72,9 +97,9 @@ attack() {
   wait "$attack_pid" || true
   kill "$probe_pid" 2>/dev/null || true
   wait "$probe_pid" 2>/dev/null || true
-  python3 - "$flag" "$port" "$work/$name.out" "$work/$name.probe" "$ag_port" "$work/$name.held" <<'PY'
+  python3 - "$flag" "$label" "$work/$name.out" "$work/$name.probe" "$work/$name.held" <<'PY'
 import re, statistics, sys
-flag, port, out, probe, ag, held = sys.argv[1:7]
+flag, where, out, probe, held = sys.argv[1:6]
 held = open(held).read().strip()
 text = re.sub(r"\x1b\[[0-9;]*m", "", open(out, errors="replace").read())
 connected = max((int(n) for n in re.findall(r"connected:\s+(\d+)", text)), default=0)
@@ -85,18 +110,20 @@ times = sorted(float(t) * 1000 for c, t in samples if c == "200")
 failed = sum(1 for c, _ in samples if c != "200")
 q = lambda p: times[min(len(times) - 1, int(p * len(times)))] if times else float("nan")
 kind = {"-H": "slowloris", "-B": "slow body", "-X": "slow read"}[flag]
-where = "proxy" if port == ag else "query"
 print(f"| {kind} | {where} | {connected} | {held} | {unavailable} | {verdict.group(1).strip() if verdict else '?'} | {len(samples)} | {failed} | {q(0.5):.1f} | {q(0.99):.1f} | {max(times) if times else float('nan'):.1f} |")
 PY
 }
 
-echo "| attack | port | most connected | held by auditgate 3 s before the end | seconds slowhttptest saw the service down | exit status | probe requests | probe failures | p50 ms | p99 ms | max ms |"
+echo "| attack | target | most connected | held 3 s before the end | seconds slowhttptest saw the service down | exit status | probe requests | probe failures | p50 ms | p99 ms | max ms |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
-attack -H "$ag_port" / /
-attack -B "$ag_port" /echo /
-attack -X "$ag_port" "/big?bytes=20000000" /
-attack -H "$q_port" /healthz /healthz
-attack -B "$q_port" /api/v1/audit-configurations /healthz
-attack -X "$q_port" /api/v1/audit-logs/export?format=ndjson /healthz
+for target in "auditgate proxy port:$ag_port" "nginx:$ngx_port"; do
+  label=${target%:*}; port=${target##*:}
+  attack "$label" -H "$port" / /
+  attack "$label" -B "$port" /echo /
+  attack "$label" -X "$port" "/big?bytes=20000000" /
+done
+attack "auditgate query port" -H "$q_port" /healthz /healthz
+attack "auditgate query port" -B "$q_port" /api/v1/audit-configurations /healthz
+attack "auditgate query port" -X "$q_port" /api/v1/audit-logs/export?format=ndjson /healthz
 echo
 echo "connections per attack: $CONNS for ${LENGTH}s; max_connections $MAX_CONNECTIONS; header_read_timeout 5s, idle_timeout 10s, body_timeout 5s"
