@@ -32,37 +32,8 @@ target/release/examples/upstream "127.0.0.1:$up_port" "$THREADS" > "$work/upstre
 pids+=($!)
 wait_port "$up_port"
 
-mkdir -p "$work/nginx"
-cat > "$work/nginx.conf" <<NGINX
-worker_processes $THREADS;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  upstream app { server 127.0.0.1:$up_port; keepalive 128; }
-  server {
-    listen 127.0.0.1:$ngx_port;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-NGINX
-nginx -c "$work/nginx.conf" -p "$work/nginx" &
-ngx_pid=$!
-pids+=("$ngx_pid")
-wait_port "$ngx_port"
+start_nginx "$ngx_port" "$up_port" "$THREADS" > "$work/nginx.pid.out"
+ngx_pid=$(cat "$work/nginx.pid.out")
 
 mkdir -p "$work/rules"
 # Audit configurations loaded while passing through (issue 4): CONFIGS

@@ -28,31 +28,9 @@ up_port=$(free_port); ag_port=$(free_port); q_port=$(free_port); ngx_port=$(free
 target/release/examples/upstream "127.0.0.1:$up_port" > "$work/upstream.out" &
 pids+=($!)
 wait_port "$up_port"
-mkdir -p "$work/rules" "$work/nginx"
+mkdir -p "$work/rules"
 # nginx as bench-proxy.sh runs it, with as many workers as auditgate has threads.
-cat > "$work/nginx.conf" <<NGINX
-worker_processes $(nproc);
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log crit;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  upstream app { server 127.0.0.1:$up_port; keepalive 128; }
-  server {
-    listen 127.0.0.1:$ngx_port;
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-NGINX
-nginx -c "$work/nginx.conf" -p "$work/nginx" &
-pids+=($!)
-wait_port "$ngx_port"
+start_nginx "$ngx_port" "$up_port" "$(nproc)" > /dev/null
 RUST_LOG=warn \
   AUDITGATE_LIMITS__MAX_CONNECTIONS=$MAX_CONNECTIONS \
   AUDITGATE_LIMITS__HEADER_READ_TIMEOUT=5s \

@@ -6,6 +6,20 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 
+/// The proxy address a started `auditgate serve` logs (`RUST_LOG=info`),
+/// and the rest of its log.
+fn logged_addr(child: &mut std::process::Child) -> (std::net::SocketAddr, BufReader<std::process::ChildStderr>) {
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if let Some(addr) = line.split("addr=").nth(1).map(|a| a.split_whitespace().next().unwrap().to_string()) {
+            return (addr.parse().unwrap(), stderr);
+        }
+        line.clear();
+    }
+    panic!("the proxy never logged its address");
+}
+
 fn auditgate() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_auditgate"));
     cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
@@ -132,15 +146,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The log line names the bound address.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = None;
-    let mut line = String::new();
-    while addr.is_none() && stderr.read_line(&mut line).unwrap() > 0 {
-        addr = line.split("addr=").nth(1).map(|a| a.split_whitespace().next().unwrap().to_string());
-        line.clear();
-    }
-    let addr = addr.expect("the proxy logs its address");
+    let (addr, mut stderr) = logged_addr(&mut child);
     let url = format!("http://{addr}/slow?ms=800");
     let in_flight = tokio::spawn(async move { get(&url).await });
     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -254,14 +260,7 @@ async fn b12_out_of_file_descriptors_the_accept_loop_backs_off_and_serves_again(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = None;
-    let mut line = String::new();
-    while addr.is_none() && stderr.read_line(&mut line).unwrap() > 0 {
-        addr = line.split("addr=").nth(1).map(|a| a.split_whitespace().next().unwrap().to_string());
-        line.clear();
-    }
-    let addr: std::net::SocketAddr = addr.expect("the proxy logs its address").parse().unwrap();
+    let (addr, mut stderr) = logged_addr(&mut child);
     // Silent connections past the descriptor limit: the kernel queues them,
     // accept fails with EMFILE.
     let mut silent = Vec::new();
