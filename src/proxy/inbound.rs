@@ -41,15 +41,14 @@ pub enum ClientBodyError {
     Broken(hyper::Error),
 }
 
-/// What the proxy learns of a body it streams: when it last moved, whether
-/// it ended, and why it failed.
+/// What the proxy learns of a body it streams: when it last moved (or
+/// ended), and why it failed.
 #[derive(Debug)]
 pub struct Progress {
     started: Instant,
     /// Milliseconds from `started` to the last byte or the end.
     last_ms: std::sync::atomic::AtomicU64,
     fault: AtomicU8,
-    ended: std::sync::atomic::AtomicBool,
 }
 
 /// `Progress::fault` values.
@@ -59,7 +58,7 @@ const BROKEN: u8 = 2;
 
 impl Progress {
     fn new() -> Progress {
-        Progress { started: Instant::now(), last_ms: 0.into(), fault: AtomicU8::new(NO_FAULT), ended: false.into() }
+        Progress { started: Instant::now(), last_ms: 0.into(), fault: AtomicU8::new(NO_FAULT) }
     }
 
     fn moved(&self) {
@@ -79,10 +78,6 @@ impl Progress {
             BROKEN => Some(ClientFault::Broken),
             _ => None,
         }
-    }
-
-    pub fn ended(&self) -> bool {
-        self.ended.load(Ordering::Relaxed)
     }
 }
 
@@ -150,7 +145,6 @@ impl Body for Inbound {
             }
             Poll::Ready(None) => {
                 progress.moved();
-                progress.ended.store(true, Ordering::Relaxed);
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => {
