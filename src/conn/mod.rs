@@ -208,3 +208,28 @@ async fn accept_error(e: io::Error) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_the_cap_the_connection_idle_the_longest_is_asked_to_close() {
+        let open = Open::default();
+        let recent = Arc::new(Clock::idle_at(2000));
+        let busy = Arc::new(Clock::idle_at(0));
+        let _request = busy.begin();
+        let oldest = Arc::new(Clock::idle_at(1000));
+        let keys: Vec<u64> = [&recent, &busy, &oldest].into_iter().map(|c| open.add(c.clone())).collect();
+        open.evict_longest_idle();
+        assert!(oldest.evicted_now());
+        assert!(!recent.evicted_now() && !busy.evicted_now());
+        // Once it is gone, the next idle one; a busy one never.
+        open.remove(keys[2]);
+        open.evict_longest_idle();
+        assert!(recent.evicted_now());
+        open.remove(keys[0]);
+        open.evict_longest_idle();
+        assert!(!busy.evicted_now());
+    }
+}

@@ -96,6 +96,14 @@ impl Clock {
         }
     }
 
+    /// A clock idle since `ms` (tests).
+    #[cfg(test)]
+    pub fn idle_at(ms: u64) -> Clock {
+        let clock = Clock::new();
+        clock.idle_since.store(ms, Ordering::Relaxed);
+        clock
+    }
+
     /// A request has begun; the guard ends it when dropped.
     pub fn begin(self: &std::sync::Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Ordering::SeqCst);

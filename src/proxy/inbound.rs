@@ -175,3 +175,19 @@ impl Body for Inbound {
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_starts_at_the_grace_and_moves_with_each_byte() {
+        let started = Instant::now();
+        let rate = BodyRate { grace: Duration::from_secs(10), min_rate: 500 };
+        let at = |received| Inbound::due(rate, started, received).unwrap().into_std() - started;
+        assert_eq!(at(0), Duration::from_secs(10));
+        assert_eq!(at(1000), Duration::from_secs(12));
+        assert_eq!(at(250), Duration::from_millis(10_500));
+        assert_eq!(Inbound::due(BodyRate { min_rate: 0, ..rate }, started, 1000), None, "0 turns the rate off");
+    }
+}

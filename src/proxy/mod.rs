@@ -486,3 +486,18 @@ impl ClientBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::has_encoded_slash;
+
+    #[test]
+    fn encoded_slashes_are_found_in_any_case() {
+        for path in ["/a%2Fb", "/a%2fb", "/a%5Cb", "/a%5c", "%2F"] {
+            assert!(has_encoded_slash(path), "{path}");
+        }
+        for path in ["/a/b", "/a%25/2F", "/a%2Eb", "/a%5Db", "/a%2", "/%F2"] {
+            assert!(!has_encoded_slash(path), "{path}");
+        }
+    }
+}
