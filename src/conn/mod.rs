@@ -150,7 +150,7 @@ pub async fn serve<M, H, F, B>(
                         break;
                     }
                     () = tokio::time::sleep(wait) => {}
-                    () = clock.slowed.notified() => {}
+                    () = clock.changed.notified() => {}
                     () = clock.evicted.notified() => if clock.evicted_now() {
                         tracing::debug!(%peer, "closing an idle connection to admit a new one");
                         break;

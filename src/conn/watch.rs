@@ -63,8 +63,9 @@ pub struct Clock {
     pub(super) evicted: Notify,
     /// Set when the connection is closed for reading too slowly: reset it.
     pub(super) abort: AtomicBool,
-    /// Wakes the watchdog when a deadline starts: a write had to wait.
-    pub(super) slowed: Notify,
+    /// Wakes the watchdog when a write had to wait (a head's first byte
+    /// does not wake it: see `verdict`).
+    pub(super) changed: Notify,
 }
 
 /// What the watchdog should do now.
@@ -92,7 +93,7 @@ impl Clock {
             evict: AtomicBool::new(false),
             evicted: Notify::new(),
             abort: AtomicBool::new(false),
-            slowed: Notify::new(),
+            changed: Notify::new(),
         }
     }
 
@@ -157,7 +158,7 @@ impl Clock {
             Poll::Pending if self.slow_since.load(Ordering::Relaxed) == UNSET && !self.idle() => {
                 self.written_at_slow.store(self.written.load(Ordering::Relaxed), Ordering::Relaxed);
                 self.slow_since.store(now_ms(), Ordering::Relaxed);
-                self.slowed.notify_one();
+                self.changed.notify_one();
             }
             _ => {}
         }
@@ -195,7 +196,15 @@ impl Clock {
                 since => (since.saturating_add(ms(d.header_read)), "no whole request head"),
             }
         };
-        if now >= deadline { Verdict::Close(why) } else { Verdict::Wait(Duration::from_millis(deadline - now)) }
+        if now >= deadline {
+            return Verdict::Close(why);
+        }
+        // While idle, look at least every `header_read`: a head's first byte
+        // wakes no one (that would cost every request a wake-up), so a
+        // stalled later head is cut between one and two `header_read` after
+        // it began.
+        let wait = Duration::from_millis(deadline - now);
+        Verdict::Wait(if why == "idle" { wait.min(d.header_read) } else { wait })
     }
 }
 
@@ -345,6 +354,7 @@ mod tests {
         assert_eq!(clock.verdict_at(D, 500_000), Verdict::Wait(Duration::from_secs(10)));
         drop(busy);
         let since = clock.idle_since.load(Ordering::Relaxed);
+        assert_eq!(clock.verdict_at(D, since), Verdict::Wait(Duration::from_secs(10)), "looks again after header_read");
         assert_eq!(clock.verdict_at(D, since + 59_999), Verdict::Wait(Duration::from_millis(1)));
         assert_eq!(clock.verdict_at(D, since + 60_000), Verdict::Close("idle"));
         clock.head_since.store(since + 55_000, Ordering::Relaxed);

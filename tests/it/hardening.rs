@@ -463,3 +463,21 @@ async fn a9_h2load_with_many_streams_loses_no_entry() {
     assert!(e.iter().all(|e| e.after.as_ref().is_some_and(|a| a["name"] == "h2load")));
     assert!(app.store.verify().await.unwrap().ok);
 }
+
+#[tokio::test]
+async fn b10_a_later_head_must_arrive_within_header_read_timeout_of_its_first_byte() {
+    let app = spawn_app_with(
+        &[("AUDITGATE_LIMITS__HEADER_READ_TIMEOUT", "500ms"), ("AUDITGATE_LIMITS__IDLE_TIMEOUT", "10s")],
+        None,
+    )
+    .await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Kept alive, then a second head that stops halfway: cut long before idle_timeout.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stream.write_all(b"GET / HTTP/1.1\r\nHost").await.unwrap();
+    assert!(closed_within(&mut stream, Duration::from_secs(3)).await, "a stalled second head waited for idle_timeout");
+}
