@@ -481,3 +481,32 @@ async fn b10_a_later_head_must_arrive_within_header_read_timeout_of_its_first_by
     stream.write_all(b"GET / HTTP/1.1\r\nHost").await.unwrap();
     assert!(closed_within(&mut stream, Duration::from_secs(3)).await, "a stalled second head waited for idle_timeout");
 }
+
+#[tokio::test]
+async fn b13_an_upstream_that_dies_mid_request_is_502_and_recorded_as_an_error() {
+    // Reads the request head, then drops the connection without a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            drop(socket);
+        }
+    });
+    let app = spawn_app_to(&format!("http://{upstream}"), &[("AUDITGATE_SNAPSHOT__TIMEOUT", "300ms")], None).await;
+    for method in [http::Method::GET, http::Method::PATCH] {
+        let req = http::Request::builder()
+            .method(method.clone())
+            .uri(app.url("/api/items/1/"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{\"name\": \"x\"}")))
+            .unwrap();
+        let res = tokio::time::timeout(Duration::from_secs(10), send(&client(), req)).await.expect("no hang");
+        assert_eq!(res.status(), 502, "{method}");
+    }
+    let e = crate::audit::wait_entries(&app.store, 1).await;
+    assert_eq!((e[0].action.as_str(), e[0].outcome.as_str(), e[0].status), ("update", "error", 502));
+    // The GET was not recorded (no configuration names reads).
+    assert_eq!(e.len(), 1);
+}
