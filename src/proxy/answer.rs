@@ -27,8 +27,10 @@ pin_project_lite::pin_project! {
         #[pin]
         body: Incoming,
         limit: Duration,
-        // Made on the first wait, moved on after each frame.
-        deadline: Option<Pin<Box<Sleep>>>,
+        // Made on the first wait (in place: no allocation), moved on after
+        // each frame.
+        #[pin]
+        deadline: Option<Sleep>,
         moved: bool,
     }
 }
@@ -51,16 +53,14 @@ impl Body for AnswerBody {
                 Poll::Ready(frame.map(|f| f.map_err(AnswerError::Upstream)))
             }
             Poll::Pending => {
-                let due = tokio::time::Instant::now() + *this.limit;
-                let sleep = match this.deadline {
-                    Some(sleep) if std::mem::take(this.moved) => {
-                        sleep.as_mut().reset(due);
-                        sleep
-                    }
-                    Some(sleep) => sleep,
-                    None => this.deadline.insert(Box::pin(tokio::time::sleep_until(due))),
-                };
-                match sleep.as_mut().poll(cx) {
+                let mut deadline = this.deadline;
+                match deadline.as_mut().as_pin_mut() {
+                    Some(sleep) if std::mem::take(this.moved) => sleep.reset(tokio::time::Instant::now() + *this.limit),
+                    Some(_) => {}
+                    None => deadline.set(Some(tokio::time::sleep(*this.limit))),
+                }
+                let sleep = deadline.as_pin_mut().expect("set above");
+                match sleep.poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(AnswerError::Stalled))),
                     Poll::Pending => Poll::Pending,
                 }

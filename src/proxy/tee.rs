@@ -23,7 +23,7 @@ pub type EndHook = Box<dyn FnOnce(Option<Bytes>) -> Pin<Box<dyn Future<Output = 
 /// The answer's body as the client receives it, with the copy on the side.
 pub struct Tee {
     /// Taken only when the tee is dropped before the answer's end.
-    inner: Option<AnswerBody>,
+    inner: Option<Pin<Box<AnswerBody>>>,
     copy: Kept,
     hook: Option<EndHook>,
     /// The hook's work, polled to completion before `held` is released.
@@ -72,7 +72,7 @@ impl Tee {
     /// Streams `inner`, copying up to `limit` bytes, and runs `hook` at its end.
     pub fn new(inner: AnswerBody, limit: usize, hook: EndHook) -> Tee {
         Tee {
-            inner: Some(inner),
+            inner: Some(Box::pin(inner)),
             copy: Kept { bytes: BytesMut::new(), limit, overflowed: false },
             hook: Some(hook),
             ending: None,
@@ -138,7 +138,7 @@ impl Body for Tee {
                 return Poll::Ready(None);
             }
             let inner = this.inner.as_mut().expect("taken only on drop");
-            match ready!(Pin::new(&mut *inner).poll_frame(cx)) {
+            match ready!(inner.as_mut().poll_frame(cx)) {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
                         this.copy.keep(data);
