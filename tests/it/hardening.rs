@@ -161,8 +161,10 @@ async fn a5_host_must_be_there_once_and_connect_is_refused() {
         ("CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", "HTTP/1.1 405"),
         ("GET /inspect HTTP/1.0\r\n\r\n", "HTTP/1.0 200"),
     ] {
-        let (status, _) = raw_inspect(&app, request).await;
-        assert!(status.starts_with(want), "{request:?}: {status}");
+        let answer = raw(app.addr, request.as_bytes()).await;
+        assert!(answer.starts_with(want), "{request:?}: {answer}");
+        // The proxy's own answers are framed by their length.
+        assert!(answer.to_ascii_lowercase().contains("\r\ncontent-length: "), "{answer}");
     }
     assert_still_serving(&app).await;
 }
@@ -509,4 +511,36 @@ async fn b13_an_upstream_that_dies_mid_request_is_502_and_recorded_as_an_error()
     assert_eq!((e[0].action.as_str(), e[0].outcome.as_str(), e[0].status), ("update", "error", 502));
     // The GET was not recorded (no configuration names reads).
     assert_eq!(e.len(), 1);
+}
+
+#[tokio::test]
+async fn b13_an_answer_that_keeps_coming_is_never_cut_by_upstream_read_timeout() {
+    let app = spawn_app_with(&[("AUDITGATE_LIMITS__UPSTREAM_READ_TIMEOUT", "300ms")], None).await;
+    let upstream = app.upstream.as_ref().unwrap().url();
+    // About 330 bytes in 5-byte chunks 10 ms apart: 0.65 s of steady
+    // streaming, twice the timeout, with no gap near it.
+    let name = "n".repeat(300);
+    let req = http::Request::post(app.url("/framed/trickle/items/"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(serde_json::json!({ "name": name }).to_string())))
+        .unwrap();
+    let res = client().request(req).await.unwrap();
+    assert_eq!(res.status(), 201);
+    let whole = serde_json::json!({"id": 1, "name": name}).to_string().len();
+    let mut body = res.into_body();
+    let mut got = 0;
+    let mut released = false;
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        let frame = frame.expect("a steady answer was cut");
+        got += frame.data_ref().map_or(0, |d| d.len());
+        // The upstream holds its last chunk until released.
+        if !released && got + 5 >= whole {
+            released = true;
+            let release = http::Request::post(format!("{upstream}/framed/release"))
+                .body(http_body_util::Full::default())
+                .unwrap();
+            send(&client(), release).await;
+        }
+    }
+    assert_eq!(got, whole);
 }
