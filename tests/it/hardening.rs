@@ -491,11 +491,7 @@ async fn b10_a_later_head_must_arrive_within_header_read_timeout_of_its_first_by
         None,
     )
     .await;
-    let mut stream = TcpStream::connect(app.addr).await.unwrap();
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = stream.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let mut stream = kept_alive(app.addr).await;
     // Kept alive, then a second head that stops halfway: cut long before idle_timeout.
     tokio::time::sleep(Duration::from_millis(700)).await;
     stream.write_all(b"GET / HTTP/1.1\r\nHost").await.unwrap();

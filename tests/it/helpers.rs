@@ -257,3 +257,13 @@ pub async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
         }
     }
 }
+
+/// A connection that has had one `GET /` answered 200 and is kept alive.
+pub async fn kept_alive(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    stream
+}
