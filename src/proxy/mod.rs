@@ -135,8 +135,9 @@ impl Proxy {
         headers::strip_hop_by_hop(&mut parts.headers, upgrade.is_some());
         let method = self.effective_method(&mut parts)?;
         let policy = self.policy.current();
+        let body = Inbound::new(body, self.body_rate);
         let (body, audit) = match self.candidate(&method, &parts, &policy) {
-            None => (UpstreamBody::stream(Inbound::new(body, self.body_rate)), Audit::Unrecorded(None)),
+            None => (UpstreamBody::stream(body), Audit::Unrecorded(None)),
             Some(classified) => {
                 // Routers disagree on `%2F` (a separator to some, part of a
                 // segment to others): the trail could name another resource.
@@ -144,7 +145,6 @@ impl Proxy {
                 {
                     return Err(ProxyError::BadRequest("encoded slash in the path of a change"));
                 }
-                let body = Inbound::new(body, self.body_rate);
                 self.begin_audit(conn, &mut parts, body, classified, &policy).await?
             }
         };
@@ -162,11 +162,12 @@ impl Proxy {
             (sent, Audit::Unrecorded(_turn)) => sent?,
         };
         let (parts, body) = response.into_parts();
-        Ok(self.client_response(
-            parts,
-            ResponseBody::stream(AnswerBody::new(body, self.limits.upstream_read_timeout)),
-            upgrade,
-        ))
+        Ok(self.client_response(parts, ResponseBody::stream(self.answer_body(body)), upgrade))
+    }
+
+    /// The upstream's answer body, cut when silent for `upstream_read_timeout`.
+    fn answer_body(&self, body: Incoming) -> AnswerBody {
+        AnswerBody::new(body, self.limits.upstream_read_timeout)
     }
 
     /// Sends the request and waits for the answer's head: at most
@@ -267,14 +268,10 @@ impl Proxy {
         let auditor = self.auditor.clone();
         if !pending.reads_answer(answered.status) {
             tokio::spawn(async move { auditor.finish(pending, answered, None).await });
-            return self.client_response(
-                parts,
-                ResponseBody::stream(AnswerBody::new(body, self.limits.upstream_read_timeout)),
-                None,
-            );
+            return self.client_response(parts, ResponseBody::stream(self.answer_body(body)), None);
         }
         let (hook, read) = auditor.answer_hook(&pending, &parts.headers);
-        let body = AnswerBody::new(body, self.limits.upstream_read_timeout);
+        let body = self.answer_body(body);
         let body = Tee::new(body, auditor.snapshots.max_bytes(), hook);
         tokio::spawn(async move { auditor.finish(pending, answered, read.await.ok()).await });
         self.client_response(parts, ResponseBody::tee(body), None)
