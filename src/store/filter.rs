@@ -128,14 +128,24 @@ mod tests {
         assert!(ip_key("11.0.0.0".parse().unwrap()) > hi);
         f.set("since", "2026-11-23T11:02:03+01:00").unwrap();
         assert_eq!(f.since.as_deref(), Some("2026-11-23T10:02:03.000000Z"));
-        for (k, v) in [("configuration", "payroll"), ("instance", "eu-1"), ("q", "alice"), ("actor", "bob")] {
+        for (k, v) in [
+            ("configuration", "payroll"),
+            ("instance", "eu-1"),
+            ("q", "alice"),
+            ("actor", "bob"),
+            ("action", "update"),
+            ("resource_type", "user"),
+            ("resource_id", "7"),
+        ] {
             let mut f = Filter::default();
             f.set(k, v).unwrap();
-            let got = [f.configuration, f.instance, f.q, f.actor];
+            let got = [f.configuration, f.instance, f.q, f.actor, f.action, f.resource_type, f.resource_id];
             assert_eq!(got.iter().flatten().collect::<Vec<_>>(), [v], "{k} sets its own field and no other");
         }
         let mut f = Filter::default();
         f.set("outcome", "failure").unwrap();
+        f.set("unapplied", "true").unwrap();
+        assert_eq!(f.unapplied, Some(true));
         f.set("unapplied", "false").unwrap();
         f.set("status", "599").unwrap();
         assert_eq!((f.outcome.as_deref(), f.unapplied, f.status), (Some("failure"), Some(false), Some(599)));
