@@ -11,7 +11,12 @@ wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/nul
 # Starts nginx as a reverse proxy to the upstream: start_nginx LISTEN_PORT
 # UPSTREAM_PORT WORKERS. Its pid is added to pids and printed.
 start_nginx() {
+  # nginx's workers drop to an unprivileged user: they must be able to reach
+  # and write their temp directories, or a buffered answer too big for
+  # memory fails (and the client is cut) instead of spilling to disk.
   mkdir -p "$work/nginx"
+  chmod 755 "$work"
+  chmod 777 "$work/nginx"
   cat > "$work/nginx.conf" <<NGINX
 worker_processes $3;
 daemon off;

@@ -3,16 +3,20 @@
 # release auditgate in front of the example upstream, and nginx in front of
 # the same upstream for comparison: slowloris (-H), slow body (-B) and slow
 # read (-X), each with CONNS connections for LENGTH seconds, while a probe sends a normal GET every
-# 100 ms on a new connection and times it. Prints a Markdown table per attack
-# and port: slowhttptest's own verdict, probe answers, failures, p50/p99/max.
+# 100 ms on a new connection and times it (and a second probe the upstream
+# directly). Prints a Markdown table per attack and port: slowhttptest's own
+# verdict, probe answers, failures, p50/p99/max, the direct probe's p99.
 #
-# Usage: scripts/slow-clients.sh   (env: CONNS=1000 LENGTH=30 MAX_CONNECTIONS=10000)
+# Usage: scripts/slow-clients.sh   (env: CONNS=1000 LENGTH=30 MAX_CONNECTIONS=10000
+#        ATTACKS="-H -B -X" TARGETS="proxy nginx query" AUDITGATE=path)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONNS=${CONNS:-1000}
 LENGTH=${LENGTH:-30}
 MAX_CONNECTIONS=${MAX_CONNECTIONS:-10000}
+ATTACKS=${ATTACKS:-"-H -B -X"}
+TARGETS=${TARGETS:-"proxy nginx query"}
 # Each slow connection holds a socket, and one to the upstream.
 ulimit -n "$(ulimit -Hn)"
 
@@ -36,7 +40,7 @@ RUST_LOG=warn \
   AUDITGATE_LIMITS__HEADER_READ_TIMEOUT=5s \
   AUDITGATE_LIMITS__IDLE_TIMEOUT=10s \
   AUDITGATE_LIMITS__BODY_TIMEOUT=5s \
-  target/release/auditgate serve --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$ag_port" \
+  "${AUDITGATE:-target/release/auditgate}" serve --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$ag_port" \
   --query-listen "127.0.0.1:$q_port" --rules "$work/rules" --database "sqlite://$work/audit.db" \
   2> "$work/auditgate.log" &
 pids+=($!)
@@ -51,13 +55,19 @@ probe() {
   done > "$2"
 }
 
-# attack label flag port url-path probe-path
+# attack target label flag port url-path probe-path (skipped unless both
+# the target and the flag were asked for)
 attack() {
-  local label=$1; shift
+  local target=$1 label=$2; shift 2
   local flag=$1 port=$2 path=$3 probe_path=$4 name
+  [[ " $TARGETS " == *" $target "* && " $ATTACKS " == *" $flag "* ]] || return 0
   name="${flag}-${port}"
   probe "http://127.0.0.1:$port$probe_path" "$work/$name.probe" &
   local probe_pid=$!
+  # The same GET straight to the upstream: what the upstream itself answers
+  # under the load the attack puts on the machine.
+  probe "http://127.0.0.1:$up_port/" "$work/$name.direct" &
+  local direct_pid=$!
   # -i 3: follow-up data every 3 s; -r: connections per second; -p: probe
   # timeout; -X reads 1 byte every 2 s from a 32-byte window.
   local extra=()
@@ -73,35 +83,38 @@ attack() {
   sleep $((LENGTH - 3))
   ss -Htn state established "( sport = :$port )" | wc -l > "$work/$name.held"
   wait "$attack_pid" || true
-  kill "$probe_pid" 2>/dev/null || true
-  wait "$probe_pid" 2>/dev/null || true
-  python3 - "$flag" "$label" "$work/$name.out" "$work/$name.probe" "$work/$name.held" <<'PY'
+  kill "$probe_pid" "$direct_pid" 2>/dev/null || true
+  wait "$probe_pid" "$direct_pid" 2>/dev/null || true
+  python3 - "$flag" "$label" "$work/$name.out" "$work/$name.probe" "$work/$name.held" "$work/$name.direct" <<'PY'
 import re, statistics, sys
-flag, where, out, probe, held = sys.argv[1:6]
+flag, where, out, probe, held, direct = sys.argv[1:7]
 held = open(held).read().strip()
 text = re.sub(r"\x1b\[[0-9;]*m", "", open(out, errors="replace").read())
 connected = max((int(n) for n in re.findall(r"connected:\s+(\d+)", text)), default=0)
 unavailable = len(re.findall(r"service available:\s+NO", text))
 verdict = re.search(r"Exit status:\s*([^\n]+)", text)
-samples = [l.split() for l in open(probe) if l.strip()]
-times = sorted(float(t) * 1000 for c, t in samples if c == "200")
+def timed(path):
+    samples = [l.split() for l in open(path) if l.strip()]
+    return samples, sorted(float(t) * 1000 for c, t in samples if c == "200")
+samples, times = timed(probe)
 failed = sum(1 for c, _ in samples if c != "200")
-q = lambda p: times[min(len(times) - 1, int(p * len(times)))] if times else float("nan")
+q = lambda p, ts=times: ts[min(len(ts) - 1, int(p * len(ts)))] if ts else float("nan")
+_, direct_times = timed(direct)
 kind = {"-H": "slowloris", "-B": "slow body", "-X": "slow read"}[flag]
-print(f"| {kind} | {where} | {connected} | {held} | {unavailable} | {verdict.group(1).strip() if verdict else '?'} | {len(samples)} | {failed} | {q(0.5):.1f} | {q(0.99):.1f} | {max(times) if times else float('nan'):.1f} |")
+print(f"| {kind} | {where} | {connected} | {held} | {unavailable} | {verdict.group(1).strip() if verdict else '?'} | {len(samples)} | {failed} | {q(0.5):.1f} | {q(0.99):.1f} | {max(times) if times else float('nan'):.1f} | {q(0.99, direct_times):.1f} |")
 PY
 }
 
-echo "| attack | target | most connected | held 3 s before the end | seconds slowhttptest saw the service down | exit status | probe requests | probe failures | p50 ms | p99 ms | max ms |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
-for target in "auditgate proxy port:$ag_port" "nginx:$ngx_port"; do
-  label=${target%:*}; port=${target##*:}
-  attack "$label" -H "$port" / /
-  attack "$label" -B "$port" /echo /
-  attack "$label" -X "$port" "/big?bytes=20000000" /
+echo "| attack | target | most connected | held 3 s before the end | seconds slowhttptest saw the service down | exit status | probe requests | probe failures | p50 ms | p99 ms | max ms | upstream direct p99 ms |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+for target in "proxy:auditgate proxy port:$ag_port" "nginx:nginx:$ngx_port"; do
+  name=${target%%:*}; rest=${target#*:}; label=${rest%:*}; port=${rest##*:}
+  attack "$name" "$label" -H "$port" / /
+  attack "$name" "$label" -B "$port" /echo /
+  attack "$name" "$label" -X "$port" "/big?bytes=20000000" /
 done
-attack "auditgate query port" -H "$q_port" /healthz /healthz
-attack "auditgate query port" -B "$q_port" /api/v1/audit-configurations /healthz
-attack "auditgate query port" -X "$q_port" /api/v1/audit-logs/export?format=ndjson /healthz
+attack query "auditgate query port" -H "$q_port" /healthz /healthz
+attack query "auditgate query port" -B "$q_port" /api/v1/audit-configurations /healthz
+attack query "auditgate query port" -X "$q_port" /api/v1/audit-logs/export?format=ndjson /healthz
 echo
 echo "connections per attack: $CONNS for ${LENGTH}s; max_connections $MAX_CONNECTIONS; header_read_timeout 5s, idle_timeout 10s, body_timeout 5s"

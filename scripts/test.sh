@@ -40,6 +40,9 @@ if [ ! -x tests/fastapi/.venv/bin/python ]; then
   fi
 fi
 tests/fastapi/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/fastapi/requirements.txt
+echo "== pip install (schemathesis, against the query port's OpenAPI document)"
+[ -x tests/schemathesis/.venv/bin/python ] || python3 -m venv tests/schemathesis/.venv
+tests/schemathesis/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/schemathesis/requirements.txt
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -104,6 +104,7 @@ impl App {
             instance: config.instance.clone(),
             tokens: config.query_tokens.clone(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            openapi: std::sync::OnceLock::new(),
         });
         let proxy = Proxy::new(&config, classifier, recorder, policy).ok_or(AppError::NoUpstream)?;
         let bind = |addr: SocketAddr| async move {

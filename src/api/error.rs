@@ -57,7 +57,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::Config(e) => (StatusCode::BAD_REQUEST, json!({"error": e.reason, "field": e.field})),
             ApiError::Store(StoreError::DuplicateName(name)) => (
-                StatusCode::BAD_REQUEST,
+                StatusCode::CONFLICT,
                 json!({"error": format!("a configuration named `{name}` already exists"), "field": "name"}),
             ),
             ApiError::Store(e) if e.is_caused_by_query() => {

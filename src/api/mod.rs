@@ -5,6 +5,7 @@ mod body;
 mod configurations;
 mod error;
 mod logs;
+mod openapi;
 mod ops;
 
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub struct ApiState {
     pub tokens: Vec<Token>,
     /// Set at shutdown: `/readyz` answers 503 while the proxy drains.
     pub draining: std::sync::atomic::AtomicBool,
+    /// The OpenAPI document, made on first request.
+    pub openapi: std::sync::OnceLock<String>,
 }
 
 /// The query-port routes.
@@ -66,6 +69,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/api/v1/verify", get(ops::verify))
         .route("/api/v1/stats", get(ops::stats))
+        .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/metrics", get(ops::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()

@@ -1,4 +1,5 @@
-//! Operations endpoints: health, readiness, verify, stats, metrics.
+//! Operations endpoints: health, readiness, verify, stats, metrics, and the
+//! OpenAPI document.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -53,6 +54,12 @@ pub(super) async fn stats(
         }
     }
     Ok(Json(s.store.stats(&filter).await?))
+}
+
+/// `GET /api/v1/openapi.json`.
+pub(super) async fn openapi(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
+    let document = s.openapi.get_or_init(|| super::openapi::document(&s.actions));
+    ([(header::CONTENT_TYPE, "application/json")], document.clone())
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -54,6 +54,13 @@ impl ConnLimits {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The most unsent data a client socket holds before a write waits
+/// (`TCP_NOTSENT_LOWAT`). Data in flight is not counted, so a fast client
+/// far away still gets a full window; a client that stops reading holds
+/// about this much in the kernel instead of an autotuned send buffer of
+/// several MiB, which a slow-read attack multiplies by its connections.
+const NOTSENT_LOWAT: u32 = 128 * 1024;
+
 /// Accepts connections until `shutdown` resolves, then lets in-flight
 /// requests finish for at most `shutdown_timeout`. `handler(peer)` makes
 /// the request handler of a connection from `peer`.
@@ -115,6 +122,7 @@ pub async fn serve<M, H, F, B>(
         };
         let Some(permit) = permit else { break };
         let _ = stream.set_nodelay(true);
+        let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT);
         let clock = Arc::new(Clock::new());
         let key = open.add(clock.clone());
         let handle = Arc::new(handler(peer));

@@ -118,7 +118,7 @@ impl AuditConfiguration {
         match key {
             "name" => {
                 let name = string(key, v)?;
-                if name.trim().is_empty() || name.len() > 200 {
+                if name.trim().is_empty() || name.chars().count() > 200 {
                     return Err(bad(key, "must be 1 to 200 characters"));
                 }
                 self.name = name.trim().to_string();
@@ -140,7 +140,7 @@ impl AuditConfiguration {
                 }
             }
             "is_active" => self.is_active = v.as_bool().ok_or_else(|| bad(key, "must be true or false"))?,
-            "priority" => self.priority = v.as_i64().ok_or_else(|| bad(key, "must be an integer"))?,
+            "priority" => self.priority = integer(v).ok_or_else(|| bad(key, "must be an integer"))?,
             "audit_actions" => self.audit_actions = action_list(key, v, actions)?,
             "exclude_actions" => self.exclude_actions = action_list(key, v, actions)?,
             "audit_resource_types" => self.audit_resource_types = name_list(key, v)?,
@@ -167,6 +167,17 @@ impl AuditConfiguration {
 
 fn string(field: &str, v: &Value) -> Result<String, FieldError> {
     v.as_str().map(str::to_string).ok_or_else(|| bad(field, "must be a string"))
+}
+
+/// An integer as JSON Schema counts them: `3`, and also `3.0` or `3e2`.
+fn integer(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| {
+        let f = v.as_f64()?;
+        // Both bounds are ±2^63 as floats: 2^63 is out of range, and a
+        // float of -2^63 may be a rounded -2^63 - 1 (the exact -2^63 is
+        // read by `as_i64`).
+        (f.fract() == 0.0 && f > i64::MIN as f64 && f < i64::MAX as f64).then_some(f as i64)
+    })
 }
 
 fn flag(field: &str, v: &Value) -> Result<Option<bool>, FieldError> {
@@ -224,4 +235,24 @@ pub fn parse_net(s: &str) -> Option<IpNet> {
 /// Every action name a configuration may use: the built-ins and `custom`.
 pub fn known_actions<'a>(custom: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
     BUILTIN_ACTIONS.iter().copied().chain(custom).map(str::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_integral_number_is_an_integer_however_written() {
+        let of = |text: &str| integer(&serde_json::from_str(text).unwrap());
+        assert_eq!(of("3"), Some(3));
+        assert_eq!(of("-37573474.0"), Some(-37_573_474));
+        assert_eq!(of("3e2"), Some(300));
+        assert_eq!(of("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(of("2.5"), None);
+        assert_eq!(of("9223372036854775808"), None);
+        assert_eq!(of("9.3e18"), None);
+        assert_eq!(of("-9223372036854775809"), None);
+        assert_eq!(of("-9.3e18"), None);
+        assert_eq!(of("\"3\""), None);
+    }
 }

@@ -38,7 +38,7 @@ impl SqliteStore {
 
     /// Stores a new configuration; answers it with its id and times.
     pub async fn insert_configuration(&self, config: &AuditConfiguration) -> Result<AuditConfiguration, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_transaction().await?;
         let stored = insert(&mut tx, config).await?;
         bump(&mut tx).await?;
         tx.commit().await?;
@@ -50,7 +50,7 @@ impl SqliteStore {
         &self,
         config: &AuditConfiguration,
     ) -> Result<Option<AuditConfiguration>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_transaction().await?;
         let stored = update(&mut tx, config).await?;
         if stored.is_some() {
             bump(&mut tx).await?;
@@ -61,7 +61,7 @@ impl SqliteStore {
 
     /// Deletes a configuration; answers what was deleted.
     pub async fn delete_configuration(&self, id: i64) -> Result<Option<AuditConfiguration>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_transaction().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = ?")))
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -81,7 +81,7 @@ impl SqliteStore {
         &self,
         seeds: &[AuditConfiguration],
     ) -> Result<Vec<(Option<AuditConfiguration>, AuditConfiguration)>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_transaction().await?;
         let mut changes = Vec::new();
         for seed in seeds {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE name = ?")))
@@ -103,6 +103,17 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(changes)
+    }
+}
+
+impl SqliteStore {
+    /// A transaction that takes the write lock at its start (`BEGIN
+    /// IMMEDIATE`). These transactions read before they write; begun
+    /// deferred, the upgrade fails at once with "database is locked" when
+    /// another connection (the recorder, another instance) wrote in between,
+    /// which the busy timeout cannot wait out.
+    async fn write_transaction(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool().begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 

@@ -52,17 +52,18 @@ const FIELDS: [&str; 13] = [
     "until",
 ];
 
-/// The longest value a filter takes: longer is no real name, id or search,
-/// and would cost the store (a LIKE pattern's work grows with its length).
-pub const MAX_VALUE_BYTES: usize = 1024;
+/// The longest value a filter takes, in characters: longer is no real name,
+/// id or search, and would cost the store (a LIKE pattern's work grows with
+/// its length).
+pub const MAX_VALUE_CHARS: usize = 1024;
 
 impl Filter {
     /// Sets one filter from its query-string name; unknown names are errors.
     pub fn set(&mut self, field: &str, value: &str) -> Result<(), FilterError> {
         let err = |field: &'static str, reason: String| FilterError { field, reason };
-        if value.len() > MAX_VALUE_BYTES {
+        if value.chars().count() > MAX_VALUE_CHARS {
             let name = FIELDS.iter().find(|f| **f == field).copied().unwrap_or("query");
-            return Err(err(name, format!("longer than {MAX_VALUE_BYTES} bytes")));
+            return Err(err(name, format!("longer than {MAX_VALUE_CHARS} characters")));
         }
         let s = Some(value.to_string());
         match field {
@@ -149,12 +150,14 @@ mod tests {
         f.set("unapplied", "false").unwrap();
         f.set("status", "599").unwrap();
         assert_eq!((f.outcome.as_deref(), f.unapplied, f.status), (Some("failure"), Some(false), Some(599)));
-        let long = "x".repeat(MAX_VALUE_BYTES + 1);
+        let long = "x".repeat(MAX_VALUE_CHARS + 1);
         for field in ["q", "actor", "resource_id", "client_ip", "since"] {
             assert_eq!(Filter::default().set(field, &long).unwrap_err().field, field);
         }
         assert_eq!(Filter::default().set("bogus", &long).unwrap_err().field, "query");
         Filter::default().set("q", &long[1..]).unwrap();
+        // Characters, not bytes: 1,024 three-byte characters are within bounds.
+        Filter::default().set("q", &"€".repeat(MAX_VALUE_CHARS)).unwrap();
         for (k, v, field) in [
             ("status", "abc", "status"),
             ("status", "99", "status"),

@@ -246,7 +246,8 @@ async fn configurations_are_validated_and_every_change_is_recorded() {
     assert_eq!(created["capture"], "diff");
     assert_eq!(created["source"], "api");
     let (status, dup) = api(&app, None, Method::POST, path, r#"{"name": "users"}"#).await;
-    assert_eq!((status, dup["field"].as_str()), (400, Some("name")));
+    // A name already taken is a conflict with the stored state, not bad input.
+    assert_eq!((status, dup["field"].as_str()), (409, Some("name")));
 
     let one = format!("{path}/{id}");
     let (status, patched) = api(&app, None, Method::PATCH, &one, r#"{"priority": 3}"#).await;
@@ -401,4 +402,29 @@ audit_resource_types = ["marker"]
     assert!(stored.iter().all(|(text,)| !text.contains("s3cret-pw")), "a password reached the trail");
     // The seeding itself is in the trail.
     assert_eq!(configuration_changes(&app, 2).await.len(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_changes_while_the_trail_is_written_all_succeed_and_are_all_recorded() {
+    let app = spawn_app().await;
+    let created = configure(&app, json!({"name": "contended"})).await;
+    let one = format!("/api/v1/audit-configurations/{}", created["id"]);
+    // Changes read the stored configuration and then write it, while the
+    // recorder writes each change's entry on its own connection.
+    let changes = (0..40).map(|i| {
+        let (app, one) = (&app, &one);
+        async move {
+            let (method, body) = match i % 3 {
+                0 => (Method::PATCH, json!({"priority": i})),
+                1 => (Method::PUT, json!({"name": "contended", "description": format!("v{i}")})),
+                _ => (Method::POST, json!({"name": format!("new {i}")})),
+            };
+            let path = if method == Method::POST { "/api/v1/audit-configurations" } else { one.as_str() };
+            api(app, None, method, path, &body.to_string()).await
+        }
+    });
+    for (status, body) in futures_util::future::join_all(changes).await {
+        assert!(status == 200 || status == 201, "{status} {body}");
+    }
+    configuration_changes(&app, 41).await;
 }

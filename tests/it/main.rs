@@ -12,6 +12,7 @@ mod helpers;
 mod identity;
 mod json_server;
 mod limits;
+mod openapi;
 mod query;
 mod store;
 mod transparency;

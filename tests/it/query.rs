@@ -30,7 +30,7 @@ async fn query(app: &TestApp, path_and_query: &str) -> (u16, Value) {
 }
 
 /// Seeds 3 creates by alice, 6 patches by bob, 1 failed patch by carol.
-async fn seeded() -> TestApp {
+pub(crate) async fn seeded() -> TestApp {
     let app = spawn_app().await;
     let mut ids = Vec::new();
     for i in 0..3 {
