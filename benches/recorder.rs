@@ -76,7 +76,14 @@ fn main() {
             }
         }
         let size = serde_json::to_string(&entry(1)).unwrap().len();
-        let config = RecorderConfig { queue: total, batch, flush_interval: std::time::Duration::from_millis(50) };
+        let config = RecorderConfig {
+            queue: total,
+            batch,
+            flush_interval: std::time::Duration::from_millis(50),
+            spool: dir.path().join("bench.spool"),
+            max_pending: total,
+            fail_mode: auditgate::config::FailMode::Open,
+        };
         let (rec, writer) = recorder(store.clone(), "bench", &config).await.unwrap();
         if std::env::var_os("INSERT_ONLY").is_some() {
             let mut chain = auditgate::entry::Chain::resume(None);
@@ -128,7 +135,7 @@ fn main() {
         let started = Instant::now();
         let writing = tokio::spawn(writer.run());
         for e in entries {
-            rec.record(e).expect("the queue holds every entry");
+            rec.record(e, None).await.expect("the queue holds every entry");
         }
         drop(rec);
         writing.await.unwrap();

@@ -31,6 +31,8 @@ pub enum AppError {
     NoUpstream,
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Spool(#[from] crate::spool::SpoolError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(
@@ -78,7 +80,11 @@ impl App {
             return Err(AppError::QueryNotLoopback(config.query_listen));
         }
         let store = SqliteStore::open(&config.database).await?;
-        let (recorder, writer) = recorder::recorder(store.clone(), &config.instance, &config.recorder).await?;
+        let (recorder, writer) =
+            recorder::recorder(store.clone(), &config.instance, &config.recorder).await.map_err(|e| match e {
+                recorder::RecorderError::Store(e) => AppError::Store(e),
+                recorder::RecorderError::Spool(e) => AppError::Spool(e),
+            })?;
         let seed_file = config.rules.join("audit.toml").display().to_string();
         for (before, after) in store.seed_configurations(&seeds).await? {
             let action = if before.is_some() { "update" } else { "create" };
@@ -92,7 +98,7 @@ impl App {
                 status: 200,
                 instance: &config.instance,
             };
-            let _ = recorder.record(change.entry(before.as_ref(), Some(&after)));
+            let _ = recorder.record(change.entry(before.as_ref(), Some(&after)), None).await;
         }
         let policy = Arc::new(Policy::empty());
         policy.reload(&store).await?;

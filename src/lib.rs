@@ -37,6 +37,7 @@ pub mod proxy;
 pub mod recorder;
 pub mod resource;
 pub mod snapshot;
+pub mod spool;
 pub mod store;
 pub mod telemetry;
 pub mod toml_file;

@@ -1,57 +1,151 @@
 //! The recorder (SPEC 8): a bounded queue between the data path and the
 //! store, and the writer that seals entries into the instance's hash chain
-//! and commits them in batches, one transaction each. The proxy never waits
-//! for a disk write; anything not recorded is counted and logged.
+//! and commits them in batches, one transaction each. When the store
+//! refuses a batch it goes to the spool (`crate::spool`), and everything
+//! after it too, until the spool is replayed into the store, in order; the
+//! chain is sealed once, so a replayed entry is stored exactly as spooled
+//! (and a second replay of it, after a crash, is ignored by id).
+//!
+//! Audited requests hold a slot from their start until their entry is
+//! queued (`max_pending`), so the work in flight is bounded; an entry waits
+//! for room in the queue rather than being dropped, unless the writer can
+//! neither store nor spool and `fail_mode` is `open`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use crate::config::FailMode;
 use crate::entry::{AuditEntry, Chain, Sealed};
+use crate::spool::{Spool, SpoolError};
 use crate::store::SqliteStore;
 
-/// Counters of the recorder, for logs, `/metrics` and tests.
+/// Counters and gauges of the recorder, for logs, `/metrics` and tests.
 #[derive(Debug, Default)]
 pub struct RecorderStats {
     pub queued: AtomicU64,
+    /// Entries the writer has taken from the queue (queued − taken is its
+    /// depth).
+    pub taken: AtomicU64,
     pub written: AtomicU64,
-    /// Entries refused because the queue was full.
+    /// Entries given up: the writer could neither store nor spool them
+    /// (`fail_mode = "open"`), or it had stopped.
     pub dropped: AtomicU64,
+    /// Batches the store refused.
     pub write_errors: AtomicU64,
+    pub batches: AtomicU64,
+    pub spooled: AtomicU64,
+    pub replayed: AtomicU64,
+    /// Appends the spool refused (with the store down: nowhere to write).
+    pub spool_errors: AtomicU64,
+    /// Entries in the spool, waiting for replay.
+    pub spool_waiting: AtomicU64,
+    /// Bytes of a torn spool tail cut off at start.
+    pub spool_torn_bytes: AtomicU64,
+    /// Set while a batch can go neither to the store nor to the spool.
+    pub stuck: AtomicBool,
 }
 
-/// The data path's handle: hands entries to the writer without waiting.
+/// The data path's handle.
 #[derive(Debug, Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<AuditEntry>,
     stats: Arc<RecorderStats>,
+    slots: Arc<Semaphore>,
+    max_pending: usize,
+    fail_mode: FailMode,
 }
 
-/// An entry the recorder could not accept.
+/// An entry the recorder did not take.
 #[derive(Debug, thiserror::Error)]
-#[error("audit queue full: entry for {method} {path} not recorded")]
-pub struct QueueFull {
+#[error("audit entry for {method} {path} not recorded: {why}")]
+pub struct NotRecorded {
     pub method: String,
     pub path: String,
+    pub why: &'static str,
 }
 
+/// An audited request's place among `max_pending`: held from its start
+/// until its entry is queued. `keep` says whether its entry waits for the
+/// writer however long it is stuck (a mutation under `fail_mode =
+/// "closed"`) rather than being given up.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    keep: bool,
+}
+
+/// No slot: `fail_mode = "closed"` and the trail cannot take the mutation's
+/// entry now (nothing can be recorded, or `max_pending` are in flight).
+#[derive(Debug, thiserror::Error)]
+#[error("the audit trail cannot take this change now (fail_mode = \"closed\")")]
+pub struct Unrecordable;
+
 impl Recorder {
-    /// Queues an entry; when the queue is full the entry is counted and logged.
-    pub fn record(&self, entry: AuditEntry) -> Result<(), QueueFull> {
-        match self.tx.try_send(entry) {
-            Ok(()) => {
-                self.stats.queued.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+    /// A slot for an audited request, waiting while `max_pending` are in
+    /// flight; for a mutation under `fail_mode = "closed"`, refused at once
+    /// instead of waiting, and while nothing can be recorded.
+    pub async fn slot(&self, mutation: bool) -> Result<Slot, Unrecordable> {
+        let keep = mutation && self.fail_mode == FailMode::Closed;
+        let permit = if keep {
+            if self.stats.stuck.load(Ordering::Relaxed) {
+                return Err(Unrecordable);
             }
-            Err(mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e)) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                let err = QueueFull { method: e.method, path: e.path };
-                tracing::error!(error = %err, request_id = %e.request_id, "audit entry dropped");
-                Err(err)
+            self.slots.clone().try_acquire_owned().map_err(|_| Unrecordable)?
+        } else {
+            self.slots.clone().acquire_owned().await.map_err(|_| Unrecordable)?
+        };
+        Ok(Slot { _permit: permit, keep })
+    }
+
+    /// Audited requests between their start and their entry being queued.
+    pub fn pending(&self) -> usize {
+        self.max_pending - self.slots.available_permits()
+    }
+
+    /// Queues an entry, waiting for room while the writer catches up, and
+    /// then frees its slot. Given up (counted and logged) only when the
+    /// writer has stopped, or when it can neither store nor spool and the
+    /// entry need not be kept (see `Slot`; without a slot, kept under
+    /// `fail_mode = "closed"`).
+    pub async fn record(&self, entry: AuditEntry, slot: Option<Slot>) -> Result<(), NotRecorded> {
+        let keep = slot.as_ref().map_or(self.fail_mode == FailMode::Closed, |s| s.keep);
+        let entry = match self.tx.try_send(entry) {
+            Ok(()) => {
+                self.queued();
+                return Ok(());
+            }
+            Err(mpsc::error::TrySendError::Closed(e)) => return Err(self.give_up(e, "the recorder has stopped")),
+            Err(mpsc::error::TrySendError::Full(e)) => e,
+        };
+        loop {
+            match tokio::time::timeout(Duration::from_millis(100), self.tx.reserve()).await {
+                Ok(Ok(permit)) => {
+                    permit.send(entry);
+                    self.queued();
+                    return Ok(());
+                }
+                Ok(Err(_)) => return Err(self.give_up(entry, "the recorder has stopped")),
+                Err(_) if !keep && self.stats.stuck.load(Ordering::Relaxed) => {
+                    return Err(self.give_up(entry, "neither the store nor the spool takes entries"));
+                }
+                Err(_) => {}
             }
         }
+    }
+
+    fn queued(&self) {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn give_up(&self, e: AuditEntry, why: &'static str) -> NotRecorded {
+        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        let err = NotRecorded { method: e.method, path: e.path, why };
+        tracing::error!(error = %err, request_id = %e.request_id, "audit entry dropped");
+        err
     }
 
     pub fn stats(&self) -> &Arc<RecorderStats> {
@@ -60,8 +154,26 @@ impl Recorder {
 
     /// A handle that does not keep the writer running at shutdown.
     pub fn downgrade(&self) -> WeakRecorder {
-        WeakRecorder { tx: self.tx.downgrade(), stats: self.stats.clone() }
+        WeakRecorder { tx: self.tx.downgrade(), handle: Recorder { tx: self.tx.clone(), ..self.clone() }.gauges() }
     }
+
+    fn gauges(&self) -> Gauges {
+        Gauges {
+            stats: self.stats.clone(),
+            slots: self.slots.clone(),
+            max_pending: self.max_pending,
+            fail_mode: self.fail_mode,
+        }
+    }
+}
+
+/// What a weak handle keeps of a recorder besides the queue.
+#[derive(Debug, Clone)]
+struct Gauges {
+    stats: Arc<RecorderStats>,
+    slots: Arc<Semaphore>,
+    max_pending: usize,
+    fail_mode: FailMode,
 }
 
 /// A `Recorder` that lets the writer finish once every strong handle is gone
@@ -69,17 +181,29 @@ impl Recorder {
 #[derive(Debug, Clone)]
 pub struct WeakRecorder {
     tx: mpsc::WeakSender<AuditEntry>,
-    stats: Arc<RecorderStats>,
+    handle: Gauges,
 }
 
 impl WeakRecorder {
     /// A strong handle while the writer still runs.
     pub fn upgrade(&self) -> Option<Recorder> {
-        Some(Recorder { tx: self.tx.upgrade()?, stats: self.stats.clone() })
+        let g = self.handle.clone();
+        Some(Recorder {
+            tx: self.tx.upgrade()?,
+            stats: g.stats,
+            slots: g.slots,
+            max_pending: g.max_pending,
+            fail_mode: g.fail_mode,
+        })
     }
 
     pub fn stats(&self) -> &Arc<RecorderStats> {
-        &self.stats
+        &self.handle.stats
+    }
+
+    /// Audited requests between their start and their entry being queued.
+    pub fn pending(&self) -> usize {
+        self.handle.max_pending - self.handle.slots.available_permits()
     }
 }
 
@@ -88,38 +212,73 @@ impl WeakRecorder {
 pub struct Writer {
     rx: mpsc::Receiver<AuditEntry>,
     store: SqliteStore,
+    /// Handed to the committer when `run` starts.
+    spool: Option<Spool>,
     chain: Chain,
     batch: usize,
     flush_interval: Duration,
     stats: Arc<RecorderStats>,
 }
 
-/// Settings of the recorder (`[recorder]`).
+/// Settings of the recorder (`[recorder]`, and `fail_mode`).
 #[derive(Debug, Clone)]
 pub struct RecorderConfig {
     pub queue: usize,
     pub batch: usize,
     pub flush_interval: Duration,
+    pub spool: PathBuf,
+    pub max_pending: usize,
+    pub fail_mode: FailMode,
 }
 
-/// Makes the handle and the writer; the chain resumes from the store.
+/// Why the recorder cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// Makes the handle and the writer. The chain resumes from the newest
+/// spooled entry when an earlier run left some (they reach the store
+/// first), else from the store.
 pub async fn recorder(
     store: SqliteStore,
     instance: &str,
     config: &RecorderConfig,
-) -> Result<(Recorder, Writer), crate::store::StoreError> {
-    let last = store.last_hash(instance).await?;
-    let (tx, rx) = mpsc::channel(config.queue.max(1));
+) -> Result<(Recorder, Writer), RecorderError> {
+    let (spool, opened) = Spool::open(&config.spool)?;
     let stats = Arc::new(RecorderStats::default());
+    if opened.torn_bytes > 0 {
+        tracing::error!(
+            spool = %config.spool.display(),
+            bytes = opened.torn_bytes,
+            "the spool ended in a torn line (a crash mid-write): cut off and kept in the .torn file, not replayed"
+        );
+        stats.spool_torn_bytes.store(opened.torn_bytes as u64, Ordering::Relaxed);
+    }
+    if !spool.is_empty() {
+        tracing::warn!(entries = spool.len(), spool = %config.spool.display(), "replaying the spool an earlier run left");
+    }
+    stats.spool_waiting.store(spool.len() as u64, Ordering::Relaxed);
+    let last = match spool.last_hash() {
+        Some(h) => Some(h.to_string()),
+        None => store.last_hash(instance).await?,
+    };
+    let (tx, rx) = mpsc::channel(config.queue.max(1));
+    let max_pending = config.max_pending.max(1);
     let writer = Writer {
         rx,
         store,
+        spool: Some(spool),
         chain: Chain::resume(last),
         batch: config.batch.max(1),
         flush_interval: config.flush_interval,
         stats: stats.clone(),
     };
-    Ok((Recorder { tx, stats }, writer))
+    let slots = Arc::new(Semaphore::new(max_pending));
+    Ok((Recorder { tx, stats, slots, max_pending, fail_mode: config.fail_mode }, writer))
 }
 
 impl Writer {
@@ -137,24 +296,45 @@ impl Writer {
                 Ok(_) => {}
             }
         }
+        self.stats.taken.fetch_add(batch.len() as u64, Ordering::Relaxed);
         Some(batch.into_iter().map(|e| self.chain.seal(e)).collect())
     }
 
     /// Writes until every `Recorder` is dropped and the queue is drained.
     /// Sealing the next batch overlaps with committing the previous one; the
-    /// committer takes batches in order and retries a refused batch (with
-    /// back-off) before anything newer, so the chain is stored in order.
-    /// Committed batches go back to this task to be freed, keeping the
-    /// committer (the pipeline's slow stage) on inserts alone.
+    /// committer takes batches in order (store, or spool while the store
+    /// refuses or the spool is not yet replayed), so the chain is stored in
+    /// order. Committed batches go back to this task to be freed, keeping
+    /// the committer (the pipeline's slow stage) on inserts alone.
     pub async fn run(mut self) {
         let (tx, mut rx) = mpsc::channel::<Vec<Sealed>>(1);
         let (done_tx, mut done) = mpsc::unbounded_channel::<Vec<Sealed>>();
-        let (store, stats) = (self.store.clone(), self.stats.clone());
+        let mut committer = Committer {
+            store: self.store.clone(),
+            spool: self.spool.take(),
+            stats: self.stats.clone(),
+            batch: self.batch,
+            retry_at: tokio::time::Instant::now(),
+            backoff: MIN_BACKOFF,
+        };
         let committer = tokio::spawn(async move {
-            while let Some(batch) = rx.recv().await {
-                commit(&store, &stats, &batch).await;
+            loop {
+                let waiting = committer.waiting();
+                let batch = tokio::select! {
+                    batch = rx.recv() => batch,
+                    () = tokio::time::sleep_until(committer.retry_at), if waiting => {
+                        committer.replay().await;
+                        continue;
+                    }
+                };
+                let Some(batch) = batch else { break };
+                committer.deliver(&batch).await;
                 let _ = done_tx.send(batch);
             }
+            // Shutting down: one more try to empty the spool; what stays is
+            // replayed at the next start.
+            committer.replay().await;
+            committer.waiting()
         });
         while let Some(batch) = self.next_batch().await {
             while let Ok(committed) = done.try_recv() {
@@ -165,27 +345,129 @@ impl Writer {
             }
         }
         drop(tx);
-        if let Err(e) = committer.await {
-            tracing::error!(error = %e, "audit committer failed");
+        match committer.await {
+            Ok(true) => tracing::warn!(
+                spooled = self.stats.spool_waiting.load(Ordering::Relaxed),
+                "recorder stopped with entries in the spool; the next start replays them"
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "audit committer failed"),
         }
         tracing::info!(written = self.stats.written.load(Ordering::Relaxed), "recorder drained");
     }
 }
 
-/// Commits one sealed batch, retrying until the store takes it.
-async fn commit(store: &SqliteStore, stats: &RecorderStats, batch: &[Sealed]) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        match store.insert_batch(batch).await {
-            Ok(()) => {
-                stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                return;
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The committer's state: the store, the spool, and when to try the store
+/// again after it refused.
+struct Committer {
+    store: SqliteStore,
+    /// Taken out while a blocking spool call runs.
+    spool: Option<Spool>,
+    stats: Arc<RecorderStats>,
+    batch: usize,
+    retry_at: tokio::time::Instant,
+    backoff: Duration,
+}
+
+impl Committer {
+    fn waiting(&self) -> bool {
+        self.spool.as_ref().is_some_and(|s| !s.is_empty())
+    }
+
+    /// The store refused: wait longer before the next try.
+    fn refused(&mut self, e: &crate::store::StoreError, entries: usize) {
+        self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %e, entries, "audit batch not written to the store");
+        self.retry_at = tokio::time::Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Runs `f` on the spool on a blocking thread (appends fsync).
+    async fn with_spool<T: Send + 'static>(&mut self, f: impl FnOnce(&mut Spool) -> T + Send + 'static) -> T {
+        let mut spool = self.spool.take().expect("the spool is back after each call");
+        let (spool, out) = tokio::task::spawn_blocking(move || {
+            let out = f(&mut spool);
+            (spool, out)
+        })
+        .await
+        .expect("a spool call does not panic");
+        self.stats.spool_waiting.store(spool.len() as u64, Ordering::Relaxed);
+        self.spool = Some(spool);
+        out
+    }
+
+    /// Stores a batch, or spools it: straight to the spool while older
+    /// entries wait there (order), else when the store refuses. While
+    /// neither takes it, the recorder is stuck: it retries, the queue fills
+    /// and the data path waits (or gives up, with `fail_mode = "open"`).
+    async fn deliver(&mut self, batch: &[Sealed]) {
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        let mut pause = MIN_BACKOFF;
+        loop {
+            if !self.waiting() && tokio::time::Instant::now() >= self.retry_at {
+                match self.store.insert_batch(batch).await {
+                    Ok(()) => {
+                        self.stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        self.stats.stuck.store(false, Ordering::Relaxed);
+                        self.backoff = MIN_BACKOFF;
+                        return;
+                    }
+                    Err(e) => self.refused(&e, batch.len()),
+                }
             }
-            Err(e) => {
-                stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, entries = batch.len(), "audit batch not written, retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+            let owned = batch.to_vec();
+            match self.with_spool(move |s| s.append(&owned)).await {
+                Ok(()) => {
+                    self.stats.spooled.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.stats.stuck.store(false, Ordering::Relaxed);
+                    if tokio::time::Instant::now() >= self.retry_at {
+                        self.replay().await;
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.stats.spool_errors.fetch_add(1, Ordering::Relaxed);
+                    self.stats.stuck.store(true, Ordering::Relaxed);
+                    tracing::error!(error = %e, entries = batch.len(), "audit batch neither stored nor spooled, retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_BACKOFF);
+                    self.retry_at = tokio::time::Instant::now();
+                }
+            }
+        }
+    }
+
+    /// Replays the spool into the store, oldest first, a batch at a time,
+    /// until it is empty or the store refuses.
+    async fn replay(&mut self) {
+        while self.waiting() {
+            let n = self.batch;
+            let chunk = match self.with_spool(move |s| s.next(n)).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "spool not readable; replay paused");
+                    self.retry_at = tokio::time::Instant::now() + MAX_BACKOFF;
+                    return;
+                }
+            };
+            let (entries, to) = chunk;
+            match self.store.insert_batch(&entries).await {
+                Ok(()) => {
+                    let count = entries.len();
+                    if let Err(e) = self.with_spool(move |s| s.replayed(count, to)).await {
+                        tracing::error!(error = %e, "spool not emptied after replay (a restart replays it again, ignored by id)");
+                    }
+                    self.stats.replayed.fetch_add(count as u64, Ordering::Relaxed);
+                    self.stats.written.fetch_add(count as u64, Ordering::Relaxed);
+                    self.backoff = MIN_BACKOFF;
+                }
+                Err(e) => {
+                    self.refused(&e, entries.len());
+                    return;
+                }
             }
         }
     }

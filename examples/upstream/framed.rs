@@ -5,7 +5,9 @@
 //! Modes: `length` (declared length), `chunked` (7-byte chunks), `gzip`,
 //! `deflate`, `br` (encoded, then chunked), `trickle` (5-byte chunks 10 ms
 //! apart, the last one held until `POST /framed/release`), `bigid` (ids past
-//! 64 bits), `huge` (a 70,000-byte `pad` field). `POST /framed/reset` starts
+//! 64 bits), `huge` (a 70,000-byte `pad` field), `same` (every create
+//! answers id 1, and reading it takes 1 ms: after-snapshots queue up on one
+//! resource, the create storm of `scripts/bench-storm.sh`). `POST /framed/reset` starts
 //! the ids over, so that two runs answer the same bytes.
 
 use std::collections::HashMap;
@@ -52,10 +54,15 @@ pub async fn handle(req: Request<Incoming>) -> Response<Body> {
             let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
             create(&mode, &body, location)
         }
-        (Method::GET, ["framed", mode, "items", id]) => match items().lock().unwrap().get(&format!("{mode}/{id}")) {
-            Some(item) => Response::new(full(item.to_string())),
-            None => status(StatusCode::NOT_FOUND, "no such item"),
-        },
+        (Method::GET, ["framed", mode, "items", id]) => {
+            if *mode == "same" {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            match items().lock().unwrap().get(&format!("{mode}/{id}")) {
+                Some(item) => Response::new(full(item.to_string())),
+                None => status(StatusCode::NOT_FOUND, "no such item"),
+            }
+        }
         _ => status(StatusCode::NOT_FOUND, "not found"),
     }
 }
@@ -71,7 +78,11 @@ fn create(mode: &str, body: &[u8], location: bool) -> Response<Body> {
         return status(StatusCode::BAD_REQUEST, "send a JSON object");
     };
     let n = NEXT.fetch_add(1, Ordering::SeqCst) + 1;
-    let id = if mode == "bigid" { format!("12345678901234567890123456789{n}") } else { n.to_string() };
+    let id = match mode {
+        "bigid" => format!("12345678901234567890123456789{n}"),
+        "same" => "1".to_string(),
+        _ => n.to_string(),
+    };
     // The id is written as a JSON number with all its digits.
     item.insert("id".into(), serde_json::from_str(&id).unwrap());
     if mode == "huge" {

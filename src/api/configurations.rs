@@ -124,12 +124,8 @@ impl ApiState {
         before: Option<&AuditConfiguration>,
         after: Option<&AuditConfiguration>,
     ) {
-        if trail.record(change.entry(before, after)).is_err() {
-            tracing::error!(
-                action = change.action,
-                path = change.path,
-                "configuration change not recorded: audit queue full"
-            );
+        if trail.record(change.entry(before, after), None).await.is_err() {
+            tracing::error!(action = change.action, path = change.path, "configuration change not recorded");
         }
         if let Err(e) = self.policy.reload(&self.store).await {
             tracing::warn!(error = %e, "audit configurations not reloaded; the refresh will retry");

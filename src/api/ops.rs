@@ -65,26 +65,62 @@ pub(super) async fn openapi(State(s): State<Arc<ApiState>>) -> impl IntoResponse
 /// `GET /metrics`: Prometheus text format.
 pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
     let r = s.recorder.stats();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let mut out = String::new();
-    for (name, help, value) in [
+    let counters = [
+        ("auditgate_entries_queued_total", "Audit entries accepted by the recorder queue.", load(&r.queued)),
         (
-            "auditgate_entries_queued_total",
-            "Audit entries accepted by the recorder queue.",
-            r.queued.load(Ordering::Relaxed),
+            "auditgate_entries_written_total",
+            "Audit entries committed to the store (replayed ones included).",
+            load(&r.written),
         ),
-        ("auditgate_entries_written_total", "Audit entries committed to the store.", r.written.load(Ordering::Relaxed)),
         (
             "auditgate_entries_dropped_total",
-            "Audit entries refused because the queue was full.",
-            r.dropped.load(Ordering::Relaxed),
+            "Audit entries given up: nowhere to write them (fail_mode open), or the recorder had stopped.",
+            load(&r.dropped),
         ),
         (
             "auditgate_store_write_errors_total",
-            "Batches the store refused (retried).",
-            r.write_errors.load(Ordering::Relaxed),
+            "Batches the store refused (spooled, then replayed).",
+            load(&r.write_errors),
         ),
-    ] {
+        ("auditgate_batches_total", "Batches the recorder delivered.", load(&r.batches)),
+        (
+            "auditgate_entries_spooled_total",
+            "Audit entries written to the spool because the store refused them.",
+            load(&r.spooled),
+        ),
+        (
+            "auditgate_entries_replayed_total",
+            "Audit entries replayed from the spool into the store.",
+            load(&r.replayed),
+        ),
+        ("auditgate_spool_write_errors_total", "Batches the spool refused.", load(&r.spool_errors)),
+        ("auditgate_spool_torn_bytes_total", "Bytes of a torn spool tail cut off at start.", load(&r.spool_torn_bytes)),
+    ];
+    for (name, help, value) in counters {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+    }
+    let gauges = [
+        (
+            "auditgate_queue_depth",
+            "Audit entries in the recorder queue.",
+            load(&r.queued).saturating_sub(load(&r.taken)),
+        ),
+        ("auditgate_spool_entries", "Audit entries in the spool, waiting for replay.", load(&r.spool_waiting)),
+        (
+            "auditgate_audits_pending",
+            "Audited requests between their start and their entry being queued (bounded by recorder.max_pending).",
+            s.recorder.pending() as u64,
+        ),
+        (
+            "auditgate_recorder_stuck",
+            "1 while the recorder can write neither to the store nor to the spool.",
+            u64::from(r.stuck.load(Ordering::Relaxed)),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

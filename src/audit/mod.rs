@@ -22,7 +22,7 @@ use crate::entry::{AuditEntry, Outcome};
 use crate::identity::{Actor, ClientAddr, ip_text};
 use crate::policy::Capture;
 use crate::proxy::EndHook;
-use crate::recorder::Recorder;
+use crate::recorder::{Recorder, Slot, Unrecordable};
 use crate::resource::{Action, Classified, Rule};
 use crate::snapshot::{ResourceLocks, Snapshotter};
 use crate::unapplied::unapplied;
@@ -121,6 +121,8 @@ pub struct Pending {
     before: Option<Value>,
     snapshot_error: Option<String>,
     guard: Option<OwnedMutexGuard<()>>,
+    /// Its place among `recorder.max_pending`, until its entry is queued.
+    slot: Option<Slot>,
 }
 
 impl Auditor {
@@ -144,16 +146,20 @@ impl Auditor {
         Some(self.locks.lock(&c.resource.kind, id).await)
     }
 
-    /// Starts auditing: takes the resource's turn and its before-state
-    /// (no before-state for `capture = "metadata"`, reads and logins).
+    /// Starts auditing: takes a slot among `max_pending` (refused for a
+    /// mutation under `fail_mode = "closed"` when the trail cannot take it),
+    /// the resource's turn and its before-state (no before-state for
+    /// `capture = "metadata"`, reads and logins).
     pub async fn begin(
         &self,
         classified: Classified,
         rule: Option<&Rule>,
         request: RequestFacts,
         recording: Recording,
-    ) -> Pending {
+    ) -> Result<Pending, Unrecordable> {
+        let slot = self.recorder.slot(classified.action.is_mutation()).await?;
         let mut pending = Pending {
+            slot: Some(slot),
             request,
             recording,
             rule_id_field: rule.and_then(|r| r.id_field.clone()),
@@ -171,7 +177,7 @@ impl Auditor {
                 Err(e) => pending.snapshot_error = Some(e.to_string()),
             }
         }
-        pending
+        Ok(pending)
     }
 
     /// The tee's end hook for `p`'s answer, and where its result arrives:
@@ -233,16 +239,17 @@ impl Auditor {
             Action::Login if !(200..300).contains(&status) => Outcome::Failure,
             _ => Outcome::from_status(status),
         };
-        self.record(p, outcome, &answered, after);
+        self.record(p, outcome, &answered, after).await;
     }
 
     /// Records a request the upstream never answered (502/504).
-    pub fn fail(&self, p: Pending, status: u16) {
+    pub async fn fail(&self, p: Pending, status: u16) {
         let answered = Answered::now(&p, status, HeaderMap::new());
-        self.record(p, Outcome::Error, &answered, None);
+        self.record(p, Outcome::Error, &answered, None).await;
     }
 
-    fn record(&self, mut p: Pending, outcome: Outcome, answered: &Answered, after: Option<Value>) {
+    async fn record(&self, mut p: Pending, outcome: Outcome, answered: &Answered, after: Option<Value>) {
+        let slot = p.slot.take();
         let status = answered.status;
         let mut changes = diff(p.before.as_ref(), after.as_ref());
         changes = without_ignored(changes, &self.ignore_fields);
@@ -309,7 +316,7 @@ impl Auditor {
             prev_hash: String::new(),
             hash: String::new(),
         };
-        let _ = self.recorder.record(entry);
+        let _ = self.recorder.record(entry, slot).await;
     }
 }
 

@@ -323,6 +323,9 @@ impl RawConfig {
                 queue: usize::try_from(self.recorder.queue).unwrap_or(usize::MAX),
                 batch: usize::try_from(self.recorder.batch).unwrap_or(usize::MAX),
                 flush_interval,
+                spool: self.recorder.spool.into(),
+                max_pending: usize::try_from(self.recorder.max_pending).unwrap_or(usize::MAX),
+                fail_mode,
             },
         })
     }

@@ -178,11 +178,18 @@ pub struct RawRecorder {
     pub batch: u64,
     pub flush_interval: String,
     pub spool: String,
+    pub max_pending: u64,
 }
 
 impl Default for RawRecorder {
     fn default() -> Self {
-        RawRecorder { queue: 10_000, batch: 500, flush_interval: "50ms".into(), spool: "auditgate.spool".into() }
+        RawRecorder {
+            queue: 10_000,
+            batch: 500,
+            flush_interval: "50ms".into(),
+            spool: "auditgate.spool".into(),
+            max_pending: 10_000,
+        }
     }
 }
 

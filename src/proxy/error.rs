@@ -28,6 +28,10 @@ pub enum ProxyError {
     Upstream(#[source] super::UpstreamError),
     #[error("upstream did not answer within upstream_timeout")]
     UpstreamTimeout,
+    /// `fail_mode = "closed"` and the change's entry could not be recorded:
+    /// not forwarded.
+    #[error(transparent)]
+    TrailUnavailable(#[from] crate::recorder::Unrecordable),
 }
 
 impl ProxyError {
@@ -40,6 +44,7 @@ impl ProxyError {
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::TrailUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -52,6 +57,7 @@ impl ProxyError {
             ProxyError::ClientTimeout => "request body too slow",
             ProxyError::Upstream(_) => "upstream unreachable",
             ProxyError::UpstreamTimeout => "upstream timed out",
+            ProxyError::TrailUnavailable(_) => "the audit trail cannot record this change now",
         }
     }
 
@@ -59,7 +65,7 @@ impl ProxyError {
     pub fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
         if status.is_server_error() {
-            tracing::warn!(error = %self, status = status.as_u16(), "upstream error");
+            tracing::warn!(error = %self, status = status.as_u16(), "request not served");
         } else {
             tracing::debug!(error = %self, status = status.as_u16(), "refused request");
         }

@@ -155,7 +155,7 @@ impl Proxy {
         let response = match (sent, audit) {
             (Ok(response), Audit::Recorded(pending)) => return Ok(self.finish_audit(*pending, response)),
             (Err(e), Audit::Recorded(pending)) => {
-                self.auditor.fail(*pending, e.status().as_u16());
+                self.auditor.fail(*pending, e.status().as_u16()).await;
                 return Err(e);
             }
             // The change is made (or failed): the resource's turn ends here.
@@ -253,7 +253,7 @@ impl Proxy {
         let carried = self.auditor.snapshots.carried(&parts.headers);
         let facts = RequestFacts::new(parts, actor, addr, request_id, carried, started);
         let recording = Recording { capture, configuration, body: body.bytes().cloned() };
-        let pending = self.auditor.begin(classified, rule, facts, recording).await;
+        let pending = self.auditor.begin(classified, rule, facts, recording).await?;
         Ok((body.into_upstream(), Audit::Recorded(Box::new(pending))))
     }
 

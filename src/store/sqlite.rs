@@ -50,7 +50,9 @@ impl SqliteStore {
     }
 
     /// Writes sealed entries, and the newest as its instance's chain head,
-    /// in one transaction.
+    /// in one transaction. An entry already stored (same id) is skipped, so
+    /// a spool replayed twice (a crash between commit and emptying it)
+    /// stores each entry once.
     pub async fn insert_batch(&self, entries: &[Sealed]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
@@ -69,6 +71,8 @@ impl SqliteStore {
                     .push_bind(client_ip_key(e).to_vec())
                     .push_bind(json.clone());
             });
+            // A replayed spool may hold entries a crash stored already.
+            q.push(" ON CONFLICT (id) DO NOTHING");
             q.build().execute(&mut *tx).await?;
         }
         // The newest entry of each instance in the batch is its chain head.
@@ -144,9 +148,18 @@ impl SqliteStore {
     /// id order: each entry must link and hash, the columns the filters use
     /// must agree with the entry the hash covers, and each chain must end at
     /// its recorded head (a deleted tail names the missing head's id).
+    ///
+    /// Rows and heads are read in one transaction, one snapshot of the
+    /// database: read apart, a batch committed in between moves a head past
+    /// the rows read, and an intact trail being written to looks cut.
     pub async fn verify(&self) -> Result<Verification, StoreError> {
         let mut check = ChainCheck::default();
-        let mut rows = sqlx::query(AssertSqlSafe(format!("SELECT {ROW} FROM audit_log ORDER BY id"))).fetch(&self.pool);
+        let mut tx = self.pool.begin().await?;
+        let heads: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_head ORDER BY last_id")
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut rows = sqlx::query(AssertSqlSafe(format!("SELECT {ROW} FROM audit_log ORDER BY id"))).fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
             let entry = match decode(&row) {
                 Ok(e) if columns_agree(&row, &e)? => e,
@@ -159,10 +172,7 @@ impl SqliteStore {
             check.push(&entry);
         }
         drop(rows);
-        let heads: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_head ORDER BY last_id")
-                .fetch_all(&self.pool)
-                .await?;
+        tx.rollback().await?;
         for (instance, last_id, last_hash) in heads {
             if check.head(&instance) != Some(last_hash.as_str()) {
                 check.bad(&last_id);

@@ -26,7 +26,7 @@ pub async fn wait_entries(store: &SqliteStore, n: usize) -> Vec<AuditEntry> {
     }
 }
 
-async fn call(app: &TestApp, method: Method, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn call(app: &TestApp, method: Method, path: &str, body: Value) -> (u16, Value) {
     let mut builder =
         Request::builder().method(method).uri(app.url(path)).header("authorization", "Basic YWxpY2U6czNjcmV0");
     let body = if body.is_null() {

@@ -280,3 +280,76 @@ async fn b12_out_of_file_descriptors_the_accept_loop_backs_off_and_serves_again(
     stderr.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("accept failed, backing off"), "descriptors never ran out: {rest}");
 }
+
+#[tokio::test]
+async fn d18_sigkill_with_entries_in_the_spool_loses_none_after_restart() {
+    let upstream = spawn_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let spool = dir.path().join("audit.spool");
+    let start = || {
+        let mut child = auditgate()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--rules",
+                "/nonexistent-rules-dir",
+                "--upstream",
+                &upstream.url(),
+            ])
+            .args(["--database", &database, "--query-listen", "127.0.0.1:0"])
+            .env("AUDITGATE_RECORDER__SPOOL", &spool)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (addr, stderr) = logged_addr(&mut child);
+        // Keep reading its log so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr.into_inner(), &mut std::io::sink()));
+        (child, addr)
+    };
+    let (mut child, addr) = start();
+    let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
+    sqlx::query("CREATE TRIGGER refuse BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let mut created = Vec::new();
+    for i in 0..10 {
+        let req = http::Request::post(format!("http://{addr}/api/items/"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(format!("{{\"name\": \"n{i}\"}}"))))
+            .unwrap();
+        let res = send(&client(), req).await;
+        assert_eq!(res.status(), 201);
+        created.push(serde_json::from_slice::<serde_json::Value>(res.body()).unwrap()["id"].to_string());
+    }
+    let started = Instant::now();
+    while std::fs::read_to_string(&spool).map_or(0, |t| t.lines().count()) < 10 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the entries never reached the spool");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    sqlx::query("DROP TRIGGER refuse").execute(store.pool()).await.unwrap();
+
+    let (mut child, _) = start();
+    let started = Instant::now();
+    let entries = loop {
+        let (found, _) = store.list(&Default::default(), None, 100).await.unwrap();
+        if found.len() >= 10 {
+            break found;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "only {} entries after the restart", found.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut ids: Vec<String> = entries.iter().rev().map(|e| e.resource_id.clone().unwrap()).collect();
+    assert_eq!(ids, created, "every change answered 201 has its entry, in order");
+    ids.dedup();
+    assert_eq!(ids.len(), 10);
+    assert!(store.verify().await.unwrap().ok);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0, "the spool is empty once replayed");
+}

@@ -70,6 +70,8 @@ pub struct TestApp {
     /// The trail's store (a fresh SQLite file per test).
     pub store: auditgate::store::SqliteStore,
     pub upstream: Option<Upstream>,
+    /// The recorder's spool file.
+    pub spool: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     pub task: Option<JoinHandle<()>>,
     _rules: tempfile::TempDir,
@@ -153,6 +155,13 @@ pub async fn spawn_app_files(upstream: &str, env: &[(&str, &str)], files: &[(&st
     if !env.iter().any(|(k, _)| *k == "AUDITGATE_DATABASE") {
         flags.push(("database", format!("sqlite://{}", dir.path().join("audit.db").display())));
     }
+    // The spool beside the test's database, never in the working directory.
+    let default_spool = dir.path().join("audit.spool").display().to_string();
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    if !env.iter().any(|(k, _)| *k == "AUDITGATE_RECORDER__SPOOL") {
+        env.push(("AUDITGATE_RECORDER__SPOOL", &default_spool));
+    }
+    let spool = PathBuf::from(env.iter().find(|(k, _)| *k == "AUDITGATE_RECORDER__SPOOL").unwrap().1);
     let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
     let config = Config::load(None, env, &flags).expect("test configuration is valid");
     let app = App::build(config).await.expect("app builds");
@@ -163,7 +172,7 @@ pub async fn spawn_app_files(upstream: &str, env: &[(&str, &str)], files: &[(&st
     let task = tokio::spawn(app.run(async {
         let _ = rx.await;
     }));
-    TestApp { addr, query_addr, store, upstream: None, shutdown: Some(tx), task: Some(task), _rules: dir }
+    TestApp { addr, query_addr, store, upstream: None, spool, shutdown: Some(tx), task: Some(task), _rules: dir }
 }
 
 pub type TestClient = Client<HttpConnector, Full<Bytes>>;

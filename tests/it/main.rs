@@ -5,6 +5,7 @@ mod answers;
 mod audit;
 mod binary;
 mod configurations;
+mod durability;
 mod fastapi;
 mod fuzz;
 mod hardening;

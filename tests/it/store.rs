@@ -8,6 +8,8 @@ use auditgate::identity::ActorSource;
 use auditgate::store::{Filter, SqliteStore};
 use serde_json::json;
 
+use crate::helpers::*;
+
 fn entry(instance: &str, n: usize) -> AuditEntry {
     AuditEntry {
         id: String::new(),
@@ -164,4 +166,40 @@ async fn chains_of_several_instances_interleave_in_one_database() {
     only_a.set("instance", "gw-a").unwrap();
     let (newest_a, _) = store.list(&only_a, None, 1).await.unwrap();
     assert_eq!(store.last_hash("gw-a").await.unwrap(), Some(newest_a[0].hash.clone()));
+}
+
+#[tokio::test]
+async fn verify_while_entries_are_being_written_sees_an_intact_chain() {
+    let app =
+        spawn_app_with(&[("AUDITGATE_RECORDER__FLUSH_INTERVAL", "1ms"), ("AUDITGATE_RECORDER__BATCH", "4")], None)
+            .await;
+    let writing = async {
+        for round in 0..40 {
+            let creates = (0..8).map(|i| {
+                let app = &app;
+                async move {
+                    let body = serde_json::json!({"name": format!("{round}-{i}")}).to_string();
+                    let req = http::Request::post(app.url("/api/items/"))
+                        .header("content-type", "application/json")
+                        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                        .unwrap();
+                    send(&client(), req).await
+                }
+            });
+            futures_util::future::join_all(creates).await;
+        }
+    };
+    let checking = async {
+        let mut checks = Vec::new();
+        for _ in 0..60 {
+            checks.push(app.store.verify().await.unwrap());
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        checks
+    };
+    let ((), checks) = tokio::join!(writing, checking);
+    assert!(checks.iter().any(|v| v.checked > 0 && v.checked < 320), "verified while writing");
+    for v in checks {
+        assert!(v.ok, "an intact trail reported as broken while written to: {v:?}");
+    }
 }

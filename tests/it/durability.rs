@@ -1,0 +1,223 @@
+//! Nothing lost (SPEC 8, HARDENING D): a store that refuses writes sends
+//! entries to the spool, which is replayed in order and exactly once when
+//! the store takes them again (also by the next start); a torn spool tail
+//! is cut and reported; the work in flight is bounded; `fail_mode =
+//! "closed"` refuses changes it cannot record and keeps serving reads.
+
+use std::time::Duration;
+
+use auditgate::store::SqliteStore;
+use http::Method;
+use serde_json::json;
+
+use crate::audit::{call, wait_entries};
+use crate::helpers::*;
+
+/// Makes the store refuse every new entry (a real SQLite error on insert),
+/// until `accept` is called.
+async fn refuse(store: &SqliteStore) {
+    sqlx::query("CREATE TRIGGER refuse BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'store refuses'); END")
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
+async fn accept(store: &SqliteStore) {
+    sqlx::query("DROP TRIGGER refuse").execute(store.pool()).await.unwrap();
+}
+
+/// The value of one metric on the query port.
+async fn metric(app: &TestApp, name: &str) -> u64 {
+    let res = get(&app.query("/metrics")).await;
+    let text = String::from_utf8_lossy(res.body()).into_owned();
+    let line = text.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("no {name}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+async fn wait_metric(app: &TestApp, name: &str, value: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metric(app, name).await != value {
+        if tokio::time::Instant::now() > deadline {
+            let all = String::from_utf8_lossy(get(&app.query("/metrics")).await.body()).into_owned();
+            let values: Vec<&str> = all.lines().filter(|l| !l.starts_with('#')).collect();
+            panic!("{name} never reached {value}: {values:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn stored(store: &SqliteStore) -> usize {
+    store.list(&Default::default(), None, 1000).await.unwrap().0.len()
+}
+
+#[tokio::test]
+async fn d19_a_store_that_refuses_writes_spools_and_replays_every_entry_once() {
+    let app = spawn_app().await;
+    refuse(&app.store).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (status, item) = call(&app, Method::POST, "/api/items/", json!({"name": format!("n{i}")})).await;
+        assert_eq!(status, 201, "served while the store refuses");
+        ids.push(item["id"].to_string());
+    }
+    wait_metric(&app, "auditgate_entries_spooled_total", 20).await;
+    assert_eq!(metric(&app, "auditgate_spool_entries").await, 20);
+    assert!(metric(&app, "auditgate_store_write_errors_total").await >= 1);
+    assert_eq!(stored(&app.store).await, 0);
+    assert_eq!(std::fs::read_to_string(&app.spool).unwrap().lines().count(), 20, "fsync'ed lines, one an entry");
+
+    accept(&app.store).await;
+    let entries = wait_entries(&app.store, 20).await;
+    wait_metric(&app, "auditgate_spool_entries", 0).await;
+    assert_eq!(metric(&app, "auditgate_entries_replayed_total").await, 20);
+    assert_eq!(metric(&app, "auditgate_entries_dropped_total").await, 0);
+    // In order, each once, and the chain whole.
+    let got: Vec<String> = entries.iter().map(|e| e.resource_id.clone().unwrap()).collect();
+    assert_eq!(got, ids);
+    assert!(app.store.verify().await.unwrap().ok);
+    assert_eq!(std::fs::metadata(&app.spool).unwrap().len(), 0, "emptied once replayed");
+
+    // Back to the store directly; the chain goes on from the replayed entries.
+    call(&app, Method::POST, "/api/items/", json!({"name": "after"})).await;
+    wait_entries(&app.store, 21).await;
+    assert!(app.store.verify().await.unwrap().ok);
+    assert_eq!(metric(&app, "auditgate_entries_spooled_total").await, 20);
+}
+
+/// An app on its own database and spool in `dir`, so that it can be
+/// started again on the same files.
+async fn app_in(dir: &std::path::Path, upstream: &str, extra: &[(&str, &str)]) -> TestApp {
+    let db = format!("sqlite://{}", dir.join("audit.db").display());
+    let spool = dir.join("audit.spool").display().to_string();
+    let mut env = vec![("AUDITGATE_DATABASE", db.as_str()), ("AUDITGATE_RECORDER__SPOOL", spool.as_str())];
+    env.extend_from_slice(extra);
+    spawn_app_to(upstream, &env, None).await
+}
+
+#[tokio::test]
+async fn d18_a_spool_left_by_an_earlier_run_is_replayed_at_start_once_even_if_partly_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = spawn_upstream();
+    let app = app_in(dir.path(), &upstream.url(), &[]).await;
+    refuse(&app.store).await;
+    for i in 0..6 {
+        call(&app, Method::POST, "/api/items/", json!({"name": format!("n{i}")})).await;
+    }
+    wait_metric(&app, "auditgate_spool_entries", 6).await;
+    let spooled = std::fs::read(&app.spool).unwrap();
+    // The store comes back and the spool is replayed; then, as if the
+    // process had died between storing and emptying the spool, its old
+    // text is put back, with a torn half line after it.
+    accept(&app.store).await;
+    wait_entries(&app.store, 6).await;
+    let spool = app.spool.clone();
+    app.stop().await;
+    let torn = b"{\"action\":\"create\",\"id\":\"01J";
+    std::fs::write(&spool, [spooled.as_slice(), torn].concat()).unwrap();
+
+    let app = app_in(dir.path(), &upstream.url(), &[]).await;
+    wait_metric(&app, "auditgate_spool_entries", 0).await;
+    assert_eq!(metric(&app, "auditgate_spool_torn_bytes_total").await, torn.len() as u64);
+    assert_eq!(std::fs::read(dir.path().join("audit.spool.torn")).unwrap(), torn, "kept aside");
+    assert_eq!(stored(&app.store).await, 6, "each entry once");
+    call(&app, Method::POST, "/api/items/", json!({"name": "later"})).await;
+    wait_entries(&app.store, 7).await;
+    assert!(app.store.verify().await.unwrap().ok);
+}
+
+#[tokio::test]
+async fn fail_closed_refuses_changes_it_cannot_record_and_keeps_serving_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    // A spool in a directory that does not exist: it can take nothing.
+    let spool = dir.path().join("missing/audit.spool").display().to_string();
+    let env = [("AUDITGATE_FAIL_MODE", "closed"), ("AUDITGATE_RECORDER__SPOOL", spool.as_str())];
+    let app = spawn_app_with(&env, None).await;
+    refuse(&app.store).await;
+    // The first change is forwarded; its entry then has nowhere to go.
+    let (status, _) = call(&app, Method::POST, "/api/items/", json!({"name": "first"})).await;
+    assert_eq!(status, 201);
+    wait_metric(&app, "auditgate_recorder_stuck", 1).await;
+    let (before, listed) = call(&app, Method::GET, "/api/items/", serde_json::Value::Null).await;
+    assert_eq!(before, 200, "reads keep working");
+    let (status, body) = call(&app, Method::POST, "/api/items/", json!({"name": "refused"})).await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("the audit trail cannot record this change now")));
+    let (_, after) = call(&app, Method::GET, "/api/items/", serde_json::Value::Null).await;
+    assert_eq!(after, listed, "the upstream never saw the refused change");
+
+    // The store takes entries again: the stuck one is written, changes flow.
+    accept(&app.store).await;
+    wait_metric(&app, "auditgate_recorder_stuck", 0).await;
+    let (status, _) = call(&app, Method::POST, "/api/items/", json!({"name": "second"})).await;
+    assert_eq!(status, 201);
+    let entries = wait_entries(&app.store, 2).await;
+    assert_eq!(entries.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["create", "create"]);
+    assert_eq!(metric(&app, "auditgate_entries_dropped_total").await, 0);
+}
+
+#[tokio::test]
+async fn fail_open_serves_changes_and_counts_entries_it_cannot_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("missing/audit.spool").display().to_string();
+    let env = [
+        ("AUDITGATE_RECORDER__SPOOL", spool.as_str()),
+        ("AUDITGATE_RECORDER__QUEUE", "1"),
+        ("AUDITGATE_RECORDER__BATCH", "1"),
+    ];
+    let app = spawn_app_with(&env, None).await;
+    refuse(&app.store).await;
+    for i in 0..6 {
+        let (status, _) = call(&app, Method::POST, "/api/items/", json!({"name": format!("n{i}")})).await;
+        assert_eq!(status, 201, "served although nothing can be recorded");
+    }
+    // Batches of one. Held in memory: the batch being retried, one handed on behind it, one
+    // sealed and waiting to be handed on, one in the queue (of 1). The rest
+    // are given up once the recorder is stuck, and counted.
+    wait_metric(&app, "auditgate_recorder_stuck", 1).await;
+    wait_metric(&app, "auditgate_entries_dropped_total", 2).await;
+    // When the store is back, what was held is written: every change
+    // answered 2xx is either in the trail or counted as dropped.
+    accept(&app.store).await;
+    wait_entries(&app.store, 4).await;
+    wait_metric(&app, "auditgate_recorder_stuck", 0).await;
+    assert_eq!(stored(&app.store).await + metric(&app, "auditgate_entries_dropped_total").await as usize, 6);
+    assert!(app.store.verify().await.unwrap().ok);
+}
+
+#[tokio::test]
+async fn max_pending_bounds_the_audited_requests_in_flight() {
+    let app = spawn_app_with(&[("AUDITGATE_RECORDER__MAX_PENDING", "2")], None).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(call(&app, Method::POST, "/api/items/", json!({"name": format!("n{i}")})).await.1["id"].clone());
+    }
+    wait_entries(&app.store, 6).await;
+    // Six slow changes at once (each holds its slot through a 300 ms
+    // before-snapshot): never more than two are in flight.
+    let changes = ids.iter().map(|id| {
+        let app = &app;
+        async move {
+            let url = format!("/api/items/{id}/");
+            let req = http::Request::builder()
+                .method(Method::PATCH)
+                .uri(app.url(&url))
+                .header("content-type", "application/json")
+                .header("cookie", "delay_read=300")
+                .body(http_body_util::Full::new(bytes::Bytes::from(json!({"name": "x"}).to_string())))
+                .unwrap();
+            send(&client(), req).await.status()
+        }
+    });
+    let watch = async {
+        let mut most = 0;
+        for _ in 0..40 {
+            most = most.max(metric(&app, "auditgate_audits_pending").await);
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        most
+    };
+    let (statuses, most) = tokio::join!(futures_util::future::join_all(changes), watch);
+    assert!(statuses.iter().all(|s| s.is_success()), "{statuses:?}");
+    assert_eq!(most, 2, "at most max_pending in flight, and the bound reached");
+    wait_entries(&app.store, 12).await;
+    assert_eq!(metric(&app, "auditgate_audits_pending").await, 0);
+}
