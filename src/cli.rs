@@ -21,8 +21,9 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Run a sample app, the proxy in front of it and the query port, in one process.
     Demo(DemoArgs),
-    /// Check every instance's hash chain; exit 1 if an entry was altered or removed.
-    Verify(DbArgs),
+    /// Check every instance's hash chain and print each one's head; exit 1
+    /// if an entry was altered or removed.
+    Verify(VerifyArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(DbArgs),
 }
@@ -35,6 +36,16 @@ pub struct DbArgs {
     /// TOML configuration file.
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Heads printed by an earlier `auditgate verify` (its JSON, kept on
+    /// another system): fail when a chain no longer reaches its kept head.
+    #[arg(long)]
+    pub heads: Option<PathBuf>,
 }
 
 impl DbArgs {

@@ -299,12 +299,23 @@ pub struct Sealed {
     pub json: std::sync::Arc<str>,
 }
 
-/// The result of checking chains (`GET /api/v1/verify`).
+/// The result of checking chains (`GET /api/v1/verify`, `auditgate
+/// verify`): `heads` is each instance's newest entry, to keep elsewhere and
+/// check later (`auditgate verify --heads FILE`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verification {
     pub ok: bool,
     pub checked: u64,
     pub first_bad: Option<String>,
+    pub heads: Vec<Head>,
+}
+
+/// The newest entry of one instance's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub instance: String,
+    pub id: String,
+    pub hash: String,
 }
 
 /// Checks chains entry by entry, in id order across instances (each
@@ -312,7 +323,8 @@ pub struct Verification {
 /// entry of its instance and hash to its `hash`.
 #[derive(Debug, Default)]
 pub struct ChainCheck {
-    heads: std::collections::HashMap<String, String>,
+    /// Per instance: the id and hash of the newest entry seen.
+    heads: std::collections::HashMap<String, (String, String)>,
     checked: u64,
     first_bad: Option<String>,
 }
@@ -321,12 +333,12 @@ impl ChainCheck {
     /// Checks the next entry; false when it does not link or hash.
     pub fn push(&mut self, e: &AuditEntry) -> bool {
         self.checked += 1;
-        let prev = self.heads.get(&e.instance).map_or(GENESIS, String::as_str);
+        let prev = self.heads.get(&e.instance).map_or(GENESIS, |(_, hash)| hash.as_str());
         let good = e.prev_hash == prev && e.compute_hash() == e.hash;
         if !good {
             self.bad(&e.id);
         }
-        self.heads.insert(e.instance.clone(), e.hash.clone());
+        self.heads.insert(e.instance.clone(), (e.id.clone(), e.hash.clone()));
         good
     }
 
@@ -345,11 +357,14 @@ impl ChainCheck {
 
     /// The newest hash seen for `instance`.
     pub fn head(&self, instance: &str) -> Option<&str> {
-        self.heads.get(instance).map(String::as_str)
+        self.heads.get(instance).map(|(_, hash)| hash.as_str())
     }
 
     pub fn finish(self) -> Verification {
-        Verification { ok: self.first_bad.is_none(), checked: self.checked, first_bad: self.first_bad }
+        let mut heads: Vec<Head> =
+            self.heads.into_iter().map(|(instance, (id, hash))| Head { instance, id, hash }).collect();
+        heads.sort_by(|a, b| a.instance.cmp(&b.instance));
+        Verification { ok: self.first_bad.is_none(), checked: self.checked, first_bad: self.first_bad, heads }
     }
 }
 
@@ -457,7 +472,9 @@ pub(crate) mod tests {
         let entries = sealed(50);
         assert_eq!(entries[0].prev_hash, GENESIS);
         assert!(entries.windows(2).all(|w| w[0].id < w[1].id && w[1].prev_hash == w[0].hash));
-        assert_eq!(verify_chain(&entries), Verification { ok: true, checked: 50, first_bad: None });
+        let last = &entries[49];
+        let head = Head { instance: last.instance.clone(), id: last.id.clone(), hash: last.hash.clone() };
+        assert_eq!(verify_chain(&entries), Verification { ok: true, checked: 50, first_bad: None, heads: vec![head] });
         // A round trip through JSON text keeps the hash valid.
         let text = serde_json::to_string(&entries).unwrap();
         let back: Vec<AuditEntry> = serde_json::from_str(&text).unwrap();

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use auditgate::cli::{Cli, Command, DbArgs, DemoArgs, ExplainArgs, ServeArgs};
+use auditgate::cli::{Cli, Command, DbArgs, DemoArgs, ExplainArgs, ServeArgs, VerifyArgs};
 use auditgate::config::Config;
 use auditgate::resource::{Classifier, RulesFile};
 use auditgate::store::SqliteStore;
@@ -85,30 +85,55 @@ fn open_store(args: &DbArgs) -> Result<(tokio::runtime::Runtime, auditgate::stor
     Ok((runtime, store))
 }
 
-fn verify(args: DbArgs) -> ExitCode {
-    let (runtime, store) = match open_store(&args) {
+fn verify(args: VerifyArgs) -> ExitCode {
+    let kept = match args.heads.as_deref().map(read_heads).transpose() {
+        Ok(kept) => kept.unwrap_or_default(),
+        Err(e) => return usage(e),
+    };
+    let (runtime, store) = match open_store(&args.db) {
         Ok(pair) => pair,
         Err(code) => return code,
     };
-    match runtime.block_on(store.verify()) {
-        Ok(v) => {
-            println!("{}", serde_json::to_string(&v).expect("a verification serialises"));
-            if v.ok {
-                eprintln!("auditgate: {} entries checked, every chain intact", v.checked);
-                ExitCode::SUCCESS
-            } else {
-                eprintln!(
-                    "auditgate: TAMPERED: entry {} was altered, or one before it removed",
-                    v.first_bad.unwrap_or_default()
-                );
-                ExitCode::FAILURE
-            }
-        }
+    let checked = runtime.block_on(async {
+        Ok::<_, auditgate::store::StoreError>((store.verify().await?, store.missing_heads(&kept).await?))
+    });
+    let (v, cut) = match checked {
+        Ok(pair) => pair,
         Err(e) => {
             eprintln!("auditgate: verify: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    println!("{}", serde_json::to_string(&v).expect("a verification serialises"));
+    for problem in &cut {
+        eprintln!("auditgate: TAMPERED: {problem}");
     }
+    if !v.ok {
+        eprintln!(
+            "auditgate: TAMPERED: entry {} was altered, or one before it removed",
+            v.first_bad.unwrap_or_default()
+        );
+        return ExitCode::FAILURE;
+    }
+    if !cut.is_empty() {
+        return ExitCode::FAILURE;
+    }
+    let against =
+        if kept.is_empty() { String::new() } else { format!(", each reaching its {} kept head(s)", kept.len()) };
+    eprintln!("auditgate: {} entries checked, every chain intact{against}", v.checked);
+    ExitCode::SUCCESS
+}
+
+/// The heads in a file `auditgate verify` printed earlier (its JSON).
+fn read_heads(path: &std::path::Path) -> Result<Vec<auditgate::entry::Head>, String> {
+    #[derive(serde::Deserialize)]
+    struct Printed {
+        heads: Vec<auditgate::entry::Head>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let printed: Printed = serde_json::from_str(&text)
+        .map_err(|e| format!("{}:{}: not the output of `auditgate verify`: {e}", path.display(), e.line()))?;
+    Ok(printed.heads)
 }
 
 fn migrate(args: DbArgs) -> ExitCode {

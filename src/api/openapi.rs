@@ -1,5 +1,6 @@
-//! The OpenAPI 3.1 document of the query API (`openapi.json`, kept by hand
-//! next to the routes; a test checks that the two name the same paths),
+//! The OpenAPI 3.1 document of the query API (`openapi.json`, written by
+//! `scripts/openapi.py`; a test checks that it and the routes name the same
+//! paths),
 //! with this instance's action names filled in.
 
 use std::collections::HashSet;

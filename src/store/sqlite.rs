@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use super::{Filter, StoreError, ip_key};
-use crate::entry::{AuditEntry, ChainCheck, Sealed, Verification};
+use crate::entry::{AuditEntry, ChainCheck, Head, Sealed, Verification};
 
 /// Columns written per row; SQLite allows 32,766 bound parameters.
 const COLUMNS: usize = 7;
@@ -179,6 +179,30 @@ impl SqliteStore {
             }
         }
         Ok(check.finish())
+    }
+
+    /// Heads kept elsewhere earlier (`auditgate verify --heads`), checked
+    /// against the stored chains: each must still be there, in its
+    /// instance, with the same hash. A chain that no longer reaches a kept
+    /// head was cut or rewritten, even if `chain_head` was rewritten too.
+    /// Answers one line per head that fails, naming its instance.
+    pub async fn missing_heads(&self, kept: &[Head]) -> Result<Vec<String>, StoreError> {
+        let mut problems = Vec::new();
+        for head in kept {
+            let problem = match self.get(&head.id).await {
+                Err(StoreError::Corrupt { .. }) => Some("is no longer readable"),
+                Err(e) => return Err(e),
+                Ok(None) => Some("is no longer in the trail (the chain was cut)"),
+                Ok(Some(e)) if e.instance != head.instance || e.hash != head.hash => {
+                    Some("has another hash now (the chain was rewritten)")
+                }
+                Ok(Some(_)) => None,
+            };
+            if let Some(why) = problem {
+                problems.push(format!("instance {}: kept head {} {why}", head.instance, head.id));
+            }
+        }
+        Ok(problems)
     }
 
     /// True when the database answers (`/readyz`).

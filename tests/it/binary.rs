@@ -353,3 +353,77 @@ async fn d18_sigkill_with_entries_in_the_spool_loses_none_after_restart() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0, "the spool is empty once replayed");
 }
+
+#[tokio::test]
+async fn verify_prints_heads_and_a_chain_cut_behind_a_kept_head_fails_naming_the_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let spool = dir.path().join("audit.spool").display().to_string();
+    let env = [("AUDITGATE_DATABASE", database.as_str()), ("AUDITGATE_RECORDER__SPOOL", spool.as_str())];
+    let app = spawn_app_with(&env, None).await;
+    let create = |name: &'static str| {
+        let req = http::Request::post(app.url("/api/items/"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(format!("{{\"name\": \"{name}\"}}"))))
+            .unwrap();
+        async move { assert_eq!(send(&client(), req).await.status(), 201) }
+    };
+    for name in ["a", "b", "c"] {
+        create(name).await;
+    }
+    crate::audit::wait_entries(&app.store, 3).await;
+    let verify = |extra: &[&str]| auditgate().args(["verify", "--database", &database]).args(extra).output().unwrap();
+    let first = verify(&[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let head = &printed["heads"][0];
+    assert_eq!(printed["heads"].as_array().unwrap().len(), 1);
+    let newest = app.store.list(&Default::default(), None, 1).await.unwrap().0.remove(0);
+    assert_eq!((head["id"].as_str(), head["hash"].as_str()), (Some(newest.id.as_str()), Some(newest.hash.as_str())));
+    let kept = dir.path().join("heads.json");
+    std::fs::write(&kept, &first.stdout).unwrap();
+
+    // The chain grows: it still reaches the kept head.
+    for name in ["d", "e"] {
+        create(name).await;
+    }
+    crate::audit::wait_entries(&app.store, 5).await;
+    let kept_arg = kept.display().to_string();
+    let later = verify(&["--heads", &kept_arg]);
+    assert!(later.status.success(), "{}", String::from_utf8_lossy(&later.stderr));
+
+    // Someone deletes the newest three entries and rewrites chain_head to
+    // match: the chain alone looks whole, the kept head does not.
+    let instance = head["instance"].as_str().unwrap().to_string();
+    app.stop().await;
+    let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE seq > 2").execute(store.pool()).await.unwrap();
+    let last: (String, String) =
+        sqlx::query_as("SELECT id, json_extract(entry, '$.hash') FROM audit_log ORDER BY id DESC LIMIT 1")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    sqlx::query("UPDATE chain_head SET last_id = ?, last_hash = ?")
+        .bind(&last.0)
+        .bind(&last.1)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(verify(&[]).status.success(), "a cut tail with its head rewritten passes a plain verify");
+    let caught = verify(&["--heads", &kept_arg]);
+    assert_eq!(caught.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&caught.stderr);
+    assert!(err.contains(&format!("TAMPERED: instance {instance}: kept head {}", newest.id)), "{err}");
+    assert!(err.contains("the chain was cut"), "{err}");
+
+    // A file that is not verify's output is a usage error naming it.
+    std::fs::write(&kept, "{\"ok\": true}\n").unwrap();
+    let bad = verify(&["--heads", &kept_arg]);
+    assert_eq!(bad.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains(&format!("{kept_arg}:1:")),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -157,7 +157,8 @@ async fn json_server_lifecycle_is_recorded_exactly() {
         history["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["update", "update", "update", "delete"]);
     let verify: Value = serde_json::from_slice(get(&app.query("/api/v1/verify")).await.body()).unwrap();
-    assert_eq!(verify, json!({"ok": true, "checked": 7, "first_bad": null}));
+    assert_eq!((&verify["ok"], &verify["checked"], &verify["first_bad"]), (&json!(true), &json!(7), &Value::Null));
+    assert_eq!(verify["heads"].as_array().map(Vec::len), Some(1), "one instance, one head");
 }
 
 #[tokio::test]

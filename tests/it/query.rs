@@ -175,7 +175,8 @@ async fn cursor_walk_has_no_gaps_or_duplicates_and_export_matches() {
     assert_eq!(actions, ["create", "update", "update"]);
 
     let (_, verify) = query(&app, "/api/v1/verify").await;
-    assert_eq!(verify, json!({"ok": true, "checked": 10, "first_bad": null}));
+    assert_eq!((&verify["ok"], &verify["checked"], &verify["first_bad"]), (&json!(true), &json!(10), &Value::Null));
+    assert_eq!(verify["heads"].as_array().map(Vec::len), Some(1), "one instance, one head");
     let (_, stats) = query(&app, "/api/v1/stats").await;
     assert_eq!(stats["total"], 10);
     assert_eq!(stats["by_actor"]["bob"], 6);
