@@ -22,6 +22,9 @@ use crate::recorder::{self, Writer};
 use crate::resource::{Classifier, RulesError, RulesFile};
 use crate::store::{SqliteStore, StoreError};
 
+/// How often retention looks for entries past `retention_days`.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Why the app could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -146,6 +149,12 @@ impl App {
         };
         let writer = tokio::spawn(self.writer.run());
         tokio::spawn(self.api.policy.clone().watch(self.store.clone(), self.config.config_refresh));
+        let retention = (self.config.retention_days > 0).then(|| {
+            let (store, trail, instance) =
+                (self.store.clone(), self.api.recorder.clone(), self.config.instance.clone());
+            let days = self.config.retention_days;
+            tokio::spawn(crate::retention::run(store, trail, instance, days, RETENTION_EVERY))
+        });
         let api = self.api.clone();
         let limits = crate::conn::ConnLimits::new(&self.config.limits);
         let rate = crate::proxy::BodyRate::new(&self.config.limits);
@@ -156,6 +165,9 @@ impl App {
             api.draining.store(true, std::sync::atomic::Ordering::Relaxed);
         };
         proxy::serve(self.listener, self.proxy, signal).await;
+        if let Some(task) = retention {
+            task.abort();
+        }
         // The proxy (and with it the recorder's senders) is gone once the
         // last connection and after-snapshot task end; the writer then drains.
         if tokio::time::timeout(self.config.limits.shutdown_timeout, writer).await.is_err() {

@@ -330,6 +330,14 @@ pub struct ChainCheck {
 }
 
 impl ChainCheck {
+    /// A check of chains whose start was deleted by retention: each goes on
+    /// from its checkpoint, the (instance, id, hash) of its newest deleted
+    /// entry.
+    pub fn from_checkpoints(checkpoints: impl IntoIterator<Item = (String, String, String)>) -> ChainCheck {
+        let heads = checkpoints.into_iter().map(|(instance, id, hash)| (instance, (id, hash))).collect();
+        ChainCheck { heads, ..ChainCheck::default() }
+    }
+
     /// Checks the next entry; false when it does not link or hash.
     pub fn push(&mut self, e: &AuditEntry) -> bool {
         self.checked += 1;

@@ -36,6 +36,7 @@ pub mod policy;
 pub mod proxy;
 pub mod recorder;
 pub mod resource;
+pub mod retention;
 pub mod snapshot;
 pub mod spool;
 pub mod store;

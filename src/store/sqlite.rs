@@ -153,8 +153,11 @@ impl SqliteStore {
     /// database: read apart, a batch committed in between moves a head past
     /// the rows read, and an intact trail being written to looks cut.
     pub async fn verify(&self) -> Result<Verification, StoreError> {
-        let mut check = ChainCheck::default();
         let mut tx = self.pool.begin().await?;
+        // Chains whose start retention deleted go on from the checkpoint.
+        let checkpoints: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_checkpoint").fetch_all(&mut *tx).await?;
+        let mut check = ChainCheck::from_checkpoints(checkpoints);
         let heads: Vec<(String, String, String)> =
             sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_head ORDER BY last_id")
                 .fetch_all(&mut *tx)
@@ -192,6 +195,7 @@ impl SqliteStore {
             let problem = match self.get(&head.id).await {
                 Err(StoreError::Corrupt { .. }) => Some("is no longer readable"),
                 Err(e) => return Err(e),
+                Ok(None) if self.retired(head).await? => None,
                 Ok(None) => Some("is no longer in the trail (the chain was cut)"),
                 Ok(Some(e)) if e.instance != head.instance || e.hash != head.hash => {
                     Some("has another hash now (the chain was rewritten)")
@@ -203,6 +207,60 @@ impl SqliteStore {
             }
         }
         Ok(problems)
+    }
+
+    /// Whether retention deleted `head` (it is at or before its instance's
+    /// checkpoint).
+    async fn retired(&self, head: &Head) -> Result<bool, StoreError> {
+        let checkpoint: Option<String> = sqlx::query_scalar("SELECT last_id FROM chain_checkpoint WHERE instance = ?")
+            .bind(&head.instance)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(checkpoint.is_some_and(|last| head.id <= last))
+    }
+
+    /// Deletes, oldest first, every entry sealed before `before` (an id:
+    /// ids are ULIDs, so this is a time), in transactions of `batch` rows,
+    /// each moving the instances' checkpoints to the newest entry it
+    /// deleted, so that writers wait for one short transaction at most and
+    /// what stays verifies from the checkpoint. Answers how many were
+    /// deleted and the newest deleted id.
+    pub async fn delete_before(&self, before: &str, batch: u32) -> Result<(u64, Option<String>), StoreError> {
+        let (mut deleted, mut through) = (0u64, None);
+        loop {
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let rows: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT id, json_extract(entry, '$.instance'), json_extract(entry, '$.hash') \
+                 FROM audit_log WHERE id < ? ORDER BY id LIMIT ?",
+            )
+            .bind(before)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
+            let Some((last, _, _)) = rows.last() else { break };
+            sqlx::query("DELETE FROM audit_log WHERE id <= ?").bind(last).execute(&mut *tx).await?;
+            // The newest deleted entry of each instance (rows are in id order).
+            let mut newest: std::collections::HashMap<&str, (&str, &str)> = Default::default();
+            for (id, instance, hash) in &rows {
+                newest.insert(instance, (id, hash));
+            }
+            for (instance, (id, hash)) in newest {
+                sqlx::query(
+                    "INSERT INTO chain_checkpoint (instance, last_id, last_hash) VALUES (?, ?, ?) \
+                     ON CONFLICT (instance) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash",
+                )
+                .bind(instance)
+                .bind(id)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            deleted += rows.len() as u64;
+            through = Some(last.clone());
+            tokio::task::yield_now().await;
+        }
+        Ok((deleted, through))
     }
 
     /// True when the database answers (`/readyz`).

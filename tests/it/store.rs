@@ -203,3 +203,104 @@ async fn verify_while_entries_are_being_written_sees_an_intact_chain() {
         assert!(v.ok, "an intact trail reported as broken while written to: {v:?}");
     }
 }
+
+/// Entries of `instance` sealed `days_ago`, chained on from `prev`: ids
+/// made from that time, as if written then.
+fn sealed_days_ago(instance: &str, days_ago: i64, prev: &str, n: usize) -> Vec<Sealed> {
+    let start = (chrono::Utc::now() - chrono::Duration::days(days_ago)).timestamp_millis() as u64;
+    let mut prev = prev.to_string();
+    (0..n)
+        .map(|i| {
+            let mut e = entry(instance, i);
+            e.id = ulid::Ulid::from_parts(start + i as u64, i as u128).to_string();
+            e.prev_hash = std::mem::take(&mut prev);
+            e.hash = e.compute_hash();
+            prev.clone_from(&e.hash);
+            Sealed { json: serde_json::to_string(&e).unwrap().into(), entry: e }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn deleting_the_oldest_entries_keeps_each_chain_verifiable_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let (mut a, mut b) = (Chain::resume(None), Chain::resume(None));
+    let mut all = Vec::new();
+    for round in 0..3 {
+        let (one, two) = (sealed(&mut a, "gw-a", round * 4..round * 4 + 4), sealed(&mut b, "gw-b", round..round + 1));
+        store.insert_batch(&one).await.unwrap();
+        store.insert_batch(&two).await.unwrap();
+        all.extend(one.into_iter().chain(two));
+    }
+    all.sort_by(|x, y| x.entry.id.cmp(&y.entry.id));
+    // Everything before the seventh entry goes, in batches of two.
+    let (deleted, through) = store.delete_before(&all[6].entry.id, 2).await.unwrap();
+    assert_eq!((deleted, through.as_deref()), (6, Some(all[5].entry.id.as_str())));
+    let verdict = store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.checked), (true, 9), "{verdict:?}");
+    let heads: Vec<&str> = verdict.heads.iter().map(|h| h.instance.as_str()).collect();
+    assert_eq!(heads, ["gw-a", "gw-b"]);
+    // A head kept before the deletion was retired by it, not cut.
+    let retired = auditgate::entry::Head {
+        instance: all[0].entry.instance.clone(),
+        id: all[0].entry.id.clone(),
+        hash: all[0].entry.hash.clone(),
+    };
+    assert_eq!(store.missing_heads(&[retired]).await.unwrap(), Vec::<String>::new());
+
+    // Deleting one more behind the checkpoint's back breaks the chain there.
+    let next = &all[6].entry;
+    sqlx::query("DELETE FROM audit_log WHERE id = ?").bind(&next.id).execute(store.pool()).await.unwrap();
+    let verdict = store.verify().await.unwrap();
+    assert!(!verdict.ok);
+    let following = all[7..].iter().find(|s| s.entry.instance == next.instance).unwrap();
+    assert_eq!(verdict.first_bad, Some(following.entry.id.clone()));
+
+    // Deleting a whole chain leaves its checkpoint equal to its head.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    store.insert_batch(&sealed(&mut Chain::resume(None), "gw-c", 0..3)).await.unwrap();
+    assert_eq!(store.delete_before("7ZZZZZZZZZZZZZZZZZZZZZZZZZ", 1000).await.unwrap().0, 3);
+    let verdict = store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.checked), (true, 0), "{verdict:?}");
+}
+
+#[tokio::test]
+async fn retention_at_start_deletes_entries_past_retention_days_and_records_that_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = url(&dir);
+    let store = SqliteStore::open(&database).await.unwrap();
+    let old = sealed_days_ago("gw-old", 40, auditgate::entry::GENESIS, 5);
+    let recent = sealed_days_ago("gw-old", 10, &old[4].entry.hash, 2);
+    store.insert_batch(&old).await.unwrap();
+    store.insert_batch(&recent).await.unwrap();
+    store.close().await;
+
+    let spool = dir.path().join("audit.spool").display().to_string();
+    let env = [
+        ("AUDITGATE_DATABASE", database.as_str()),
+        ("AUDITGATE_RECORDER__SPOOL", spool.as_str()),
+        ("AUDITGATE_RETENTION_DAYS", "30"),
+        ("AUDITGATE_INSTANCE", "gw-now"),
+    ];
+    let app = spawn_app_with(&env, None).await;
+    let mut recorded = Filter::default();
+    recorded.set("resource_type", "audit_log").unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.store.list(&recorded, None, 1).await.unwrap().0.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no retention pass was recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut entries = app.store.list(&Filter::default(), None, 100).await.unwrap().0;
+    entries.reverse();
+    assert_eq!(entries.len(), 3);
+    let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids[..2], [recent[0].entry.id.as_str(), recent[1].entry.id.as_str()], "only the old ones went");
+    let record = &entries[2];
+    assert_eq!((record.action.as_str(), record.resource_type.as_str()), ("delete", "audit_log"));
+    assert_eq!((record.actor.as_str(), record.instance.as_str()), ("auditgate", "gw-now"));
+    let before = record.before.as_ref().unwrap();
+    assert_eq!((&before["entries"], &before["through_id"]), (&json!(5), &json!(old[4].entry.id)));
+    assert!(app.store.verify().await.unwrap().ok);
+}
