@@ -83,6 +83,7 @@ fn main() {
             spool: dir.path().join("bench.spool"),
             max_pending: total,
             fail_mode: auditgate::config::FailMode::Open,
+            durability: auditgate::recorder::Durability::Async,
         };
         let (rec, writer) = recorder(store.clone(), "bench", &config).await.unwrap();
         if std::env::var_os("INSERT_ONLY").is_some() {

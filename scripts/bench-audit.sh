@@ -12,7 +12,8 @@
 # Usage: scripts/bench-audit.sh   (env: CONNS=4 DURATION=10 ITEMS=64
 #        APP=example|json-server: the in-memory example upstream, or
 #        json-server 0.17 from tests/json-server, a real app at ~1 ms/request;
-#        AUDITGATE=path: another auditgate binary, to compare builds)
+#        AUDITGATE=path: another auditgate binary, to compare builds;
+#        DURABILITY=async|sync: [recorder] durability)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ CONNS=${CONNS:-4}
 DURATION=${DURATION:-10}
 ITEMS=${ITEMS:-64}
 APP=${APP:-example}
+DURABILITY=${DURABILITY:-async}
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --bin auditgate --example upstream
@@ -41,7 +43,8 @@ fi
 pids+=($!)
 wait_port "$up"
 mkdir -p "$work/rules"
-RUST_LOG=warn AUDITGATE_WORKER_THREADS=1 "$AUDITGATE" serve --upstream "http://127.0.0.1:$up" \
+RUST_LOG=warn AUDITGATE_WORKER_THREADS=1 AUDITGATE_RECORDER__DURABILITY=$DURABILITY \
+  AUDITGATE_RECORDER__SPOOL="$work/audit.spool" "$AUDITGATE" serve --upstream "http://127.0.0.1:$up" \
   --listen "127.0.0.1:$ag" --query-listen "127.0.0.1:$q" --rules "$work/rules" \
   --database "sqlite://$work/audit.db" 2> "$work/auditgate.log" &
 pids+=($!)

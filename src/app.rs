@@ -82,7 +82,8 @@ impl App {
         if config.query_tokens.is_empty() && !config.query_listen.ip().is_loopback() {
             return Err(AppError::QueryNotLoopback(config.query_listen));
         }
-        let store = SqliteStore::open(&config.database).await?;
+        let power_safe = config.recorder.durability == recorder::Durability::Sync;
+        let store = SqliteStore::open_durable(&config.database, power_safe).await?;
         let (recorder, writer) =
             recorder::recorder(store.clone(), &config.instance, &config.recorder).await.map_err(|e| match e {
                 recorder::RecorderError::Store(e) => AppError::Store(e),

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::config::FailMode;
 use crate::entry::{AuditEntry, Chain, Sealed};
@@ -49,10 +49,44 @@ pub struct RecorderStats {
     pub stuck: AtomicBool,
 }
 
+/// `[recorder] durability`: whether an audited answer waits for its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The answer goes out at once; the entry follows (default).
+    Async,
+    /// The answer is held until its entry is committed to the store or
+    /// fsync'ed to the spool.
+    Sync,
+}
+
+/// An entry on its way to the writer, and whom to tell once it is durable.
+#[derive(Debug)]
+struct Queued {
+    entry: AuditEntry,
+    durable: Option<oneshot::Sender<()>>,
+}
+
+/// A queued entry's promise: with `durability = "sync"`, resolves once the
+/// entry is committed or spooled.
+#[derive(Debug)]
+pub struct Receipt(Option<oneshot::Receiver<()>>);
+
+impl Receipt {
+    /// Waits until the entry is durable (at once with `durability =
+    /// "async"`); false if it never will be (the writer gave it up).
+    pub async fn durable(self) -> bool {
+        match self.0 {
+            Some(rx) => rx.await.is_ok(),
+            None => true,
+        }
+    }
+}
+
 /// The data path's handle.
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    tx: mpsc::Sender<AuditEntry>,
+    tx: mpsc::Sender<Queued>,
+    durability: Durability,
     stats: Arc<RecorderStats>,
     slots: Arc<Semaphore>,
     max_pending: usize,
@@ -111,26 +145,33 @@ impl Recorder {
     /// writer has stopped, or when it can neither store nor spool and the
     /// entry need not be kept (see `Slot`; without a slot, kept under
     /// `fail_mode = "closed"`).
-    pub async fn record(&self, entry: AuditEntry, slot: Option<Slot>) -> Result<(), NotRecorded> {
+    pub async fn record(&self, entry: AuditEntry, slot: Option<Slot>) -> Result<Receipt, NotRecorded> {
         let keep = slot.as_ref().map_or(self.fail_mode == FailMode::Closed, |s| s.keep);
-        let entry = match self.tx.try_send(entry) {
+        let (durable, receipt) = match self.durability {
+            Durability::Sync => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Receipt(Some(rx)))
+            }
+            Durability::Async => (None, Receipt(None)),
+        };
+        let queued = match self.tx.try_send(Queued { entry, durable }) {
             Ok(()) => {
                 self.queued();
-                return Ok(());
+                return Ok(receipt);
             }
-            Err(mpsc::error::TrySendError::Closed(e)) => return Err(self.give_up(e, "the recorder has stopped")),
-            Err(mpsc::error::TrySendError::Full(e)) => e,
+            Err(mpsc::error::TrySendError::Closed(q)) => return Err(self.give_up(q.entry, "the recorder has stopped")),
+            Err(mpsc::error::TrySendError::Full(q)) => q,
         };
         loop {
             match tokio::time::timeout(Duration::from_millis(100), self.tx.reserve()).await {
                 Ok(Ok(permit)) => {
-                    permit.send(entry);
+                    permit.send(queued);
                     self.queued();
-                    return Ok(());
+                    return Ok(receipt);
                 }
-                Ok(Err(_)) => return Err(self.give_up(entry, "the recorder has stopped")),
+                Ok(Err(_)) => return Err(self.give_up(queued.entry, "the recorder has stopped")),
                 Err(_) if !keep && self.stats.stuck.load(Ordering::Relaxed) => {
-                    return Err(self.give_up(entry, "neither the store nor the spool takes entries"));
+                    return Err(self.give_up(queued.entry, "neither the store nor the spool takes entries"));
                 }
                 Err(_) => {}
             }
@@ -163,7 +204,13 @@ impl Recorder {
             slots: self.slots.clone(),
             max_pending: self.max_pending,
             fail_mode: self.fail_mode,
+            durability: self.durability,
         }
+    }
+
+    /// Whether answers wait for their entries (`durability = "sync"`).
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 }
 
@@ -174,13 +221,14 @@ struct Gauges {
     slots: Arc<Semaphore>,
     max_pending: usize,
     fail_mode: FailMode,
+    durability: Durability,
 }
 
 /// A `Recorder` that lets the writer finish once every strong handle is gone
 /// (the query port's: configuration changes stop being accepted at shutdown).
 #[derive(Debug, Clone)]
 pub struct WeakRecorder {
-    tx: mpsc::WeakSender<AuditEntry>,
+    tx: mpsc::WeakSender<Queued>,
     handle: Gauges,
 }
 
@@ -194,6 +242,7 @@ impl WeakRecorder {
             slots: g.slots,
             max_pending: g.max_pending,
             fail_mode: g.fail_mode,
+            durability: g.durability,
         })
     }
 
@@ -210,7 +259,7 @@ impl WeakRecorder {
 /// Seals queued entries and hands sealed batches to the committer.
 #[derive(Debug)]
 pub struct Writer {
-    rx: mpsc::Receiver<AuditEntry>,
+    rx: mpsc::Receiver<Queued>,
     store: SqliteStore,
     /// Handed to the committer when `run` starts.
     spool: Option<Spool>,
@@ -229,6 +278,7 @@ pub struct RecorderConfig {
     pub spool: PathBuf,
     pub max_pending: usize,
     pub fail_mode: FailMode,
+    pub durability: Durability,
 }
 
 /// Why the recorder cannot start.
@@ -274,18 +324,20 @@ pub async fn recorder(
         spool: Some(spool),
         chain: Chain::resume(last),
         batch: config.batch.max(1),
-        flush_interval: config.flush_interval,
+        // Synchronous answers wait for their batch: commit what is there.
+        flush_interval: if config.durability == Durability::Sync { Duration::ZERO } else { config.flush_interval },
         stats: stats.clone(),
     };
     let slots = Arc::new(Semaphore::new(max_pending));
-    Ok((Recorder { tx, stats, slots, max_pending, fail_mode: config.fail_mode }, writer))
+    let durability = config.durability;
+    Ok((Recorder { tx, durability, stats, slots, max_pending, fail_mode: config.fail_mode }, writer))
 }
 
 impl Writer {
     /// Collects one batch (up to `batch` entries, or what arrived within
     /// `flush_interval` of the first) and seals it; `None` once every
     /// `Recorder` is dropped and the queue is empty.
-    async fn next_batch(&mut self) -> Option<Vec<Sealed>> {
+    async fn next_batch(&mut self) -> Option<Batch> {
         let first = self.rx.recv().await?;
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + self.flush_interval;
@@ -297,7 +349,12 @@ impl Writer {
             }
         }
         self.stats.taken.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        Some(batch.into_iter().map(|e| self.chain.seal(e)).collect())
+        let mut sealed = Batch { entries: Vec::with_capacity(batch.len()), durable: Vec::new() };
+        for Queued { entry, durable } in batch {
+            sealed.entries.push(self.chain.seal(entry));
+            sealed.durable.extend(durable);
+        }
+        Some(sealed)
     }
 
     /// Writes until every `Recorder` is dropped and the queue is drained.
@@ -307,7 +364,7 @@ impl Writer {
     /// order. Committed batches go back to this task to be freed, keeping
     /// the committer (the pipeline's slow stage) on inserts alone.
     pub async fn run(mut self) {
-        let (tx, mut rx) = mpsc::channel::<Vec<Sealed>>(1);
+        let (tx, mut rx) = mpsc::channel::<Batch>(1);
         let (done_tx, mut done) = mpsc::unbounded_channel::<Vec<Sealed>>();
         let mut committer = Committer {
             store: self.store.clone(),
@@ -328,8 +385,11 @@ impl Writer {
                     }
                 };
                 let Some(batch) = batch else { break };
-                committer.deliver(&batch).await;
-                let _ = done_tx.send(batch);
+                committer.deliver(&batch.entries).await;
+                for durable in batch.durable {
+                    let _ = durable.send(());
+                }
+                let _ = done_tx.send(batch.entries);
             }
             // Shutting down: one more try to empty the spool; what stays is
             // replayed at the next start.
@@ -355,6 +415,12 @@ impl Writer {
         }
         tracing::info!(written = self.stats.written.load(Ordering::Relaxed), "recorder drained");
     }
+}
+
+/// A sealed batch, and the answers waiting for it to be durable.
+struct Batch {
+    entries: Vec<Sealed>,
+    durable: Vec<oneshot::Sender<()>>,
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(50);

@@ -24,12 +24,15 @@ pub struct Answer {
     pub guard: Option<OwnedMutexGuard<()>>,
     /// Why the body could not be read for the id (kept when none was found).
     pub note: Option<String>,
+    /// With `durability = "sync"`: told once the entry is durable, which
+    /// the answer's end waits for.
+    pub durable: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Answer {
     /// The answer when its body was not read (or broke off): `Location` only.
     pub fn from_location(headers: &HeaderMap) -> Answer {
-        Answer { id: id_in_location(headers), guard: None, note: None }
+        Answer { id: id_in_location(headers), guard: None, note: None, durable: None }
     }
 
     /// The answer from the copy of its body (`None`: larger than `max` bytes),
@@ -41,7 +44,7 @@ impl Answer {
             Some(Err(e)) => (None, Some(format!("the answer is {e}"))),
         };
         match from_body {
-            Some(id) => Answer { id: Some(id), guard: None, note: None },
+            Some(id) => Answer { id: Some(id), guard: None, note: None, durable: None },
             None => {
                 let located = Answer::from_location(headers);
                 Answer { note: note.filter(|_| located.id.is_none()), ..located }

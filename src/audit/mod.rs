@@ -22,7 +22,7 @@ use crate::entry::{AuditEntry, Outcome};
 use crate::identity::{Actor, ClientAddr, ip_text};
 use crate::policy::Capture;
 use crate::proxy::EndHook;
-use crate::recorder::{Recorder, Slot, Unrecordable};
+use crate::recorder::{Durability, Recorder, Slot, Unrecordable};
 use crate::resource::{Action, Classified, Rule};
 use crate::snapshot::{ResourceLocks, Snapshotter};
 use crate::unapplied::unapplied;
@@ -198,7 +198,17 @@ impl Auditor {
                 if let (Some(id), true) = (&answer.id, locks) {
                     answer.guard = Some(auditor.locks.lock(&kind, id).await);
                 }
+                // With `durability = "sync"` the answer ends only once its
+                // entry, after-state included, is durable.
+                let durable = (auditor.recorder.durability() == Durability::Sync).then(|| {
+                    let (tx, rx) = oneshot::channel();
+                    answer.durable = Some(tx);
+                    rx
+                });
                 let _ = tx.send(answer);
+                if let Some(durable) = durable {
+                    let _ = durable.await;
+                }
             })
         });
         (hook, rx)
@@ -207,7 +217,8 @@ impl Auditor {
     /// Completes the entry once the upstream answered: learns the id from
     /// `answer` (read by the tee; `None` when it was not read or broke
     /// off: `Location` then names it), takes the after-state and records.
-    pub async fn finish(&self, mut p: Pending, answered: Answered, answer: Option<Answer>) {
+    pub async fn finish(&self, mut p: Pending, answered: Answered, mut answer: Option<Answer>) {
+        let durable = answer.as_mut().and_then(|a| a.durable.take());
         let status = answered.status;
         if p.learns_id() && success(status) {
             let answer = answer.unwrap_or_else(|| Answer::from_location(&answered.headers));
@@ -240,6 +251,14 @@ impl Auditor {
             _ => Outcome::from_status(status),
         };
         self.record(p, outcome, &answered, after).await;
+        if let Some(durable) = durable {
+            let _ = durable.send(());
+        }
+    }
+
+    /// Whether answers wait for their entries (`durability = "sync"`).
+    pub fn waits_for_entries(&self) -> bool {
+        self.recorder.durability() == Durability::Sync
     }
 
     /// Records a request the upstream never answered (502/504).
@@ -316,7 +335,9 @@ impl Auditor {
             prev_hash: String::new(),
             hash: String::new(),
         };
-        let _ = self.recorder.record(entry, slot).await;
+        if let Ok(receipt) = self.recorder.record(entry, slot).await {
+            receipt.durable().await;
+        }
     }
 }
 

@@ -157,6 +157,14 @@ impl RawConfig {
                 FailMode::Open
             }
         };
+        let durability = match self.recorder.durability.as_str() {
+            "async" => crate::recorder::Durability::Async,
+            "sync" => crate::recorder::Durability::Sync,
+            other => {
+                p.add(format!("recorder.durability: `{other}` is not `async` or `sync`"));
+                crate::recorder::Durability::Async
+            }
+        };
         let method_override = match self.method_override.as_str() {
             "honour" | "honor" => OverridePolicy::Honour,
             "strip" => OverridePolicy::Strip,
@@ -326,6 +334,7 @@ impl RawConfig {
                 spool: self.recorder.spool.into(),
                 max_pending: usize::try_from(self.recorder.max_pending).unwrap_or(usize::MAX),
                 fail_mode,
+                durability,
             },
         })
     }

@@ -179,6 +179,7 @@ pub struct RawRecorder {
     pub flush_interval: String,
     pub spool: String,
     pub max_pending: u64,
+    pub durability: String,
 }
 
 impl Default for RawRecorder {
@@ -189,6 +190,7 @@ impl Default for RawRecorder {
             flush_interval: "50ms".into(),
             spool: "auditgate.spool".into(),
             max_pending: 10_000,
+            durability: "async".into(),
         }
     }
 }

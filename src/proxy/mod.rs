@@ -153,7 +153,7 @@ impl Proxy {
         let affinity = (version != Version::HTTP_2).then_some(&conn.affinity);
         let sent = self.send(affinity, request, progress).await;
         let response = match (sent, audit) {
-            (Ok(response), Audit::Recorded(pending)) => return Ok(self.finish_audit(*pending, response)),
+            (Ok(response), Audit::Recorded(pending)) => return Ok(self.finish_audit(*pending, response).await),
             (Err(e), Audit::Recorded(pending)) => {
                 self.auditor.fail(*pending, e.status().as_u16()).await;
                 return Err(e);
@@ -262,12 +262,17 @@ impl Proxy {
     /// entry needs the answer's body (a created id), the answer streams
     /// through the tee, which keeps a copy within `snapshot.max_bytes`; the
     /// entry is completed once the answer has ended, or broken off.
-    fn finish_audit(&self, pending: Pending, response: Response<Incoming>) -> Response<ResponseBody> {
+    async fn finish_audit(&self, pending: Pending, response: Response<Incoming>) -> Response<ResponseBody> {
         let (parts, body) = response.into_parts();
         let answered = Answered::now(&pending, parts.status.as_u16(), parts.headers.clone());
         let auditor = self.auditor.clone();
         if !pending.reads_answer(answered.status) {
-            tokio::spawn(async move { auditor.finish(pending, answered, None).await });
+            // `durability = "sync"`: the answer waits for its durable entry.
+            if auditor.waits_for_entries() {
+                auditor.finish(pending, answered, None).await;
+            } else {
+                tokio::spawn(async move { auditor.finish(pending, answered, None).await });
+            }
             return self.client_response(parts, ResponseBody::stream(self.answer_body(body)), None);
         }
         let (hook, read) = auditor.answer_hook(&pending, &parts.headers);

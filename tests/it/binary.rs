@@ -427,3 +427,83 @@ async fn verify_prints_heads_and_a_chain_cut_behind_a_kept_head_fails_naming_the
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+#[tokio::test]
+async fn d18_with_durability_sync_every_change_answered_before_a_sigkill_has_its_entry() {
+    let upstream = spawn_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let spool = dir.path().join("audit.spool");
+    let start = || {
+        let mut child = auditgate()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--rules",
+                "/nonexistent-rules-dir",
+                "--upstream",
+                &upstream.url(),
+            ])
+            .args(["--database", &database, "--query-listen", "127.0.0.1:0"])
+            .env("AUDITGATE_RECORDER__SPOOL", &spool)
+            .env("AUDITGATE_RECORDER__DURABILITY", "sync")
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (addr, stderr) = logged_addr(&mut child);
+        std::thread::spawn(move || std::io::copy(&mut stderr.into_inner(), &mut std::io::sink()));
+        (child, addr)
+    };
+    let (mut child, addr) = start();
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let load: Vec<_> = (0..8)
+        .map(|worker| {
+            let answered = answered.clone();
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let req = http::Request::post(format!("http://{addr}/api/items/"))
+                        .header("content-type", "application/json")
+                        .body(http_body_util::Full::new(bytes::Bytes::from(format!("{{\"name\": \"{worker}-{i}\"}}"))))
+                        .unwrap();
+                    let Ok(res) = client().request(req).await else { return };
+                    let status = res.status();
+                    let Ok(body) = http_body_util::BodyExt::collect(res.into_body()).await else { return };
+                    if status == 201 {
+                        let item: serde_json::Value = serde_json::from_slice(&body.to_bytes()).unwrap();
+                        answered.lock().unwrap().push(item["id"].to_string());
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for task in load {
+        task.await.unwrap();
+    }
+    let answered = answered.lock().unwrap().clone();
+    assert!(answered.len() > 20, "the load ran ({} creates answered)", answered.len());
+
+    // Whatever the kill left in the spool is replayed by the next start.
+    let (mut child, _) = start();
+    let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let (entries, _) = store.list(&Default::default(), None, 1000).await.unwrap();
+        let recorded: std::collections::HashSet<String> =
+            entries.iter().filter_map(|e| e.resource_id.clone()).collect();
+        let missing: Vec<&String> = answered.iter().filter(|id| !recorded.contains(*id)).collect();
+        if missing.is_empty() {
+            assert_eq!(recorded.len(), entries.len(), "no entry twice");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "answered 201 without an entry: {missing:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(store.verify().await.unwrap().ok);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

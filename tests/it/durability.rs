@@ -221,3 +221,24 @@ async fn max_pending_bounds_the_audited_requests_in_flight() {
     wait_entries(&app.store, 12).await;
     assert_eq!(metric(&app, "auditgate_audits_pending").await, 0);
 }
+
+#[tokio::test]
+async fn with_durability_sync_an_answer_is_only_seen_once_its_entry_is_stored() {
+    // A long flush interval: with `async` the entries would lag the answers.
+    let env = [("AUDITGATE_RECORDER__DURABILITY", "sync"), ("AUDITGATE_RECORDER__FLUSH_INTERVAL", "2s")];
+    let app = spawn_app_with(&env, None).await;
+    for i in 0..5 {
+        // A create, whose id is read from its answer as it streams by.
+        let (status, item) = call(&app, Method::POST, "/api/items/", json!({"name": format!("n{i}")})).await;
+        assert_eq!(status, 201);
+        let entries = app.store.list(&Default::default(), None, 1).await.unwrap().0;
+        assert_eq!(stored(&app.store).await, 2 * i + 1, "the create's entry is stored before its answer ends");
+        assert_eq!(entries[0].resource_id, Some(item["id"].to_string()));
+        assert_eq!(entries[0].after.as_ref().unwrap()["name"], format!("n{i}"), "after-state included");
+        // An update, answered without reading its body.
+        let (status, _) = call(&app, Method::PATCH, &format!("/api/items/{}/", item["id"]), json!({"name": "x"})).await;
+        assert_eq!(status, 200);
+        assert_eq!(stored(&app.store).await, 2 * i + 2, "the update's entry is stored before its answer");
+    }
+    assert!(app.store.verify().await.unwrap().ok);
+}
