@@ -507,3 +507,66 @@ async fn d18_with_durability_sync_every_change_answered_before_a_sigkill_has_its
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[tokio::test]
+async fn d20_sigterm_under_load_answers_in_flight_requests_and_loses_no_entry() {
+    let upstream = spawn_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let mut child = auditgate()
+        .args(["serve", "--listen", "127.0.0.1:0", "--rules", "/nonexistent-rules-dir", "--upstream", &upstream.url()])
+        .args(["--database", &database, "--query-listen", "127.0.0.1:0"])
+        .env("AUDITGATE_RECORDER__SPOOL", dir.path().join("audit.spool"))
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (addr, stderr) = logged_addr(&mut child);
+    std::thread::spawn(move || std::io::copy(&mut stderr.into_inner(), &mut std::io::sink()));
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let load: Vec<_> = (0..8)
+        .map(|worker| {
+            let answered = answered.clone();
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let req = http::Request::post(format!("http://{addr}/api/items/"))
+                        .header("content-type", "application/json")
+                        // Slow enough that some are in flight when the signal comes.
+                        .header("cookie", "delay_write=20")
+                        .body(http_body_util::Full::new(bytes::Bytes::from(format!("{{\"name\": \"{worker}-{i}\"}}"))))
+                        .unwrap();
+                    let Ok(res) = client().request(req).await else { return };
+                    let status = res.status();
+                    let Ok(body) = http_body_util::BodyExt::collect(res.into_body()).await else { return };
+                    if status == 201 {
+                        let item: serde_json::Value = serde_json::from_slice(&body.to_bytes()).unwrap();
+                        answered.lock().unwrap().push(item["id"].to_string());
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let started = Instant::now();
+    let code = loop {
+        if let Some(code) = child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(code.code(), Some(0));
+    for task in load {
+        task.await.unwrap();
+    }
+    let answered = answered.lock().unwrap().clone();
+    assert!(answered.len() >= 16, "the load ran ({} creates answered)", answered.len());
+    let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
+    let (entries, _) = store.list(&Default::default(), None, 1000).await.unwrap();
+    let recorded: std::collections::HashSet<String> = entries.iter().filter_map(|e| e.resource_id.clone()).collect();
+    let missing: Vec<&String> = answered.iter().filter(|id| !recorded.contains(*id)).collect();
+    assert!(missing.is_empty(), "answered 201 without an entry after a clean stop: {missing:?}");
+    assert_eq!(recorded.len(), entries.len(), "no entry twice");
+    assert!(store.verify().await.unwrap().ok);
+}
