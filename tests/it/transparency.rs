@@ -170,6 +170,12 @@ async fn c14_method_override_policies() {
     assert_eq!(seen["method"], "POST");
     assert!(seen_header(&seen, "x-http-method-override").is_empty());
 
+    // Not only on a POST: no override header reaches the upstream.
+    let patch = Request::patch(app.url("/inspect")).header("x-http-method-override", "DELETE").body(Full::default());
+    let seen = inspected(&send(&client(), patch.unwrap()).await);
+    assert_eq!(seen["method"], "PATCH");
+    assert!(seen_header(&seen, "x-http-method-override").is_empty());
+
     let app = spawn_app_with(&[("AUDITGATE_METHOD_OVERRIDE", "reject")], None).await;
     let res = send(&client(), override_req(&app)).await;
     assert_eq!(res.status(), 400);
@@ -258,4 +264,21 @@ async fn a8_expect_100_continue_is_honoured() {
     let rest = String::from_utf8_lossy(&rest);
     assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
     assert!(rest.ends_with("hello"), "{rest}");
+}
+
+#[tokio::test]
+async fn each_http1_client_connection_keeps_an_upstream_connection_of_its_own() {
+    let app = spawn_app().await;
+    // Two clients' requests interleaved: each client's go over one
+    // upstream connection, and not the other's.
+    let (a, b) = (client(), client());
+    let peer = |res: &http::Response<Bytes>| inspected(res)["peer"].as_str().unwrap().to_string();
+    let mut seen = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        seen.0.push(peer(&send(&a, Request::get(app.url("/inspect")).body(Full::default()).unwrap()).await));
+        seen.1.push(peer(&send(&b, Request::get(app.url("/inspect")).body(Full::default()).unwrap()).await));
+    }
+    assert!(seen.0.iter().all(|p| *p == seen.0[0]), "{seen:?}");
+    assert!(seen.1.iter().all(|p| *p == seen.1[0]), "{seen:?}");
+    assert_ne!(seen.0[0], seen.1[0], "two clients never share an upstream connection");
 }
