@@ -179,3 +179,28 @@ async fn idle_keep_alive_connections_are_closed_after_idle_timeout_not_header_re
     assert!(!closed_within(&mut stream, Duration::from_millis(900)).await, "closed by header_read_timeout");
     assert!(closed_within(&mut stream, Duration::from_secs(5)).await, "an idle keep-alive connection stayed open");
 }
+
+#[tokio::test]
+async fn a6_a_declared_length_over_the_limit_is_refused_before_the_body_is_asked_for() {
+    let app = spawn_app_with(&[("AUDITGATE_LIMITS__MAX_BODY_BYTES", "65536")], None).await;
+    // With `Expect: 100-continue` the client waits: the answer must be the
+    // 413, not a `100 Continue` inviting 200 kB that will be refused.
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let head = "PUT /api/users/1/ HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\nExpect: 100-continue\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+}
+
+#[tokio::test]
+async fn a6_a_login_no_configuration_records_streams_past_max_body_bytes() {
+    let resources = "[[resource]]\npattern = \"/echo\"\ntype = \"session\"\naction = \"login\"\nusername_from = \"json:/username\"\n";
+    let app = spawn_app_with(&[("AUDITGATE_LIMITS__MAX_BODY_BYTES", "1000")], Some(resources)).await;
+    // No configuration names `login`: the request is not audited, so it is
+    // neither read whole nor held to the audited-body limit.
+    let big = Bytes::from(vec![b'x'; 5000]);
+    let res = send(&client(), Request::post(app.url("/echo")).body(Full::new(big.clone())).unwrap()).await;
+    assert_eq!((res.status().as_u16(), res.body()), (200, &big));
+}
