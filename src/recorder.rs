@@ -37,6 +37,10 @@ pub struct RecorderStats {
     /// Batches the store refused.
     pub write_errors: AtomicU64,
     pub batches: AtomicU64,
+    /// Batches by size: how many had at most `BATCH_BUCKETS[i]` entries
+    /// (cumulative, as a Prometheus histogram counts), and the entries in all.
+    pub batch_sizes: [AtomicU64; BATCH_BUCKETS.len()],
+    pub batch_entries: AtomicU64,
     pub spooled: AtomicU64,
     pub replayed: AtomicU64,
     /// Appends the spool refused (with the store down: nowhere to write).
@@ -78,6 +82,22 @@ impl Receipt {
         match self.0 {
             Some(rx) => rx.await.is_ok(),
             None => true,
+        }
+    }
+}
+
+/// Upper bounds of the batch-size histogram on `/metrics`.
+pub const BATCH_BUCKETS: [u64; 7] = [1, 10, 50, 100, 500, 1000, 5000];
+
+impl RecorderStats {
+    fn batch_of(&self, n: usize) {
+        let n = n as u64;
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batch_entries.fetch_add(n, Ordering::Relaxed);
+        for (bound, count) in BATCH_BUCKETS.iter().zip(&self.batch_sizes) {
+            if n <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -470,7 +490,7 @@ impl Committer {
     /// neither takes it, the recorder is stuck: it retries, the queue fills
     /// and the data path waits (or gives up, with `fail_mode = "open"`).
     async fn deliver(&mut self, batch: &[Sealed]) {
-        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.batch_of(batch.len());
         let mut pause = MIN_BACKOFF;
         loop {
             if !self.waiting() && tokio::time::Instant::now() >= self.retry_at {

@@ -122,5 +122,16 @@ pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse
     for (name, help, value) in gauges {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
     }
+    let name = "auditgate_batch_entries";
+    let _ = write!(out, "# HELP {name} Entries a recorder batch held.\n# TYPE {name} histogram\n");
+    for (bound, count) in crate::recorder::BATCH_BUCKETS.iter().zip(&r.batch_sizes) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", load(count));
+    }
+    let batches = load(&r.batches);
+    let _ = write!(
+        out,
+        "{name}_bucket{{le=\"+Inf\"}} {batches}\n{name}_sum {}\n{name}_count {batches}\n",
+        load(&r.batch_entries)
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -83,6 +83,13 @@ async fn d19_a_store_that_refuses_writes_spools_and_replays_every_entry_once() {
     wait_entries(&app.store, 21).await;
     assert!(app.store.verify().await.unwrap().ok);
     assert_eq!(metric(&app, "auditgate_entries_spooled_total").await, 20);
+    // Every delivered entry is in one batch of the histogram.
+    wait_metric(&app, "auditgate_batch_entries_sum", 21).await;
+    assert_eq!(metric(&app, "auditgate_batch_entries_count").await, metric(&app, "auditgate_batches_total").await);
+    assert_eq!(
+        metric(&app, "auditgate_batch_entries_bucket{le=\"+Inf\"}").await,
+        metric(&app, "auditgate_batch_entries_count").await
+    );
 }
 
 /// An app on its own database and spool in `dir`, so that it can be
@@ -181,6 +188,11 @@ async fn fail_open_serves_changes_and_counts_entries_it_cannot_record() {
     wait_entries(&app.store, 4).await;
     wait_metric(&app, "auditgate_recorder_stuck", 0).await;
     assert_eq!(stored(&app.store).await + metric(&app, "auditgate_entries_dropped_total").await as usize, 6);
+    // Batches of one: all in the first bucket, none above.
+    let batches = metric(&app, "auditgate_batch_entries_count").await;
+    assert!(batches >= 4);
+    assert_eq!(metric(&app, "auditgate_batch_entries_bucket{le=\"1\"}").await, batches);
+    assert_eq!(metric(&app, "auditgate_batch_entries_sum").await, batches);
     assert!(app.store.verify().await.unwrap().ok);
 }
 
