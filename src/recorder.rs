@@ -73,15 +73,21 @@ struct Queued {
 /// A queued entry's promise: with `durability = "sync"`, resolves once the
 /// entry is committed or spooled.
 #[derive(Debug)]
-pub struct Receipt(Option<oneshot::Receiver<()>>);
+pub struct Receipt(Option<(oneshot::Receiver<()>, Arc<RecorderStats>, bool)>);
 
 impl Receipt {
     /// Waits until the entry is durable (at once with `durability =
-    /// "async"`); false if it never will be (the writer gave it up).
+    /// "async"`); false if it never will be (the writer gave it up), or,
+    /// when the entry need not be kept (see `Slot`), once the recorder is
+    /// stuck: `fail_mode = "open"` serves the client then.
     pub async fn durable(self) -> bool {
-        match self.0 {
-            Some(rx) => rx.await.is_ok(),
-            None => true,
+        let Some((mut rx, stats, keep)) = self.0 else { return true };
+        loop {
+            match tokio::time::timeout(Duration::from_millis(100), &mut rx).await {
+                Ok(done) => return done.is_ok(),
+                Err(_) if !keep && stats.stuck.load(Ordering::Relaxed) => return false,
+                Err(_) => {}
+            }
         }
     }
 }
@@ -170,7 +176,7 @@ impl Recorder {
         let (durable, receipt) = match self.durability {
             Durability::Sync => {
                 let (tx, rx) = oneshot::channel();
-                (Some(tx), Receipt(Some(rx)))
+                (Some(tx), Receipt(Some((rx, self.stats.clone(), keep))))
             }
             Durability::Async => (None, Receipt(None)),
         };

@@ -255,3 +255,25 @@ async fn with_durability_sync_an_answer_is_only_seen_once_its_entry_is_stored() 
     }
     assert!(app.store.verify().await.unwrap().ok);
 }
+
+#[tokio::test]
+async fn with_durability_sync_and_fail_open_a_stuck_recorder_still_lets_answers_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("missing/audit.spool").display().to_string();
+    let env = [("AUDITGATE_RECORDER__DURABILITY", "sync"), ("AUDITGATE_RECORDER__SPOOL", spool.as_str())];
+    let app = spawn_app_with(&env, None).await;
+    refuse(&app.store).await;
+    // Neither store nor spool: the answer cannot wait for a durable entry,
+    // and `fail_mode = "open"` serves it anyway once the recorder is stuck.
+    let answered = tokio::time::timeout(
+        Duration::from_secs(10),
+        call(&app, Method::POST, "/api/items/", json!({"name": "served"})),
+    )
+    .await
+    .expect("the answer was held while nothing could be recorded");
+    assert_eq!(answered.0, 201);
+    assert_eq!(metric(&app, "auditgate_recorder_stuck").await, 1);
+    // Once the store is back the held entry is written after all.
+    accept(&app.store).await;
+    wait_entries(&app.store, 1).await;
+}
