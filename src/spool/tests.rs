@@ -43,6 +43,15 @@ fn spooled_entries_come_back_in_order_and_survive_a_reopen() {
     let (next, _) = again.next(10).unwrap();
     assert_eq!(ids(&next), ids(&more));
     assert_eq!(Spool::open(&path).unwrap().0.len(), 1);
+    assert!(!dir.path().join("a.spool.torn").exists(), "nothing was torn");
+}
+
+#[test]
+fn a_spool_that_cannot_be_opened_is_an_error_not_an_empty_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should be: not "no spool yet".
+    std::fs::create_dir(dir.path().join("a.spool")).unwrap();
+    assert!(matches!(Spool::open(&dir.path().join("a.spool")), Err(SpoolError::Io { .. })));
 }
 
 #[test]
