@@ -43,6 +43,7 @@ pub mod store;
 pub mod telemetry;
 pub mod toml_file;
 pub mod unapplied;
+pub mod verify;
 pub mod whoami;
 
 pub use app::{App, AppError};

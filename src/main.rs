@@ -86,7 +86,7 @@ fn open_store(args: &DbArgs) -> Result<(tokio::runtime::Runtime, auditgate::stor
 }
 
 fn verify(args: VerifyArgs) -> ExitCode {
-    let kept = match args.heads.as_deref().map(read_heads).transpose() {
+    let kept = match args.heads.as_deref().map(auditgate::verify::read_heads).transpose() {
         Ok(kept) => kept.unwrap_or_default(),
         Err(e) => return usage(e),
     };
@@ -94,46 +94,19 @@ fn verify(args: VerifyArgs) -> ExitCode {
         Ok(pair) => pair,
         Err(code) => return code,
     };
-    let checked = runtime.block_on(async {
-        Ok::<_, auditgate::store::StoreError>((store.verify().await?, store.missing_heads(&kept).await?))
-    });
-    let (v, cut) = match checked {
-        Ok(pair) => pair,
+    match runtime.block_on(auditgate::verify::Report::of(&store, &kept)) {
+        Ok(report) => {
+            println!("{}", report.printed());
+            for line in report.verdict() {
+                eprintln!("auditgate: {line}");
+            }
+            if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
         Err(e) => {
             eprintln!("auditgate: verify: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    println!("{}", serde_json::to_string(&v).expect("a verification serialises"));
-    for problem in &cut {
-        eprintln!("auditgate: TAMPERED: {problem}");
     }
-    if !v.ok {
-        eprintln!(
-            "auditgate: TAMPERED: entry {} was altered, or one before it removed",
-            v.first_bad.unwrap_or_default()
-        );
-        return ExitCode::FAILURE;
-    }
-    if !cut.is_empty() {
-        return ExitCode::FAILURE;
-    }
-    let against =
-        if kept.is_empty() { String::new() } else { format!(", each reaching its {} kept head(s)", kept.len()) };
-    eprintln!("auditgate: {} entries checked, every chain intact{against}", v.checked);
-    ExitCode::SUCCESS
-}
-
-/// The heads in a file `auditgate verify` printed earlier (its JSON).
-fn read_heads(path: &std::path::Path) -> Result<Vec<auditgate::entry::Head>, String> {
-    #[derive(serde::Deserialize)]
-    struct Printed {
-        heads: Vec<auditgate::entry::Head>,
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let printed: Printed = serde_json::from_str(&text)
-        .map_err(|e| format!("{}:{}: not the output of `auditgate verify`: {e}", path.display(), e.line()))?;
-    Ok(printed.heads)
 }
 
 fn migrate(args: DbArgs) -> ExitCode {

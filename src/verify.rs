@@ -1,0 +1,59 @@
+//! `auditgate verify`: the chains checked, and heads kept elsewhere checked
+//! against them, turned into what the command prints and its verdict.
+
+use std::path::Path;
+
+use crate::entry::{Head, Verification};
+use crate::store::{SqliteStore, StoreError};
+
+/// What `verify` found.
+#[derive(Debug)]
+pub struct Report {
+    pub verification: Verification,
+    /// One line per kept head the chains no longer reach.
+    pub cut: Vec<String>,
+    pub kept: usize,
+}
+
+impl Report {
+    /// Checks every chain, and that each head in `kept` is still reached.
+    pub async fn of(store: &SqliteStore, kept: &[Head]) -> Result<Report, StoreError> {
+        Ok(Report { verification: store.verify().await?, cut: store.missing_heads(kept).await?, kept: kept.len() })
+    }
+
+    /// Whether the trail is intact.
+    pub fn ok(&self) -> bool {
+        self.verification.ok && self.cut.is_empty()
+    }
+
+    /// The JSON printed on stdout (with each instance's head, to keep).
+    pub fn printed(&self) -> String {
+        serde_json::to_string(&self.verification).expect("a verification serialises")
+    }
+
+    /// The lines for stderr: each problem, or the all-clear.
+    pub fn verdict(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.cut.iter().map(|p| format!("TAMPERED: {p}")).collect();
+        if let Some(first) = &self.verification.first_bad {
+            lines.push(format!("TAMPERED: entry {first} was altered, or one before it removed"));
+        }
+        if lines.is_empty() {
+            let against =
+                if self.kept == 0 { String::new() } else { format!(", each reaching its {} kept head(s)", self.kept) };
+            lines.push(format!("{} entries checked, every chain intact{against}", self.verification.checked));
+        }
+        lines
+    }
+}
+
+/// The heads in a file `auditgate verify` printed earlier (its JSON).
+pub fn read_heads(path: &Path) -> Result<Vec<Head>, String> {
+    #[derive(serde::Deserialize)]
+    struct Printed {
+        heads: Vec<Head>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let printed: Printed = serde_json::from_str(&text)
+        .map_err(|e| format!("{}:{}: not the output of `auditgate verify`: {e}", path.display(), e.line()))?;
+    Ok(printed.heads)
+}
