@@ -44,6 +44,15 @@ pub enum AppError {
     QueryNotLoopback(SocketAddr),
 }
 
+impl From<recorder::RecorderError> for AppError {
+    fn from(e: recorder::RecorderError) -> Self {
+        match e {
+            recorder::RecorderError::Store(e) => AppError::Store(e),
+            recorder::RecorderError::Spool(e) => AppError::Spool(e),
+        }
+    }
+}
+
 impl AppError {
     /// Configuration mistakes exit 64 (EX_USAGE), like a bad config file.
     pub fn is_usage(&self) -> bool {
@@ -84,11 +93,7 @@ impl App {
         }
         let power_safe = config.recorder.durability == recorder::Durability::Sync;
         let store = SqliteStore::open_durable(&config.database, power_safe).await?;
-        let (recorder, writer) =
-            recorder::recorder(store.clone(), &config.instance, &config.recorder).await.map_err(|e| match e {
-                recorder::RecorderError::Store(e) => AppError::Store(e),
-                recorder::RecorderError::Spool(e) => AppError::Spool(e),
-            })?;
+        let (recorder, writer) = recorder::recorder(store.clone(), &config.instance, &config.recorder).await?;
         let seed_file = config.rules.join("audit.toml").display().to_string();
         for (before, after) in store.seed_configurations(&seeds).await? {
             let action = if before.is_some() { "update" } else { "create" };

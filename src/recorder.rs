@@ -112,11 +112,24 @@ impl RecorderStats {
 #[derive(Debug, Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Queued>,
-    durability: Durability,
+    shared: Arc<Shared>,
+}
+
+/// What every handle, strong or weak, shares besides the queue.
+#[derive(Debug)]
+struct Shared {
     stats: Arc<RecorderStats>,
     slots: Arc<Semaphore>,
     max_pending: usize,
     fail_mode: FailMode,
+    durability: Durability,
+}
+
+impl Shared {
+    /// Audited requests between their start and their entry being queued.
+    fn pending(&self) -> usize {
+        self.max_pending - self.slots.available_permits()
+    }
 }
 
 /// An entry the recorder did not take.
@@ -149,21 +162,21 @@ impl Recorder {
     /// flight; for a mutation under `fail_mode = "closed"`, refused at once
     /// instead of waiting, and while nothing can be recorded.
     pub async fn slot(&self, mutation: bool) -> Result<Slot, Unrecordable> {
-        let keep = mutation && self.fail_mode == FailMode::Closed;
+        let keep = mutation && self.shared.fail_mode == FailMode::Closed;
         let permit = if keep {
-            if self.stats.stuck.load(Ordering::Relaxed) {
+            if self.shared.stats.stuck.load(Ordering::Relaxed) {
                 return Err(Unrecordable);
             }
-            self.slots.clone().try_acquire_owned().map_err(|_| Unrecordable)?
+            self.shared.slots.clone().try_acquire_owned().map_err(|_| Unrecordable)?
         } else {
-            self.slots.clone().acquire_owned().await.map_err(|_| Unrecordable)?
+            self.shared.slots.clone().acquire_owned().await.map_err(|_| Unrecordable)?
         };
         Ok(Slot { _permit: permit, keep })
     }
 
     /// Audited requests between their start and their entry being queued.
     pub fn pending(&self) -> usize {
-        self.max_pending - self.slots.available_permits()
+        self.shared.pending()
     }
 
     /// Queues an entry, waiting for room while the writer catches up, and
@@ -172,11 +185,11 @@ impl Recorder {
     /// entry need not be kept (see `Slot`; without a slot, kept under
     /// `fail_mode = "closed"`).
     pub async fn record(&self, entry: AuditEntry, slot: Option<Slot>) -> Result<Receipt, NotRecorded> {
-        let keep = slot.as_ref().map_or(self.fail_mode == FailMode::Closed, |s| s.keep);
-        let (durable, receipt) = match self.durability {
+        let keep = slot.as_ref().map_or(self.shared.fail_mode == FailMode::Closed, |s| s.keep);
+        let (durable, receipt) = match self.shared.durability {
             Durability::Sync => {
                 let (tx, rx) = oneshot::channel();
-                (Some(tx), Receipt(Some((rx, self.stats.clone(), keep))))
+                (Some(tx), Receipt(Some((rx, self.shared.stats.clone(), keep))))
             }
             Durability::Async => (None, Receipt(None)),
         };
@@ -196,7 +209,7 @@ impl Recorder {
                     return Ok(receipt);
                 }
                 Ok(Err(_)) => return Err(self.give_up(queued.entry, "the recorder has stopped")),
-                Err(_) if !keep && self.stats.stuck.load(Ordering::Relaxed) => {
+                Err(_) if !keep && self.shared.stats.stuck.load(Ordering::Relaxed) => {
                     return Err(self.give_up(queued.entry, "neither the store nor the spool takes entries"));
                 }
                 Err(_) => {}
@@ -205,49 +218,29 @@ impl Recorder {
     }
 
     fn queued(&self) {
-        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.queued.fetch_add(1, Ordering::Relaxed);
     }
 
     fn give_up(&self, e: AuditEntry, why: &'static str) -> NotRecorded {
-        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
         let err = NotRecorded { method: e.method, path: e.path, why };
         tracing::error!(error = %err, request_id = %e.request_id, "audit entry dropped");
         err
     }
 
     pub fn stats(&self) -> &Arc<RecorderStats> {
-        &self.stats
+        &self.shared.stats
     }
 
     /// A handle that does not keep the writer running at shutdown.
     pub fn downgrade(&self) -> WeakRecorder {
-        WeakRecorder { tx: self.tx.downgrade(), handle: Recorder { tx: self.tx.clone(), ..self.clone() }.gauges() }
-    }
-
-    fn gauges(&self) -> Gauges {
-        Gauges {
-            stats: self.stats.clone(),
-            slots: self.slots.clone(),
-            max_pending: self.max_pending,
-            fail_mode: self.fail_mode,
-            durability: self.durability,
-        }
+        WeakRecorder { tx: self.tx.downgrade(), shared: self.shared.clone() }
     }
 
     /// Whether answers wait for their entries (`durability = "sync"`).
     pub fn durability(&self) -> Durability {
-        self.durability
+        self.shared.durability
     }
-}
-
-/// What a weak handle keeps of a recorder besides the queue.
-#[derive(Debug, Clone)]
-struct Gauges {
-    stats: Arc<RecorderStats>,
-    slots: Arc<Semaphore>,
-    max_pending: usize,
-    fail_mode: FailMode,
-    durability: Durability,
 }
 
 /// A `Recorder` that lets the writer finish once every strong handle is gone
@@ -255,30 +248,22 @@ struct Gauges {
 #[derive(Debug, Clone)]
 pub struct WeakRecorder {
     tx: mpsc::WeakSender<Queued>,
-    handle: Gauges,
+    shared: Arc<Shared>,
 }
 
 impl WeakRecorder {
     /// A strong handle while the writer still runs.
     pub fn upgrade(&self) -> Option<Recorder> {
-        let g = self.handle.clone();
-        Some(Recorder {
-            tx: self.tx.upgrade()?,
-            stats: g.stats,
-            slots: g.slots,
-            max_pending: g.max_pending,
-            fail_mode: g.fail_mode,
-            durability: g.durability,
-        })
+        Some(Recorder { tx: self.tx.upgrade()?, shared: self.shared.clone() })
     }
 
     pub fn stats(&self) -> &Arc<RecorderStats> {
-        &self.handle.stats
+        &self.shared.stats
     }
 
     /// Audited requests between their start and their entry being queued.
     pub fn pending(&self) -> usize {
-        self.handle.max_pending - self.handle.slots.available_permits()
+        self.shared.pending()
     }
 }
 
@@ -354,9 +339,14 @@ pub async fn recorder(
         flush_interval: if config.durability == Durability::Sync { Duration::ZERO } else { config.flush_interval },
         stats: stats.clone(),
     };
-    let slots = Arc::new(Semaphore::new(max_pending));
-    let durability = config.durability;
-    Ok((Recorder { tx, durability, stats, slots, max_pending, fail_mode: config.fail_mode }, writer))
+    let shared = Shared {
+        stats,
+        slots: Arc::new(Semaphore::new(max_pending)),
+        max_pending,
+        fail_mode: config.fail_mode,
+        durability: config.durability,
+    };
+    Ok((Recorder { tx, shared: Arc::new(shared) }, writer))
 }
 
 impl Writer {

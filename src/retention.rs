@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::diff::diff;
-use crate::entry::{AuditEntry, Outcome};
+use crate::entry::AuditEntry;
 use crate::identity::ActorSource;
+use crate::policy::Change;
 use crate::recorder::WeakRecorder;
 use crate::store::{SqliteStore, StoreError};
 
@@ -56,37 +56,16 @@ pub async fn pass(
 
 /// The entry that records a retention pass.
 fn deletion(instance: &str, deleted: u64, older_than: &str, through: Option<&str>) -> AuditEntry {
-    let before = json!({"entries": deleted, "older_than": older_than, "through_id": through});
-    AuditEntry {
-        id: String::new(),
-        timestamp: crate::entry::format_time(chrono::Utc::now()),
-        request_id: ulid::Ulid::new().to_string(),
-        action: "delete".into(),
-        outcome: Outcome::Success,
-        method: "RETENTION".into(),
-        path: "/api/v1/audit-logs".into(),
-        query: String::new(),
-        status: 200,
-        duration_ms: 0.0,
-        resource_type: "audit_log".into(),
-        resource_id: None,
-        parents: Vec::new(),
-        actor: "auditgate".into(),
+    let change = Change {
+        action: "delete",
+        actor: "auditgate",
         actor_source: ActorSource::Anonymous,
-        actor_verified: false,
         client_ip: "127.0.0.1".into(),
-        peer_ip: "127.0.0.1".into(),
-        forwarded_for: Vec::new(),
-        user_agent: None,
-        configuration: None,
-        changes: diff(Some(&before), None),
-        before: Some(before),
-        after: None,
-        unapplied: Some(None),
-        request_body: None,
-        snapshot_error: None,
-        instance: instance.to_string(),
-        prev_hash: String::new(),
-        hash: String::new(),
-    }
+        method: "RETENTION",
+        path: "/api/v1/audit-logs",
+        status: 200,
+        instance,
+    };
+    let before = json!({"entries": deleted, "older_than": older_than, "through_id": through});
+    change.entry_of("audit_log", None, Some(before), None)
 }

@@ -200,7 +200,7 @@ impl Auditor {
                 }
                 // With `durability = "sync"` the answer ends only once its
                 // entry, after-state included, is durable.
-                let durable = (auditor.recorder.durability() == Durability::Sync).then(|| {
+                let durable = auditor.waits_for_entries().then(|| {
                     let (tx, rx) = oneshot::channel();
                     answer.durable = Some(tx);
                     rx

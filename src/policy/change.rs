@@ -1,5 +1,6 @@
-//! The trail entry of a configuration change (SPEC 5): every create,
-//! update and delete of a configuration is recorded, never excluded.
+//! The trail entry of a change auditgate itself makes or serves: every
+//! create, update and delete of a configuration (SPEC 5), never excluded,
+//! and each retention pass.
 
 use serde_json::Value;
 
@@ -22,10 +23,21 @@ pub struct Change<'a> {
 }
 
 impl Change<'_> {
-    /// The entry for a change from `before` to `after`.
+    /// The entry for a configuration's change from `before` to `after`.
     pub fn entry(&self, before: Option<&AuditConfiguration>, after: Option<&AuditConfiguration>) -> AuditEntry {
         let (before, after) = (before.map(AuditConfiguration::to_json), after.map(AuditConfiguration::to_json));
         let id = after.as_ref().or(before.as_ref()).and_then(|c| c.get("id")).map(Value::to_string);
+        self.entry_of("audit_configuration", id, before, after)
+    }
+
+    /// The entry for a change of any resource from `before` to `after`.
+    pub fn entry_of(
+        &self,
+        resource_type: &str,
+        resource_id: Option<String>,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> AuditEntry {
         AuditEntry {
             id: String::new(),
             timestamp: crate::entry::format_time(chrono::Utc::now()),
@@ -37,8 +49,8 @@ impl Change<'_> {
             query: String::new(),
             status: self.status,
             duration_ms: 0.0,
-            resource_type: "audit_configuration".into(),
-            resource_id: id,
+            resource_type: resource_type.into(),
+            resource_id,
             parents: Vec::new(),
             actor: self.actor.to_string(),
             actor_source: self.actor_source,

@@ -106,17 +106,6 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// A transaction that takes the write lock at its start (`BEGIN
-    /// IMMEDIATE`). These transactions read before they write; begun
-    /// deferred, the upgrade fails at once with "database is locked" when
-    /// another connection (the recorder, another instance) wrote in between,
-    /// which the busy timeout cannot wait out.
-    async fn write_transaction(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool().begin_with("BEGIN IMMEDIATE").await?)
-    }
-}
-
 fn now() -> String {
     crate::entry::format_time(chrono::Utc::now())
 }

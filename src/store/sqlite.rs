@@ -237,7 +237,7 @@ impl SqliteStore {
     pub async fn delete_before(&self, before: &str, batch: u32) -> Result<(u64, Option<String>), StoreError> {
         let (mut deleted, mut through) = (0u64, None);
         loop {
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.write_transaction().await?;
             let rows: Vec<(String, String, String)> = sqlx::query_as(
                 "SELECT id, json_extract(entry, '$.instance'), json_extract(entry, '$.hash') \
                  FROM audit_log WHERE id < ? ORDER BY id LIMIT ?",
@@ -270,6 +270,15 @@ impl SqliteStore {
             tokio::task::yield_now().await;
         }
         Ok((deleted, through))
+    }
+
+    /// A transaction that takes the write lock at its start (`BEGIN
+    /// IMMEDIATE`), for one that reads before it writes: begun deferred,
+    /// its upgrade fails at once with "database is locked" when another
+    /// connection (the recorder, another instance) wrote in between, which
+    /// the busy timeout cannot wait out.
+    pub(super) async fn write_transaction(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// True when the database answers (`/readyz`).
