@@ -21,6 +21,7 @@ fn spooled_entries_come_back_in_order_and_survive_a_reopen() {
     spool.append(&all[..2]).unwrap();
     spool.append(&all[2..]).unwrap();
     assert_eq!(spool.len(), 5);
+    assert!(!spool.is_empty());
     assert_eq!(spool.last_hash(), Some(all[4].entry.hash.as_str()));
 
     let (mut again, opened) = Spool::open(&path).unwrap();
@@ -93,5 +94,11 @@ fn a_bad_line_before_the_last_is_corruption_named_by_line() {
     // An entry that was never sealed is no spool line either.
     let unsealed = serde_json::to_string(&sample(9)).unwrap();
     std::fs::write(&path, format!("{unsealed}\n{}\n", all[0].json)).unwrap();
+    assert!(matches!(Spool::open(&path), Err(SpoolError::Corrupt { line: 1, .. })));
+    // Nor is one with an id but no hash.
+    let mut half = sample(8);
+    half.id = all[0].entry.id.clone();
+    let half = serde_json::to_string(&half).unwrap();
+    std::fs::write(&path, format!("{half}\n{}\n", all[0].json)).unwrap();
     assert!(matches!(Spool::open(&path), Err(SpoolError::Corrupt { line: 1, .. })));
 }
