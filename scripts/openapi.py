@@ -105,7 +105,9 @@ entry = {"type": "object", "properties": entry_props,
          "required": [k for k in entry_props if k != "unapplied"]}
 
 config_fields = {
-    "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
+    # Not blank, no control character (U+0000-001F, U+007F-009F).
+    "name": {"type": "string", "minLength": 1, "maxLength": 200,
+             "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"},
     "description": {"type": ["string", "null"]},
     "configuration_type": {"type": "string", "enum": ["include", "exclude"]},
     "is_active": {"type": "boolean"},

@@ -5,9 +5,11 @@
 # nghttp2-client), Node.js (Debian) and
 # json-server 0.17 (npm, pinned by tests/json-server/package-lock.json), and
 # FastAPI + uvicorn in a virtualenv (PyPI, pinned by
-# tests/fastapi/requirements.txt).
+# tests/fastapi/requirements.txt), and PostgreSQL (Debian): a throwaway
+# cluster on 127.0.0.1 that the trail's tests run against a second time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/pg-lib.sh
 
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy
@@ -53,4 +55,14 @@ echo "== cargo test"
 # plain binary first (`cargo test --all-targets` would build it as a test
 # harness under another name). --benches runs each criterion benchmark once.
 cargo build --locked --examples
-cargo test --locked --lib --bins --tests --benches
+cargo test --locked --lib --bins --benches
+# postgres:: needs a server: run below, with the rest of the trail's tests.
+cargo test --locked --test it -- --skip postgres::
+
+echo "== cargo test: the trail's tests against PostgreSQL"
+start_postgres
+trap stop_postgres EXIT
+# TEST_POSTGRES_URL: every test database is made on this server;
+# TEST_POSTGRES_BIN: the fault tests start and stop servers of their own.
+TEST_POSTGRES_URL=$PG_URL TEST_POSTGRES_BIN=$PG_BIN \
+  cargo test --locked --test it -- audit:: store:: configurations:: query:: answers:: durability:: postgres::

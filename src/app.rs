@@ -20,7 +20,8 @@ use crate::policy::{self, Change, Policy};
 use crate::proxy::{self, Proxy};
 use crate::recorder::{self, Writer};
 use crate::resource::{Classifier, RulesError, RulesFile};
-use crate::store::{SqliteStore, StoreError};
+use crate::snapshot::ResourceLocks;
+use crate::store::{Store, StoreError};
 
 /// How often retention looks for entries past `retention_days`.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -74,7 +75,7 @@ pub struct App {
     api: Arc<ApiState>,
     proxy: Arc<Proxy>,
     writer: Writer,
-    store: SqliteStore,
+    store: Store,
     config: Config,
 }
 
@@ -92,7 +93,7 @@ impl App {
             return Err(AppError::QueryNotLoopback(config.query_listen));
         }
         let power_safe = config.recorder.durability == recorder::Durability::Sync;
-        let store = SqliteStore::open_durable(&config.database, power_safe).await?;
+        let store = Store::open(&config.database, power_safe).await?;
         let (recorder, writer) = recorder::recorder(store.clone(), &config.instance, &config.recorder).await?;
         let seed_file = config.rules.join("audit.toml").display().to_string();
         for (before, after) in store.seed_configurations(&seeds).await? {
@@ -120,8 +121,10 @@ impl App {
             tokens: config.query_tokens.clone(),
             draining: std::sync::atomic::AtomicBool::new(false),
             openapi: std::sync::OnceLock::new(),
+            shared_lock_errors: Arc::default(),
         });
-        let proxy = Proxy::new(&config, classifier, recorder, policy).ok_or(AppError::NoUpstream)?;
+        let locks = ResourceLocks::new(store.clone(), api.shared_lock_errors.clone());
+        let proxy = Proxy::new(&config, classifier, recorder, locks, policy).ok_or(AppError::NoUpstream)?;
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })
         };
@@ -141,7 +144,7 @@ impl App {
     }
 
     /// The store the trail is written to.
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use auditgate::cli::{Cli, Command, DbArgs, DemoArgs, ExplainArgs, ServeArgs, VerifyArgs};
 use auditgate::config::Config;
 use auditgate::resource::{Classifier, RulesFile};
-use auditgate::store::SqliteStore;
+use auditgate::store::Store;
 use auditgate::{App, policy, telemetry};
 use clap::Parser;
 
@@ -75,10 +75,10 @@ async fn build_and_run(config: Config, announce: impl FnOnce(&App)) -> ExitCode 
     ExitCode::SUCCESS
 }
 
-fn open_store(args: &DbArgs) -> Result<(tokio::runtime::Runtime, auditgate::store::SqliteStore), ExitCode> {
+fn open_store(args: &DbArgs) -> Result<(tokio::runtime::Runtime, auditgate::store::Store), ExitCode> {
     let config = Config::load(args.config.as_deref(), std::env::vars(), &args.overrides()).map_err(usage)?;
     let runtime = runtime(1);
-    let store = runtime.block_on(auditgate::store::SqliteStore::open(&config.database)).map_err(|e| {
+    let store = runtime.block_on(auditgate::store::Store::open(&config.database, false)).map_err(|e| {
         eprintln!("auditgate: database {}: {e}", config.database);
         ExitCode::FAILURE
     })?;
@@ -146,7 +146,7 @@ fn explain(args: ExplainArgs) -> ExitCode {
     let (configs, source) = match &args.database {
         Some(url) => {
             let read = runtime(1).block_on(async {
-                let store = SqliteStore::open(url).await?;
+                let store = Store::open(url, false).await?;
                 let configs = store.configurations().await;
                 store.close().await;
                 configs

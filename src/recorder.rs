@@ -21,7 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use crate::config::FailMode;
 use crate::entry::{AuditEntry, Chain, Sealed};
 use crate::spool::{Spool, SpoolError};
-use crate::store::SqliteStore;
+use crate::store::Store;
 
 /// Counters and gauges of the recorder, for logs, `/metrics` and tests.
 #[derive(Debug, Default)]
@@ -271,7 +271,7 @@ impl WeakRecorder {
 #[derive(Debug)]
 pub struct Writer {
     rx: mpsc::Receiver<Queued>,
-    store: SqliteStore,
+    store: Store,
     /// Handed to the committer when `run` starts.
     spool: Option<Spool>,
     chain: Chain,
@@ -305,7 +305,7 @@ pub enum RecorderError {
 /// spooled entry when an earlier run left some (they reach the store
 /// first), else from the store.
 pub async fn recorder(
-    store: SqliteStore,
+    store: Store,
     instance: &str,
     config: &RecorderConfig,
 ) -> Result<(Recorder, Writer), RecorderError> {
@@ -445,7 +445,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// The committer's state: the store, the spool, and when to try the store
 /// again after it refused.
 struct Committer {
-    store: SqliteStore,
+    store: Store,
     /// Taken out while a blocking spool call runs.
     spool: Option<Spool>,
     stats: Arc<RecorderStats>,

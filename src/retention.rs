@@ -12,14 +12,14 @@ use crate::entry::AuditEntry;
 use crate::identity::ActorSource;
 use crate::policy::Change;
 use crate::recorder::WeakRecorder;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Rows a deleting transaction takes: writers wait for one such at most.
 const BATCH: u32 = 1_000;
 
 /// Deletes entries older than `days` now and then every `every`, until
 /// the task is dropped.
-pub async fn run(store: SqliteStore, trail: WeakRecorder, instance: String, days: u32, every: Duration) {
+pub async fn run(store: Store, trail: WeakRecorder, instance: String, days: u32, every: Duration) {
     loop {
         if let Err(e) = pass(&store, &trail, &instance, days, chrono::Utc::now()).await {
             tracing::error!(error = %e, "retention pass failed; the next one retries");
@@ -30,7 +30,7 @@ pub async fn run(store: SqliteStore, trail: WeakRecorder, instance: String, days
 
 /// One pass as of `now`: answers how many entries it deleted.
 pub async fn pass(
-    store: &SqliteStore,
+    store: &Store,
     trail: &WeakRecorder,
     instance: &str,
     days: u32,

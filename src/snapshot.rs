@@ -3,6 +3,7 @@
 //! that makes concurrent mutations of one resource take turns.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 use tokio::sync::OwnedMutexGuard;
+
+use crate::store::{SharedLock, Store};
 
 use crate::encoding::{DecodeError, decoded};
 use crate::proxy::{UpstreamBody, UpstreamClient};
@@ -120,18 +123,42 @@ impl Snapshotter {
 }
 
 /// One lock per (type, id): audited mutations of the same resource through
-/// this instance run one after another; others never wait.
+/// this instance run one after another; others never wait. With a store
+/// shared by several instances (PostgreSQL), the turn is also taken in the
+/// store, so mutations of one resource through any instance take turns.
 #[derive(Debug, Default)]
 pub struct ResourceLocks {
     locks: Mutex<HashMap<ResourceKey, Weak<tokio::sync::Mutex<()>>>>,
+    shared: Option<Store>,
+    /// Turns taken without the store's lock, because it failed.
+    shared_errors: Arc<AtomicU64>,
 }
 
 /// (type, id).
 type ResourceKey = (String, String);
 
+/// A resource's turn: this instance's, and the store's when shared. The
+/// store's is let go first, then the next waiter here is woken.
+#[derive(Debug)]
+pub struct ResourceGuard {
+    _shared: Option<SharedLock>,
+    _local: OwnedMutexGuard<()>,
+}
+
 impl ResourceLocks {
+    /// Locks taken in `store` too when other instances can share it;
+    /// `shared_errors` counts turns taken without it because it failed.
+    pub fn new(store: Store, shared_errors: Arc<AtomicU64>) -> ResourceLocks {
+        let shared = matches!(store, Store::Postgres(_)).then_some(store);
+        ResourceLocks { locks: Mutex::default(), shared, shared_errors }
+    }
+
     /// Waits for the resource's turn; the turn ends when the guard drops.
-    pub async fn lock(&self, kind: &str, id: &str) -> OwnedMutexGuard<()> {
+    /// When the store cannot lock (it is down), the turn is this
+    /// instance's only: logged and counted, not refused (the entry is
+    /// spooled as usual; only a mutation of the same resource through
+    /// another instance at that moment could blur its diff).
+    pub async fn lock(&self, kind: &str, id: &str) -> ResourceGuard {
         let lock = {
             let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
             let key = (kind.to_string(), id.to_string());
@@ -147,7 +174,19 @@ impl ResourceLocks {
                 }
             }
         };
-        lock.lock_owned().await
+        let local = lock.lock_owned().await;
+        let shared = match &self.shared {
+            None => None,
+            Some(store) => match store.lock_resource(kind, id).await {
+                Ok(shared) => shared,
+                Err(e) => {
+                    self.shared_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, kind, id, "resource not locked in the store; this instance's turn only");
+                    None
+                }
+            },
+        };
+        ResourceGuard { _shared: shared, _local: local }
     }
 
     /// Entries in the map, alive or not yet pruned.

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::entry::{Head, Verification};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{Store, StoreError};
 
 /// What `verify` found.
 #[derive(Debug)]
@@ -17,7 +17,7 @@ pub struct Report {
 
 impl Report {
     /// Checks every chain, and that each head in `kept` is still reached.
-    pub async fn of(store: &SqliteStore, kept: &[Head]) -> Result<Report, StoreError> {
+    pub async fn of(store: &Store, kept: &[Head]) -> Result<Report, StoreError> {
         Ok(Report { verification: store.verify().await?, cut: store.missing_heads(kept).await?, kept: kept.len() })
     }
 

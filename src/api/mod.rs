@@ -23,7 +23,7 @@ pub use error::ApiError;
 use crate::identity::ActorSource;
 use crate::policy::Policy;
 use crate::recorder::WeakRecorder;
-use crate::store::SqliteStore;
+use crate::store::Store;
 
 /// A query-port token (`[query] tokens`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub struct Token {
 /// What the handlers share.
 #[derive(Debug)]
 pub struct ApiState {
-    pub store: SqliteStore,
+    pub store: Store,
     /// Configuration changes are recorded through it (weak: it does not
     /// hold the writer open at shutdown); its counters feed `/metrics`.
     pub recorder: WeakRecorder,
@@ -50,6 +50,8 @@ pub struct ApiState {
     pub draining: std::sync::atomic::AtomicBool,
     /// The OpenAPI document, made on first request.
     pub openapi: std::sync::OnceLock<String>,
+    /// Resource turns taken without the store's lock (it failed).
+    pub shared_lock_errors: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The query-port routes.

@@ -97,6 +97,11 @@ pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse
         ),
         ("auditgate_spool_write_errors_total", "Batches the spool refused.", load(&r.spool_errors)),
         ("auditgate_spool_torn_bytes_total", "Bytes of a torn spool tail cut off at start.", load(&r.spool_torn_bytes)),
+        (
+            "auditgate_shared_lock_errors_total",
+            "Resource turns taken without the store's lock across instances, because it failed.",
+            load(&s.shared_lock_errors),
+        ),
     ];
     for (name, help, value) in counters {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");

@@ -5,12 +5,12 @@
 
 use std::borrow::Cow;
 
+use crate::snapshot::ResourceGuard;
 use http::HeaderMap;
 use http::header::LOCATION;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-use tokio::sync::OwnedMutexGuard;
 
 use crate::diff::pointer_tokens;
 use crate::encoding::decoded;
@@ -21,7 +21,7 @@ pub struct Answer {
     /// The id it names, if any.
     pub id: Option<String>,
     /// The new resource's turn, taken before the client saw the answer end.
-    pub guard: Option<OwnedMutexGuard<()>>,
+    pub guard: Option<ResourceGuard>,
     /// Why the body could not be read for the id (kept when none was found).
     pub note: Option<String>,
     /// With `durability = "sync"`: told once the entry is durable, which

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http::header::USER_AGENT;
 use serde_json::Value;
-use tokio::sync::{OwnedMutexGuard, oneshot};
+use tokio::sync::oneshot;
 
 pub use answer::{Answer, id_in_body, id_in_location};
 
@@ -24,7 +24,7 @@ use crate::policy::Capture;
 use crate::proxy::EndHook;
 use crate::recorder::{Durability, Recorder, Slot, Unrecordable};
 use crate::resource::{Action, Classified, Rule};
-use crate::snapshot::{ResourceLocks, Snapshotter};
+use crate::snapshot::{ResourceGuard, ResourceLocks, Snapshotter};
 use crate::unapplied::unapplied;
 
 /// Shared audit machinery, built once.
@@ -120,16 +120,22 @@ pub struct Pending {
     rule_ignore_fields: Vec<String>,
     before: Option<Value>,
     snapshot_error: Option<String>,
-    guard: Option<OwnedMutexGuard<()>>,
+    guard: Option<ResourceGuard>,
     /// Its place among `recorder.max_pending`, until its entry is queued.
     slot: Option<Slot>,
 }
 
 impl Auditor {
-    pub fn new(snapshots: Snapshotter, recorder: Recorder, config: &SnapshotConfig, instance: String) -> Auditor {
+    pub fn new(
+        snapshots: Snapshotter,
+        recorder: Recorder,
+        locks: ResourceLocks,
+        config: &SnapshotConfig,
+        instance: String,
+    ) -> Auditor {
         Auditor {
             snapshots,
-            locks: ResourceLocks::default(),
+            locks,
             recorder,
             redactor: Redactor::new(&config.redact),
             ignore_fields: config.ignore_fields.clone(),
@@ -141,7 +147,7 @@ impl Auditor {
     /// The resource's turn for a mutation of a known resource: held by a
     /// recorded one from before its before-state to after its after-state,
     /// and by one not recorded while the upstream handles it.
-    pub async fn turn(&self, c: &Classified) -> Option<OwnedMutexGuard<()>> {
+    pub async fn turn(&self, c: &Classified) -> Option<ResourceGuard> {
         let id = c.resource.id.as_deref().filter(|_| c.action.is_mutation())?;
         Some(self.locks.lock(&c.resource.kind, id).await)
     }

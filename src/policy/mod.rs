@@ -21,7 +21,7 @@ pub use compiled::{Compiled, Decision, Question};
 pub use model::{AuditConfiguration, BUILTIN_ACTIONS, Capture, FieldError, Kind, Source, known_actions, parse_net};
 pub use seed::{load_dir as load_seed_dir, parse as parse_seed};
 
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{Store, StoreError};
 
 /// The configurations in force, shared by the proxy and the query port.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ impl Policy {
     }
 
     /// Reloads from the store if its version moved; true when it swapped.
-    pub async fn refresh(&self, store: &SqliteStore) -> Result<bool, StoreError> {
+    pub async fn refresh(&self, store: &Store) -> Result<bool, StoreError> {
         let version = store.configuration_version().await?;
         if version == self.version.load(Ordering::Acquire) {
             return Ok(false);
@@ -53,7 +53,7 @@ impl Policy {
     }
 
     /// Reloads from the store unconditionally.
-    pub async fn reload(&self, store: &SqliteStore) -> Result<(), StoreError> {
+    pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
         let (version, configs) = store.configurations().await?;
         self.compiled.store(Arc::new(Compiled::new(&configs)));
         self.version.store(version, Ordering::Release);
@@ -63,16 +63,16 @@ impl Policy {
 
     /// Polls the store every `every` until the pool closes, so changes made
     /// through any instance take effect here within `config_refresh`.
-    pub async fn watch(self: Arc<Self>, store: SqliteStore, every: Duration) {
+    pub async fn watch(self: Arc<Self>, store: Store, every: Duration) {
         let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if store.pool().is_closed() {
+            if store.is_closed() {
                 return;
             }
             if let Err(e) = self.refresh(&store).await {
-                if store.pool().is_closed() {
+                if store.is_closed() {
                     return;
                 }
                 tracing::warn!(error = %e, "audit configurations not refreshed");

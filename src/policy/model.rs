@@ -118,8 +118,8 @@ impl AuditConfiguration {
         match key {
             "name" => {
                 let name = string(key, v)?;
-                if name.trim().is_empty() || name.chars().count() > 200 {
-                    return Err(bad(key, "must be 1 to 200 characters"));
+                if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+                    return Err(bad(key, "must be 1 to 200 characters, none of them a control character"));
                 }
                 self.name = name.trim().to_string();
             }

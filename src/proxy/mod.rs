@@ -22,7 +22,6 @@ use http::uri::{PathAndQuery, Uri};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, request};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use tokio::sync::OwnedMutexGuard;
 
 use answer::AnswerBody;
 pub use body::{ResponseBody, UpstreamBody};
@@ -44,7 +43,7 @@ use crate::resource::{
     Action, Classification, Classified, Classifier, OVERRIDE_HEADERS, OverrideError, OverridePolicy, Rule,
     changes_state, effective_method, form_method_override,
 };
-use crate::snapshot::Snapshotter;
+use crate::snapshot::{ResourceGuard, ResourceLocks, Snapshotter};
 use crate::whoami::Whoami;
 
 /// Whether a path holds `%2F` or `%5C` (any case).
@@ -89,7 +88,13 @@ pub struct Proxy {
 
 impl Proxy {
     /// Builds the data path; `config.upstream` must be set.
-    pub fn new(config: &Config, classifier: Classifier, recorder: Recorder, policy: Arc<Policy>) -> Option<Proxy> {
+    pub fn new(
+        config: &Config,
+        classifier: Classifier,
+        recorder: Recorder,
+        locks: ResourceLocks,
+        policy: Arc<Policy>,
+    ) -> Option<Proxy> {
         let upstream = config.upstream.as_ref()?;
         let client = Arc::new(UpstreamClient::new(upstream, config.limits.upstream_timeout));
         let snapshots = Snapshotter::new(client.clone(), upstream.base_path.clone(), &config.snapshot);
@@ -97,7 +102,7 @@ impl Proxy {
             base_path: upstream.base_path.clone(),
             upstream_host: HeaderValue::from_str(upstream.authority.as_str()).ok()?,
             upstream: client,
-            auditor: Arc::new(Auditor::new(snapshots, recorder, &config.snapshot, config.instance.clone())),
+            auditor: Arc::new(Auditor::new(snapshots, recorder, locks, &config.snapshot, config.instance.clone())),
             classifier,
             trusted: config.trusted_proxies.clone(),
             actor: config.actor.clone(),
@@ -464,7 +469,7 @@ fn login_actor(rule: Option<&Rule>, body: &[u8], parts: &request::Parts) -> Acto
 /// a mutation not recorded, its resource's turn until the upstream answers.
 enum Audit {
     Recorded(Box<Pending>),
-    Unrecorded(Option<OwnedMutexGuard<()>>),
+    Unrecorded(Option<ResourceGuard>),
 }
 
 /// A client's request body: read whole, or still to be streamed.

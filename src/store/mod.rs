@@ -1,16 +1,207 @@
-//! The store: the only module with SQL. SQLite today (one file, WAL).
+//! The store: the only module with SQL. One interface, [`Store`], over two
+//! backends chosen by the database URL's scheme: SQLite (one file, WAL;
+//! one instance) and PostgreSQL (several instances sharing the trail).
 
-mod configurations;
 mod filter;
+mod postgres;
+mod rows;
 mod sqlite;
 
 pub use filter::{Filter, FilterError};
+pub use postgres::{PgStore, SharedLock};
 pub use sqlite::SqliteStore;
+
+use crate::entry::{AuditEntry, Head, Sealed, Verification};
+use crate::policy::AuditConfiguration;
+
+/// The trail and the audit configurations, in whichever database the URL
+/// names. Every command that opens a store opens it here.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// Runs the same call on whichever backend `$store` is.
+macro_rules! each {
+    ($store:expr, $s:ident => $call:expr) => {
+        match $store {
+            Store::Sqlite($s) => $call,
+            Store::Postgres($s) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates the store at
+    /// `url`: `sqlite://PATH`, `sqlite::memory:` or `postgres://…`
+    /// (`postgresql://` too). `power_safe` makes SQLite fsync every commit;
+    /// PostgreSQL commits as its server is configured.
+    pub async fn open(url: &str, power_safe: bool) -> Result<Store, StoreError> {
+        match url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("sqlite") => Ok(Store::Sqlite(SqliteStore::open_durable(url, power_safe).await?)),
+            Some("postgres" | "postgresql") => Ok(Store::Postgres(PgStore::open(url).await?)),
+            _ => Err(StoreError::UnsupportedUrl(url.to_string())),
+        }
+    }
+
+    /// Writes sealed entries and moves their chains' heads, in one
+    /// transaction; an entry already stored is skipped.
+    pub async fn insert_batch(&self, entries: &[Sealed]) -> Result<(), StoreError> {
+        each!(self, s => s.insert_batch(entries).await)
+    }
+
+    /// The hash of an instance's newest entry, to continue its chain.
+    pub async fn last_hash(&self, instance: &str) -> Result<Option<String>, StoreError> {
+        each!(self, s => s.last_hash(instance).await)
+    }
+
+    /// One entry by id.
+    pub async fn get(&self, id: &str) -> Result<Option<AuditEntry>, StoreError> {
+        each!(self, s => s.get(id).await)
+    }
+
+    /// Entries matching `filter`, newest first, older than `cursor`; at most
+    /// `limit`, plus whether more follow.
+    pub async fn list(
+        &self,
+        filter: &Filter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
+        each!(self, s => s.list(filter, cursor, limit).await)
+    }
+
+    /// A resource's entries, oldest first.
+    pub async fn history(&self, kind: &str, id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        each!(self, s => s.history(kind, id).await)
+    }
+
+    /// Counts by action, resource type, actor and outcome.
+    pub async fn stats(&self, filter: &Filter) -> Result<serde_json::Value, StoreError> {
+        each!(self, s => s.stats(filter).await)
+    }
+
+    /// Checks every instance's chain, from one snapshot of the database.
+    pub async fn verify(&self) -> Result<Verification, StoreError> {
+        each!(self, s => s.verify().await)
+    }
+
+    /// Heads kept elsewhere earlier (`auditgate verify --heads`), checked
+    /// against the stored chains: each must still be there, in its
+    /// instance, with the same hash, unless retention deleted it. A chain
+    /// that no longer reaches a kept head was cut or rewritten, even if
+    /// `chain_head` was rewritten too. Answers one line per head that
+    /// fails, naming its instance.
+    pub async fn missing_heads(&self, kept: &[Head]) -> Result<Vec<String>, StoreError> {
+        let mut problems = Vec::new();
+        for head in kept {
+            let problem = match self.get(&head.id).await {
+                Err(StoreError::Corrupt { .. }) => Some("is no longer readable"),
+                Err(e) => return Err(e),
+                Ok(None) if self.retired(head).await? => None,
+                Ok(None) => Some("is no longer in the trail (the chain was cut)"),
+                Ok(Some(e)) if e.instance != head.instance || e.hash != head.hash => {
+                    Some("has another hash now (the chain was rewritten)")
+                }
+                Ok(Some(_)) => None,
+            };
+            if let Some(why) = problem {
+                problems.push(format!("instance {}: kept head {} {why}", head.instance, head.id));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Whether retention deleted `head` (it is at or before its instance's
+    /// checkpoint).
+    async fn retired(&self, head: &Head) -> Result<bool, StoreError> {
+        let checkpoint = each!(self, s => s.checkpoint(&head.instance).await)?;
+        Ok(checkpoint.is_some_and(|last| head.id <= last))
+    }
+
+    /// Deletes, oldest first, every entry sealed before `before` (an id),
+    /// `batch` rows a transaction, moving each chain's checkpoint; answers
+    /// how many and the newest deleted id.
+    pub async fn delete_before(&self, before: &str, batch: u32) -> Result<(u64, Option<String>), StoreError> {
+        each!(self, s => s.delete_before(before, batch).await)
+    }
+
+    /// Holds a resource against other instances sharing the database until
+    /// the answer drops; `None` where no other instance can share it
+    /// (SQLite).
+    pub async fn lock_resource(&self, kind: &str, id: &str) -> Result<Option<SharedLock>, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(s) => Ok(Some(s.lock_resource(kind, id).await?)),
+        }
+    }
+
+    /// The version that moves with every configuration change.
+    pub async fn configuration_version(&self) -> Result<i64, StoreError> {
+        each!(self, s => s.configuration_version().await)
+    }
+
+    /// Every configuration with the version they were read at.
+    pub async fn configurations(&self) -> Result<(i64, Vec<AuditConfiguration>), StoreError> {
+        each!(self, s => s.configurations().await)
+    }
+
+    /// One configuration by id.
+    pub async fn configuration(&self, id: i64) -> Result<Option<AuditConfiguration>, StoreError> {
+        each!(self, s => s.configuration(id).await)
+    }
+
+    /// Stores a new configuration; answers it with its id and times.
+    pub async fn insert_configuration(&self, config: &AuditConfiguration) -> Result<AuditConfiguration, StoreError> {
+        each!(self, s => s.insert_configuration(config).await)
+    }
+
+    /// Replaces configuration `config.id`; `None` when there is none.
+    pub async fn update_configuration(
+        &self,
+        config: &AuditConfiguration,
+    ) -> Result<Option<AuditConfiguration>, StoreError> {
+        each!(self, s => s.update_configuration(config).await)
+    }
+
+    /// Deletes a configuration; answers what was deleted.
+    pub async fn delete_configuration(&self, id: i64) -> Result<Option<AuditConfiguration>, StoreError> {
+        each!(self, s => s.delete_configuration(id).await)
+    }
+
+    /// Writes the seed file's configurations (the file wins by name);
+    /// answers the changes made.
+    pub async fn seed_configurations(
+        &self,
+        seeds: &[AuditConfiguration],
+    ) -> Result<Vec<(Option<AuditConfiguration>, AuditConfiguration)>, StoreError> {
+        each!(self, s => s.seed_configurations(seeds).await)
+    }
+
+    /// True when the database answers (`/readyz`).
+    pub async fn ping(&self) -> bool {
+        each!(self, s => s.ping().await)
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Store::Sqlite(s) => s.pool().is_closed(),
+            Store::Postgres(s) => s.pool().is_closed(),
+        }
+    }
+
+    /// Closes the connections (shutdown).
+    pub async fn close(&self) {
+        each!(self, s => s.close().await)
+    }
+}
 
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database URL `{0}` is not supported (sqlite://PATH)")]
+    #[error("database URL `{0}` is not supported (sqlite://PATH or postgres://…)")]
     UnsupportedUrl(String),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
@@ -27,6 +218,11 @@ impl StoreError {
     /// the store being unavailable.
     pub fn is_caused_by_query(&self) -> bool {
         let StoreError::Sql(sqlx::Error::Database(e)) = self else { return false };
+        // PostgreSQL: data exceptions (22…, e.g. a NUL in a value) and
+        // program limits (54…). SQLite says so in words.
+        if let (Some(code), Some(_)) = (e.code(), e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()) {
+            return code.starts_with("22") || code.starts_with("54");
+        }
         let message = e.message();
         message.contains("too complex") || message.contains("too big") || message.contains("too many")
     }

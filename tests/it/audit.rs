@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use auditgate::entry::AuditEntry;
-use auditgate::store::{Filter, SqliteStore};
+use auditgate::store::{Filter, Store};
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// Waits until the store holds `n` entries and returns them oldest first.
-pub async fn wait_entries(store: &SqliteStore, n: usize) -> Vec<AuditEntry> {
+pub async fn wait_entries(store: &Store, n: usize) -> Vec<AuditEntry> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (mut entries, _) = store.list(&Filter::default(), None, 1000).await.unwrap();
@@ -116,8 +116,8 @@ async fn secrets_never_reach_the_store() {
             .iter()
             .any(|c| c.path == "/password" && c.old == json!("[REDACTED]") && c.new == json!("[REDACTED]"))
     );
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT entry FROM audit_log").fetch_all(app.store.pool()).await.unwrap();
-    for (row,) in rows {
+    let rows = stored_entries(&app.store).await;
+    for row in rows {
         for secret in ["hunter2", "key-123", "czNjcmV0"] {
             assert!(!row.contains(secret), "{secret} stored: {row}");
         }
@@ -315,10 +315,9 @@ async fn every_hash_is_sha256_of_the_previous_hash_and_the_canonical_entry() {
     let (_, created) = call(&app, Method::POST, "/api/items/", json!({"z": 1, "a": {"y": [1, 2.5], "b": null}})).await;
     call(&app, Method::PATCH, &format!("/api/items/{}/", created["id"]), json!({"z": 2})).await;
     wait_entries(&app.store, 2).await;
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT entry FROM audit_log ORDER BY id").fetch_all(app.store.pool()).await.unwrap();
+    let rows = stored_entries(&app.store).await;
     let mut prev = "0".repeat(64);
-    for (text,) in rows {
+    for text in rows {
         let mut entry: Value = serde_json::from_str(&text).unwrap();
         let hash = entry.as_object_mut().unwrap().remove("hash").unwrap();
         assert_eq!(entry["prev_hash"], prev.as_str(), "the chain links to the previous entry");
@@ -334,7 +333,7 @@ async fn every_hash_is_sha256_of_the_previous_hash_and_the_canonical_entry() {
 #[tokio::test]
 async fn tampering_is_detected_and_entries_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("trail.db").display());
+    let database = test_database(dir.path()).await;
     let app = spawn_app_with(&[("AUDITGATE_DATABASE", &database)], None).await;
     let (_, created) = call(&app, Method::POST, "/api/items/", json!({"v": 0})).await;
     let item = format!("/api/items/{}/", created["id"]);
@@ -358,12 +357,11 @@ async fn tampering_is_detected_and_entries_survive_a_restart() {
     // Editing a stored entry is named by verify.
     let victim = &entries[2];
     let forged = serde_json::to_string(&AuditEntry { actor: "mallory".into(), ..victim.clone() }).unwrap();
-    sqlx::query("UPDATE audit_log SET entry = ? WHERE id = ?")
-        .bind(forged)
-        .bind(&victim.id)
-        .execute(again.store.pool())
-        .await
-        .unwrap();
+    let sql = match again.store {
+        Store::Sqlite(_) => "UPDATE audit_log SET entry = $1 WHERE id = $2",
+        Store::Postgres(_) => "UPDATE audit_log SET entry = $1::json WHERE id = $2",
+    };
+    execute(&again.store, sql, &[&forged, &victim.id]).await;
     let verdict = again.store.verify().await.unwrap();
     assert_eq!((verdict.ok, verdict.first_bad), (false, Some(victim.id.clone())));
 }

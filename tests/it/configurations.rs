@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use auditgate::entry::AuditEntry;
-use auditgate::store::{Filter, SqliteStore};
+use auditgate::store::{Filter, Store};
 use base64::Engine;
 use bytes::Bytes;
 use http::{Method, Request};
@@ -55,7 +55,7 @@ async fn configure(app: &TestApp, config: Value) -> Value {
 }
 
 /// Entries of the proxied app (configuration changes left out), oldest first.
-async fn app_entries(store: &SqliteStore) -> Vec<AuditEntry> {
+async fn app_entries(store: &Store) -> Vec<AuditEntry> {
     let (mut all, _) = store.list(&Filter::default(), None, 1000).await.unwrap();
     all.retain(|e| e.resource_type != "audit_configuration");
     all.reverse();
@@ -305,7 +305,7 @@ async fn read_tokens_read_and_admin_tokens_change() {
 #[tokio::test]
 async fn a_change_through_one_instance_is_obeyed_by_another_within_config_refresh() {
     let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let database = test_database(dir.path()).await;
     let env_a = [
         ("AUDITGATE_DATABASE", database.as_str()),
         ("AUDITGATE_CONFIG_REFRESH", "200ms"),
@@ -397,9 +397,8 @@ audit_resource_types = ["marker"]
     assert!(entries.iter().all(|e| e.configuration.as_deref() == Some("Logins")
         && e.actor_source == auditgate::identity::ActorSource::Login
         && e.request_body.is_none()));
-    let stored: Vec<(String,)> =
-        sqlx::query_as("SELECT entry FROM audit_log").fetch_all(app.store.pool()).await.unwrap();
-    assert!(stored.iter().all(|(text,)| !text.contains("s3cret-pw")), "a password reached the trail");
+    let stored = stored_entries(&app.store).await;
+    assert!(stored.iter().all(|text| !text.contains("s3cret-pw")), "a password reached the trail");
     // The seeding itself is in the trail.
     assert_eq!(configuration_changes(&app, 2).await.len(), 2);
 }

@@ -6,28 +6,50 @@
 
 use std::time::Duration;
 
-use auditgate::store::SqliteStore;
+use auditgate::store::Store;
 use http::Method;
 use serde_json::json;
 
 use crate::audit::{call, wait_entries};
 use crate::helpers::*;
 
-/// Makes the store refuse every new entry (a real SQLite error on insert),
-/// until `accept` is called.
-async fn refuse(store: &SqliteStore) {
-    sqlx::query("CREATE TRIGGER refuse BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'store refuses'); END")
-        .execute(store.pool())
-        .await
-        .unwrap();
+/// Makes the store refuse every new entry (a real database error on
+/// insert), until `accept` is called.
+pub async fn refuse(store: &Store) {
+    match store {
+        Store::Sqlite(_) => {
+            execute(
+                store,
+                "CREATE TRIGGER refuse BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'store refuses'); END",
+                &[],
+            )
+            .await
+        }
+        Store::Postgres(_) => {
+            execute(
+                store,
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'store refuses'; END $$",
+                &[],
+            )
+            .await;
+            execute(store, "CREATE TRIGGER refuse BEFORE INSERT ON audit_log EXECUTE FUNCTION refuse()", &[]).await
+        }
+    };
 }
 
-async fn accept(store: &SqliteStore) {
-    sqlx::query("DROP TRIGGER refuse").execute(store.pool()).await.unwrap();
+pub async fn accept(store: &Store) {
+    match store {
+        Store::Sqlite(_) => execute(store, "DROP TRIGGER refuse", &[]).await,
+        Store::Postgres(_) => execute(store, "DROP TRIGGER refuse ON audit_log", &[]).await,
+    };
+    if let Store::Postgres(_) = store {
+        execute(store, "DROP FUNCTION refuse()", &[]).await;
+    }
 }
 
 /// The value of one metric on the query port.
-async fn metric(app: &TestApp, name: &str) -> u64 {
+pub(crate) async fn metric(app: &TestApp, name: &str) -> u64 {
     let res = get(&app.query("/metrics")).await;
     let text = String::from_utf8_lossy(res.body()).into_owned();
     let line = text.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("no {name}"));
@@ -46,7 +68,7 @@ async fn wait_metric(app: &TestApp, name: &str, value: u64) {
     }
 }
 
-async fn stored(store: &SqliteStore) -> usize {
+async fn stored(store: &Store) -> usize {
     store.list(&Default::default(), None, 1000).await.unwrap().0.len()
 }
 
@@ -95,7 +117,7 @@ async fn d19_a_store_that_refuses_writes_spools_and_replays_every_entry_once() {
 /// An app on its own database and spool in `dir`, so that it can be
 /// started again on the same files.
 async fn app_in(dir: &std::path::Path, upstream: &str, extra: &[(&str, &str)]) -> TestApp {
-    let db = format!("sqlite://{}", dir.join("audit.db").display());
+    let db = test_database(dir).await;
     let spool = dir.join("audit.spool").display().to_string();
     let mut env = vec![("AUDITGATE_DATABASE", db.as_str()), ("AUDITGATE_RECORDER__SPOOL", spool.as_str())];
     env.extend_from_slice(extra);

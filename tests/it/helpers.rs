@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use auditgate::App;
 use auditgate::config::Config;
+use auditgate::store::Store;
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -67,8 +68,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// The query port.
     pub query_addr: SocketAddr,
-    /// The trail's store (a fresh SQLite file per test).
-    pub store: auditgate::store::SqliteStore,
+    /// The trail's store (a fresh database per test, see `test_database`).
+    pub store: Store,
     pub upstream: Option<Upstream>,
     /// The recorder's spool file.
     pub spool: PathBuf,
@@ -153,7 +154,7 @@ pub async fn spawn_app_files(upstream: &str, env: &[(&str, &str)], files: &[(&st
         ("rules", dir.path().display().to_string()),
     ];
     if !env.iter().any(|(k, _)| *k == "AUDITGATE_DATABASE") {
-        flags.push(("database", format!("sqlite://{}", dir.path().join("audit.db").display())));
+        flags.push(("database", test_database(dir.path()).await));
     }
     // The spool beside the test's database, never in the working directory.
     let default_spool = dir.path().join("audit.spool").display().to_string();
@@ -173,6 +174,75 @@ pub async fn spawn_app_files(upstream: &str, env: &[(&str, &str)], files: &[(&st
         let _ = rx.await;
     }));
     TestApp { addr, query_addr, store, upstream: None, spool, shutdown: Some(tx), task: Some(task), _rules: dir }
+}
+
+/// The server tests write to when `TEST_POSTGRES_URL` names one
+/// (`scripts/test.sh` starts a throwaway cluster and runs the trail's
+/// tests once more against it).
+pub fn test_postgres() -> Option<String> {
+    std::env::var("TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty())
+}
+
+/// The database of a test directory: a SQLite file in `dir`, or with
+/// `TEST_POSTGRES_URL` set, a database on that server made for `dir`
+/// at the first call (its URL kept in the directory, so an app started
+/// again in `dir` finds the same trail).
+pub async fn test_database(dir: &std::path::Path) -> String {
+    let Some(server) = test_postgres() else { return format!("sqlite://{}", dir.join("audit.db").display()) };
+    let kept = dir.join("postgres.url");
+    if let Ok(url) = std::fs::read_to_string(&kept) {
+        return url;
+    }
+    let url = new_postgres_database(&server).await;
+    std::fs::write(&kept, &url).unwrap();
+    url
+}
+
+/// A new database on the PostgreSQL `server` (a `postgres://…/postgres`
+/// URL); answers its URL.
+pub async fn new_postgres_database(server: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("t_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let mut conn = sqlx::PgConnection::connect(server).await.expect("the test PostgreSQL answers");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let (base, _) = server.rsplit_once('/').expect("a postgres URL ends in /DATABASE");
+    format!("{base}/{name}")
+}
+
+/// Runs `sql` (binds as `$1`, `$2`…, which both backends take) on the
+/// store's own database, as someone with access to it would: tests tamper
+/// with rows this way. Answers the rows changed.
+pub async fn execute(store: &Store, sql: &str, binds: &[&str]) -> u64 {
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    match store {
+        Store::Sqlite(s) => {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(b.to_string());
+            }
+            q.execute(s.pool()).await.unwrap().rows_affected()
+        }
+        Store::Postgres(s) => {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(b.to_string());
+            }
+            q.execute(s.pool()).await.unwrap().rows_affected()
+        }
+    }
+}
+
+/// Every stored entry's JSON text, in id order.
+pub async fn stored_entries(store: &Store) -> Vec<String> {
+    match store {
+        Store::Sqlite(s) => {
+            sqlx::query_scalar("SELECT entry FROM audit_log ORDER BY id").fetch_all(s.pool()).await.unwrap()
+        }
+        Store::Postgres(s) => {
+            sqlx::query_scalar("SELECT entry::text FROM audit_log ORDER BY id").fetch_all(s.pool()).await.unwrap()
+        }
+    }
 }
 
 pub type TestClient = Client<HttpConnector, Full<Bytes>>;

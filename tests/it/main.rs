@@ -14,6 +14,7 @@ mod identity;
 mod json_server;
 mod limits;
 mod openapi;
+mod postgres;
 mod query;
 mod store;
 mod transparency;

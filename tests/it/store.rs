@@ -1,11 +1,12 @@
-//! The SQLite store on real files: schema upgrades keep existing trails,
-//! `verify` catches edits beyond the entry text (filter columns, a deleted
-//! tail), and several instances' chains interleave in one database.
+//! The store on real databases (SQLite files, or PostgreSQL when the suite
+//! runs against it): schema upgrades keep existing trails, `verify`
+//! catches edits beyond the entry text (filter columns, a deleted tail),
+//! and several instances' chains interleave in one database.
 
 use auditgate::diff::Change;
 use auditgate::entry::{AuditEntry, Chain, Outcome, Sealed};
 use auditgate::identity::ActorSource;
-use auditgate::store::{Filter, SqliteStore};
+use auditgate::store::{Filter, Store};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -53,6 +54,11 @@ fn url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}", dir.path().join("trail.db").display())
 }
 
+/// The test's store: see `test_database`.
+async fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&test_database(dir.path()).await, false).await.unwrap()
+}
+
 #[tokio::test]
 async fn a_database_of_the_first_schema_is_upgraded_with_its_entries() {
     let dir = tempfile::tempdir().unwrap();
@@ -92,7 +98,7 @@ async fn a_database_of_the_first_schema_is_upgraded_with_its_entries() {
     }
     pool.close().await;
 
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let store = Store::open(&url(&dir), false).await.unwrap();
     assert_eq!(store.last_hash("gw-1").await.unwrap().as_deref(), Some(old[5].entry.hash.as_str()));
     let verdict = store.verify().await.unwrap();
     assert_eq!((verdict.ok, verdict.checked), (true, 6));
@@ -113,30 +119,22 @@ async fn a_database_of_the_first_schema_is_upgraded_with_its_entries() {
 #[tokio::test]
 async fn verify_names_an_edited_filter_column_and_a_deleted_tail() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let store = open(&dir).await;
     let mut chain = Chain::resume(None);
     let entries = sealed(&mut chain, "gw-1", 0..10);
     store.insert_batch(&entries).await.unwrap();
     assert!(store.verify().await.unwrap().ok);
 
     // The entry text is intact, but the column the actor filter reads lies.
-    sqlx::query("UPDATE audit_log SET actor = 'nobody' WHERE id = ?")
-        .bind(&entries[3].entry.id)
-        .execute(store.pool())
-        .await
-        .unwrap();
+    execute(&store, "UPDATE audit_log SET actor = 'nobody' WHERE id = $1", &[&entries[3].entry.id]).await;
     assert_eq!(store.verify().await.unwrap().first_bad, Some(entries[3].entry.id.clone()));
-    sqlx::query("UPDATE audit_log SET actor = ? WHERE id = ?")
-        .bind(&entries[3].entry.actor)
-        .bind(&entries[3].entry.id)
-        .execute(store.pool())
-        .await
-        .unwrap();
+    execute(&store, "UPDATE audit_log SET actor = $1 WHERE id = $2", &[&entries[3].entry.actor, &entries[3].entry.id])
+        .await;
     assert!(store.verify().await.unwrap().ok);
 
     // Deleting the newest entries leaves a chain that links perfectly but
     // stops short of its recorded head.
-    sqlx::query("DELETE FROM audit_log WHERE id >= ?").bind(&entries[8].entry.id).execute(store.pool()).await.unwrap();
+    execute(&store, "DELETE FROM audit_log WHERE id >= $1", &[&entries[8].entry.id]).await;
     let verdict = store.verify().await.unwrap();
     assert_eq!((verdict.ok, verdict.checked, verdict.first_bad), (false, 8, Some(entries[9].entry.id.clone())));
 }
@@ -144,7 +142,7 @@ async fn verify_names_an_edited_filter_column_and_a_deleted_tail() {
 #[tokio::test]
 async fn chains_of_several_instances_interleave_in_one_database() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let store = open(&dir).await;
     let (mut a, mut b) = (Chain::resume(None), Chain::resume(None));
     let mut expected = 0;
     for round in 0..4 {
@@ -224,7 +222,7 @@ fn sealed_days_ago(instance: &str, days_ago: i64, prev: &str, n: usize) -> Vec<S
 #[tokio::test]
 async fn deleting_the_oldest_entries_keeps_each_chain_verifiable_from_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let store = open(&dir).await;
     let (mut a, mut b) = (Chain::resume(None), Chain::resume(None));
     let mut all = Vec::new();
     for round in 0..3 {
@@ -251,7 +249,7 @@ async fn deleting_the_oldest_entries_keeps_each_chain_verifiable_from_its_checkp
 
     // Deleting one more behind the checkpoint's back breaks the chain there.
     let next = &all[6].entry;
-    sqlx::query("DELETE FROM audit_log WHERE id = ?").bind(&next.id).execute(store.pool()).await.unwrap();
+    execute(&store, "DELETE FROM audit_log WHERE id = $1", &[&next.id]).await;
     let verdict = store.verify().await.unwrap();
     assert!(!verdict.ok);
     let following = all[7..].iter().find(|s| s.entry.instance == next.instance).unwrap();
@@ -259,7 +257,7 @@ async fn deleting_the_oldest_entries_keeps_each_chain_verifiable_from_its_checkp
 
     // Deleting a whole chain leaves its checkpoint equal to its head.
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let store = open(&dir).await;
     store.insert_batch(&sealed(&mut Chain::resume(None), "gw-c", 0..3)).await.unwrap();
     assert_eq!(store.delete_before("7ZZZZZZZZZZZZZZZZZZZZZZZZZ", 1000).await.unwrap().0, 3);
     let verdict = store.verify().await.unwrap();
@@ -269,8 +267,8 @@ async fn deleting_the_oldest_entries_keeps_each_chain_verifiable_from_its_checkp
 #[tokio::test]
 async fn retention_at_start_deletes_entries_past_retention_days_and_records_that_it_did() {
     let dir = tempfile::tempdir().unwrap();
-    let database = url(&dir);
-    let store = SqliteStore::open(&database).await.unwrap();
+    let database = test_database(dir.path()).await;
+    let store = Store::open(&database, false).await.unwrap();
     let old = sealed_days_ago("gw-old", 40, auditgate::entry::GENESIS, 5);
     let recent = sealed_days_ago("gw-old", 10, &old[4].entry.hash, 2);
     store.insert_batch(&old).await.unwrap();

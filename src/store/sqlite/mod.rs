@@ -1,15 +1,17 @@
 //! SQLite storage: one file in WAL mode, the schema migrated at open, batches
 //! written as multi-row INSERTs inside one transaction.
 
+mod configurations;
+
 use std::str::FromStr;
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
-use super::{Filter, StoreError, ip_key};
-use crate::entry::{AuditEntry, ChainCheck, Head, Sealed, Verification};
+use super::rows::{self, EntryRow, StoredRow, client_ip_key};
+use super::{Filter, StoreError};
+use crate::entry::{AuditEntry, Sealed, Verification};
 
 /// Columns written per row; SQLite allows 32,766 bound parameters.
 const COLUMNS: usize = 7;
@@ -84,17 +86,12 @@ impl SqliteStore {
             q.push(" ON CONFLICT (id) DO NOTHING");
             q.build().execute(&mut *tx).await?;
         }
-        // The newest entry of each instance in the batch is its chain head.
-        let mut heads: Vec<&AuditEntry> = Vec::new();
-        for Sealed { entry, .. } in entries.iter().rev() {
-            if !heads.iter().any(|h| h.instance == entry.instance) {
-                heads.push(entry);
-            }
-        }
-        for head in heads {
+        for head in rows::batch_heads(entries) {
+            // A head never moves back (a spool replayed after newer entries).
             sqlx::query(
                 "INSERT INTO chain_head (instance, last_id, last_hash) VALUES (?, ?, ?) \
-                 ON CONFLICT (instance) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash",
+                 ON CONFLICT (instance) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash \
+                 WHERE excluded.last_id > chain_head.last_id",
             )
             .bind(&head.instance)
             .bind(&head.id)
@@ -117,9 +114,9 @@ impl SqliteStore {
 
     /// One entry by id.
     pub async fn get(&self, id: &str) -> Result<Option<AuditEntry>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, entry FROM audit_log WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
-        row.map(|r| decode(&r)).transpose()
+        let row: Option<EntryRow> =
+            sqlx::query_as("SELECT id, entry FROM audit_log WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| r.decode()).transpose()
     }
 
     /// Entries matching `filter`, newest first, older than `cursor`; at most
@@ -136,21 +133,22 @@ impl SqliteStore {
             q.push(" AND id < ").push_bind(c.to_string());
         }
         q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit) + 1);
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows: Vec<EntryRow> = q.build_query_as().fetch_all(&self.pool).await?;
         let more = rows.len() > limit as usize;
-        let entries = rows.iter().take(limit as usize).map(decode).collect::<Result<_, _>>()?;
+        let entries = rows.iter().take(limit as usize).map(EntryRow::decode).collect::<Result<_, _>>()?;
         Ok((entries, more))
     }
 
     /// A resource's entries, oldest first.
     pub async fn history(&self, kind: &str, id: &str) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows =
-            sqlx::query("SELECT id, entry FROM audit_log WHERE resource_type = ? AND resource_id = ? ORDER BY id ASC")
-                .bind(kind)
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(decode).collect()
+        let rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT id, entry FROM audit_log WHERE resource_type = ? AND resource_id = ? ORDER BY id ASC",
+        )
+        .bind(kind)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(EntryRow::decode).collect()
     }
 
     /// Checks every instance's chain from its first entry, in one pass in
@@ -164,68 +162,23 @@ impl SqliteStore {
     pub async fn verify(&self) -> Result<Verification, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Chains whose start retention deleted go on from the checkpoint.
-        let checkpoints: Vec<(String, String, String)> =
+        let checkpoints =
             sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_checkpoint").fetch_all(&mut *tx).await?;
-        let mut check = ChainCheck::from_checkpoints(checkpoints);
-        let heads: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_head ORDER BY last_id")
-                .fetch_all(&mut *tx)
-                .await?;
-        let mut rows = sqlx::query(AssertSqlSafe(format!("SELECT {ROW} FROM audit_log ORDER BY id"))).fetch(&mut *tx);
-        while let Some(row) = rows.try_next().await? {
-            let entry = match decode(&row) {
-                Ok(e) if columns_agree(&row, &e)? => e,
-                _ => {
-                    check.skip();
-                    check.bad(&row.try_get::<String, _>("id")?);
-                    continue;
-                }
-            };
-            check.push(&entry);
-        }
-        drop(rows);
+        let heads = sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_head").fetch_all(&mut *tx).await?;
+        let rows = sqlx::query_as::<_, StoredRow>(AssertSqlSafe(format!("SELECT {ROW} FROM audit_log ORDER BY id")))
+            .fetch(&mut *tx);
+        let verification = rows::check_chains(checkpoints, heads, rows).await?;
         tx.rollback().await?;
-        for (instance, last_id, last_hash) in heads {
-            if check.head(&instance) != Some(last_hash.as_str()) {
-                check.bad(&last_id);
-            }
-        }
-        Ok(check.finish())
+        Ok(verification)
     }
 
-    /// Heads kept elsewhere earlier (`auditgate verify --heads`), checked
-    /// against the stored chains: each must still be there, in its
-    /// instance, with the same hash. A chain that no longer reaches a kept
-    /// head was cut or rewritten, even if `chain_head` was rewritten too.
-    /// Answers one line per head that fails, naming its instance.
-    pub async fn missing_heads(&self, kept: &[Head]) -> Result<Vec<String>, StoreError> {
-        let mut problems = Vec::new();
-        for head in kept {
-            let problem = match self.get(&head.id).await {
-                Err(StoreError::Corrupt { .. }) => Some("is no longer readable"),
-                Err(e) => return Err(e),
-                Ok(None) if self.retired(head).await? => None,
-                Ok(None) => Some("is no longer in the trail (the chain was cut)"),
-                Ok(Some(e)) if e.instance != head.instance || e.hash != head.hash => {
-                    Some("has another hash now (the chain was rewritten)")
-                }
-                Ok(Some(_)) => None,
-            };
-            if let Some(why) = problem {
-                problems.push(format!("instance {}: kept head {} {why}", head.instance, head.id));
-            }
-        }
-        Ok(problems)
-    }
-
-    /// Whether retention deleted `head` (it is at or before its instance's
-    /// checkpoint).
-    async fn retired(&self, head: &Head) -> Result<bool, StoreError> {
-        let checkpoint: Option<String> = sqlx::query_scalar("SELECT last_id FROM chain_checkpoint WHERE instance = ?")
-            .bind(&head.instance)
+    /// The id of `instance`'s newest entry deleted by retention.
+    pub async fn checkpoint(&self, instance: &str) -> Result<Option<String>, StoreError> {
+        let id = sqlx::query_scalar("SELECT last_id FROM chain_checkpoint WHERE instance = ?")
+            .bind(instance)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(checkpoint.is_some_and(|last| head.id <= last))
+        Ok(id)
     }
 
     /// Deletes, oldest first, every entry sealed before `before` (an id:
@@ -248,15 +201,11 @@ impl SqliteStore {
             .await?;
             let Some((last, _, _)) = rows.last() else { break };
             sqlx::query("DELETE FROM audit_log WHERE id <= ?").bind(last).execute(&mut *tx).await?;
-            // The newest deleted entry of each instance (rows are in id order).
-            let mut newest: std::collections::HashMap<&str, (&str, &str)> = Default::default();
-            for (id, instance, hash) in &rows {
-                newest.insert(instance, (id, hash));
-            }
-            for (instance, (id, hash)) in newest {
+            for (instance, id, hash) in rows::newest_deleted(&rows) {
                 sqlx::query(
                     "INSERT INTO chain_checkpoint (instance, last_id, last_hash) VALUES (?, ?, ?) \
-                     ON CONFLICT (instance) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash",
+                     ON CONFLICT (instance) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash \
+                     WHERE excluded.last_id > chain_checkpoint.last_id",
                 )
                 .bind(instance)
                 .bind(id)
@@ -344,25 +293,6 @@ async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     }
     sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(pool).await?;
     Ok(())
-}
-
-fn client_ip_key(e: &AuditEntry) -> [u8; 16] {
-    e.client_ip.parse().map(ip_key).unwrap_or([0; 16])
-}
-
-/// Whether a row's filter columns say what its entry says.
-fn columns_agree(row: &sqlx::sqlite::SqliteRow, e: &AuditEntry) -> Result<bool, StoreError> {
-    Ok(row.try_get::<String, _>("timestamp")? == e.timestamp
-        && row.try_get::<String, _>("resource_type")? == e.resource_type
-        && row.try_get::<Option<String>, _>("resource_id")? == e.resource_id
-        && row.try_get::<String, _>("actor")? == e.actor
-        && row.try_get::<Vec<u8>, _>("client_ip_key")? == client_ip_key(e))
-}
-
-fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<AuditEntry, StoreError> {
-    let id: String = row.try_get("id")?;
-    let json: String = row.try_get("entry")?;
-    serde_json::from_str(&json).map_err(|source| StoreError::Corrupt { id, source })
 }
 
 fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter) {

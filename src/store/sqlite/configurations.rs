@@ -2,10 +2,12 @@
 //! written one at a time, each write moving `configuration_version` in the
 //! same transaction.
 
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
-use super::{SqliteStore, StoreError};
-use crate::policy::{AuditConfiguration, Source};
+use super::SqliteStore;
+use crate::policy::AuditConfiguration;
+use crate::store::StoreError;
+use crate::store::rows::{ConfigurationRow, duplicate, now, same_settings, source_name};
 
 const SELECT: &str = "SELECT id, name, source, body, created_at, updated_at FROM audit_configuration";
 
@@ -22,18 +24,19 @@ impl SqliteStore {
     /// they were read at (read first: a change in between reloads again).
     pub async fn configurations(&self) -> Result<(i64, Vec<AuditConfiguration>), StoreError> {
         let version = self.configuration_version().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} ORDER BY id"))).fetch_all(self.pool()).await?;
-        let configs = rows.iter().map(decode).collect::<Result<_, _>>()?;
+        let rows: Vec<ConfigurationRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} ORDER BY id"))).fetch_all(self.pool()).await?;
+        let configs = rows.into_iter().map(ConfigurationRow::decode).collect::<Result<_, _>>()?;
         Ok((version, configs))
     }
 
     /// One configuration by id.
     pub async fn configuration(&self, id: i64) -> Result<Option<AuditConfiguration>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = ?")))
+        let row: Option<ConfigurationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = ?")))
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(decode).transpose()
+        row.map(ConfigurationRow::decode).transpose()
     }
 
     /// Stores a new configuration; answers it with its id and times.
@@ -62,12 +65,12 @@ impl SqliteStore {
     /// Deletes a configuration; answers what was deleted.
     pub async fn delete_configuration(&self, id: i64) -> Result<Option<AuditConfiguration>, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = ?")))
+        let row: Option<ConfigurationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = ?")))
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let deleted = decode(&row)?;
+        let deleted = row.decode()?;
         sqlx::query("DELETE FROM audit_configuration WHERE id = ?").bind(id).execute(&mut *tx).await?;
         bump(&mut tx).await?;
         tx.commit().await?;
@@ -84,11 +87,11 @@ impl SqliteStore {
         let mut tx = self.write_transaction().await?;
         let mut changes = Vec::new();
         for seed in seeds {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE name = ?")))
+            let row: Option<ConfigurationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE name = ?")))
                 .bind(&seed.name)
                 .fetch_optional(&mut *tx)
                 .await?;
-            match row.as_ref().map(decode).transpose()? {
+            match row.map(ConfigurationRow::decode).transpose()? {
                 Some(old) if same_settings(&old, seed) => {}
                 Some(old) => {
                     let new = AuditConfiguration { id: old.id, ..seed.clone() };
@@ -104,21 +107,6 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(changes)
     }
-}
-
-fn now() -> String {
-    crate::entry::format_time(chrono::Utc::now())
-}
-
-/// Equal but for id and times.
-fn same_settings(a: &AuditConfiguration, b: &AuditConfiguration) -> bool {
-    let strip = |c: &AuditConfiguration| AuditConfiguration {
-        id: 0,
-        created_at: String::new(),
-        updated_at: String::new(),
-        ..c.clone()
-    };
-    strip(a) == strip(b)
 }
 
 async fn insert(
@@ -169,32 +157,4 @@ async fn bump(tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-fn duplicate(e: sqlx::Error, name: &str) -> StoreError {
-    match e.as_database_error() {
-        Some(d) if d.is_unique_violation() => StoreError::DuplicateName(name.to_string()),
-        _ => StoreError::Sql(e),
-    }
-}
-
-fn source_name(source: Source) -> &'static str {
-    match source {
-        Source::Api => "api",
-        Source::File => "file",
-    }
-}
-
-/// The columns are authoritative for id, name, source and times.
-fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<AuditConfiguration, StoreError> {
-    let id: i64 = row.try_get("id")?;
-    let body: String = row.try_get("body")?;
-    let mut config: AuditConfiguration = serde_json::from_str(&body)
-        .map_err(|source| StoreError::Corrupt { id: format!("configuration {id}"), source })?;
-    config.id = id;
-    config.name = row.try_get("name")?;
-    config.source = if row.try_get::<String, _>("source")? == "file" { Source::File } else { Source::Api };
-    config.created_at = row.try_get("created_at")?;
-    config.updated_at = row.try_get("updated_at")?;
-    Ok(config)
 }

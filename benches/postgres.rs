@@ -1,0 +1,192 @@
+//! Recorder throughput into PostgreSQL, and the batching methods compared on
+//! the same table: entries of about 1 KiB, `BATCH` rows a transaction, each
+//! method on a fresh database. Prints one line per method:
+//!
+//! - `insert_batch (UNNEST)`: the store's own method (one parameter per
+//!   column, whatever the batch size);
+//! - `multi-row VALUES` and `COPY (text)`: the same rows written the other
+//!   ways (COPY through a temporary table, as the store must skip entries
+//!   already stored);
+//! - `recorder, 1 instance` and `recorder, 2 instances`: the real queue,
+//!   chain and writer end to end, one instance or two on one database.
+//!
+//! Needs a server: `SERVER=postgres://…/postgres cargo bench --bench postgres`
+//! (`scripts/bench-postgres.sh` starts one). Without `SERVER` it says so and
+//! measures nothing. `ENTRIES` (default 100000), `BATCH` (1000).
+
+mod common;
+
+use std::time::Instant;
+
+use auditgate::entry::{Chain, Sealed};
+use auditgate::recorder::{RecorderConfig, recorder};
+use auditgate::store::Store;
+use common::entry;
+use sqlx::Connection;
+
+/// The columns the store writes, in order.
+const COLUMNS: &str = "id, timestamp, instance, action, outcome, status, configuration, resource_type, resource_id, \
+                       actor, client_ip_key, path, changes, unapplied, hash, entry";
+
+fn main() {
+    let Ok(server) = std::env::var("SERVER") else {
+        println!("postgres bench: SERVER is not set (scripts/bench-postgres.sh sets it); nothing measured");
+        return;
+    };
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let total: usize =
+        std::env::var("ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(if smoke { 2_000 } else { 100_000 });
+    let batch: usize = std::env::var("BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let size = serde_json::to_string(&entry(1)).unwrap().len();
+        println!("{total} entries of {size} bytes, {batch} a batch");
+        let report = |what: &str, started: Instant| {
+            println!("{what:<28} {:>8.0} entries/s", total as f64 / started.elapsed().as_secs_f64());
+        };
+
+        let store = fresh(&server).await;
+        let entries = sealed(total, "bench");
+        let started = Instant::now();
+        for chunk in entries.chunks(batch) {
+            store.insert_batch(chunk).await.unwrap();
+        }
+        report("insert_batch (UNNEST)", started);
+
+        let store = fresh(&server).await;
+        let Store::Postgres(pg) = &store else { unreachable!() };
+        let started = Instant::now();
+        // 16 columns: at most 4,095 rows fit PostgreSQL's 65,535 parameters.
+        for chunk in entries.chunks(batch.min(4_095)) {
+            let mut tx = pg.pool().begin().await.unwrap();
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!("INSERT INTO audit_log ({COLUMNS}) "));
+            q.push_values(chunk, |mut b, Sealed { entry: e, json }| {
+                b.push_bind(e.id.clone())
+                    .push_bind(e.timestamp.clone())
+                    .push_bind(e.instance.clone())
+                    .push_bind(e.action.clone())
+                    .push_bind(e.outcome.as_str())
+                    .push_bind(i32::from(e.status))
+                    .push_bind(e.configuration.clone())
+                    .push_bind(e.resource_type.clone())
+                    .push_bind(e.resource_id.clone())
+                    .push_bind(e.actor.clone())
+                    .push_bind(vec![0u8; 16])
+                    .push_bind(e.path.clone())
+                    .push_bind(serde_json::to_string(&e.changes).unwrap())
+                    .push_bind(0i32)
+                    .push_bind(e.hash.clone())
+                    .push_bind(json.to_string());
+            });
+            q.push(" ON CONFLICT (id) DO NOTHING");
+            q.build().execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        report("multi-row VALUES", started);
+
+        let store = fresh(&server).await;
+        let Store::Postgres(pg) = &store else { unreachable!() };
+        let started = Instant::now();
+        for chunk in entries.chunks(batch) {
+            let mut conn = pg.pool().acquire().await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query("CREATE TEMPORARY TABLE incoming (LIKE audit_log) ON COMMIT DROP")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let mut copy = tx.copy_in_raw(&format!("COPY incoming ({COLUMNS}) FROM STDIN")).await.unwrap();
+            let mut text = String::with_capacity(chunk.len() * 1_600);
+            for Sealed { entry: e, json } in chunk {
+                let fields = [
+                    e.id.as_str(),
+                    &e.timestamp,
+                    &e.instance,
+                    &e.action,
+                    e.outcome.as_str(),
+                    &e.status.to_string(),
+                    "\\N",
+                    &e.resource_type,
+                    e.resource_id.as_deref().unwrap_or("\\N"),
+                    &e.actor,
+                    "\\\\x00000000000000000000000000000000",
+                    &e.path,
+                    &copy_escape(&serde_json::to_string(&e.changes).unwrap()),
+                    "0",
+                    &e.hash,
+                    &copy_escape(json),
+                ];
+                text.push_str(&fields.join("\t"));
+                text.push('\n');
+            }
+            copy.send(text.as_bytes()).await.unwrap();
+            copy.finish().await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO audit_log ({COLUMNS}) SELECT {COLUMNS} FROM incoming ON CONFLICT (id) DO NOTHING"
+            )))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+        report("COPY (text)", started);
+
+        for instances in [1usize, 2] {
+            let store = fresh(&server).await;
+            let dir = tempfile::tempdir().unwrap();
+            let per = total / instances;
+            let started = Instant::now();
+            let runs = (0..instances).map(|n| {
+                let (store, dir) = (store.clone(), dir.path().to_path_buf());
+                async move {
+                    let config = RecorderConfig {
+                        queue: per,
+                        batch,
+                        flush_interval: std::time::Duration::from_millis(50),
+                        spool: dir.join(format!("bench-{n}.spool")),
+                        max_pending: per,
+                        fail_mode: auditgate::config::FailMode::Open,
+                        durability: auditgate::recorder::Durability::Async,
+                    };
+                    let (rec, writer) = recorder(store, &format!("bench-{n}"), &config).await.unwrap();
+                    let writing = tokio::spawn(writer.run());
+                    for i in 0..per {
+                        rec.record(entry(n * per + i), None).await.expect("the queue holds every entry");
+                    }
+                    drop(rec);
+                    writing.await.unwrap();
+                }
+            });
+            futures_util::future::join_all(runs).await;
+            report(&format!("recorder, {instances} instance(s)"), started);
+            let verdict = store.verify().await.unwrap();
+            assert!(verdict.ok && verdict.checked == (per * instances) as u64, "{verdict:?}");
+        }
+    });
+}
+
+/// `n` entries of one chain.
+fn sealed(n: usize, instance: &str) -> Vec<Sealed> {
+    let mut chain = Chain::resume(None);
+    (0..n)
+        .map(|i| {
+            let mut e = entry(i);
+            e.instance = instance.into();
+            chain.seal(e)
+        })
+        .collect()
+}
+
+/// A store on a new, empty database of `server`.
+async fn fresh(server: &str) -> Store {
+    let name = format!("bench_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let mut conn = sqlx::PgConnection::connect(server).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let (base, _) = server.rsplit_once('/').unwrap();
+    Store::open(&format!("{base}/{name}"), false).await.unwrap()
+}
+
+/// A value for COPY's text format: backslash, tab and newlines escaped.
+fn copy_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
+}

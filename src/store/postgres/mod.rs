@@ -1,0 +1,397 @@
+//! PostgreSQL storage, for several instances sharing one database: the
+//! schema migrated at open (under sqlx's migration lock, so instances
+//! starting together take turns), batches written as one `UNNEST` insert
+//! per transaction, and resources locked across instances with advisory
+//! locks.
+
+mod configurations;
+mod locks;
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Postgres, QueryBuilder};
+
+use super::rows::{self, EntryRow, VerifiedRow, client_ip_key};
+use super::{Filter, StoreError};
+use crate::entry::{AuditEntry, Sealed, Verification};
+pub use locks::SharedLock;
+
+/// Columns a stored row repeats from its entry, for `verify` to compare.
+const ROW: &str = "id, timestamp, instance, action, outcome, status, configuration, resource_type, resource_id, \
+                   actor, client_ip_key, path, changes, unapplied, hash, entry";
+
+/// The advisory lock retention passes take turns on (resource locks are
+/// hashed into the same space; a collision only makes one wait).
+const RETENTION_LOCK: i64 = 0x6175_6469_7467_0001;
+
+/// Connections for everything but resource locks.
+const CONNECTIONS: u32 = 8;
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    locks: locks::Locks,
+}
+
+impl PgStore {
+    /// Connects to `postgres://…` and migrates the schema. Every commit is
+    /// durable as the server is configured (`synchronous_commit`).
+    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("auditgate");
+        let pool = PgPoolOptions::new()
+            .max_connections(CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        Ok(PgStore { pool, locks: locks::Locks::new(options) })
+    }
+
+    /// Writes sealed entries, and the newest of each instance as its chain
+    /// head, in one transaction, the rows as one `UNNEST` insert (one
+    /// parameter per column, whatever the batch size). An entry already
+    /// stored (same id) is skipped, so a replayed spool stores each once.
+    pub async fn insert_batch(&self, entries: &[Sealed]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Columns<'_>> = entries.iter().map(Columns::of).collect();
+        let column = |pick: &dyn for<'r> Fn(&'r Columns<'r>) -> Cow<'r, str>| rows.iter().map(pick).collect::<Vec<_>>();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO audit_log (id, timestamp, instance, action, outcome, status, configuration, resource_type, \
+               resource_id, actor, client_ip_key, path, changes, unapplied, hash, entry) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], \
+               $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::text[], $13::text[], $14::int4[], \
+               $15::text[], $16::text[]) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(column(&|c| Cow::Borrowed(c.e.id.as_str())))
+        .bind(column(&|c| text(&c.e.timestamp)))
+        .bind(column(&|c| text(&c.e.instance)))
+        .bind(column(&|c| text(&c.e.action)))
+        .bind(column(&|c| Cow::Borrowed(c.e.outcome.as_str())))
+        .bind(rows.iter().map(|c| i32::from(c.e.status)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|c| c.e.configuration.as_deref().map(text)).collect::<Vec<_>>())
+        .bind(column(&|c| text(&c.e.resource_type)))
+        .bind(rows.iter().map(|c| c.e.resource_id.as_deref().map(text)).collect::<Vec<_>>())
+        .bind(column(&|c| text(&c.e.actor)))
+        .bind(rows.iter().map(|c| client_ip_key(c.e).to_vec()).collect::<Vec<_>>())
+        .bind(column(&|c| text(&c.e.path)))
+        .bind(column(&|c| Cow::Borrowed(c.changes.as_str())))
+        .bind(rows.iter().map(|c| c.unapplied).collect::<Vec<_>>())
+        .bind(column(&|c| Cow::Borrowed(c.e.hash.as_str())))
+        .bind(column(&|c| Cow::Borrowed(c.json)))
+        .execute(&mut *tx)
+        .await?;
+        for head in rows::batch_heads(entries) {
+            // A head never moves back (a spool replayed after newer entries).
+            sqlx::query(
+                "INSERT INTO chain_head (instance, last_id, last_hash) VALUES ($1, $2, $3) \
+                 ON CONFLICT (instance) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash \
+                 WHERE excluded.last_id > chain_head.last_id",
+            )
+            .bind(text(&head.instance))
+            .bind(&head.id)
+            .bind(&head.hash)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The hash of an instance's newest entry, to continue its chain.
+    pub async fn last_hash(&self, instance: &str) -> Result<Option<String>, StoreError> {
+        let hash = sqlx::query_scalar("SELECT last_hash FROM chain_head WHERE instance = $1")
+            .bind(text(instance))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(hash)
+    }
+
+    /// One entry by id.
+    pub async fn get(&self, id: &str) -> Result<Option<AuditEntry>, StoreError> {
+        let row: Option<EntryRow> = sqlx::query_as("SELECT id, entry FROM audit_log WHERE id = $1")
+            .bind(text(id))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.decode()).transpose()
+    }
+
+    /// Entries matching `filter`, newest first, older than `cursor`; at most
+    /// `limit`, plus whether more follow.
+    pub async fn list(
+        &self,
+        filter: &Filter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT id, entry FROM audit_log WHERE TRUE");
+        push_filter(&mut q, filter);
+        if let Some(c) = cursor {
+            q.push(" AND id < ").push_bind(text(c).into_owned());
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit) + 1);
+        let rows: Vec<EntryRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let more = rows.len() > limit as usize;
+        let entries = rows.iter().take(limit as usize).map(EntryRow::decode).collect::<Result<_, _>>()?;
+        Ok((entries, more))
+    }
+
+    /// A resource's entries, oldest first.
+    pub async fn history(&self, kind: &str, id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<EntryRow> =
+            sqlx::query_as("SELECT id, entry FROM audit_log WHERE resource_type = $1 AND resource_id = $2 ORDER BY id")
+                .bind(text(kind))
+                .bind(text(id))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(EntryRow::decode).collect()
+    }
+
+    /// Checks every instance's chain (see `rows::check_chains`), rows and
+    /// heads read in one repeatable-read transaction: one snapshot, so
+    /// batches committed meanwhile by any instance are either all seen or
+    /// not at all.
+    pub async fn verify(&self) -> Result<Verification, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+        let checkpoints =
+            sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_checkpoint").fetch_all(&mut *tx).await?;
+        let heads = sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_head").fetch_all(&mut *tx).await?;
+        let rows = sqlx::query_as::<_, PgStoredRow>(AssertSqlSafe(format!("SELECT {ROW} FROM audit_log ORDER BY id")))
+            .fetch(&mut *tx);
+        let verification = rows::check_chains(checkpoints, heads, rows).await?;
+        tx.rollback().await?;
+        Ok(verification)
+    }
+
+    /// The id of `instance`'s newest entry deleted by retention.
+    pub async fn checkpoint(&self, instance: &str) -> Result<Option<String>, StoreError> {
+        let id = sqlx::query_scalar("SELECT last_id FROM chain_checkpoint WHERE instance = $1")
+            .bind(text(instance))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// Deletes, oldest first, every entry sealed before `before`, in
+    /// transactions of `batch` rows, each moving the instances' checkpoints
+    /// to the newest entry it deleted. Instances running retention at once
+    /// take turns per transaction (a transaction advisory lock), so no
+    /// checkpoint moves past a row another left. Answers how many were
+    /// deleted and the newest deleted id.
+    pub async fn delete_before(&self, before: &str, batch: u32) -> Result<(u64, Option<String>), StoreError> {
+        let (mut deleted, mut through) = (0u64, None);
+        loop {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(RETENTION_LOCK).execute(&mut *tx).await?;
+            let rows: Vec<(String, String, String)> = sqlx::query_as(
+                "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE id < $1 ORDER BY id LIMIT $2) \
+                 RETURNING id, instance, hash",
+            )
+            .bind(before)
+            .bind(i64::from(batch))
+            .fetch_all(&mut *tx)
+            .await?;
+            // RETURNING follows no order; checkpoints need id order.
+            let mut rows = rows;
+            rows.sort();
+            let Some((last, _, _)) = rows.last() else { break };
+            for (instance, id, hash) in rows::newest_deleted(&rows) {
+                sqlx::query(
+                    "INSERT INTO chain_checkpoint (instance, last_id, last_hash) VALUES ($1, $2, $3) \
+                     ON CONFLICT (instance) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash \
+                     WHERE excluded.last_id > chain_checkpoint.last_id",
+                )
+                .bind(instance)
+                .bind(id)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            deleted += rows.len() as u64;
+            through = Some(last.clone());
+            tokio::task::yield_now().await;
+        }
+        Ok((deleted, through))
+    }
+
+    /// Counts by action, resource type, actor and outcome within the
+    /// filter's `since`/`until`.
+    pub async fn stats(&self, filter: &Filter) -> Result<serde_json::Value, StoreError> {
+        let mut out = serde_json::Map::new();
+        let mut total = 0i64;
+        for (key, column) in [
+            ("by_action", "action"),
+            ("by_resource_type", "resource_type"),
+            ("by_actor", "actor"),
+            ("by_outcome", "outcome"),
+        ] {
+            let mut q =
+                QueryBuilder::<Postgres>::new(format!("SELECT {column} AS k, COUNT(*) AS n FROM audit_log WHERE TRUE"));
+            push_filter(&mut q, filter);
+            q.push(" GROUP BY k ORDER BY n DESC, k LIMIT 1000");
+            let rows: Vec<(Option<String>, i64)> = q.build_query_as().fetch_all(&self.pool).await?;
+            let counts: serde_json::Map<_, _> =
+                rows.iter().map(|(k, n)| (k.clone().unwrap_or_default(), (*n).into())).collect();
+            if key == "by_outcome" {
+                total = rows.iter().map(|(_, n)| n).sum();
+            }
+            out.insert(key.into(), counts.into());
+        }
+        out.insert("total".into(), total.into());
+        Ok(out.into())
+    }
+
+    /// Holds `(kind, id)` against every instance sharing this database
+    /// until the answer is dropped (a session advisory lock on a connection
+    /// of its own).
+    pub async fn lock_resource(&self, kind: &str, id: &str) -> Result<SharedLock, StoreError> {
+        self.locks.lock(kind, id).await
+    }
+
+    /// True when the database answers (`/readyz`).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Closes the pools (shutdown).
+    pub async fn close(&self) {
+        self.locks.close().await;
+        self.pool.close().await;
+    }
+
+    /// The pool, for tests that tamper with rows.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn push_filter(q: &mut QueryBuilder<Postgres>, f: &Filter) {
+    let eq = |q: &mut QueryBuilder<Postgres>, column: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            q.push(format!(" AND {column} = ")).push_bind(text(v).into_owned());
+        }
+    };
+    eq(q, "resource_type", &f.resource_type);
+    eq(q, "resource_id", &f.resource_id);
+    eq(q, "actor", &f.actor);
+    eq(q, "action", &f.action);
+    eq(q, "outcome", &f.outcome);
+    eq(q, "configuration", &f.configuration);
+    eq(q, "instance", &f.instance);
+    match f.unapplied {
+        Some(true) => _ = q.push(" AND unapplied > 0"),
+        Some(false) => _ = q.push(" AND unapplied = 0"),
+        None => {}
+    }
+    if let Some(s) = f.status {
+        q.push(" AND status = ").push_bind(i32::from(s));
+    }
+    if let Some((lo, hi)) = f.client_ip {
+        q.push(" AND client_ip_key BETWEEN ").push_bind(lo.to_vec()).push(" AND ").push_bind(hi.to_vec());
+    }
+    if let Some(s) = &f.since {
+        q.push(" AND timestamp >= ").push_bind(text(s).into_owned());
+    }
+    if let Some(u) = &f.until {
+        q.push(" AND timestamp <= ").push_bind(text(u).into_owned());
+    }
+    if let Some(search) = &f.q {
+        // ILIKE: SQLite's LIKE ignores case too.
+        let escaped = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let like = format!("%{}%", text(&escaped));
+        q.push(" AND (path ILIKE ").push_bind(like.clone()).push(" ESCAPE '\\' OR changes ILIKE ");
+        q.push_bind(like).push(" ESCAPE '\\')");
+    }
+}
+
+/// Text as a PostgreSQL text column holds it: NUL, which it cannot hold,
+/// becomes U+FFFD (what a lossy decoder writes).
+fn text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') { Cow::Owned(s.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(s) }
+}
+
+/// What a row holds beside its entry, worked out from the entry once.
+struct Columns<'a> {
+    e: &'a AuditEntry,
+    json: &'a str,
+    changes: String,
+    unapplied: i32,
+}
+
+impl<'a> Columns<'a> {
+    fn of(Sealed { entry, json }: &'a Sealed) -> Columns<'a> {
+        Columns { e: entry, json, changes: changes_text(entry), unapplied: unapplied(entry) }
+    }
+}
+
+/// The `changes` column: the entry's changes as JSON (escaped, so no NUL).
+fn changes_text(e: &AuditEntry) -> String {
+    serde_json::to_string(&e.changes).expect("changes serialise")
+}
+
+/// The `unapplied` column: how many configurations left the change out.
+fn unapplied(e: &AuditEntry) -> i32 {
+    e.unapplied.as_ref().and_then(Option::as_ref).map_or(0, |u| i32::try_from(u.len()).unwrap_or(i32::MAX))
+}
+
+/// A row as `verify` reads it: every column must say what its entry says.
+#[derive(Debug, sqlx::FromRow)]
+struct PgStoredRow {
+    id: String,
+    timestamp: String,
+    instance: String,
+    action: String,
+    outcome: String,
+    status: i32,
+    configuration: Option<String>,
+    resource_type: String,
+    resource_id: Option<String>,
+    actor: String,
+    client_ip_key: Vec<u8>,
+    path: String,
+    changes: String,
+    unapplied: i32,
+    hash: String,
+    entry: String,
+}
+
+impl VerifiedRow for PgStoredRow {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn entry(&self) -> &str {
+        &self.entry
+    }
+
+    fn agrees(&self, e: &AuditEntry) -> bool {
+        let same = |column: &str, value: &str| column == text(value);
+        let same_opt = |column: &Option<String>, value: &Option<String>| match (column, value) {
+            (Some(c), Some(v)) => same(c, v),
+            (None, None) => true,
+            _ => false,
+        };
+        same(&self.timestamp, &e.timestamp)
+            && same(&self.instance, &e.instance)
+            && same(&self.action, &e.action)
+            && self.outcome == e.outcome.as_str()
+            && self.status == i32::from(e.status)
+            && same_opt(&self.configuration, &e.configuration)
+            && same(&self.resource_type, &e.resource_type)
+            && same_opt(&self.resource_id, &e.resource_id)
+            && same(&self.actor, &e.actor)
+            && self.client_ip_key == client_ip_key(e)
+            && same(&self.path, &e.path)
+            && self.changes == changes_text(e)
+            && self.unapplied == unapplied(e)
+            && self.hash == e.hash
+    }
+}

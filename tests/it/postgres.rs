@@ -1,0 +1,227 @@
+//! Several instances on one PostgreSQL (SPEC 4, 7, 8; HARDENING D19):
+//! mutations of one resource through two instances take turns through the
+//! store's advisory lock, each instance keeps its own chain and `verify`
+//! checks both; a server stopped under load loses no entry. These need a
+//! server: `scripts/test.sh` runs them with `TEST_POSTGRES_URL` (and
+//! `TEST_POSTGRES_BIN`, to start and stop servers of their own) set.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use auditgate::entry::AuditEntry;
+use auditgate::store::{Filter, Store};
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::audit::{call, wait_entries};
+use crate::durability::metric;
+use crate::helpers::*;
+
+fn server() -> String {
+    test_postgres().expect("TEST_POSTGRES_URL is not set: run these through scripts/test.sh")
+}
+
+/// Two instances on one database in `dir`, in front of one upstream.
+async fn two_instances(dir: &Path, upstream: &str) -> (TestApp, TestApp) {
+    let database = test_database(dir).await;
+    assert!(database.starts_with("postgres://"));
+    let spool = |name: &str| dir.join(name).display().to_string();
+    let (spool_a, spool_b) = (spool("a.spool"), spool("b.spool"));
+    let a = [
+        ("AUDITGATE_DATABASE", database.as_str()),
+        ("AUDITGATE_INSTANCE", "gw-a"),
+        ("AUDITGATE_RECORDER__SPOOL", spool_a.as_str()),
+    ];
+    let b = [
+        ("AUDITGATE_DATABASE", database.as_str()),
+        ("AUDITGATE_INSTANCE", "gw-b"),
+        ("AUDITGATE_RECORDER__SPOOL", spool_b.as_str()),
+    ];
+    (spawn_app_to(upstream, &a, None).await, spawn_app_to(upstream, &b, None).await)
+}
+
+/// Orders a resource's update entries by their states: each one's
+/// `before` is the `after` of exactly one other (or the first state).
+/// Panics naming the entry where the chain of states breaks.
+fn chain_of_states(first: &Value, entries: &[AuditEntry]) -> Vec<String> {
+    let mut left: Vec<&AuditEntry> = entries.iter().collect();
+    let mut state = first.clone();
+    let mut order = Vec::new();
+    while !left.is_empty() {
+        let next: Vec<usize> = (0..left.len()).filter(|&i| left[i].before.as_ref() == Some(&state)).collect();
+        assert_eq!(next.len(), 1, "{} entries start from {state}: diffs are not exact", next.len());
+        let e = left.remove(next[0]);
+        order.push(e.instance.clone());
+        state = e.after.clone().expect("an update has an after-state");
+    }
+    order
+}
+
+#[tokio::test]
+async fn two_instances_take_turns_on_one_resource_and_keep_a_chain_each() {
+    server();
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = spawn_upstream();
+    let (a, b) = two_instances(dir.path(), &upstream.url()).await;
+    let (_, created) = call(&a, Method::POST, "/api/items/", json!({"v": "start"})).await;
+    let item = format!("/api/items/{}/", created["id"]);
+    let first = wait_entries(&a.store, 1).await[0].after.clone().unwrap();
+    // 2 × 25 concurrent PATCHes of the one item, half through each instance.
+    let patches = (0..50).map(|i| {
+        let (app, item) = (if i % 2 == 0 { &a } else { &b }, item.clone());
+        async move { call(app, Method::PATCH, &item, json!({"v": format!("p{i}")})).await.0 }
+    });
+    let statuses = futures_util::future::join_all(patches).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let entries = wait_entries(&a.store, 51).await;
+    let updates: Vec<AuditEntry> = entries.into_iter().filter(|e| e.action == "update").collect();
+    let order = chain_of_states(&first, &updates);
+    assert_eq!(order.len(), 50);
+    assert!(order.iter().any(|i| i == "gw-a") && order.iter().any(|i| i == "gw-b"));
+
+    let verdict = a.store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.checked), (true, 51), "{verdict:?}");
+    let heads: Vec<&str> = verdict.heads.iter().map(|h| h.instance.as_str()).collect();
+    assert_eq!(heads, ["gw-a", "gw-b"]);
+
+    // An edited row of either chain is named.
+    let mut of_b = Filter::default();
+    of_b.set("instance", "gw-b").unwrap();
+    let (found, _) = a.store.list(&of_b, None, 5).await.unwrap();
+    let victim = &found[2];
+    execute(&a.store, "UPDATE audit_log SET entry = replace(entry, '\"p', '\"q') WHERE id = $1", &[&victim.id]).await;
+    let verdict = b.store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.first_bad.as_deref()), (false, Some(victim.id.as_str())));
+}
+
+/// A PostgreSQL server of the test's own, started and stopped at will.
+struct OwnServer {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnServer {
+    fn start_new() -> OwnServer {
+        server();
+        let bin = PathBuf::from(std::env::var("TEST_POSTGRES_BIN").expect("TEST_POSTGRES_BIN is set"));
+        let dir = tempfile::tempdir().unwrap();
+        if root() {
+            Command::new("chown").arg("postgres").arg(dir.path()).status().unwrap();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = OwnServer { bin, data: dir.path().join("data"), port, _dir: dir };
+        let init = server.run("initdb", &["-A", "trust", "-U", "postgres", "-D", server.data.to_str().unwrap()]);
+        assert!(init, "initdb failed");
+        server.start();
+        server
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> bool {
+        let tool = self.bin.join(tool);
+        let mut cmd = if root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(tool);
+            c
+        } else {
+            Command::new(tool)
+        };
+        cmd.args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    fn start(&self) {
+        let options =
+            format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.data.parent().unwrap().display());
+        let data = self.data.to_str().unwrap();
+        let log = self.data.parent().unwrap().join("log");
+        assert!(self.run("pg_ctl", &["-D", data, "-l", log.to_str().unwrap(), "-w", "-o", &options, "start"]));
+    }
+
+    fn stop(&self) {
+        assert!(self.run("pg_ctl", &["-D", self.data.to_str().unwrap(), "-m", "fast", "-w", "stop"]));
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.run("pg_ctl", &["-D", self.data.to_str().unwrap(), "-m", "immediate", "stop"]);
+    }
+}
+
+/// Whether the tests run as root (initdb and postgres refuse to).
+fn root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+#[tokio::test]
+async fn d19_postgresql_stopped_under_load_loses_no_entry_and_stores_none_twice() {
+    let pg = OwnServer::start_new();
+    let database = new_postgres_database(&pg.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("audit.spool").display().to_string();
+    let env = [("AUDITGATE_DATABASE", database.as_str()), ("AUDITGATE_RECORDER__SPOOL", spool.as_str())];
+    let app = spawn_app_with(&env, None).await;
+    let (_, created) = call(&app, Method::POST, "/api/items/", json!({"v": 0})).await;
+    let item = format!("/api/items/{}/", created["id"]);
+
+    // Mutations before, during and after an outage longer than the store's
+    // patience (its pool waits 5 s for a connection before a batch fails).
+    let answered = std::sync::Mutex::new(0usize);
+    let back = std::sync::atomic::AtomicBool::new(false);
+    let load = async {
+        let mut after = 0;
+        for round in 0.. {
+            let (status, _) = call(&app, Method::PATCH, &item, json!({ "v": round })).await;
+            assert_eq!(status, 200, "fail_mode open: served while the store is down");
+            *answered.lock().unwrap() += 1;
+            if back.load(std::sync::atomic::Ordering::Relaxed) {
+                after += 1;
+                if after == 10 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        pg.stop();
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        pg.start();
+        back.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    tokio::join!(load, outage);
+    let answered = *answered.lock().unwrap() + 1;
+    // The app's own store reconnects; read through a fresh one.
+    let store = Store::open(&database, false).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let entries = loop {
+        let (found, _) = store.list(&Filter::default(), None, 1000).await.unwrap();
+        if found.len() >= answered || tokio::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(entries.len(), answered, "every answered mutation has exactly one entry");
+    let mut request_ids: Vec<&str> = entries.iter().map(|e| e.request_id.as_str()).collect();
+    request_ids.sort_unstable();
+    request_ids.dedup();
+    assert_eq!(request_ids.len(), answered, "no entry twice");
+    assert!(store.verify().await.unwrap().ok);
+    let spooled = metric(&app, "auditgate_entries_spooled_total").await;
+    assert!(spooled > 0, "the outage was real: entries went to the spool");
+    assert!(metric(&app, "auditgate_shared_lock_errors_total").await > 0, "turns taken without the store's lock");
+    assert_eq!(metric(&app, "auditgate_spool_entries").await, 0);
+}
