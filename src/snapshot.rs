@@ -177,7 +177,9 @@ impl ResourceLocks {
         let local = lock.lock_owned().await;
         let shared = match &self.shared {
             None => None,
-            Some(store) => match store.lock_resource(kind, id).await {
+            // Boxed: the store's lock future (pool, query) is large, and
+            // inline it would grow every request's future, copied as it moves.
+            Some(store) => match Box::pin(store.lock_resource(kind, id)).await {
                 Ok(shared) => shared,
                 Err(e) => {
                     self.shared_errors.fetch_add(1, Ordering::Relaxed);
