@@ -92,6 +92,7 @@ impl App {
         if config.query_tokens.is_empty() && !config.query_listen.ip().is_loopback() {
             return Err(AppError::QueryNotLoopback(config.query_listen));
         }
+        survive_file_size_limits();
         let power_safe = config.recorder.durability == recorder::Durability::Sync;
         let store = Store::open(&config.database, power_safe).await?;
         let (recorder, writer) = recorder::recorder(store.clone(), &config.instance, &config.recorder).await?;
@@ -187,5 +188,17 @@ impl App {
         let _ = tokio::time::timeout(self.config.limits.shutdown_timeout, query).await;
         self.store.close().await;
         tracing::info!("stopped");
+    }
+}
+
+/// A file that may not grow (`RLIMIT_FSIZE`) must fail the write, as a full
+/// disk does, so that the entry is spooled or counted; by default the
+/// kernel's SIGXFSZ kills the process and everything it holds in memory
+/// (PostgreSQL ignores it for the same reason). Caught by a handler that
+/// stays for the life of the process.
+fn survive_file_size_limits() {
+    let xfsz = tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ);
+    if let Err(e) = tokio::signal::unix::signal(xfsz) {
+        tracing::warn!(error = %e, "SIGXFSZ not caught: a file-size limit would end the process");
     }
 }

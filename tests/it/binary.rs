@@ -546,3 +546,61 @@ async fn d20_sigterm_under_load_answers_in_flight_requests_and_loses_no_entry() 
     let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
     every_answer_has_its_entry(&store, &answered).await;
 }
+
+/// One create through `addr`; answers the new item's id.
+async fn create(addr: std::net::SocketAddr, name: &str) -> String {
+    let req = http::Request::post(format!("http://{addr}/api/items/"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(format!("{{\"name\": \"{name}\"}}"))))
+        .unwrap();
+    let res = send(&client(), req).await;
+    assert_eq!(res.status(), 201, "served");
+    serde_json::from_slice::<serde_json::Value>(res.body()).unwrap()["id"].to_string()
+}
+
+/// Sets the soft file-size limit of process `pid` (`None`: back to its hard limit).
+fn limit_file_size(pid: u32, bytes: Option<u64>) {
+    let soft = bytes.map_or("unlimited".to_string(), |b| b.to_string());
+    let status = Command::new("prlimit").arg(format!("--pid={pid}")).arg(format!("--fsize={soft}:")).status().unwrap();
+    assert!(status.success(), "prlimit");
+}
+
+/// D19, disk full: the database cannot grow (a file-size limit put on the
+/// running process: writes past it fail as on a full disk, and auditgate
+/// catches the SIGXFSZ that would otherwise kill it). Entries go to the
+/// spool, every create is answered, and once the database can grow again
+/// the spool is replayed: every answer has its entry, none twice, and the
+/// chain verifies.
+#[tokio::test]
+async fn d19_a_database_that_cannot_grow_spools_and_replays_once_it_can() {
+    let upstream = spawn_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let spool = dir.path().join("audit.spool");
+    let (mut child, addr) = serve_in(dir.path(), &upstream.url(), &[]);
+    let pid = child.0.id();
+    let mut created = Vec::new();
+    for i in 0..3 {
+        created.push(create(addr, &format!("before-{i}")).await);
+    }
+    let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
+    every_answer_has_its_entry(&store, &created).await;
+
+    // No file of the process may grow past 48 KiB: a batch needs several
+    // 16 KiB pages in the WAL, a spool line about 1.3 KiB.
+    limit_file_size(pid, Some(48 << 10));
+    for i in 0..10 {
+        created.push(create(addr, &format!("full-{i}")).await);
+    }
+    let started = Instant::now();
+    while std::fs::read_to_string(&spool).map_or(0, |t| t.lines().count()) < 10 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the entries never reached the spool");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(child.0.try_wait().unwrap().is_none(), "auditgate died when the disk was full");
+
+    limit_file_size(pid, None);
+    every_answer_has_its_entry(&store, &created).await;
+    assert_eq!(child.sigterm().await, Some(0));
+    assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0, "the spool is empty once replayed");
+}
