@@ -123,6 +123,27 @@ pub(super) fn newest_deleted(rows: &[(String, String, String)]) -> Vec<(&str, &s
     newest
 }
 
+/// One group of the statistics: a value (none for a missing one) and how
+/// many entries have it.
+pub(super) type Count = (Option<String>, i64);
+
+/// The statistics answer from each group's (value, count) rows, most
+/// frequent first: `{"by_action": {…}, …, "total": n}`, the total being
+/// the sum over outcomes (every entry has exactly one).
+pub(super) fn stats_answer(groups: Vec<(&str, Vec<Count>)>) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    let mut total = 0i64;
+    for (key, rows) in groups {
+        if key == "by_outcome" {
+            total = rows.iter().map(|(_, n)| n).sum();
+        }
+        let counts: serde_json::Map<_, _> = rows.into_iter().map(|(k, n)| (k.unwrap_or_default(), n.into())).collect();
+        out.insert(key.into(), counts.into());
+    }
+    out.insert("total".into(), total.into());
+    out.into()
+}
+
 /// An `audit_configuration` row. The columns are authoritative for id,
 /// name, source and times; `body` holds the rest.
 #[derive(Debug, sqlx::FromRow)]

@@ -225,8 +225,7 @@ impl PgStore {
     /// Counts by action, resource type, actor and outcome within the
     /// filter's `since`/`until`.
     pub async fn stats(&self, filter: &Filter) -> Result<serde_json::Value, StoreError> {
-        let mut out = serde_json::Map::new();
-        let mut total = 0i64;
+        let mut groups = Vec::new();
         for (key, column) in [
             ("by_action", "action"),
             ("by_resource_type", "resource_type"),
@@ -237,16 +236,9 @@ impl PgStore {
                 QueryBuilder::<Postgres>::new(format!("SELECT {column} AS k, COUNT(*) AS n FROM audit_log WHERE TRUE"));
             push_filter(&mut q, filter);
             q.push(" GROUP BY k ORDER BY n DESC, k LIMIT 1000");
-            let rows: Vec<(Option<String>, i64)> = q.build_query_as().fetch_all(&self.pool).await?;
-            let counts: serde_json::Map<_, _> =
-                rows.iter().map(|(k, n)| (k.clone().unwrap_or_default(), (*n).into())).collect();
-            if key == "by_outcome" {
-                total = rows.iter().map(|(_, n)| n).sum();
-            }
-            out.insert(key.into(), counts.into());
+            groups.push((key, q.build_query_as().fetch_all(&self.pool).await?));
         }
-        out.insert("total".into(), total.into());
-        Ok(out.into())
+        Ok(rows::stats_answer(groups))
     }
 
     /// Holds `(kind, id)` against every instance sharing this database

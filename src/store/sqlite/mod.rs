@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
+use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 
 use super::rows::{self, EntryRow, StoredRow, client_ip_key};
 use super::{Filter, StoreError};
@@ -338,8 +338,7 @@ impl SqliteStore {
     /// Counts by action, resource type, actor and outcome within the
     /// filter's `since`/`until`.
     pub async fn stats(&self, filter: &Filter) -> Result<serde_json::Value, StoreError> {
-        let mut out = serde_json::Map::new();
-        let mut total = 0i64;
+        let mut groups = Vec::new();
         for (key, column) in [
             ("by_action", "json_extract(entry, '$.action')"),
             ("by_resource_type", "resource_type"),
@@ -350,21 +349,8 @@ impl SqliteStore {
                 QueryBuilder::<Sqlite>::new(format!("SELECT {column} AS k, COUNT(*) AS n FROM audit_log WHERE 1 = 1"));
             push_filter(&mut q, filter);
             q.push(" GROUP BY k ORDER BY n DESC, k LIMIT 1000");
-            let rows = q.build().fetch_all(&self.pool).await?;
-            let mut counts = serde_json::Map::new();
-            let mut sum = 0i64;
-            for row in rows {
-                let k: String = row.try_get("k")?;
-                let n: i64 = row.try_get("n")?;
-                sum += n;
-                counts.insert(k, n.into());
-            }
-            if key == "by_outcome" {
-                total = sum;
-            }
-            out.insert(key.into(), counts.into());
+            groups.push((key, q.build_query_as().fetch_all(&self.pool).await?));
         }
-        out.insert("total".into(), total.into());
-        Ok(out.into())
+        Ok(rows::stats_answer(groups))
     }
 }
