@@ -225,3 +225,41 @@ async fn d19_postgresql_stopped_under_load_loses_no_entry_and_stores_none_twice(
     assert!(metric(&app, "auditgate_shared_lock_errors_total").await > 0, "turns taken without the store's lock");
     assert_eq!(metric(&app, "auditgate_spool_entries").await, 0);
 }
+
+/// Every column a filter reads must say what its entry says: a row whose
+/// entry is intact but whose column lies (so that a filter would hide or
+/// misfile it) is named by `verify`, whichever column it is.
+#[tokio::test]
+async fn verify_names_a_row_whose_any_filter_column_lies() {
+    server();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
+    let entries = crate::store::sealed(&mut auditgate::entry::Chain::resume(None), "gw-1", 0..4);
+    store.insert_batch(&entries).await.unwrap();
+    assert!(store.verify().await.unwrap().ok);
+    let victim = entries[1].entry.id.as_str();
+    execute(&store, "CREATE TABLE saved AS SELECT * FROM audit_log WHERE id = $1", &[victim]).await;
+    for (column, lie) in [
+        ("timestamp", "'2000-01-01T00:00:00.000000Z'"),
+        ("instance", "'gw-2'"),
+        ("action", "'read'"),
+        ("outcome", "'error'"),
+        ("status", "599"),
+        ("configuration", "'forged'"),
+        ("resource_type", "'nothing'"),
+        ("resource_id", "NULL"),
+        ("actor", "'nobody'"),
+        ("client_ip_key", "'\\x00'::bytea"),
+        ("path", "'/elsewhere'"),
+        ("changes", "'[]'"),
+        ("unapplied", "7"),
+        ("hash", "'0'"),
+    ] {
+        execute(&store, &format!("UPDATE audit_log SET {column} = {lie} WHERE id = $1"), &[victim]).await;
+        let verdict = store.verify().await.unwrap();
+        assert_eq!(verdict.first_bad.as_deref(), Some(victim), "a lying `{column}` went unnoticed");
+        execute(&store, &format!("UPDATE audit_log a SET {column} = s.{column} FROM saved s WHERE a.id = s.id"), &[])
+            .await;
+        assert!(store.verify().await.unwrap().ok, "restored `{column}`");
+    }
+}

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-fn entry(instance: &str, n: usize) -> AuditEntry {
+pub(crate) fn entry(instance: &str, n: usize) -> AuditEntry {
     AuditEntry {
         id: String::new(),
         timestamp: format!("2026-11-23T11:02:{:02}.000000Z", n % 60),
@@ -46,7 +46,7 @@ fn entry(instance: &str, n: usize) -> AuditEntry {
     }
 }
 
-fn sealed(chain: &mut Chain, instance: &str, range: std::ops::Range<usize>) -> Vec<Sealed> {
+pub(crate) fn sealed(chain: &mut Chain, instance: &str, range: std::ops::Range<usize>) -> Vec<Sealed> {
     range.map(|n| chain.seal(entry(instance, n))).collect()
 }
 
