@@ -138,7 +138,9 @@ pub struct ResourceLocks {
 type ResourceKey = (String, String);
 
 /// A resource's turn: this instance's, and the store's when shared. The
-/// store's is let go first, then the next waiter here is woken.
+/// store's is let go first (its connection starts back to the pool, which
+/// releases it), then the next waiter here is woken; that one may wait a
+/// moment in the store for the release.
 #[derive(Debug)]
 pub struct ResourceGuard {
     _shared: Option<SharedLock>,

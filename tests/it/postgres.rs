@@ -263,3 +263,24 @@ async fn verify_names_a_row_whose_any_filter_column_lies() {
         assert!(store.verify().await.unwrap().ok, "restored `{column}`");
     }
 }
+
+/// A turn given up while waiting for the store's lock (the client left)
+/// leaves no lock behind: the waiting session is granted it later, and
+/// must let it go, or the resource stays locked for every instance.
+#[tokio::test]
+async fn a_lock_wait_given_up_leaves_no_lock_behind() {
+    server();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
+    let held = store.lock_resource("user", "1").await.unwrap();
+    let gave_up = tokio::time::timeout(Duration::from_millis(200), store.lock_resource("user", "1")).await;
+    assert!(gave_up.is_err(), "the resource was held");
+    drop(held);
+    let again = tokio::time::timeout(Duration::from_secs(3), store.lock_resource("user", "1")).await;
+    assert!(again.is_ok(), "the resource stayed locked after a waiter gave up");
+    // And from another instance's pool.
+    drop(again);
+    let other = Store::open(&test_database(dir.path()).await, false).await.unwrap();
+    let from_other = tokio::time::timeout(Duration::from_secs(3), other.lock_resource("user", "1")).await;
+    assert!(from_other.is_ok(), "another instance cannot lock the resource");
+}

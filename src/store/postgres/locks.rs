@@ -2,26 +2,35 @@
 //! lock per (type, id), held on a connection of its own from a pool kept
 //! apart from the one entries are written through, so locks held while
 //! requests wait on their upstream never starve the recorder.
+//!
+//! A lock is let go by giving its connection back: every connection
+//! releases all its advisory locks as it returns to the pool. That also
+//! covers a wait given up halfway (the client left while
+//! `pg_advisory_lock` waited): the server grants the lock later to a
+//! session no one holds, and the return releases it, where an explicit
+//! unlock would never run.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, Postgres};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::store::StoreError;
 
 /// Resources locked at once by one instance, at most; more wait their
 /// turn for a connection, as long as it takes.
-const LOCK_CONNECTIONS: usize = 64;
+const LOCK_TURNS: usize = 64;
+/// Connections: the turns, and room for those on their way back.
+const LOCK_CONNECTIONS: u32 = LOCK_TURNS as u32 + 8;
 
 /// The pool locks are held on, connected on first use (the commands that
-/// only read the trail never open it). Turns for a connection are taken
-/// first (a semaphore, waited for without limit), so the pool's timeout
-/// bounds only connecting: with the server down, a lock fails in seconds.
+/// only read the trail never open it). Turns are taken first (a semaphore,
+/// waited for without limit), so the pool's timeout bounds only
+/// connecting: with the server down, a lock fails within a second.
 #[derive(Debug, Clone)]
 pub(super) struct Locks {
     pool: PgPool,
@@ -31,19 +40,24 @@ pub(super) struct Locks {
 impl Locks {
     pub fn new(options: PgConnectOptions) -> Locks {
         let pool = PgPoolOptions::new()
-            .max_connections(LOCK_CONNECTIONS as u32)
+            .max_connections(LOCK_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(1))
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *conn).await?;
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(options.application_name("auditgate-locks"));
-        Locks { pool, turns: Arc::new(Semaphore::new(LOCK_CONNECTIONS)) }
+        Locks { pool, turns: Arc::new(Semaphore::new(LOCK_TURNS)) }
     }
 
     /// Waits until no other session holds `(kind, id)`, then holds it.
     pub async fn lock(&self, kind: &str, id: &str) -> Result<SharedLock, StoreError> {
-        let key = key(kind, id);
         let turn = self.turns.clone().acquire_owned().await.expect("the semaphore is never closed");
         let mut conn = self.pool.acquire().await?;
-        sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut *conn).await?;
-        Ok(SharedLock { conn: Some(conn), key, turn: Some(turn) })
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(key(kind, id)).execute(&mut *conn).await?;
+        Ok(SharedLock { _conn: conn, _turn: turn })
     }
 
     pub async fn close(&self) {
@@ -58,38 +72,13 @@ fn key(kind: &str, id: &str) -> i64 {
     i64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 has 8 bytes"))
 }
 
-/// A resource held across instances; released when dropped (on a task: a
-/// lock that cannot be released is dropped with its connection, which ends
-/// the session and so the lock).
+/// A resource held across instances until dropped: its connection goes
+/// back to the pool, which releases the lock (or, if it cannot, closes the
+/// session, which ends the lock too).
 #[derive(Debug)]
 pub struct SharedLock {
-    conn: Option<PoolConnection<Postgres>>,
-    key: i64,
-    /// Given back once the lock is released and its connection returned.
-    turn: Option<OwnedSemaphorePermit>,
-}
-
-impl Drop for SharedLock {
-    fn drop(&mut self) {
-        let Some(mut conn) = self.conn.take() else { return };
-        let (key, turn) = (self.key, self.turn.take());
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            conn.close_on_drop();
-            return;
-        };
-        runtime.spawn(async move {
-            let released: Result<bool, _> =
-                sqlx::query_scalar("SELECT pg_advisory_unlock($1)").bind(key).fetch_one(&mut *conn).await;
-            match released {
-                Ok(true) => drop(conn),
-                other => {
-                    tracing::warn!(key, error = ?other.err(), "advisory lock not released; closing its session");
-                    let _ = conn.detach().close().await;
-                }
-            }
-            drop(turn);
-        });
-    }
+    _conn: PoolConnection<Postgres>,
+    _turn: OwnedSemaphorePermit,
 }
 
 #[cfg(test)]
