@@ -34,7 +34,9 @@ CREATE TABLE audit_log (
 
 CREATE INDEX audit_log_resource ON audit_log (resource_type, resource_id, id);
 CREATE INDEX audit_log_actor ON audit_log (actor, id);
-CREATE INDEX audit_log_timestamp ON audit_log (timestamp);
+-- No index on `timestamp`: `since` is served from the primary key (an
+-- entry is sealed after it is answered, so its id's time is never before
+-- its timestamp), which saves every insert the cost of a fourth index.
 CREATE INDEX audit_log_client_ip ON audit_log (client_ip_key);
 
 -- Each instance's newest entry, moved in the same transaction as its batch.
