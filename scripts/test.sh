@@ -6,7 +6,7 @@
 # json-server 0.17 (npm, pinned by tests/json-server/package-lock.json), and
 # FastAPI + uvicorn in a virtualenv (PyPI, pinned by
 # tests/fastapi/requirements.txt), and PostgreSQL (Debian): a throwaway
-# cluster on 127.0.0.1 that the trail's tests run against a second time.
+# cluster on 127.0.0.1 that the integration tests run against a second time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/pg-lib.sh
@@ -56,13 +56,13 @@ echo "== cargo test"
 # harness under another name). --benches runs each criterion benchmark once.
 cargo build --locked --examples
 cargo test --locked --lib --bins --benches
-# postgres:: needs a server: run below, with the rest of the trail's tests.
+# postgres:: needs a server: run below, with everything else again.
 cargo test --locked --test it -- --skip postgres::
 
-echo "== cargo test: the trail's tests against PostgreSQL"
+echo "== cargo test: the integration tests again, against PostgreSQL"
 start_postgres
 trap stop_postgres EXIT
-# TEST_POSTGRES_URL: every test database is made on this server;
+# TEST_POSTGRES_URL: every test database is made on this server (tests
+# that are about SQLite itself, or about the process, keep their files);
 # TEST_POSTGRES_BIN: the fault tests start and stop servers of their own.
-TEST_POSTGRES_URL=$PG_URL TEST_POSTGRES_BIN=$PG_BIN \
-  cargo test --locked --test it -- audit:: store:: configurations:: query:: answers:: durability:: postgres::
+TEST_POSTGRES_URL=$PG_URL TEST_POSTGRES_BIN=$PG_BIN cargo test --locked --test it
