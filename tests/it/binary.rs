@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use auditgate::store::Store;
+
 use crate::helpers::*;
 
 /// The proxy address a started `auditgate serve` logs (`RUST_LOG=info`),
@@ -171,7 +173,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
 #[tokio::test]
 async fn demo_shows_the_trail_and_verify_catches_tampering() {
     let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let database = test_database(dir.path()).await;
     let mut child = auditgate()
         .args(["demo", "--listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0", "--database", &database])
         .stdout(Stdio::piped())
@@ -217,8 +219,8 @@ async fn demo_shows_the_trail_and_verify_catches_tampering() {
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("\"ok\":true"));
     // Edit the stored entry behind auditgate's back.
-    let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
-    sqlx::query("UPDATE audit_log SET entry = replace(entry, 'alice', 'mallory')").execute(store.pool()).await.unwrap();
+    let store = Store::open(&database, false).await.unwrap();
+    execute(&store, "UPDATE audit_log SET entry = replace(entry, 'alice', 'mallory')", &[]).await;
     store.close().await;
     let bad = auditgate().args(["verify", "--database", &database]).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
@@ -241,6 +243,21 @@ fn migrate_creates_the_schema() {
     assert!(again.status.success());
     let bad = auditgate().args(["migrate", "--database", "mysql://nope"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
+}
+
+/// `migrate` and `verify` on the test database (PostgreSQL in the suite's
+/// second run): the schema made, made again without harm, and verified.
+#[tokio::test]
+async fn migrate_and_verify_work_on_the_test_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = test_database(dir.path()).await;
+    for _ in 0..2 {
+        let out = auditgate().args(["migrate", "--database", &database]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = auditgate().args(["verify", "--database", &database]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 entries checked"));
 }
 
 #[tokio::test]
@@ -283,11 +300,15 @@ async fn b12_out_of_file_descriptors_the_accept_loop_backs_off_and_serves_again(
 
 /// `auditgate serve` on a database and spool in `dir`, in front of
 /// `upstream`, with `env`; its log is drained so it never blocks.
-fn serve_in(dir: &std::path::Path, upstream: &str, env: &[(&str, &str)]) -> (Running, std::net::SocketAddr) {
-    let database = format!("sqlite://{}", dir.join("audit.db").display());
+fn serve_in(
+    dir: &std::path::Path,
+    database: &str,
+    upstream: &str,
+    env: &[(&str, &str)],
+) -> (Running, std::net::SocketAddr) {
     let mut child = auditgate()
         .args(["serve", "--listen", "127.0.0.1:0", "--rules", "/nonexistent-rules-dir", "--upstream", upstream])
-        .args(["--database", &database, "--query-listen", "127.0.0.1:0"])
+        .args(["--database", database, "--query-listen", "127.0.0.1:0"])
         .env("AUDITGATE_RECORDER__SPOOL", dir.join("audit.spool"))
         .envs(env.iter().copied())
         .env("RUST_LOG", "info")
@@ -365,7 +386,7 @@ fn create_load(
 
 /// Every id in `answered` has exactly one entry in the trail (waiting up to
 /// 10 s for a restarted proxy to replay its spool), and the chain verifies.
-async fn every_answer_has_its_entry(store: &auditgate::store::SqliteStore, answered: &[String]) {
+async fn every_answer_has_its_entry(store: &Store, answered: &[String]) {
     let started = Instant::now();
     loop {
         let (entries, _) = store.list(&Default::default(), None, 1000).await.unwrap();
@@ -386,15 +407,12 @@ async fn every_answer_has_its_entry(store: &auditgate::store::SqliteStore, answe
 async fn d18_sigkill_with_entries_in_the_spool_loses_none_after_restart() {
     let upstream = spawn_upstream();
     let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let database = test_database(dir.path()).await;
     let spool = dir.path().join("audit.spool");
-    let start = || serve_in(dir.path(), &upstream.url(), &[]);
+    let start = || serve_in(dir.path(), &database, &upstream.url(), &[]);
     let (mut child, addr) = start();
-    let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
-    sqlx::query("CREATE TRIGGER refuse BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'refused'); END")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    let store = Store::open(&database, false).await.unwrap();
+    crate::durability::refuse(&store).await;
     let mut created = Vec::new();
     for i in 0..10 {
         let req = http::Request::post(format!("http://{addr}/api/items/"))
@@ -411,7 +429,7 @@ async fn d18_sigkill_with_entries_in_the_spool_loses_none_after_restart() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.sigkill();
-    sqlx::query("DROP TRIGGER refuse").execute(store.pool()).await.unwrap();
+    crate::durability::accept(&store).await;
 
     let (mut child, _) = start();
     let started = Instant::now();
@@ -509,7 +527,8 @@ async fn verify_prints_heads_and_a_chain_cut_behind_a_kept_head_fails_naming_the
 async fn d18_with_durability_sync_every_change_answered_before_a_sigkill_has_its_entry() {
     let upstream = spawn_upstream();
     let dir = tempfile::tempdir().unwrap();
-    let start = || serve_in(dir.path(), &upstream.url(), &[("AUDITGATE_RECORDER__DURABILITY", "sync")]);
+    let database = test_database(dir.path()).await;
+    let start = || serve_in(dir.path(), &database, &upstream.url(), &[("AUDITGATE_RECORDER__DURABILITY", "sync")]);
     let (mut child, addr) = start();
     let (answered, load) = create_load(addr, 8, "delay_write=0");
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -522,8 +541,7 @@ async fn d18_with_durability_sync_every_change_answered_before_a_sigkill_has_its
 
     // Whatever the kill left in the spool is replayed by the next start.
     let (mut child, _) = start();
-    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
-    let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
+    let store = Store::open(&database, false).await.unwrap();
     every_answer_has_its_entry(&store, &answered).await;
     assert_eq!(child.sigterm().await, Some(0));
 }
@@ -532,7 +550,8 @@ async fn d18_with_durability_sync_every_change_answered_before_a_sigkill_has_its
 async fn d20_sigterm_under_load_answers_in_flight_requests_and_loses_no_entry() {
     let upstream = spawn_upstream();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = serve_in(dir.path(), &upstream.url(), &[]);
+    let database = test_database(dir.path()).await;
+    let (mut child, addr) = serve_in(dir.path(), &database, &upstream.url(), &[]);
     // Slow enough that some are in flight when the signal comes.
     let (answered, load) = create_load(addr, 8, "delay_write=20");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -542,8 +561,7 @@ async fn d20_sigterm_under_load_answers_in_flight_requests_and_loses_no_entry() 
     }
     let answered = answered.lock().unwrap().clone();
     assert!(answered.len() >= 16, "the load ran ({} creates answered)", answered.len());
-    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
-    let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
+    let store = Store::open(&database, false).await.unwrap();
     every_answer_has_its_entry(&store, &answered).await;
 }
 
@@ -577,13 +595,13 @@ async fn d19_a_database_that_cannot_grow_spools_and_replays_once_it_can() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("audit.db").display());
     let spool = dir.path().join("audit.spool");
-    let (mut child, addr) = serve_in(dir.path(), &upstream.url(), &[]);
+    let (mut child, addr) = serve_in(dir.path(), &database, &upstream.url(), &[]);
     let pid = child.0.id();
     let mut created = Vec::new();
     for i in 0..3 {
         created.push(create(addr, &format!("before-{i}")).await);
     }
-    let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
+    let store = Store::open(&database, false).await.unwrap();
     every_answer_has_its_entry(&store, &created).await;
 
     // No file of the process may grow past 48 KiB: a batch needs several
