@@ -144,21 +144,13 @@ fn explain(args: ExplainArgs) -> ExitCode {
     };
     let actions = policy::known_actions(classifier.custom_actions());
     let (configs, source) = match &args.database {
-        Some(url) => {
-            let read = runtime(1).block_on(async {
-                let store = Store::open(url, false).await?;
-                let configs = store.configurations().await;
-                store.close().await;
-                configs
-            });
-            match read {
-                Ok((_, configs)) => (configs, url.clone()),
-                Err(e) => {
-                    eprintln!("auditgate: {url}: {e}");
-                    return ExitCode::FAILURE;
-                }
+        Some(url) => match runtime(1).block_on(Store::read_configurations(url)) {
+            Ok(configs) => (configs, url.clone()),
+            Err(e) => {
+                eprintln!("auditgate: {url}: {e}");
+                return ExitCode::FAILURE;
             }
-        }
+        },
         None => match policy::load_seed_dir(&config.rules, &actions) {
             Ok(configs) => (configs, config.rules.join("audit.toml").display().to_string()),
             Err(e) => return usage(e),

@@ -45,6 +45,15 @@ impl Store {
         }
     }
 
+    /// The configurations stored at `url`, read once and closed again
+    /// (`explain --database`).
+    pub async fn read_configurations(url: &str) -> Result<Vec<AuditConfiguration>, StoreError> {
+        let store = Store::open(url, false).await?;
+        let read = store.configurations().await;
+        store.close().await;
+        Ok(read?.1)
+    }
+
     /// Writes sealed entries and moves their chains' heads, in one
     /// transaction; an entry already stored is skipped.
     pub async fn insert_batch(&self, entries: &[Sealed]) -> Result<(), StoreError> {

@@ -84,8 +84,8 @@ fn a_bad_seed_file_exits_64_naming_file_line_and_field() {
     assert!(err.contains("audit.toml:3: audit_actions:") && err.contains("explode"), "{err}");
 }
 
-#[test]
-fn explain_names_the_deciding_configuration_from_the_seed_file_or_a_database() {
+#[tokio::test]
+async fn explain_names_the_deciding_configuration_from_the_seed_file_or_a_database() {
     let dir = tempfile::tempdir().unwrap();
     let audit = "[[configuration]]\nname = \"Users\"\naudit_resource_types = [\"user\"]\ncapture = \"metadata\"\n";
     std::fs::write(dir.path().join("audit.toml"), audit).unwrap();
@@ -102,7 +102,8 @@ fn explain_names_the_deciding_configuration_from_the_seed_file_or_a_database() {
     let text = run(&[], "PATCH", "/api/v1/orders/7/");
     assert!(text.contains("audited   no (no include configuration matches)"), "{text}");
     // An empty database has no configurations: every mutation is audited.
-    let database = format!("sqlite://{}", dir.path().join("explain.db").display());
+    let db_dir = tempfile::tempdir().unwrap();
+    let database = test_database(db_dir.path()).await;
     let text = run(&["--database", &database], "PATCH", "/api/v1/orders/7/");
     assert!(text.contains("audited   yes (no include configuration is active"), "{text}");
     assert!(text.contains(&format!("0 active configuration(s) in {database}")), "{text}");
