@@ -56,7 +56,7 @@ pub(crate) async fn metric(app: &TestApp, name: &str) -> u64 {
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
-async fn wait_metric(app: &TestApp, name: &str, value: u64) {
+pub(crate) async fn wait_metric(app: &TestApp, name: &str, value: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while metric(app, name).await != value {
         if tokio::time::Instant::now() > deadline {

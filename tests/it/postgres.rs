@@ -15,7 +15,7 @@ use http::Method;
 use serde_json::{Value, json};
 
 use crate::audit::{call, wait_entries};
-use crate::durability::metric;
+use crate::durability::{metric, wait_metric};
 use crate::helpers::*;
 
 fn server() -> String {
@@ -283,4 +283,46 @@ async fn a_lock_wait_given_up_leaves_no_lock_behind() {
     let other = Store::open(&test_database(dir.path()).await, false).await.unwrap();
     let from_other = tokio::time::timeout(Duration::from_secs(3), other.lock_resource("user", "1")).await;
     assert!(from_other.is_ok(), "another instance cannot lock the resource");
+}
+
+/// D19 with `fail_mode = "closed"`: PostgreSQL stopped and no spool to
+/// take entries, so changes are answered 503 and never reach the upstream
+/// while reads keep working; once the server is back, changes flow and
+/// the entry that was waiting is stored.
+#[tokio::test]
+async fn d19_postgresql_stopped_with_fail_closed_refuses_changes_the_upstream_never_sees() {
+    let pg = OwnServer::start_new();
+    let database = new_postgres_database(&pg.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A spool in a directory that does not exist: it can take nothing.
+    let spool = dir.path().join("missing/audit.spool").display().to_string();
+    let env = [
+        ("AUDITGATE_DATABASE", database.as_str()),
+        ("AUDITGATE_FAIL_MODE", "closed"),
+        ("AUDITGATE_RECORDER__SPOOL", spool.as_str()),
+    ];
+    let app = spawn_app_with(&env, None).await;
+    let (_, created) = call(&app, Method::POST, "/api/items/", json!({"v": "kept"})).await;
+    let item = format!("/api/items/{}/", created["id"]);
+    wait_entries(&app.store, 1).await;
+
+    pg.stop();
+    // The first change is forwarded; its entry then has nowhere to go.
+    let (status, _) = call(&app, Method::PATCH, &item, json!({"v": "first"})).await;
+    assert_eq!(status, 200);
+    wait_metric(&app, "auditgate_recorder_stuck", 1).await;
+    let (status, body) = call(&app, Method::PATCH, &item, json!({"v": "refused"})).await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("the audit trail cannot record this change now")));
+    let (status, seen) = call(&app, Method::GET, &item, Value::Null).await;
+    assert_eq!((status, &seen["v"]), (200, &json!("first")), "reads work; the upstream never saw the refused change");
+
+    pg.start();
+    wait_metric(&app, "auditgate_recorder_stuck", 0).await;
+    let (status, _) = call(&app, Method::PATCH, &item, json!({"v": "second"})).await;
+    assert_eq!(status, 200);
+    let store = Store::open(&database, false).await.unwrap();
+    let entries = wait_entries(&store, 3).await;
+    let after: Vec<&Value> = entries.iter().filter_map(|e| e.after.as_ref()).map(|a| &a["v"]).collect();
+    assert_eq!(after, [&json!("kept"), &json!("first"), &json!("second")]);
+    assert_eq!(metric(&app, "auditgate_entries_dropped_total").await, 0);
 }
