@@ -98,9 +98,22 @@ fn main() {
             let store = fresh(&server).await;
             let dir = tempfile::tempdir().unwrap();
             let per = total / instances;
+            // Built before the clock starts, as in benches/recorder.rs.
+            let mut made: Vec<Vec<auditgate::entry::AuditEntry>> = (0..instances)
+                .map(|n| {
+                    (0..per)
+                        .map(|i| {
+                            let mut e = entry(n * per + i);
+                            e.instance = format!("bench-{n}");
+                            e
+                        })
+                        .collect()
+                })
+                .collect();
             let started = Instant::now();
             let runs = (0..instances).map(|n| {
                 let (store, dir) = (store.clone(), dir.path().to_path_buf());
+                let entries = std::mem::take(&mut made[n]);
                 async move {
                     let config = RecorderConfig {
                         queue: per,
@@ -113,9 +126,7 @@ fn main() {
                     };
                     let (rec, writer) = recorder(store, &format!("bench-{n}"), &config).await.unwrap();
                     let writing = tokio::spawn(writer.run());
-                    for i in 0..per {
-                        let mut e = entry(n * per + i);
-                        e.instance = format!("bench-{n}");
+                    for e in entries {
                         rec.record(e, None).await.expect("the queue holds every entry");
                     }
                     drop(rec);
