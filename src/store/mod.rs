@@ -35,12 +35,13 @@ macro_rules! each {
 impl Store {
     /// Opens (creating a SQLite file if needed) and migrates the store at
     /// `url`: `sqlite://PATH`, `sqlite::memory:` or `postgres://…`
-    /// (`postgresql://` too). `power_safe` makes SQLite fsync every commit;
-    /// PostgreSQL commits as its server is configured.
+    /// (`postgresql://` too). `power_safe` makes every commit reach the
+    /// disk before it returns (SQLite `synchronous = FULL`, PostgreSQL
+    /// `synchronous_commit = on` whatever the server's default).
     pub async fn open(url: &str, power_safe: bool) -> Result<Store, StoreError> {
         match url.split_once(':').map(|(scheme, _)| scheme) {
             Some("sqlite") => Ok(Store::Sqlite(SqliteStore::open_durable(url, power_safe).await?)),
-            Some("postgres" | "postgresql") => Ok(Store::Postgres(PgStore::open(url).await?)),
+            Some("postgres" | "postgresql") => Ok(Store::Postgres(PgStore::open(url, power_safe).await?)),
             _ => Err(StoreError::UnsupportedUrl(url.to_string())),
         }
     }

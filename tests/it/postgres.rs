@@ -326,3 +326,22 @@ async fn d19_postgresql_stopped_with_fail_closed_refuses_changes_the_upstream_ne
     assert_eq!(after, [&json!("kept"), &json!("first"), &json!("second")]);
     assert_eq!(metric(&app, "auditgate_entries_dropped_total").await, 0);
 }
+
+/// `durability = "sync"` holds on a server whose default is
+/// `synchronous_commit = off`: the store's sessions set it on.
+#[tokio::test]
+async fn a_power_safe_store_commits_synchronously_whatever_the_servers_default() {
+    server();
+    let dir = tempfile::tempdir().unwrap();
+    let database = test_database(dir.path()).await;
+    let name = database.rsplit('/').next().unwrap().to_string();
+    let setup = Store::open(&database, false).await.unwrap();
+    execute(&setup, &format!("ALTER DATABASE {name} SET synchronous_commit = off"), &[]).await;
+    let show = |store: Store| async move {
+        let Store::Postgres(pg) = store else { unreachable!() };
+        let value: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(pg.pool()).await.unwrap();
+        value
+    };
+    assert_eq!(show(Store::open(&database, false).await.unwrap()).await, "off", "the server's default");
+    assert_eq!(show(Store::open(&database, true).await.unwrap()).await, "on");
+}

@@ -38,10 +38,16 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects to `postgres://…` and migrates the schema. Every commit is
-    /// durable as the server is configured (`synchronous_commit`).
-    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
-        let options = PgConnectOptions::from_str(url)?.application_name("auditgate");
+    /// Connects to `postgres://…` and migrates the schema. A commit is as
+    /// durable as the server's `synchronous_commit` makes it; with
+    /// `power_safe` (`durability = "sync"`) this store's sessions set it
+    /// `on` whatever the server's default, so a commit is flushed to disk
+    /// before it is answered.
+    pub async fn open(url: &str, power_safe: bool) -> Result<PgStore, StoreError> {
+        let mut options = PgConnectOptions::from_str(url)?.application_name("auditgate");
+        if power_safe {
+            options = options.options([("synchronous_commit", "on")]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .acquire_timeout(Duration::from_secs(5))
