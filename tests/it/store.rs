@@ -152,12 +152,20 @@ async fn chains_of_several_instances_interleave_in_one_database() {
         store.insert_batch(&two).await.unwrap();
         store.insert_batch(&one).await.unwrap();
     }
+    // One batch holding both chains (a spool replayed after a change of
+    // instance name holds such): each chain's head moves to its newest.
+    let mut mixed = sealed(&mut a, "gw-a", 20..22);
+    mixed.insert(1, sealed(&mut b, "gw-b", 12..13).remove(0));
+    expected += mixed.len();
+    store.insert_batch(&mixed).await.unwrap();
+    assert_eq!(store.last_hash("gw-a").await.unwrap().as_deref(), Some(mixed[2].entry.hash.as_str()));
+    assert_eq!(store.last_hash("gw-b").await.unwrap().as_deref(), Some(mixed[1].entry.hash.as_str()));
     let verdict = store.verify().await.unwrap();
     assert_eq!((verdict.ok, verdict.checked), (true, expected as u64));
     let mut only_b = Filter::default();
     only_b.set("instance", "gw-b").unwrap();
     let (found, more) = store.list(&only_b, None, 100).await.unwrap();
-    assert_eq!((found.len(), more), (12, false));
+    assert_eq!((found.len(), more), (13, false));
     assert!(found.iter().all(|e| e.instance == "gw-b"));
     // Each instance resumes its own chain.
     let mut only_a = Filter::default();
