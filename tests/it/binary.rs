@@ -453,7 +453,7 @@ async fn d18_sigkill_with_entries_in_the_spool_loses_none_after_restart() {
 #[tokio::test]
 async fn verify_prints_heads_and_a_chain_cut_behind_a_kept_head_fails_naming_the_instance() {
     let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let database = test_database(dir.path()).await;
     let spool = dir.path().join("audit.spool").display().to_string();
     let env = [("AUDITGATE_DATABASE", database.as_str()), ("AUDITGATE_RECORDER__SPOOL", spool.as_str())];
     let app = spawn_app_with(&env, None).await;
@@ -492,19 +492,12 @@ async fn verify_prints_heads_and_a_chain_cut_behind_a_kept_head_fails_naming_the
     // match: the chain alone looks whole, the kept head does not.
     let instance = head["instance"].as_str().unwrap().to_string();
     app.stop().await;
-    let store = auditgate::store::SqliteStore::open(&database).await.unwrap();
-    sqlx::query("DELETE FROM audit_log WHERE seq > 2").execute(store.pool()).await.unwrap();
-    let last: (String, String) =
-        sqlx::query_as("SELECT id, json_extract(entry, '$.hash') FROM audit_log ORDER BY id DESC LIMIT 1")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-    sqlx::query("UPDATE chain_head SET last_id = ?, last_hash = ?")
-        .bind(&last.0)
-        .bind(&last.1)
-        .execute(store.pool())
-        .await
-        .unwrap();
+    let store = Store::open(&database, false).await.unwrap();
+    let mut oldest = store.list(&Default::default(), None, 100).await.unwrap().0;
+    oldest.reverse();
+    let last = &oldest[1];
+    execute(&store, "DELETE FROM audit_log WHERE id > $1", &[&last.id]).await;
+    execute(&store, "UPDATE chain_head SET last_id = $1, last_hash = $2", &[&last.id, &last.hash]).await;
     store.close().await;
     assert!(verify(&[]).status.success(), "a cut tail with its head rewritten passes a plain verify");
     let caught = verify(&["--heads", &kept_arg]);
