@@ -616,3 +616,37 @@ async fn d19_a_database_that_cannot_grow_spools_and_replays_once_it_can() {
     assert_eq!(child.sigterm().await, Some(0));
     assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0, "the spool is empty once replayed");
 }
+
+/// D19, read-only database: auditgate started on a SQLite database it may
+/// only read (opened `mode=ro`: every write fails as on a read-only file
+/// or file system, whoever runs the test) serves every create and spools
+/// its entry; started again on a writable database, it replays the spool:
+/// every answer has its entry, none twice.
+#[tokio::test]
+async fn d19_a_read_only_database_spools_and_the_next_start_replays() {
+    let upstream = spawn_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let migrated = auditgate().args(["migrate", "--database", &database]).output().unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let read_only = format!("{database}?mode=ro");
+    let (mut child, addr) = serve_in(dir.path(), &read_only, &upstream.url(), &[]);
+    let mut created = Vec::new();
+    for i in 0..5 {
+        created.push(create(addr, &format!("ro-{i}")).await);
+    }
+    let spool = dir.path().join("audit.spool");
+    let started = Instant::now();
+    while std::fs::read_to_string(&spool).map_or(0, |t| t.lines().count()) < 5 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the entries never reached the spool");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(child.sigterm().await, Some(0), "a clean stop, the entries left in the spool");
+    let store = Store::open(&database, false).await.unwrap();
+    assert!(store.list(&Default::default(), None, 10).await.unwrap().0.is_empty(), "nothing was written");
+
+    let (mut child, _) = serve_in(dir.path(), &database, &upstream.url(), &[]);
+    every_answer_has_its_entry(&store, &created).await;
+    assert_eq!(child.sigterm().await, Some(0));
+    assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0, "the spool is empty once replayed");
+}

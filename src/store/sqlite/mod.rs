@@ -260,20 +260,30 @@ const PAGE_SIZE: i64 = 16 << 10;
 /// WAL outgrows `WAL_LIMIT_BYTES`, PASSIVE passes catch up to a small
 /// backlog and one RESTART checkpoint briefly holds the writer while it
 /// copies the rest, letting the next commit wrap the WAL. Ends when the
-/// pool is closed.
+/// pool is closed. A failure is logged when checkpoints start failing and
+/// again when they work again, not every 250 ms (a read-only or full disk
+/// fails every pass).
 async fn checkpoints(pool: SqlitePool) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
     loop {
         tick.tick().await;
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = checkpoint(&pool).await {
-            if pool.is_closed() {
-                return;
+        match checkpoint(&pool).await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("WAL checkpoints work again");
             }
-            tracing::warn!(error = %e, "WAL checkpoint failed");
+            Ok(()) => {}
+            Err(_) if pool.is_closed() => return,
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "WAL checkpoint failed; retrying every 250 ms, logged again once it works");
+            }
+            Err(_) => {}
         }
     }
 }
