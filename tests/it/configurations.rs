@@ -427,3 +427,32 @@ async fn concurrent_changes_while_the_trail_is_written_all_succeed_and_are_all_r
     }
     configuration_changes(&app, 41).await;
 }
+
+/// A restart with the same seed file changes nothing: no configuration is
+/// rewritten, the version does not move, no change is recorded; an edited
+/// seed is one recorded change.
+#[tokio::test]
+async fn a_restart_with_an_unchanged_seed_file_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = test_database(dir.path()).await;
+    let spool = dir.path().join("audit.spool").display().to_string();
+    let env = [("AUDITGATE_DATABASE", database.as_str()), ("AUDITGATE_RECORDER__SPOOL", spool.as_str())];
+    let seed = "[[configuration]]\nname = \"Users\"\naudit_resource_types = [\"user\"]\n";
+    let upstream = spawn_upstream();
+    let first = spawn_app_files(&upstream.url(), &env, &[("audit.toml", seed)]).await;
+    configuration_changes(&first, 1).await;
+    let (version, configs) = first.store.configurations().await.unwrap();
+    first.stop().await;
+
+    let again = spawn_app_files(&upstream.url(), &env, &[("audit.toml", seed)]).await;
+    assert_eq!(again.store.configurations().await.unwrap(), (version, configs.clone()), "nothing rewritten");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(configuration_changes(&again, 1).await.len(), 1, "no change recorded");
+    again.stop().await;
+
+    let edited = seed.replace("\"user\"", "\"order\"");
+    let third = spawn_app_files(&upstream.url(), &env, &[("audit.toml", &edited)]).await;
+    let (moved, now) = third.store.configurations().await.unwrap();
+    assert_eq!((moved, now[0].id), (version + 1, configs[0].id), "the same configuration, changed once");
+    assert_eq!(configuration_changes(&third, 2).await.len(), 2);
+}

@@ -214,11 +214,18 @@ async fn verify_while_entries_are_being_written_sees_an_intact_chain() {
 /// made from that time, as if written then.
 fn sealed_days_ago(instance: &str, days_ago: i64, prev: &str, n: usize) -> Vec<Sealed> {
     let start = (chrono::Utc::now() - chrono::Duration::days(days_ago)).timestamp_millis() as u64;
+    sealed_at(instance, start, 1, prev, n)
+}
+
+/// Entries of `instance` chained on from `prev`, the `i`th with an id made
+/// at millisecond `start + i * step`: chains sealed this way interleave in
+/// a known id order.
+fn sealed_at(instance: &str, start: u64, step: u64, prev: &str, n: usize) -> Vec<Sealed> {
     let mut prev = prev.to_string();
     (0..n)
         .map(|i| {
             let mut e = entry(instance, i);
-            e.id = ulid::Ulid::from_parts(start + i as u64, i as u128).to_string();
+            e.id = ulid::Ulid::from_parts(start + i as u64 * step, i as u128).to_string();
             e.prev_hash = std::mem::take(&mut prev);
             e.hash = e.compute_hash();
             prev.clone_from(&e.hash);
@@ -309,4 +316,22 @@ async fn retention_at_start_deletes_entries_past_retention_days_and_records_that
     let before = record.before.as_ref().unwrap();
     assert_eq!((&before["entries"], &before["through_id"]), (&json!(5), &json!(old[4].entry.id)));
     assert!(app.store.verify().await.unwrap().ok);
+}
+
+/// One deletion batch over two chains moves both checkpoints: ids made in a
+/// known order (a0 < b0 < a1 < b1 < a2 < b2), the first four deleted in one
+/// transaction, and what stays still verifies.
+#[tokio::test]
+async fn one_deletion_batch_over_two_chains_moves_both_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let start = (chrono::Utc::now() - chrono::Duration::days(40)).timestamp_millis() as u64;
+    let a = sealed_at("gw-a", start, 2, auditgate::entry::GENESIS, 3);
+    let b = sealed_at("gw-b", start + 1, 2, auditgate::entry::GENESIS, 3);
+    store.insert_batch(&a).await.unwrap();
+    store.insert_batch(&b).await.unwrap();
+    let (deleted, through) = store.delete_before(&a[2].entry.id, 1_000).await.unwrap();
+    assert_eq!((deleted, through.as_deref()), (4, Some(b[1].entry.id.as_str())));
+    let verdict = store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.checked), (true, 2), "{verdict:?}");
 }
