@@ -21,7 +21,7 @@ use crate::proxy::{self, Proxy};
 use crate::recorder::{self, Writer};
 use crate::resource::{Classifier, RulesError, RulesFile};
 use crate::snapshot::ResourceLocks;
-use crate::store::{Store, StoreError};
+use crate::store::{SharedLock, Store, StoreError};
 
 /// How often retention looks for entries past `retention_days`.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -62,7 +62,7 @@ impl AppError {
             AppError::Rules(_)
                 | AppError::NoUpstream
                 | AppError::QueryNotLoopback(_)
-                | AppError::Store(StoreError::UnsupportedUrl(_))
+                | AppError::Store(StoreError::UnsupportedUrl(_) | StoreError::InstanceTaken(_))
         )
     }
 }
@@ -76,6 +76,8 @@ pub struct App {
     proxy: Arc<Proxy>,
     writer: Writer,
     store: Store,
+    /// This instance's name, held in a shared store until `run` ends.
+    instance_claim: Option<SharedLock>,
     config: Config,
 }
 
@@ -95,6 +97,7 @@ impl App {
         survive_file_size_limits();
         let power_safe = config.recorder.durability == recorder::Durability::Sync;
         let store = Store::open(&config.database, power_safe).await?;
+        let instance_claim = store.claim_instance(&config.instance).await?;
         let (recorder, writer) = recorder::recorder(store.clone(), &config.instance, &config.recorder).await?;
         let seed_file = config.rules.join("audit.toml").display().to_string();
         for (before, after) in store.seed_configurations(&seeds).await? {
@@ -131,7 +134,7 @@ impl App {
         };
         let listener = bind(config.listen).await?;
         let query_listener = bind(config.query_listen).await?;
-        Ok(App { listener, query_listener, api, proxy: Arc::new(proxy), writer, store, config })
+        Ok(App { listener, query_listener, api, proxy: Arc::new(proxy), writer, store, instance_claim, config })
     }
 
     /// The address the proxy listens on (the real port when 0 was asked).
@@ -186,6 +189,7 @@ impl App {
         // The query port answers until the trail is complete.
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(self.config.limits.shutdown_timeout, query).await;
+        drop(self.instance_claim);
         self.store.close().await;
         tracing::info!("stopped");
     }

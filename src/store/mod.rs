@@ -147,6 +147,21 @@ impl Store {
         }
     }
 
+    /// Holds the instance name for as long as the answer lives, so that a
+    /// second instance started under the same name against the same
+    /// database is refused (its entries would interleave with the first's
+    /// under one chain name, and `verify` would fail both). SQLite (one
+    /// instance a file) claims nothing.
+    pub async fn claim_instance(&self, name: &str) -> Result<Option<SharedLock>, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(s) => match s.claim_instance(name).await? {
+                Some(claim) => Ok(Some(claim)),
+                None => Err(StoreError::InstanceTaken(name.to_string())),
+            },
+        }
+    }
+
     /// The version that moves with every configuration change.
     pub async fn configuration_version(&self) -> Result<i64, StoreError> {
         each!(self, s => s.configuration_version().await)
@@ -217,6 +232,8 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("instance `{0}` is already running against this database; give each instance its own `instance` name")]
+    InstanceTaken(String),
     #[error("a configuration named `{0}` already exists")]
     DuplicateName(String),
     #[error("stored entry {id} is not valid JSON: {source}")]

@@ -345,3 +345,39 @@ async fn a_power_safe_store_commits_synchronously_whatever_the_servers_default()
     assert_eq!(show(Store::open(&database, false).await.unwrap()).await, "off", "the server's default");
     assert_eq!(show(Store::open(&database, true).await.unwrap()).await, "on");
 }
+
+/// A second instance started under a name already running against the
+/// database is refused with a message naming it (its entries would
+/// interleave with the first's under one chain name); once the first stops,
+/// the name is free again.
+#[tokio::test]
+async fn a_second_instance_under_a_running_instances_name_is_refused() {
+    server();
+    let dir = tempfile::tempdir().unwrap();
+    let database = test_database(dir.path()).await;
+    let upstream = spawn_upstream();
+    let spool = dir.path().join("a.spool").display().to_string();
+    let env = [
+        ("AUDITGATE_DATABASE", database.as_str()),
+        ("AUDITGATE_INSTANCE", "gw-same"),
+        ("AUDITGATE_RECORDER__SPOOL", spool.as_str()),
+    ];
+    let first = spawn_app_to(&upstream.url(), &env, None).await;
+    let flags = vec![
+        ("upstream", upstream.url()),
+        ("listen", "127.0.0.1:0".to_string()),
+        ("query_listen", "127.0.0.1:0".to_string()),
+        ("rules", dir.path().display().to_string()),
+        ("database", database.clone()),
+        ("instance", "gw-same".to_string()),
+    ];
+    let config = || {
+        let spool = dir.path().join("b.spool").display().to_string();
+        auditgate::config::Config::load(None, [("AUDITGATE_RECORDER__SPOOL".to_string(), spool)], &flags).unwrap()
+    };
+    let Err(refused) = auditgate::App::build(config()).await else { panic!("the name was taken") };
+    assert!(refused.to_string().contains("instance `gw-same` is already running"), "{refused}");
+    assert!(refused.is_usage(), "a configuration mistake: exit 64");
+    first.stop().await;
+    assert!(auditgate::App::build(config()).await.is_ok(), "free again once the first stopped");
+}

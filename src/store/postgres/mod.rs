@@ -254,6 +254,12 @@ impl PgStore {
         self.locks.lock(kind, id).await
     }
 
+    /// Holds `name` as a running instance's for as long as the answer
+    /// lives; `None` when another running instance already holds it.
+    pub async fn claim_instance(&self, name: &str) -> Result<Option<SharedLock>, StoreError> {
+        self.locks.claim_instance(name).await
+    }
+
     /// True when the database answers (`/readyz`).
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
