@@ -330,3 +330,14 @@ async fn an_entry_id_with_a_nul_is_not_found() {
     let (status, page) = query(&app, "/api/v1/audit-logs?cursor=01J%00X").await;
     assert_eq!((status, &page["field"]), (400, &json!("cursor")), "{page}");
 }
+
+/// A page that holds exactly the last entries says so: no next cursor.
+#[tokio::test]
+async fn a_page_ending_exactly_at_the_last_entry_has_no_next_cursor() {
+    let app = seeded().await;
+    let (status, all) = query(&app, "/api/v1/audit-logs?limit=10").await;
+    assert_eq!((status, all["items"].as_array().map(Vec::len)), (200, Some(10)), "{all}");
+    assert_eq!(all["next_cursor"], Value::Null);
+    let (_, short) = query(&app, "/api/v1/audit-logs?limit=9").await;
+    assert!(short["next_cursor"].is_string(), "{short}");
+}
