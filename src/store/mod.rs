@@ -211,10 +211,7 @@ impl Store {
 
     /// Whether `close` was called.
     pub fn is_closed(&self) -> bool {
-        match self {
-            Store::Sqlite(s) => s.pool().is_closed(),
-            Store::Postgres(s) => s.pool().is_closed(),
-        }
+        each!(self, s => s.pool().is_closed())
     }
 
     /// Closes the connections (shutdown).

@@ -196,7 +196,7 @@ impl PgStore {
         loop {
             let mut tx = self.pool.begin().await?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(RETENTION_LOCK).execute(&mut *tx).await?;
-            let rows: Vec<(String, String, String)> = sqlx::query_as(
+            let mut rows: Vec<(String, String, String)> = sqlx::query_as(
                 "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE id < $1 ORDER BY id LIMIT $2) \
                  RETURNING id, instance, hash",
             )
@@ -205,7 +205,6 @@ impl PgStore {
             .fetch_all(&mut *tx)
             .await?;
             // RETURNING follows no order; checkpoints need id order.
-            let mut rows = rows;
             rows.sort();
             let Some((last, _, _)) = rows.last() else { break };
             for (instance, id, hash) in rows::newest_deleted(&rows) {
