@@ -486,7 +486,11 @@ async fn verify_prints_heads_and_a_chain_cut_behind_a_kept_head_fails_naming_the
     crate::audit::wait_entries(&app.store, 5).await;
     let kept_arg = kept.display().to_string();
     let later = verify(&["--heads", &kept_arg]);
-    assert!(later.status.success(), "{}", String::from_utf8_lossy(&later.stderr));
+    let said = String::from_utf8_lossy(&later.stderr);
+    assert!(later.status.success(), "{said}");
+    assert!(said.contains("5 entries checked, every chain intact, each reaching its 1 kept head(s)"), "{said}");
+    let plain = String::from_utf8_lossy(&first.stderr);
+    assert!(plain.contains("3 entries checked, every chain intact") && !plain.contains("kept head"), "{plain}");
 
     // Someone deletes the newest three entries and rewrites chain_head to
     // match: the chain alone looks whole, the kept head does not.
