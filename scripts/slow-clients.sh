@@ -29,7 +29,10 @@ cargo build --release --quiet --bin auditgate --example upstream
 . scripts/bench-lib.sh
 
 up_port=$(free_port); ag_port=$(free_port); q_port=$(free_port); ngx_port=$(free_port)
-target/release/examples/upstream "127.0.0.1:$up_port" > "$work/upstream.out" &
+# The upstream gets a thread per core, as a real app server has workers: with
+# one thread it is the first thing the attack saturates (its own probe p99
+# then equals the proxy's).
+target/release/examples/upstream "127.0.0.1:$up_port" "$(nproc)" > "$work/upstream.out" &
 pids+=($!)
 wait_port "$up_port"
 mkdir -p "$work/rules"
