@@ -1,12 +1,14 @@
 //! Recorder throughput into PostgreSQL, and the batching methods compared on
 //! the same table: entries of about 1 KiB, `BATCH` rows a transaction, each
-//! method on a fresh database. Prints one line per method:
+//! method on a fresh database. Prints one line per method: entries a
+//! second, and the CPU time per entry of the server's processes and of this
+//! one (the figures that hold up on a shared, noisy box):
 //!
 //! - `insert_batch (UNNEST)`: the store's own method (one parameter per
 //!   column, whatever the batch size);
 //! - `multi-row VALUES` and `COPY (text)`: the same rows written the other
-//!   ways (COPY through a temporary table, as the store must skip entries
-//!   already stored, and straight into the table, which cannot);
+//!   ways (COPY through a temporary table, which could skip entries already
+//!   stored as a replay must, and straight into the table, which cannot);
 //! - `recorder, 1 instance` and `recorder, 2 instances`: the real queue,
 //!   chain and writer end to end, one instance or two on one database.
 //!
@@ -41,13 +43,28 @@ fn main() {
     runtime.block_on(async {
         let size = serde_json::to_string(&entry(1)).unwrap().len();
         println!("{total} entries of {size} bytes, {batch} a batch");
-        let report = |what: &str, started: Instant| {
-            println!("{what:<28} {:>8.0} entries/s", total as f64 / started.elapsed().as_secs_f64());
+        println!("{:<28} {:>8} {:>16} {:>16}", "method", "entries/s", "server µs/entry", "client µs/entry");
+        let report = |what: &str, (started, server, client): (Instant, u64, u64)| {
+            let per_entry = |ticks: u64| ticks as f64 * 1e6 / ticks_per_second() / total as f64;
+            println!(
+                "{what:<28} {:>8.0} {:>16.1} {:>16.1}",
+                total as f64 / started.elapsed().as_secs_f64(),
+                per_entry(server_ticks() - server),
+                per_entry(own_ticks() - client)
+            );
         };
 
-        let store = fresh(&server).await;
         let entries = sealed(total, "bench");
-        let started = Instant::now();
+        // Unmeasured: a new cluster creates its WAL files and fills its
+        // caches on its first writes, which would count against the first
+        // method.
+        let warm = fresh(&server).await;
+        for chunk in entries.chunks(batch) {
+            warm.insert_batch(chunk).await.unwrap();
+        }
+
+        let store = fresh(&server).await;
+        let started = clocks();
         for chunk in entries.chunks(batch) {
             store.insert_batch(chunk).await.unwrap();
         }
@@ -55,7 +72,7 @@ fn main() {
 
         let store = fresh(&server).await;
         let Store::Postgres(pg) = &store else { unreachable!() };
-        let started = Instant::now();
+        let started = clocks();
         // 16 columns: at most 4,095 rows fit PostgreSQL's 65,535 parameters.
         for chunk in entries.chunks(batch.min(4_095)) {
             let mut tx = pg.pool().begin().await.unwrap();
@@ -78,7 +95,6 @@ fn main() {
                     .push_bind(e.hash.clone())
                     .push_bind(json.to_string());
             });
-            q.push(" ON CONFLICT (id) DO NOTHING");
             q.build().execute(&mut *tx).await.unwrap();
             tx.commit().await.unwrap();
         }
@@ -87,7 +103,7 @@ fn main() {
         for staged in [true, false] {
             let store = fresh(&server).await;
             let Store::Postgres(pg) = &store else { unreachable!() };
-            let started = Instant::now();
+            let started = clocks();
             for chunk in entries.chunks(batch) {
                 copy(pg.pool(), chunk, staged).await;
             }
@@ -110,7 +126,7 @@ fn main() {
                         .collect()
                 })
                 .collect();
-            let started = Instant::now();
+            let started = clocks();
             let runs = (0..instances).map(|n| {
                 let (store, dir) = (store.clone(), dir.path().to_path_buf());
                 let entries = std::mem::take(&mut made[n]);
@@ -189,6 +205,41 @@ async fn copy(pool: &sqlx::PgPool, chunk: &[Sealed], staged: bool) {
     tx.commit().await.unwrap();
 }
 
+/// The wall clock, and the CPU time so far of the server's processes and
+/// of this one (the box is shared and noisy: CPU per entry holds up where
+/// entries per second swing).
+fn clocks() -> (Instant, u64, u64) {
+    (Instant::now(), server_ticks(), own_ticks())
+}
+
+/// CPU ticks (user + system) of one process from its `/proc/PID/stat`.
+fn ticks_of(stat: &str) -> u64 {
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    fields.get(11).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// CPU ticks of every `postgres` process on this machine (the server the
+/// bench scripts start here; its backends come and go, their time is
+/// counted while they run).
+fn server_ticks() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .map(|stat| ticks_of(&stat))
+        .sum()
+}
+
+fn own_ticks() -> u64 {
+    std::fs::read_to_string("/proc/self/stat").map_or(0, |s| ticks_of(&s))
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
 /// `n` entries of one chain.
 fn sealed(n: usize, instance: &str) -> Vec<Sealed> {
     let mut chain = Chain::resume(None);
@@ -201,11 +252,13 @@ fn sealed(n: usize, instance: &str) -> Vec<Sealed> {
         .collect()
 }
 
-/// A store on a new, empty database of `server`.
+/// A store on a new, empty database of `server`, after a checkpoint: the
+/// writes of the method measured before do not land in this one's time.
 async fn fresh(server: &str) -> Store {
     let name = format!("bench_{}", ulid::Ulid::new().to_string().to_lowercase());
     let mut conn = sqlx::PgConnection::connect(server).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    sqlx::query("CHECKPOINT").execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
     let (base, _) = server.rsplit_once('/').unwrap();
     Store::open(&format!("{base}/{name}"), false).await.unwrap()

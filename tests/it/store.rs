@@ -174,6 +174,26 @@ async fn chains_of_several_instances_interleave_in_one_database() {
     assert_eq!(store.last_hash("gw-a").await.unwrap(), Some(newest_a[0].hash.clone()));
 }
 
+/// A replayed spool can hold entries the store already has (stored, then
+/// the process died before the spool was emptied) followed by new ones:
+/// each is stored once, the new ones too, and the head moves to the newest.
+#[tokio::test]
+async fn a_batch_holding_stored_entries_stores_the_new_ones_and_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let mut chain = Chain::resume(None);
+    let first = sealed(&mut chain, "gw", 0..3);
+    store.insert_batch(&first).await.unwrap();
+    let mut replayed = first[1..].to_vec();
+    replayed.extend(sealed(&mut chain, "gw", 3..5));
+    store.insert_batch(&replayed).await.unwrap();
+    // Wholly stored already: nothing to do, and no error.
+    store.insert_batch(&replayed).await.unwrap();
+    let verdict = store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.checked), (true, 5));
+    assert_eq!(store.last_hash("gw").await.unwrap().as_deref(), Some(replayed[3].entry.hash.as_str()));
+}
+
 #[tokio::test]
 async fn verify_while_entries_are_being_written_sees_an_intact_chain() {
     let app =

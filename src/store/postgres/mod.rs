@@ -1,6 +1,6 @@
 //! PostgreSQL storage, for several instances sharing one database: the
 //! schema migrated at open (under sqlx's migration lock, so instances
-//! starting together take turns), batches written as one `UNNEST` insert
+//! starting together take turns), batches written as one `unnest` insert
 //! per transaction, and resources locked across instances with advisory
 //! locks.
 
@@ -22,6 +22,24 @@ pub use locks::SharedLock;
 /// Columns a stored row repeats from its entry, for `verify` to compare.
 const ROW: &str = "id, timestamp, instance, action, outcome, status, configuration, resource_type, resource_id, \
                    actor, client_ip_key, path, changes, unapplied, hash, entry";
+
+/// A batch's rows, one array parameter per column.
+macro_rules! insert_rows {
+    ($($tail:literal)?) => {
+        concat!(
+            "INSERT INTO audit_log (id, timestamp, instance, action, outcome, status, configuration, resource_type, \
+               resource_id, actor, client_ip_key, path, changes, unapplied, hash, entry) \
+             SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]), \
+               unnest($5::text[]), unnest($6::int4[]), unnest($7::text[]), unnest($8::text[]), unnest($9::text[]), \
+               unnest($10::text[]), unnest($11::bytea[]), unnest($12::text[]), unnest($13::text[]), \
+               unnest($14::int4[]), unnest($15::text[]), unnest($16::text[])"
+            $(, $tail)?
+        )
+    };
+}
+const INSERT_ROWS: &str = insert_rows!();
+/// The same, skipping rows whose id is stored (a replay).
+const INSERT_NEW_ROWS: &str = insert_rows!(" ON CONFLICT (id) DO NOTHING");
 
 /// The advisory lock retention passes take turns on (resource locks are
 /// hashed into the same space; a collision only makes one wait).
@@ -58,42 +76,55 @@ impl PgStore {
     }
 
     /// Writes sealed entries, and the newest of each instance as its chain
-    /// head, in one transaction, the rows as one `UNNEST` insert (one
+    /// head, in one transaction, the rows as one `unnest` insert (one
     /// parameter per column, whatever the batch size). An entry already
-    /// stored (same id) is skipped, so a replayed spool stores each once.
+    /// stored (same id) is skipped, so a replayed spool stores each once:
+    /// the batch is first written as a plain insert (a fresh batch never
+    /// holds a stored id, and `ON CONFLICT` costs every row a speculative
+    /// insertion), and written again skipping stored ids only if that one
+    /// met a stored id.
     pub async fn insert_batch(&self, entries: &[Sealed]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
         let rows: Vec<Columns<'_>> = entries.iter().map(Columns::of).collect();
+        match self.write_batch(entries, &rows, INSERT_ROWS).await {
+            Err(sqlx::Error::Database(e)) if e.constraint() == Some("audit_log_pkey") => {
+                Ok(self.write_batch(entries, &rows, INSERT_NEW_ROWS).await?)
+            }
+            written => Ok(written?),
+        }
+    }
+
+    /// One try of `insert_batch`, with `insert` (`INSERT_ROWS` or
+    /// `INSERT_NEW_ROWS`).
+    async fn write_batch(
+        &self,
+        entries: &[Sealed],
+        rows: &[Columns<'_>],
+        insert: &'static str,
+    ) -> Result<(), sqlx::Error> {
         let column = |pick: &dyn for<'r> Fn(&'r Columns<'r>) -> Cow<'r, str>| rows.iter().map(pick).collect::<Vec<_>>();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO audit_log (id, timestamp, instance, action, outcome, status, configuration, resource_type, \
-               resource_id, actor, client_ip_key, path, changes, unapplied, hash, entry) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], \
-               $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::text[], $13::text[], $14::int4[], \
-               $15::text[], $16::text[]) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(column(&|c| Cow::Borrowed(c.e.id.as_str())))
-        .bind(column(&|c| text(&c.e.timestamp)))
-        .bind(column(&|c| text(&c.e.instance)))
-        .bind(column(&|c| text(&c.e.action)))
-        .bind(column(&|c| Cow::Borrowed(c.e.outcome.as_str())))
-        .bind(rows.iter().map(|c| i32::from(c.e.status)).collect::<Vec<_>>())
-        .bind(rows.iter().map(|c| c.e.configuration.as_deref().map(text)).collect::<Vec<_>>())
-        .bind(column(&|c| text(&c.e.resource_type)))
-        .bind(rows.iter().map(|c| c.e.resource_id.as_deref().map(text)).collect::<Vec<_>>())
-        .bind(column(&|c| text(&c.e.actor)))
-        .bind(rows.iter().map(|c| client_ip_key(c.e).to_vec()).collect::<Vec<_>>())
-        .bind(column(&|c| text(&c.e.path)))
-        .bind(column(&|c| Cow::Borrowed(c.changes.as_str())))
-        .bind(rows.iter().map(|c| c.unapplied).collect::<Vec<_>>())
-        .bind(column(&|c| Cow::Borrowed(c.e.hash.as_str())))
-        .bind(column(&|c| Cow::Borrowed(c.json)))
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(insert)
+            .bind(column(&|c| Cow::Borrowed(c.e.id.as_str())))
+            .bind(column(&|c| text(&c.e.timestamp)))
+            .bind(column(&|c| text(&c.e.instance)))
+            .bind(column(&|c| text(&c.e.action)))
+            .bind(column(&|c| Cow::Borrowed(c.e.outcome.as_str())))
+            .bind(rows.iter().map(|c| i32::from(c.e.status)).collect::<Vec<_>>())
+            .bind(rows.iter().map(|c| c.e.configuration.as_deref().map(text)).collect::<Vec<_>>())
+            .bind(column(&|c| text(&c.e.resource_type)))
+            .bind(rows.iter().map(|c| c.e.resource_id.as_deref().map(text)).collect::<Vec<_>>())
+            .bind(column(&|c| text(&c.e.actor)))
+            .bind(rows.iter().map(|c| client_ip_key(c.e).to_vec()).collect::<Vec<_>>())
+            .bind(column(&|c| text(&c.e.path)))
+            .bind(column(&|c| Cow::Borrowed(c.changes.as_str())))
+            .bind(rows.iter().map(|c| c.unapplied).collect::<Vec<_>>())
+            .bind(column(&|c| Cow::Borrowed(c.e.hash.as_str())))
+            .bind(column(&|c| Cow::Borrowed(c.json)))
+            .execute(&mut *tx)
+            .await?;
         for head in rows::batch_heads(entries) {
             // A head never moves back (a spool replayed after newer entries).
             sqlx::query(
@@ -107,8 +138,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// The hash of an instance's newest entry, to continue its chain.
