@@ -432,6 +432,50 @@ fn has_goaway(mut bytes: &[u8]) -> bool {
     false
 }
 
+/// An answer with no body ends its HTTP/2 stream on its HEADERS frame
+/// (END_STREAM), as the upstream's did, instead of with an empty DATA frame
+/// after it: the proxy's body says it is at its end before it is polled.
+#[tokio::test]
+async fn a9_an_empty_answer_over_http2_ends_its_stream_on_its_headers() {
+    let app = spawn_app().await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    // HPACK: :method GET, :scheme http, then :path and :authority as
+    // literals without indexing (name from the static table).
+    let path = b"/status/204";
+    let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+    block.extend_from_slice(path);
+    block.extend_from_slice(&[0x01, 1, b'x']);
+    let mut out = H2_PREFACE.to_vec();
+    out.extend(h2_frame(4, 0, 0, &[]));
+    out.extend(h2_frame(1, 0x5, 1, &block));
+    stream.write_all(&out).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let headers_flags = loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed before answering: {seen:?}");
+        seen.extend_from_slice(&buf[..n]);
+        let mut rest = seen.as_slice();
+        let mut found = None;
+        while rest.len() >= 9 {
+            let len = (usize::from(rest[0]) << 16) | (usize::from(rest[1]) << 8) | usize::from(rest[2]);
+            let id = u32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]) & 0x7fff_ffff;
+            if rest.len() < 9 + len {
+                break;
+            }
+            if rest[3] == 1 && id == 1 {
+                found = Some(rest[4]);
+                break;
+            }
+            rest = &rest[9 + len..];
+        }
+        if let Some(flags) = found {
+            break flags;
+        }
+    };
+    assert_eq!(headers_flags & 0x1, 0x1, "END_STREAM on the answer's HEADERS (flags {headers_flags:#x})");
+}
+
 #[tokio::test]
 async fn a9_an_http2_rapid_reset_burst_and_a_continuation_flood_are_cut() {
     let app = spawn_app().await;
