@@ -209,6 +209,42 @@ async fn a2_a3_only_chunked_is_accepted_and_content_length_goes_on_canonical() {
     assert_still_serving(&app).await;
 }
 
+/// What the upstream is sent carries framing of our making only where it
+/// must: an audited body the client sent chunked was read whole, so it goes
+/// on with its length (an old upstream that cannot read chunked requests
+/// still gets it), and a snapshot GET has no body framing at all.
+#[tokio::test]
+async fn a2_an_audited_chunked_body_goes_on_with_its_length_and_a_snapshot_get_with_no_framing() {
+    let rules = r#"
+[[resource]]
+pattern = "/api/probed/{id}/"
+type = "probe"
+snapshot = "/inspect"
+"#;
+    let app = spawn_app_with(&[], Some(rules)).await;
+    let chunked =
+        "POST /inspect HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n";
+    let (status, seen) = raw_inspect(&app, chunked).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let seen = seen.unwrap();
+    assert_eq!(seen_header(&seen, "content-length"), ["5"]);
+    assert!(seen_header(&seen, "transfer-encoding").is_empty(), "{seen}");
+    assert_eq!(seen["body_len"], 5);
+
+    let patch = "PATCH /api/probed/1/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+    raw(app.addr, patch.as_bytes()).await;
+    let entries = crate::audit::wait_entries(&app.store, 2).await;
+    // The POST was audited (so its body was the one read whole)...
+    assert!(entries.iter().any(|e| e.resource_type == "inspect" && e.action == "create"), "{entries:?}");
+    // ...and the PATCH's snapshot is what the upstream saw of its GET.
+    let probe = entries.iter().find(|e| e.resource_type == "probe").unwrap();
+    let before = probe.before.as_ref().expect("the snapshot is /inspect's JSON");
+    assert_eq!(before["method"], "GET");
+    for framing in ["content-length", "transfer-encoding"] {
+        assert!(seen_header(before, framing).is_empty(), "{framing} on a snapshot GET: {before}");
+    }
+}
+
 #[tokio::test]
 async fn e23_hostile_filters_are_400_naming_the_field_never_5xx() {
     let app = spawn_app().await;
