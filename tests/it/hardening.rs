@@ -468,48 +468,87 @@ fn has_goaway(mut bytes: &[u8]) -> bool {
     false
 }
 
+/// A frame as read: type, flags, stream, payload.
+type H2Frame = (u8, u8, u32, Vec<u8>);
+
+/// Sends `frames` after the preface and an empty SETTINGS on a new h2c
+/// connection, and reads the frames of stream 1 until one ends it.
+async fn h2_stream_one(addr: std::net::SocketAddr, frames: &[Vec<u8>]) -> Vec<H2Frame> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut out = H2_PREFACE.to_vec();
+    out.extend(h2_frame(4, 0, 0, &[]));
+    frames.iter().for_each(|f| out.extend_from_slice(f));
+    stream.write_all(&out).await.unwrap();
+    let (mut seen, mut buf, mut at) = (Vec::new(), vec![0u8; 65536], 0);
+    let mut ones = Vec::new();
+    loop {
+        while seen.len() >= at + 9 {
+            let h = &seen[at..at + 9];
+            let len = (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
+            if seen.len() < at + 9 + len {
+                break;
+            }
+            let id = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+            let frame = (h[3], h[4], id, seen[at + 9..at + 9 + len].to_vec());
+            at += 9 + len;
+            // HEADERS or DATA with END_STREAM ends stream 1.
+            let ends = id == 1 && (frame.0 == 0 || frame.0 == 1) && frame.1 & 0x1 == 0x1;
+            if id == 1 {
+                ones.push(frame);
+            }
+            if ends {
+                return ones;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed before stream 1 ended: {ones:?}");
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// HPACK for a request on the example upstream: `method` (GET from the
+/// static table, else a literal), `:scheme http`, `:path`, `:authority x`
+/// and, for a body, `content-type: application/json`.
+fn h2_request_head(method: &str, path: &str, json: bool) -> Vec<u8> {
+    let literal = |index: u8, value: &str| [&[index, value.len() as u8], value.as_bytes()].concat();
+    let mut block = if method == "GET" { vec![0x82] } else { literal(0x02, method) };
+    block.push(0x86);
+    block.extend(literal(0x04, path));
+    block.extend(literal(0x01, "x"));
+    if json {
+        // content-type is entry 31 of the static table: 4-bit prefix 15, then 16.
+        block.extend([&[0x0f, 0x10, 16][..], b"application/json"].concat());
+    }
+    block
+}
+
 /// An answer with no body ends its HTTP/2 stream on its HEADERS frame
 /// (END_STREAM), as the upstream's did, instead of with an empty DATA frame
 /// after it: the proxy's body says it is at its end before it is polled.
 #[tokio::test]
 async fn a9_an_empty_answer_over_http2_ends_its_stream_on_its_headers() {
     let app = spawn_app().await;
-    let mut stream = TcpStream::connect(app.addr).await.unwrap();
-    // HPACK: :method GET, :scheme http, then :path and :authority as
-    // literals without indexing (name from the static table).
-    let path = b"/status/204";
-    let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
-    block.extend_from_slice(path);
-    block.extend_from_slice(&[0x01, 1, b'x']);
-    let mut out = H2_PREFACE.to_vec();
-    out.extend(h2_frame(4, 0, 0, &[]));
-    out.extend(h2_frame(1, 0x5, 1, &block));
-    stream.write_all(&out).await.unwrap();
-    let mut seen = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    let headers_flags = loop {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "closed before answering: {seen:?}");
-        seen.extend_from_slice(&buf[..n]);
-        let mut rest = seen.as_slice();
-        let mut found = None;
-        while rest.len() >= 9 {
-            let len = (usize::from(rest[0]) << 16) | (usize::from(rest[1]) << 8) | usize::from(rest[2]);
-            let id = u32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]) & 0x7fff_ffff;
-            if rest.len() < 9 + len {
-                break;
-            }
-            if rest[3] == 1 && id == 1 {
-                found = Some(rest[4]);
-                break;
-            }
-            rest = &rest[9 + len..];
-        }
-        if let Some(flags) = found {
-            break flags;
-        }
-    };
-    assert_eq!(headers_flags & 0x1, 0x1, "END_STREAM on the answer's HEADERS (flags {headers_flags:#x})");
+    let frames = h2_stream_one(app.addr, &[h2_frame(1, 0x5, 1, &h2_request_head("GET", "/status/204", false))]).await;
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!((frames[0].0, frames[0].1 & 0x1), (1, 0x1), "END_STREAM on the answer's HEADERS: {frames:?}");
+}
+
+/// A create's answer streams through the tee (its body names the new id):
+/// over HTTP/2 its last DATA frame ends the stream, with no empty frame
+/// after it, and the entry has the id.
+#[tokio::test]
+async fn a9_a_teed_answer_over_http2_ends_its_stream_on_its_last_data() {
+    let app = spawn_app().await;
+    let head = h2_frame(1, 0x4, 1, &h2_request_head("POST", "/api/items/", true));
+    let frames = h2_stream_one(app.addr, &[head, h2_frame(0, 0x1, 1, br#"{"name": "over h2"}"#)]).await;
+    let data: Vec<&H2Frame> = frames.iter().filter(|f| f.0 == 0).collect();
+    assert!(!data.is_empty(), "{frames:?}");
+    assert!(data.iter().all(|f| !f.3.is_empty()), "an empty DATA frame: {frames:?}");
+    assert_eq!(data.last().unwrap().1 & 0x1, 0x1, "END_STREAM on the last DATA: {frames:?}");
+    let body: serde_json::Value =
+        serde_json::from_slice(&data.iter().flat_map(|f| f.3.clone()).collect::<Vec<_>>()).unwrap();
+    let entries = crate::audit::wait_entries(&app.store, 1).await;
+    assert_eq!(entries[0].resource_id, Some(body["id"].to_string()));
 }
 
 #[tokio::test]
