@@ -199,6 +199,10 @@ async fn a2_a3_only_chunked_is_accepted_and_content_length_goes_on_canonical() {
         let (status, _) = raw_inspect(&app, &post(framing, "5\r\nhello\r\n0\r\n\r\n")).await;
         assert!(status.starts_with(want), "{framing:?}: {status}");
     }
+    // Empty list elements are allowed (RFC 9110 §5.6.1): `, chunked` is chunked.
+    let (status, seen) = raw_inspect(&app, &post("Transfer-Encoding: , chunked", "5\r\nhello\r\n0\r\n\r\n")).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(seen.unwrap()["body_len"], 5);
     for framing in ["Content-Length: 00000000000000000005", "Content-Length: 5\r\nContent-Length: 5"] {
         let (status, seen) = raw_inspect(&app, &post(framing, "hello")).await;
         assert!(status.starts_with("HTTP/1.1 200"), "{framing:?}: {status}");
