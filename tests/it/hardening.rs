@@ -318,6 +318,22 @@ async fn a7_connection_cannot_drop_what_the_proxy_adds_or_relies_on() {
     assert_eq!(seen_header(&seen, "x-forwarded-for"), ["127.0.0.1"]);
 }
 
+/// A switch of protocols needs both `Upgrade` and `Connection: upgrade`
+/// (RFC 9110 §7.8); either alone is a hop-by-hop leftover, stripped, and
+/// the request is forwarded as a plain one.
+#[tokio::test]
+async fn a8_half_an_upgrade_request_is_forwarded_as_a_plain_request() {
+    let app = spawn_app().await;
+    for half in ["Upgrade: websocket", "Connection: upgrade"] {
+        let (status, seen) = raw_inspect(&app, &format!("GET /inspect HTTP/1.1\r\nHost: x\r\n{half}\r\n\r\n")).await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{half}: {status}");
+        let seen = seen.unwrap();
+        for name in ["upgrade", "connection"] {
+            assert!(seen_header(&seen, name).is_empty(), "{half}: {name} forwarded: {seen}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a8_expect_100_continue_on_an_audited_create_keeps_its_id() {
     let app = spawn_app().await;
