@@ -235,6 +235,13 @@ snapshot = "/inspect"
     assert!(seen_header(&seen, "transfer-encoding").is_empty(), "{seen}");
     assert_eq!(seen["body_len"], 5);
 
+    // A pass-through GET without a body goes on without body framing too.
+    let (_, seen) = raw_inspect(&app, "GET /inspect HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let seen = seen.unwrap();
+    for framing in ["content-length", "transfer-encoding"] {
+        assert!(seen_header(&seen, framing).is_empty(), "{framing} on a plain GET: {seen}");
+    }
+
     let patch = "PATCH /api/probed/1/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
     raw(app.addr, patch.as_bytes()).await;
     let entries = crate::audit::wait_entries(&app.store, 2).await;
