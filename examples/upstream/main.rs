@@ -109,9 +109,12 @@ async fn sample_app(req: Request<Incoming>) -> Response<Body> {
     res.map(|b| b.map_err(|e| -> BoxError { e.into() }).boxed_unsync())
 }
 
+/// The `/big` pattern's period: byte `i` is `i % PERIOD`.
+const PERIOD: u64 = 251;
+
 /// Byte `i` of the `/big` pattern.
 fn pattern(i: u64) -> u8 {
-    (i % 251) as u8
+    (i % PERIOD) as u8
 }
 
 async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Body>, Infallible> {
@@ -224,10 +227,10 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Bod
     Ok(res)
 }
 
-/// `total` bytes of the known pattern, produced 64 KiB at a time.
 /// The size of each `/big` chunk.
 const CHUNK: u64 = 65536;
 
+/// `total` bytes of the known pattern, produced 64 KiB at a time.
 struct Pattern {
     sent: u64,
     total: u64,
@@ -244,12 +247,12 @@ impl http_body::Body for Pattern {
         if self.sent >= self.total {
             return std::task::Poll::Ready(None);
         }
-        // The pattern repeats every 251 bytes, so each chunk is a slice of
+        // The pattern repeats every PERIOD bytes, so each chunk is a slice of
         // one buffer made once: serving it costs what a static file does.
         static CHUNKS: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
-        let chunks = CHUNKS.get_or_init(|| (0..CHUNK + 251).map(pattern).collect::<Vec<u8>>().into());
+        let chunks = CHUNKS.get_or_init(|| (0..CHUNK + PERIOD).map(pattern).collect::<Vec<u8>>().into());
         let len = (self.total - self.sent).min(CHUNK);
-        let start = (self.sent % 251) as usize;
+        let start = (self.sent % PERIOD) as usize;
         self.sent += len;
         std::task::Poll::Ready(Some(Ok(Frame::data(chunks.slice(start..start + len as usize)))))
     }

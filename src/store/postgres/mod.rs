@@ -19,17 +19,24 @@ use super::{Filter, StoreError};
 use crate::entry::{AuditEntry, Sealed, Verification};
 pub use locks::SharedLock;
 
+/// The stored columns, in the order every statement here lists them.
+macro_rules! row_columns {
+    () => {
+        "id, timestamp, instance, action, outcome, status, configuration, resource_type, resource_id, \
+         actor, client_ip_key, path, changes, unapplied, hash, entry"
+    };
+}
+
 /// Columns a stored row repeats from its entry, for `verify` to compare.
-const ROW: &str = "id, timestamp, instance, action, outcome, status, configuration, resource_type, resource_id, \
-                   actor, client_ip_key, path, changes, unapplied, hash, entry";
+const ROW: &str = row_columns!();
 
 /// A batch's rows, one array parameter per column.
 macro_rules! insert_rows {
     ($($tail:literal)?) => {
         concat!(
-            "INSERT INTO audit_log (id, timestamp, instance, action, outcome, status, configuration, resource_type, \
-               resource_id, actor, client_ip_key, path, changes, unapplied, hash, entry) \
-             SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]), \
+            "INSERT INTO audit_log (",
+            row_columns!(),
+            ") SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]), \
                unnest($5::text[]), unnest($6::int4[]), unnest($7::text[]), unnest($8::text[]), unnest($9::text[]), \
                unnest($10::text[]), unnest($11::bytea[]), unnest($12::text[]), unnest($13::text[]), \
                unnest($14::int4[]), unnest($15::text[]), unnest($16::text[])"
