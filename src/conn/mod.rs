@@ -196,9 +196,12 @@ impl Open {
     }
 
     /// Asks the connection idle the longest to close; none when all are busy.
+    /// Idle times are in milliseconds, and a burst of connections is accepted
+    /// within one: among equals the one accepted first goes.
     fn evict_longest_idle(&self) {
         let guard = self.clocks.lock().unwrap_or_else(|e| e.into_inner());
-        let longest = guard.1.values().filter_map(|c| Some((c.idle_since()?, c))).min_by_key(|(since, _)| *since);
+        let longest =
+            guard.1.iter().filter_map(|(key, c)| Some(((c.idle_since()?, *key), c))).min_by_key(|(at, _)| *at);
         if let Some((_, clock)) = longest {
             clock.evict();
         }
@@ -239,5 +242,18 @@ mod tests {
         open.remove(keys[0]);
         open.evict_longest_idle();
         assert!(!busy.evicted_now());
+    }
+
+    #[test]
+    fn among_connections_idle_since_the_same_millisecond_the_first_accepted_goes() {
+        let open = Open::default();
+        let clocks: Vec<Arc<Clock>> = (0..64).map(|_| Arc::new(Clock::idle_at(5000))).collect();
+        let keys: Vec<u64> = clocks.iter().map(|c| open.add(c.clone())).collect();
+        for (key, clock) in keys.iter().zip(&clocks) {
+            open.evict_longest_idle();
+            assert!(clock.evicted_now(), "connection {key} was not the one asked");
+            assert!(clocks.iter().all(|c| !c.evicted_now()), "another was asked too");
+            open.remove(*key);
+        }
     }
 }
