@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, request};
 use http_body_util::{BodyExt, Limited};
@@ -418,6 +418,12 @@ impl Proxy {
             headers::Hop { peer: &conn.peer_value, peer_trusted: conn.peer_trusted, proto: conn.proto, host },
         );
         set_request_id(&mut parts.headers);
+        // A body of unknown length goes on chunked. Told nothing, the
+        // upstream's client sends a GET, HEAD or CONNECT as bodiless and the
+        // client's body would be lost (and a broken one never noticed).
+        if !http_body::Body::is_end_stream(&body) && http_body::Body::size_hint(&body).exact().is_none() {
+            parts.headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        }
         parts.uri = self.origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
         Request::from_parts(parts, body)

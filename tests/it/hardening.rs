@@ -131,14 +131,31 @@ async fn a4_a_broken_chunked_body_is_the_clients_fault() {
         let body = b"5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n";
         if method == "GET" {
             let answer = raw(app.addr, format!("{head}5\r\nhello\r\nzz\r\n").as_bytes()).await;
-            // The example upstream answers even when its body read fails:
-            // with what it read whole, which is nothing.
+            assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
             assert!(!answer.contains("\"body_len\":5"), "the part was forwarded as a whole body: {answer}");
             continue;
         }
         let status = send_slowly(app.addr, &head, body, 2, Duration::from_millis(50)).await;
         assert!(status.starts_with("HTTP/1.1 400"), "{method} {path}: {status}");
     }
+    assert_still_serving(&app).await;
+}
+
+#[tokio::test]
+async fn a4_a_streamed_body_that_breaks_before_the_upstream_answers_is_400() {
+    let app = spawn_app().await;
+    // The upstream reads nothing and answers after 700 ms: the body breaks
+    // while the proxy is still waiting for its answer.
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let head = "GET /slow?ms=700 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(Ok(n @ 1..)) = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
     assert_still_serving(&app).await;
 }
 
@@ -547,6 +564,28 @@ fn h2_request_head(method: &str, path: &str, json: bool) -> Vec<u8> {
         block.extend([&[0x0f, 0x10, 16][..], b"application/json"].concat());
     }
     block
+}
+
+/// A GET (or HEAD) whose body has no declared length (chunked over
+/// HTTP/1.1, DATA frames without `content-length` over HTTP/2) reaches the
+/// upstream with its body; the upstream's client would otherwise send the
+/// method as bodiless and the body would be lost.
+#[tokio::test]
+async fn a9_a_get_with_a_body_of_unknown_length_reaches_the_upstream_on_both_protocols() {
+    let app = spawn_app().await;
+    let chunked =
+        "GET /inspect HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    let (status, seen) = raw_inspect(&app, chunked).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(seen.as_ref().map(|s| s["body_len"].clone()), Some(serde_json::json!(11)), "{seen:?}");
+    let frames = h2_stream_one(
+        app.addr,
+        &[h2_frame(1, 0x4, 1, &h2_request_head("GET", "/inspect", false)), h2_frame(0, 0x1, 1, b"hello world")],
+    )
+    .await;
+    let body: Vec<u8> = frames.iter().filter(|f| f.0 == 0).flat_map(|f| f.3.clone()).collect();
+    let seen: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{frames:?}"));
+    assert_eq!(seen["body_len"], 11, "{seen}");
 }
 
 /// An answer with no body ends its HTTP/2 stream on its HEADERS frame
