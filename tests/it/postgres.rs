@@ -381,3 +381,46 @@ async fn a_second_instance_under_a_running_instances_name_is_refused() {
     first.stop().await;
     assert!(auditgate::App::build(config()).await.is_ok(), "free again once the first stopped");
 }
+
+/// A batch large enough to be written as two halves at once (see
+/// `PgStore::insert_batch`) commits its first half first: when the second
+/// half fails at its commit, the first stays stored with the head on its
+/// last entry (a shorter chain, never a gap) and the batch written again
+/// stores the rest, each once; when the first half fails, neither is.
+#[tokio::test]
+async fn a_large_batch_failing_at_commit_leaves_the_start_of_its_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
+    // A check deferred to commit that refuses the ids listed in `refused`.
+    for sql in [
+        "CREATE TABLE refused (id TEXT PRIMARY KEY)",
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF EXISTS (SELECT 1 FROM refused WHERE id = NEW.id) THEN RAISE EXCEPTION 'refused %', NEW.id; END IF; \
+         RETURN NULL; END $$",
+        "CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON audit_log DEFERRABLE INITIALLY DEFERRED \
+         FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ] {
+        execute(&store, sql, &[]).await;
+    }
+    let count = || async { stored_entries(&store).await.len() };
+    let mut chain = auditgate::entry::Chain::resume(None);
+    let batch = crate::store::sealed(&mut chain, "gw", 0..400);
+    execute(&store, "INSERT INTO refused VALUES ($1)", &[&batch[300].entry.id]).await;
+    assert!(store.insert_batch(&batch).await.is_err());
+    assert_eq!(count().await, 200, "the first half alone is stored");
+    assert_eq!(store.last_hash("gw").await.unwrap().as_deref(), Some(batch[199].entry.hash.as_str()));
+    let verdict = store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.checked), (true, 200), "{verdict:?}");
+
+    execute(&store, "DELETE FROM refused", &[]).await;
+    store.insert_batch(&batch).await.unwrap();
+    assert_eq!(count().await, 400);
+    let verdict = store.verify().await.unwrap();
+    assert_eq!((verdict.ok, verdict.checked), (true, 400), "{verdict:?}");
+
+    let next = crate::store::sealed(&mut chain, "gw", 400..800);
+    execute(&store, "INSERT INTO refused VALUES ($1)", &[&next[10].entry.id]).await;
+    assert!(store.insert_batch(&next).await.is_err());
+    assert_eq!(count().await, 400, "the second half was stored without the first");
+    assert_eq!(store.last_hash("gw").await.unwrap().as_deref(), Some(batch[399].entry.hash.as_str()));
+}

@@ -55,6 +55,9 @@ const RETENTION_LOCK: i64 = 0x6175_6469_7467_0001;
 /// Connections for everything but resource locks.
 const CONNECTIONS: u32 = 8;
 
+/// The smallest batch written as two halves at once (`insert_batch`).
+const SPLIT_FROM: usize = 200;
+
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -83,69 +86,65 @@ impl PgStore {
     }
 
     /// Writes sealed entries, and the newest of each instance as its chain
-    /// head, in one transaction, the rows as one `unnest` insert (one
-    /// parameter per column, whatever the batch size). An entry already
-    /// stored (same id) is skipped, so a replayed spool stores each once:
-    /// the batch is first written as a plain insert (a fresh batch never
-    /// holds a stored id, and `ON CONFLICT` costs every row a speculative
-    /// insertion), and written again skipping stored ids only if that one
-    /// met a stored id.
+    /// head, the rows as one `unnest` insert (one parameter per column,
+    /// whatever the batch size). An entry already stored (same id) is
+    /// skipped, so a replayed spool stores each once: the batch is first
+    /// written as a plain insert (a fresh batch never holds a stored id, and
+    /// `ON CONFLICT` costs every row a speculative insertion), and written
+    /// again, whole, skipping stored ids only if that one met a stored id.
+    ///
+    /// A batch of `SPLIT_FROM` entries or more is written as two halves at
+    /// once, each in its own transaction on its own connection (one server
+    /// backend's time per row is what limits an instance); the second half
+    /// commits only after the first has, so what is stored is always the
+    /// start of the batch: a failure or a crash in between leaves a shorter
+    /// chain, never one with a gap.
     pub async fn insert_batch(&self, entries: &[Sealed]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
         let rows: Vec<Columns<'_>> = entries.iter().map(Columns::of).collect();
-        match self.write_batch(entries, &rows, INSERT_ROWS).await {
-            Err(sqlx::Error::Database(e)) if e.constraint() == Some("audit_log_pkey") => {
-                Ok(self.write_batch(entries, &rows, INSERT_NEW_ROWS).await?)
-            }
+        let written = if entries.len() >= SPLIT_FROM {
+            self.write_halves(entries, &rows).await
+        } else {
+            self.write_batch(entries, &rows, INSERT_ROWS).await
+        };
+        match written {
+            Err(e) if met_stored_id(&e) => Ok(self.write_batch(entries, &rows, INSERT_NEW_ROWS).await?),
             written => Ok(written?),
         }
     }
 
-    /// One try of `insert_batch`, with `insert` (`INSERT_ROWS` or
-    /// `INSERT_NEW_ROWS`).
+    /// One try of `insert_batch` in one transaction, with `insert`
+    /// (`INSERT_ROWS` or `INSERT_NEW_ROWS`).
     async fn write_batch(
         &self,
         entries: &[Sealed],
         rows: &[Columns<'_>],
         insert: &'static str,
     ) -> Result<(), sqlx::Error> {
-        let column = |pick: &dyn for<'r> Fn(&'r Columns<'r>) -> Cow<'r, str>| rows.iter().map(pick).collect::<Vec<_>>();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(insert)
-            .bind(column(&|c| Cow::Borrowed(c.e.id.as_str())))
-            .bind(column(&|c| text(&c.e.timestamp)))
-            .bind(column(&|c| text(&c.e.instance)))
-            .bind(column(&|c| text(&c.e.action)))
-            .bind(column(&|c| Cow::Borrowed(c.e.outcome.as_str())))
-            .bind(rows.iter().map(|c| i32::from(c.e.status)).collect::<Vec<_>>())
-            .bind(rows.iter().map(|c| c.e.configuration.as_deref().map(text)).collect::<Vec<_>>())
-            .bind(column(&|c| text(&c.e.resource_type)))
-            .bind(rows.iter().map(|c| c.e.resource_id.as_deref().map(text)).collect::<Vec<_>>())
-            .bind(column(&|c| text(&c.e.actor)))
-            .bind(rows.iter().map(|c| client_ip_key(c.e).to_vec()).collect::<Vec<_>>())
-            .bind(column(&|c| text(&c.e.path)))
-            .bind(column(&|c| Cow::Borrowed(c.changes.as_str())))
-            .bind(rows.iter().map(|c| c.unapplied).collect::<Vec<_>>())
-            .bind(column(&|c| Cow::Borrowed(c.e.hash.as_str())))
-            .bind(column(&|c| Cow::Borrowed(c.json)))
-            .execute(&mut *tx)
-            .await?;
-        for head in rows::batch_heads(entries) {
-            // A head never moves back (a spool replayed after newer entries).
-            sqlx::query(
-                "INSERT INTO chain_head (instance, last_id, last_hash) VALUES ($1, $2, $3) \
-                 ON CONFLICT (instance) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash \
-                 WHERE excluded.last_id > chain_head.last_id",
-            )
-            .bind(text(&head.instance))
-            .bind(&head.id)
-            .bind(&head.hash)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_rows(&mut tx, rows, insert).await?;
+        move_heads(&mut tx, entries).await?;
         tx.commit().await
+    }
+
+    /// One try of `insert_batch` as two halves inserted at once, committed
+    /// in order.
+    async fn write_halves(&self, entries: &[Sealed], rows: &[Columns<'_>]) -> Result<(), sqlx::Error> {
+        let half = entries.len() / 2;
+        let (mut first, mut second) = (self.pool.begin().await?, self.pool.begin().await?);
+        let (a, b) = tokio::join!(
+            insert_rows(&mut first, &rows[..half], INSERT_ROWS),
+            insert_rows(&mut second, &rows[half..], INSERT_ROWS)
+        );
+        // Either failing rolls both back (dropped transactions roll back).
+        a?;
+        b?;
+        move_heads(&mut first, &entries[..half]).await?;
+        first.commit().await?;
+        move_heads(&mut second, &entries[half..]).await?;
+        second.commit().await
     }
 
     /// The hash of an instance's newest entry, to continue its chain.
@@ -383,6 +382,58 @@ impl<'a> Columns<'a> {
     fn of(Sealed { entry, json }: &'a Sealed) -> Columns<'a> {
         Columns { e: entry, json, changes: changes_text(entry), unapplied: unapplied(entry) }
     }
+}
+
+/// Inserts `rows` with `insert` (`INSERT_ROWS` or `INSERT_NEW_ROWS`).
+async fn insert_rows(
+    conn: &mut sqlx::PgConnection,
+    rows: &[Columns<'_>],
+    insert: &'static str,
+) -> Result<(), sqlx::Error> {
+    let column = |pick: &dyn for<'r> Fn(&'r Columns<'r>) -> Cow<'r, str>| rows.iter().map(pick).collect::<Vec<_>>();
+    sqlx::query(insert)
+        .bind(column(&|c| Cow::Borrowed(c.e.id.as_str())))
+        .bind(column(&|c| text(&c.e.timestamp)))
+        .bind(column(&|c| text(&c.e.instance)))
+        .bind(column(&|c| text(&c.e.action)))
+        .bind(column(&|c| Cow::Borrowed(c.e.outcome.as_str())))
+        .bind(rows.iter().map(|c| i32::from(c.e.status)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|c| c.e.configuration.as_deref().map(text)).collect::<Vec<_>>())
+        .bind(column(&|c| text(&c.e.resource_type)))
+        .bind(rows.iter().map(|c| c.e.resource_id.as_deref().map(text)).collect::<Vec<_>>())
+        .bind(column(&|c| text(&c.e.actor)))
+        .bind(rows.iter().map(|c| client_ip_key(c.e).to_vec()).collect::<Vec<_>>())
+        .bind(column(&|c| text(&c.e.path)))
+        .bind(column(&|c| Cow::Borrowed(c.changes.as_str())))
+        .bind(rows.iter().map(|c| c.unapplied).collect::<Vec<_>>())
+        .bind(column(&|c| Cow::Borrowed(c.e.hash.as_str())))
+        .bind(column(&|c| Cow::Borrowed(c.json)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Moves each instance's chain head to its newest entry in `entries`; a
+/// head never moves back (a spool replayed after newer entries).
+async fn move_heads(conn: &mut sqlx::PgConnection, entries: &[Sealed]) -> Result<(), sqlx::Error> {
+    for head in rows::batch_heads(entries) {
+        sqlx::query(
+            "INSERT INTO chain_head (instance, last_id, last_hash) VALUES ($1, $2, $3) \
+             ON CONFLICT (instance) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash \
+             WHERE excluded.last_id > chain_head.last_id",
+        )
+        .bind(text(&head.instance))
+        .bind(&head.id)
+        .bind(&head.hash)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Whether a write failed on an id already stored (a replayed spool).
+fn met_stored_id(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(e) if e.constraint() == Some("audit_log_pkey"))
 }
 
 /// The `changes` column: the entry's changes as JSON (escaped, so no NUL).
