@@ -39,6 +39,8 @@ pub enum AppError {
     Spool(#[from] crate::spool::SpoolError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error(
         "query port {0}: refusing a non-loopback address without [query] tokens; add tokens or listen on 127.0.0.1"
     )]
@@ -62,6 +64,7 @@ impl AppError {
             AppError::Rules(_)
                 | AppError::NoUpstream
                 | AppError::QueryNotLoopback(_)
+                | AppError::Tls(_)
                 | AppError::Store(StoreError::UnsupportedUrl(_) | StoreError::InstanceTaken(_))
         )
     }
@@ -78,8 +81,13 @@ pub struct App {
     store: Store,
     /// This instance's name, held in a shared store until `run` ends.
     instance_claim: Option<SharedLock>,
+    /// With `[tls]`: the pair both listeners serve.
+    certificates: Option<Arc<crate::tls::Certificates>>,
     config: Config,
 }
+
+/// How often the certificate files are checked for a new pair.
+const CERTIFICATES_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl App {
     /// Opens the store, loads rules and binds the proxy listener; nothing is
@@ -94,6 +102,7 @@ impl App {
         if config.query_tokens.is_empty() && !config.query_listen.ip().is_loopback() {
             return Err(AppError::QueryNotLoopback(config.query_listen));
         }
+        let certificates = config.tls.pair.clone().map(crate::tls::Certificates::load).transpose()?;
         survive_file_size_limits();
         let power_safe = config.recorder.durability == recorder::Durability::Sync;
         let store = Store::open(&config.database, power_safe).await?;
@@ -116,6 +125,7 @@ impl App {
         }
         let policy = Arc::new(Policy::empty());
         policy.reload(&store).await?;
+        let tls_handshakes = Arc::new(crate::tls::HandshakeStats::default());
         let api = Arc::new(ApiState {
             store: store.clone(),
             recorder: recorder.downgrade(),
@@ -126,6 +136,7 @@ impl App {
             draining: std::sync::atomic::AtomicBool::new(false),
             openapi: std::sync::OnceLock::new(),
             shared_lock_errors: Arc::default(),
+            tls_handshakes: certificates.as_ref().map(|_| tls_handshakes),
         });
         let locks = ResourceLocks::new(store.clone(), api.shared_lock_errors.clone());
         let proxy = Proxy::new(&config, classifier, recorder, locks, policy).ok_or(AppError::NoUpstream)?;
@@ -134,7 +145,17 @@ impl App {
         };
         let listener = bind(config.listen).await?;
         let query_listener = bind(config.query_listen).await?;
-        Ok(App { listener, query_listener, api, proxy: Arc::new(proxy), writer, store, instance_claim, config })
+        Ok(App {
+            listener,
+            query_listener,
+            api,
+            proxy: Arc::new(proxy),
+            writer,
+            store,
+            instance_claim,
+            certificates,
+            config,
+        })
     }
 
     /// The address the proxy listens on (the real port when 0 was asked).
@@ -168,8 +189,14 @@ impl App {
             let days = self.config.retention_days;
             tokio::spawn(crate::retention::run(store, trail, instance, days, RETENTION_EVERY))
         });
+        let tls = self
+            .certificates
+            .as_ref()
+            .zip(self.api.tls_handshakes.clone())
+            .map(|(certificates, stats)| crate::tls::Listening::new(certificates.server_config(), stats));
+        let reloading = self.certificates.as_ref().map(|c| c.watch(CERTIFICATES_EVERY));
         let api = self.api.clone();
-        let limits = crate::conn::ConnLimits::new(&self.config.limits);
+        let limits = crate::conn::ConnLimits::new(&self.config.limits).with_tls(tls.clone());
         let rate = crate::proxy::BodyRate::new(&self.config.limits);
         let query = tokio::spawn(api::serve(self.query_listener, self.api, limits, rate, stopped(stop_rx)));
         let signal = async move {
@@ -177,8 +204,8 @@ impl App {
             // Readiness fails first, so a load balancer stops sending.
             api.draining.store(true, std::sync::atomic::Ordering::Relaxed);
         };
-        proxy::serve(self.listener, self.proxy, signal).await;
-        if let Some(task) = retention {
+        proxy::serve(self.listener, self.proxy, tls, signal).await;
+        for task in retention.into_iter().chain(reloading) {
             task.abort();
         }
         // The proxy (and with it the recorder's senders) is gone once the

@@ -41,6 +41,7 @@ pub mod snapshot;
 pub mod spool;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod toml_file;
 pub mod unapplied;
 pub mod verify;

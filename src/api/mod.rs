@@ -52,6 +52,8 @@ pub struct ApiState {
     pub openapi: std::sync::OnceLock<String>,
     /// Resource turns taken without the store's lock (it failed).
     pub shared_lock_errors: Arc<std::sync::atomic::AtomicU64>,
+    /// TLS handshakes on both listeners (with `[tls]` only).
+    pub tls_handshakes: Option<Arc<crate::tls::HandshakeStats>>,
 }
 
 /// The query-port routes.

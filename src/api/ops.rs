@@ -138,5 +138,34 @@ pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse
         "{name}_bucket{{le=\"+Inf\"}} {batches}\n{name}_sum {}\n{name}_count {batches}\n",
         load(&r.batch_entries)
     );
+    if let Some(tls) = &s.tls_handshakes {
+        write_handshakes(&mut out, tls);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The TLS handshake metrics: time of the completed ones, and those that
+/// failed (not TLS, nothing in common, a bad record) or ran out of time.
+fn write_handshakes(out: &mut String, tls: &crate::tls::HandshakeStats) {
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let name = "auditgate_tls_handshake_seconds";
+    let _ = write!(out, "# HELP {name} Time of completed TLS handshakes, both ports.\n# TYPE {name} histogram\n");
+    for (bound, count) in crate::tls::HANDSHAKE_BUCKETS.iter().zip(&tls.buckets) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", load(count));
+    }
+    let completed = load(&tls.completed);
+    let _ = write!(
+        out,
+        "{name}_bucket{{le=\"+Inf\"}} {completed}\n{name}_sum {}\n{name}_count {completed}\n",
+        load(&tls.micros) as f64 / 1e6
+    );
+    let name = "auditgate_tls_handshake_failures_total";
+    let _ = write!(
+        out,
+        "# HELP {name} TLS handshakes that did not complete, both ports: refused (not TLS, nothing in common, \
+         a bad record) or out of time (header_read_timeout).\n# TYPE {name} counter\n\
+         {name}{{reason=\"refused\"}} {}\n{name}{{reason=\"timeout\"}} {}\n",
+        load(&tls.failed),
+        load(&tls.timed_out)
+    );
 }

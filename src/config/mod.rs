@@ -41,6 +41,14 @@ pub struct Upstream {
     pub base_path: String,
 }
 
+/// `[tls]`: the listeners' certificate pair (both speak HTTPS when it is
+/// given) and the CA an HTTPS upstream is verified against.
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    pub pair: Option<crate::tls::PairFiles>,
+    pub upstream_ca: Option<PathBuf>,
+}
+
 /// What a mutation does when its entry cannot be recorded (SPEC 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailMode {
@@ -106,6 +114,7 @@ pub struct Config {
     pub recorder: crate::recorder::RecorderConfig,
     /// `[query] tokens`; empty means the query port is loopback-only.
     pub query_tokens: Vec<crate::api::Token>,
+    pub tls: TlsConfig,
 }
 
 impl Config {
@@ -244,9 +253,17 @@ impl RawConfig {
                 p.add(format!("query.tokens: role `{}` of `{}` is not `read` or `admin`", t.role, t.name));
             }
         }
-        if self.tls.is_some() {
-            p.add("tls: TLS listeners are not implemented in this version; terminate TLS in front of auditgate");
-        }
+        let tls = self.tls.map(|t| {
+            let pair = match (t.cert, t.key) {
+                (Some(cert), Some(key)) => Some(crate::tls::PairFiles { cert: cert.into(), key: key.into() }),
+                (None, None) => None,
+                _ => {
+                    p.add("tls.cert and tls.key: give both (a certificate and its key) or neither");
+                    None
+                }
+            };
+            TlsConfig { pair, upstream_ca: t.upstream_ca.map(PathBuf::from) }
+        });
         let resolved = (
             listen,
             query_listen,
@@ -321,6 +338,7 @@ impl RawConfig {
                 shutdown_timeout,
                 max_connections: usize::try_from(self.limits.max_connections).unwrap_or(usize::MAX),
             },
+            tls: tls.unwrap_or_default(),
             query_tokens: self
                 .query
                 .tokens

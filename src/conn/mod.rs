@@ -4,6 +4,7 @@
 //! one), the deadlines every connection lives by (`watch`), and graceful
 //! shutdown.
 
+mod stream;
 mod watch;
 
 use std::collections::HashMap;
@@ -12,7 +13,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -24,16 +25,19 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use stream::ClientIo;
 pub use watch::Deadlines;
 use watch::{Clock, Tracked, Verdict, Watched};
 
-/// How connections on one port are bounded.
+/// How connections on one port are set up and bounded.
 #[derive(Debug, Clone)]
 pub struct ConnLimits {
     pub deadlines: Deadlines,
     pub max_connections: usize,
     pub max_header_bytes: usize,
     pub shutdown_timeout: Duration,
+    /// With `[tls]`: every connection begins with a handshake.
+    pub tls: Option<crate::tls::Listening>,
 }
 
 impl ConnLimits {
@@ -48,7 +52,13 @@ impl ConnLimits {
             max_connections: limits.max_connections,
             max_header_bytes: limits.max_header_bytes,
             shutdown_timeout: limits.shutdown_timeout,
+            tls: None,
         }
+    }
+
+    /// The same, over TLS.
+    pub fn with_tls(self, tls: Option<crate::tls::Listening>) -> ConnLimits {
+        ConnLimits { tls, ..self }
     }
 }
 
@@ -132,37 +142,21 @@ pub async fn serve<M, H, F, B>(
             let answer = handle(req);
             async move { Ok::<_, Infallible>(answer.await.map(|body| Tracked::new(body, busy))) }
         });
-        let io = TokioIo::new(Watched::new(stream, clock.clone()));
-        let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
-        let (open, deadlines) = (open.clone(), limits.deadlines);
+        let (open, deadlines, tls) = (open.clone(), limits.deadlines, limits.tls.clone());
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
         tokio::spawn(async move {
-            tokio::pin!(connection);
-            loop {
-                let wait = match clock.verdict(deadlines) {
-                    Verdict::Wait(wait) => wait,
-                    Verdict::Close(why) => {
-                        tracing::debug!(%peer, reason = why, "closing the connection");
-                        break;
-                    }
-                    Verdict::Abort(why) => {
-                        tracing::debug!(%peer, reason = why, "resetting the connection");
-                        clock.abort();
-                        break;
-                    }
-                };
-                tokio::select! {
-                    ended = &mut connection => {
-                        if let Err(e) = ended {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    () = tokio::time::sleep(wait) => {}
-                    () = clock.changed.notified() => {}
-                    () = clock.evicted.notified() => if clock.evicted_now() {
-                        tracing::debug!(%peer, "closing an idle connection to admit a new one");
-                        break;
-                    },
+            let io = Watched::new(stream, clock.clone());
+            let io = match tls {
+                None => Some(ClientIo::Plain(io)),
+                Some(tls) => handshake(&tls, io, &clock, deadlines, peer).await,
+            };
+            if let Some(io) = io {
+                // Over TLS as in cleartext, the version is told by the
+                // first bytes (an HTTP/2 preface or not), whatever ALPN chose.
+                let connection =
+                    watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
+                if let Some(Err(e)) = under_deadlines(&clock, deadlines, peer, connection).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             }
             open.remove(key);
@@ -173,6 +167,68 @@ pub async fn serve<M, H, F, B>(
     tracing::info!(connections = graceful.count(), "listener closed, draining");
     if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown()).await.is_err() {
         tracing::warn!(timeout = ?limits.shutdown_timeout, "connections still open after shutdown_timeout, closing them");
+    }
+}
+
+/// Runs `work` (a handshake, then the connection) under the connection's
+/// deadlines; `None` when they, or an eviction, closed it first.
+async fn under_deadlines<T>(
+    clock: &Clock,
+    deadlines: Deadlines,
+    peer: SocketAddr,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::pin!(work);
+    loop {
+        let wait = match clock.verdict(deadlines) {
+            Verdict::Wait(wait) => wait,
+            Verdict::Close(why) => {
+                tracing::debug!(%peer, reason = why, "closing the connection");
+                return None;
+            }
+            Verdict::Abort(why) => {
+                tracing::debug!(%peer, reason = why, "resetting the connection");
+                clock.abort();
+                return None;
+            }
+        };
+        tokio::select! {
+            done = &mut work => return Some(done),
+            () = tokio::time::sleep(wait) => {}
+            () = clock.changed.notified() => {}
+            () = clock.evicted.notified() => if clock.evicted_now() {
+                tracing::debug!(%peer, "closing an idle connection to admit a new one");
+                return None;
+            },
+        }
+    }
+}
+
+/// The TLS handshake, within the first head's deadline (a silent or slow
+/// handshake is closed like a silent connection), counted for `/metrics`.
+async fn handshake(
+    tls: &crate::tls::Listening,
+    io: Watched,
+    clock: &Clock,
+    deadlines: Deadlines,
+    peer: SocketAddr,
+) -> Option<ClientIo> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let started = Instant::now();
+    match under_deadlines(clock, deadlines, peer, tls.acceptor.accept(io)).await {
+        Some(Ok(stream)) => {
+            tls.stats.completed(started.elapsed());
+            Some(ClientIo::Tls(Box::new(stream)))
+        }
+        Some(Err(e)) => {
+            tls.stats.failed.fetch_add(1, Relaxed);
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        None => {
+            tls.stats.timed_out.fetch_add(1, Relaxed);
+            None
+        }
     }
 }
 

@@ -25,16 +25,23 @@ pub struct ConnInfo {
     pub affinity: Affinity,
 }
 
-/// Serves the proxy port until `shutdown` resolves, then drains.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>) {
-    let limits = ConnLimits::new(&proxy.limits);
+/// Serves the proxy port (over TLS with `tls`) until `shutdown` resolves,
+/// then drains.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    tls: Option<crate::tls::Listening>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let proto = if tls.is_some() { "https" } else { "http" };
+    let limits = ConnLimits::new(&proxy.limits).with_tls(tls);
     let handler = |peer: SocketAddr| {
         let conn = Arc::new(ConnInfo {
             peer,
             peer_value: HeaderValue::from_str(&peer.ip().to_canonical().to_string())
                 .expect("an IP address is a header value"),
             peer_trusted: proxy.trusts(peer),
-            proto: "http",
+            proto,
             affinity: Affinity::default(),
         });
         let proxy = proxy.clone();

@@ -10,7 +10,9 @@ use crate::helpers::*;
 
 /// The proxy address a started `auditgate serve` logs (`RUST_LOG=info`),
 /// and the rest of its log.
-fn logged_addr(child: &mut std::process::Child) -> (std::net::SocketAddr, BufReader<std::process::ChildStderr>) {
+pub(crate) fn logged_addr(
+    child: &mut std::process::Child,
+) -> (std::net::SocketAddr, BufReader<std::process::ChildStderr>) {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     while stderr.read_line(&mut line).unwrap() > 0 {
@@ -22,7 +24,7 @@ fn logged_addr(child: &mut std::process::Child) -> (std::net::SocketAddr, BufRea
     panic!("the proxy never logged its address");
 }
 
-fn auditgate() -> Command {
+pub(crate) fn auditgate() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_auditgate"));
     cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
     cmd

@@ -17,5 +17,6 @@ mod openapi;
 mod postgres;
 mod query;
 mod store;
+mod tls;
 mod transparency;
 mod websocket;

@@ -1,0 +1,449 @@
+//! TLS on both listeners (SPEC 10, HARDENING F): real handshakes with
+//! certificates the tests make (rcgen), HTTP/1.1 and HTTP/2 chosen by
+//! ALPN, the same audited entries as in cleartext, cleartext and TLS 1.1
+//! refused, the pair reloaded when its files change, bad pairs refused at
+//! start.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+
+/// A development CA and what it signs, in a directory of their own.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+/// A server key as a certificate manager might hand it over.
+#[derive(Debug, Clone, Copy)]
+enum KeyForm {
+    /// ECDSA P-256, PKCS#8.
+    EcdsaPkcs8,
+    /// ECDSA P-384 in SEC1 form (`EC PRIVATE KEY`).
+    EcdsaSec1,
+    /// Ed25519, PKCS#8.
+    Ed25519,
+    /// RSA 2048 in PKCS#1 form (`RSA PRIVATE KEY`).
+    RsaPkcs1,
+}
+
+/// Runs openssl on `input` (PEM), answering its output.
+fn openssl(args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl is installed (scripts/test.sh installs it)");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl {args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+impl KeyForm {
+    /// A new key, and its PEM in this form.
+    fn generate(self) -> (rcgen::KeyPair, String) {
+        match self {
+            KeyForm::EcdsaPkcs8 | KeyForm::Ed25519 => {
+                let alg = match self {
+                    KeyForm::Ed25519 => &rcgen::PKCS_ED25519,
+                    _ => &rcgen::PKCS_ECDSA_P256_SHA256,
+                };
+                let key = rcgen::KeyPair::generate_for(alg).unwrap();
+                let pem = key.serialize_pem();
+                (key, pem)
+            }
+            KeyForm::EcdsaSec1 => {
+                let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+                let sec1 = openssl(&["ec"], &key.serialize_pem());
+                assert!(sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"), "{sec1}");
+                (key, sec1)
+            }
+            KeyForm::RsaPkcs1 => {
+                let pkcs8 = openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"], "");
+                let key = rcgen::KeyPair::from_pem(&pkcs8).unwrap();
+                let pkcs1 = openssl(&["rsa", "-traditional"], &pkcs8);
+                assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "{pkcs1}");
+                (key, pkcs1)
+            }
+        }
+    }
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "auditgate test CA");
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+        Pki { dir: tempfile::tempdir().unwrap(), ca }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A server pair for `localhost` and 127.0.0.1 named `cn`: the chain
+    /// (server, then CA) and the key, as PEM.
+    fn make_pair(&self, cn: &str, form: KeyForm, expired: bool) -> (String, String) {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let (key, key_pem) = form.generate();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        (format!("{}{}", cert.pem(), self.ca.pem()), key_pem)
+    }
+
+    /// `make_pair`, written to `cert.pem` and `key.pem`.
+    fn server_pair(&self, cn: &str, form: KeyForm, expired: bool) -> (PathBuf, PathBuf) {
+        let (chain, key) = self.make_pair(cn, form, expired);
+        let (cert_path, key_path) = (self.path("cert.pem"), self.path("key.pem"));
+        write_replacing(&cert_path, chain.as_bytes());
+        write_replacing(&key_path, key.as_bytes());
+        (cert_path, key_path)
+    }
+
+    /// A client trusting this CA only, offering `alpn`.
+    fn client(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+}
+
+/// Replaces a file whole (written beside it, then renamed), as a
+/// certificate manager does.
+fn write_replacing(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// auditgate over TLS with this pair.
+async fn spawn_tls_app(cert: &Path, key: &Path, env: &[(&str, &str)]) -> TestApp {
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let mut all = vec![("AUDITGATE_TLS__CERT", cert.as_str()), ("AUDITGATE_TLS__KEY", key.as_str())];
+    all.extend_from_slice(env);
+    spawn_app_with(&all, None).await
+}
+
+/// A TLS connection to `addr` as `localhost`; the protocol ALPN chose.
+async fn connect(
+    pki: &Pki,
+    addr: std::net::SocketAddr,
+    alpn: &[&[u8]],
+) -> (tokio_rustls::client::TlsStream<TcpStream>, Option<Vec<u8>>) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = pki.client(alpn).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let chosen = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    (tls, chosen)
+}
+
+/// Sends `req` over a new TLS connection with `alpn` (HTTP/2 when it
+/// chose `h2`), and reads the whole answer.
+async fn send_tls(
+    pki: &Pki,
+    addr: std::net::SocketAddr,
+    alpn: &[&[u8]],
+    req: Request<Full<Bytes>>,
+) -> (Response<Bytes>, Option<Vec<u8>>) {
+    let (tls, chosen) = connect(pki, addr, alpn).await;
+    let io = TokioIo::new(tls);
+    let res = if chosen.as_deref() == Some(b"h2") {
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.unwrap();
+        tokio::spawn(conn);
+        sender.send_request(req).await.unwrap()
+    } else {
+        // Origin form and a Host header, as an HTTP/1.1 client sends.
+        let (mut parts, body) = req.into_parts();
+        parts.headers.insert(http::header::HOST, http::HeaderValue::from_static("localhost"));
+        parts.uri = parts.uri.path_and_query().unwrap().as_str().parse().unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        sender.send_request(Request::from_parts(parts, body)).await.unwrap()
+    };
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (Response::from_parts(parts, body), chosen)
+}
+
+fn get_req(path: &str) -> Request<Full<Bytes>> {
+    Request::get(format!("https://localhost{path}")).body(Full::default()).unwrap()
+}
+
+/// The common name of the certificate a new handshake with `addr` gets.
+async fn served_name(pki: &Pki, addr: std::net::SocketAddr) -> String {
+    let (tls, _) = connect(pki, addr, &[b"http/1.1"]).await;
+    let der = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+    // The test names are ASCII and unique: find which one the DER holds.
+    ["first", "second", "renew"]
+        .into_iter()
+        .find(|n| der.windows(n.len()).any(|w| w == n.as_bytes()))
+        .unwrap_or("neither")
+        .to_string()
+}
+
+#[tokio::test]
+async fn f26_http1_and_http2_over_tls_on_both_ports_with_the_same_entries() {
+    let pki = Pki::new();
+    let (cert, key) = pki.server_pair("first", KeyForm::EcdsaPkcs8, false);
+    let app = spawn_tls_app(&cert, &key, &[]).await;
+    // HTTP/1.1 by ALPN; the upstream is told the client spoke https.
+    let (res, chosen) = send_tls(&pki, app.addr, &[b"http/1.1"], get_req("/inspect")).await;
+    assert_eq!((res.status().as_u16(), chosen.as_deref()), (200, Some(&b"http/1.1"[..])));
+    let seen = inspected(&res);
+    let proto = seen["headers"].as_array().unwrap().iter().find(|h| h[0] == "x-forwarded-proto").cloned();
+    assert_eq!(proto, Some(serde_json::json!(["x-forwarded-proto", "https"])), "{seen}");
+    // HTTP/2 by ALPN, and an audited change over it is recorded as over HTTP/1.1.
+    let create = Request::post("https://localhost/api/items/")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(br#"{"name": "over h2"}"#)))
+        .unwrap();
+    let (res, chosen) = send_tls(&pki, app.addr, &[b"h2", b"http/1.1"], create).await;
+    assert_eq!((res.status().as_u16(), chosen.as_deref()), (201, Some(&b"h2"[..])));
+    let id = serde_json::from_slice::<serde_json::Value>(res.body()).unwrap()["id"].to_string();
+    let patch = Request::patch(format!("https://localhost/api/items/{id}/"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(br#"{"name": "renamed over h2"}"#)))
+        .unwrap();
+    let (res, _) = send_tls(&pki, app.addr, &[b"h2"], patch).await;
+    assert_eq!(res.status(), 200);
+    let entries = crate::audit::wait_entries(&app.store, 2).await;
+    let update = entries.iter().find(|e| e.action == "update").expect("the PATCH is recorded");
+    assert_eq!(update.resource_id.as_deref(), Some(id.as_str()));
+    assert_eq!(update.changes.len(), 1, "{:?}", update.changes);
+    assert_eq!(update.changes[0].new, serde_json::json!("renamed over h2"));
+    // The query port speaks TLS too, and counts the handshakes.
+    let (res, chosen) = send_tls(&pki, app.query_addr, &[b"h2"], get_req("/healthz")).await;
+    assert_eq!((res.status().as_u16(), chosen.as_deref()), (200, Some(&b"h2"[..])));
+    let (res, _) = send_tls(&pki, app.query_addr, &[b"http/1.1"], get_req("/metrics")).await;
+    let metrics = String::from_utf8_lossy(res.body()).into_owned();
+    let count = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("auditgate_tls_handshake_seconds_count "))
+        .expect("handshake metrics")
+        .parse::<u64>()
+        .unwrap();
+    // Five connections so far, this one included.
+    assert_eq!(count, 5, "{metrics}");
+}
+
+#[tokio::test]
+async fn f26_cleartext_and_tls_1_1_are_refused_and_the_listener_keeps_serving() {
+    let pki = Pki::new();
+    let (cert, key) = pki.server_pair("first", KeyForm::RsaPkcs1, false);
+    let app = spawn_tls_app(&cert, &key, &[]).await;
+    for addr in [app.addr, app.query_addr] {
+        let answer = raw(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(!answer.starts_with("HTTP/"), "{addr}: the app answered cleartext: {answer:?}");
+        // A TLS 1.1 ClientHello (no supported_versions extension): the
+        // answer is an alert record, never a ServerHello.
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(&tls11_client_hello()).await.unwrap();
+        let mut first = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut first)).await.unwrap().unwrap_or(0);
+        assert!(n == 0 || first[0] == 0x15, "{addr}: record type {} answered TLS 1.1", first[0]);
+        let path = if addr == app.addr { "/" } else { "/healthz" };
+        let (res, _) = send_tls(&pki, addr, &[b"http/1.1"], get_req(path)).await;
+        assert_eq!(res.status(), 200);
+    }
+    let (res, _) = send_tls(&pki, app.query_addr, &[b"http/1.1"], get_req("/metrics")).await;
+    let metrics = String::from_utf8_lossy(res.body()).into_owned();
+    let refused = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("auditgate_tls_handshake_failures_total{reason=\"refused\"} "))
+        .expect("failure metrics")
+        .parse::<u64>()
+        .unwrap();
+    // Cleartext and TLS 1.1, on each port.
+    assert_eq!(refused, 4, "{metrics}");
+}
+
+/// A ClientHello offering TLS 1.1 and nothing newer: version 3.2, two
+/// TLS 1.0/1.1 suites, no extensions.
+fn tls11_client_hello() -> Vec<u8> {
+    let mut body = vec![0x03, 0x02];
+    body.extend([7u8; 32]); // random
+    body.push(0); // session id
+    body.extend([0x00, 0x04, 0xc0, 0x13, 0x00, 0x2f]); // ECDHE-RSA-AES128-SHA, AES128-SHA
+    body.extend([0x01, 0x00]); // no compression
+    let mut handshake = vec![0x01, 0, 0, body.len() as u8];
+    handshake.extend(body);
+    let mut record = vec![0x16, 0x03, 0x01, 0, handshake.len() as u8];
+    record.extend(handshake);
+    record
+}
+
+#[tokio::test]
+async fn f26_a_changed_pair_is_served_to_new_handshakes_and_a_broken_one_is_not() {
+    let pki = Pki::new();
+    let (cert, key) = pki.server_pair("first", KeyForm::Ed25519, false);
+    let app = spawn_tls_app(&cert, &key, &[]).await;
+    assert_eq!(served_name(&pki, app.addr).await, "first");
+    // A connection open before the change keeps working after it.
+    let (open, _) = connect(&pki, app.addr, &[b"http/1.1"]).await;
+    pki.server_pair("second", KeyForm::EcdsaSec1, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while served_name(&pki, app.addr).await != "second" {
+        assert!(tokio::time::Instant::now() < deadline, "the new pair was never served");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(open)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/").header("host", "localhost").body(Full::<Bytes>::default()).unwrap();
+    assert_eq!(sender.send_request(req).await.unwrap().status(), 200);
+    // A key that does not fit: logged, and the served pair kept.
+    let other = rcgen::KeyPair::generate().unwrap();
+    write_replacing(&key, other.serialize_pem().as_bytes());
+    // Two looks at the files later.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(served_name(&pki, app.query_addr).await, "second");
+}
+
+#[tokio::test]
+async fn f27_a_missing_mismatched_or_expired_pair_stops_start_up_naming_the_file() {
+    let pki = Pki::new();
+    let (cert, key) = pki.server_pair("first", KeyForm::EcdsaPkcs8, false);
+    let upstream = spawn_upstream();
+    let start = |cert: PathBuf, key: PathBuf| {
+        let upstream = upstream.url();
+        async move {
+            let dir = tempfile::tempdir().unwrap();
+            let (cert, key) = (cert.display().to_string(), key.display().to_string());
+            let flags = vec![
+                ("upstream", upstream),
+                ("listen", "127.0.0.1:0".to_string()),
+                ("query_listen", "127.0.0.1:0".to_string()),
+                ("rules", dir.path().display().to_string()),
+                ("database", format!("sqlite://{}", dir.path().join("a.db").display())),
+            ];
+            let env = [("AUDITGATE_TLS__CERT".to_string(), cert), ("AUDITGATE_TLS__KEY".to_string(), key)];
+            let config = auditgate::config::Config::load(None, env, &flags).unwrap();
+            let e = auditgate::App::build(config).await.expect_err("a bad pair is refused");
+            assert!(e.is_usage(), "{e}");
+            e.to_string()
+        }
+    };
+    let missing = pki.path("missing.pem");
+    let e = start(missing.clone(), key.clone()).await;
+    assert!(e.contains(&format!("tls.cert {}", missing.display())), "{e}");
+    let e = start(cert.clone(), missing.clone()).await;
+    assert!(e.contains(&format!("tls.key {}", missing.display())), "{e}");
+    // Not PEM at all.
+    let junk = pki.path("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let e = start(junk.clone(), key.clone()).await;
+    assert!(e.contains(&format!("tls.cert {}", junk.display())) && e.contains("no PEM certificate"), "{e}");
+    // A key of another pair.
+    let other = pki.path("other-key.pem");
+    std::fs::write(&other, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let e = start(cert.clone(), other.clone()).await;
+    assert!(e.contains(&format!("tls.key {}: does not belong", other.display())), "{e}");
+    // Expired.
+    let (cert, key) = pki.server_pair("old", KeyForm::EcdsaPkcs8, true);
+    let e = start(cert.clone(), key).await;
+    assert!(e.contains(&format!("tls.cert {}: expired on 2021-01-01", cert.display())), "{e}");
+}
+
+#[test]
+fn f27_a_cert_without_a_key_is_a_configuration_error() {
+    let env = [("AUDITGATE_TLS__CERT".to_string(), "cert.pem".to_string())];
+    let e = auditgate::config::Config::load(None, env, &vec![("upstream", "http://127.0.0.1:9".to_string())])
+        .expect_err("half a pair is refused");
+    assert!(e.to_string().contains("tls.cert and tls.key: give both"), "{e}");
+}
+
+/// SIGHUP reloads the pair even when the files look unchanged (same length,
+/// same modification time: only the signal can explain the new pair); and
+/// the binary exits 64 naming the file for a bad pair at start.
+#[tokio::test]
+async fn f26_sighup_reloads_the_pair_and_a_bad_pair_exits_64() {
+    let pki = Pki::new();
+    let (cert, key) = pki.server_pair("first", KeyForm::EcdsaPkcs8, false);
+    let upstream = spawn_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let serve = |cert: &Path, key: &Path| {
+        let mut cmd = crate::binary::auditgate();
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--query-listen",
+            "127.0.0.1:0",
+            "--rules",
+            "/nonexistent-rules",
+        ])
+        .args(["--upstream", &upstream.url(), "--database", &database])
+        .env("RUST_LOG", "info")
+        .env("AUDITGATE_TLS__CERT", cert)
+        .env("AUDITGATE_TLS__KEY", key)
+        .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let mut child = KillOnDrop(serve(&cert, &key).spawn().unwrap());
+    let (addr, _log) = crate::binary::logged_addr(&mut child.0);
+    assert_eq!(served_name(&pki, addr).await, "first");
+    let stamp = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.len(), m.modified().unwrap())
+    };
+    let (old_cert, old_key) = (stamp(&cert), stamp(&key));
+    let (chain, key_pem) = (0..100)
+        .map(|_| pki.make_pair("renew", KeyForm::EcdsaPkcs8, false))
+        .find(|(c, k)| c.len() as u64 == old_cert.0 && k.len() as u64 == old_key.0)
+        .expect("a pair of the same length");
+    for (path, text, (_, modified)) in [(&cert, &chain, old_cert), (&key, &key_pem, old_key)] {
+        std::fs::write(path, text).unwrap();
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(modified).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(served_name(&pki, addr).await, "first", "the files look the same: no reload without SIGHUP");
+    let _ = std::process::Command::new("kill").args(["-HUP", &child.0.id().to_string()]).status();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while served_name(&pki, addr).await != "renew" {
+        assert!(tokio::time::Instant::now() < deadline, "SIGHUP did not reload the pair");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
+    assert_eq!(child.0.wait().unwrap().code(), Some(0));
+
+    let (expired, key) = pki.server_pair("old", KeyForm::EcdsaPkcs8, true);
+    let out = serve(&expired, &key).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains(&format!("tls.cert {}: expired", expired.display())), "{err}");
+}
+
+/// A child process killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
