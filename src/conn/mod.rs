@@ -4,7 +4,6 @@
 //! one), the deadlines every connection lives by (`watch`), and graceful
 //! shutdown.
 
-mod stream;
 mod watch;
 
 use std::collections::HashMap;
@@ -25,7 +24,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use stream::ClientIo;
 pub use watch::Deadlines;
 use watch::{Clock, Tracked, Verdict, Watched};
 
@@ -145,18 +143,26 @@ pub async fn serve<M, H, F, B>(
         let (open, deadlines, tls) = (open.clone(), limits.deadlines, limits.tls.clone());
         let (builder, watcher) = (builder.clone(), graceful.watcher());
         tokio::spawn(async move {
+            // Over TLS as in cleartext, the version is told by the first
+            // bytes (an HTTP/2 preface or not), whatever ALPN chose. A macro,
+            // not a match on the stream's type: each kind of stream gets its
+            // own copy of hyper's connection, so cleartext pays nothing for TLS.
+            macro_rules! serve_http {
+                ($io:expr) => {{
+                    let io = TokioIo::new($io);
+                    let connection = watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
+                    if let Some(Err(e)) = under_deadlines(&clock, deadlines, peer, connection).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }};
+            }
             let io = Watched::new(stream, clock.clone());
-            let io = match tls {
-                None => Some(ClientIo::Plain(io)),
-                Some(tls) => handshake(&tls, io, &clock, deadlines, peer).await,
-            };
-            if let Some(io) = io {
-                // Over TLS as in cleartext, the version is told by the
-                // first bytes (an HTTP/2 preface or not), whatever ALPN chose.
-                let connection =
-                    watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
-                if let Some(Err(e)) = under_deadlines(&clock, deadlines, peer, connection).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match tls {
+                None => serve_http!(io),
+                Some(tls) => {
+                    if let Some(io) = handshake(&tls, io, &clock, deadlines, peer).await {
+                        serve_http!(io);
+                    }
                 }
             }
             open.remove(key);
@@ -212,13 +218,13 @@ async fn handshake(
     clock: &Clock,
     deadlines: Deadlines,
     peer: SocketAddr,
-) -> Option<ClientIo> {
+) -> Option<tokio_rustls::server::TlsStream<Watched>> {
     use std::sync::atomic::Ordering::Relaxed;
     let started = Instant::now();
     match under_deadlines(clock, deadlines, peer, tls.acceptor.accept(io)).await {
         Some(Ok(stream)) => {
             tls.stats.completed(started.elapsed());
-            Some(ClientIo::Tls(Box::new(stream)))
+            Some(stream)
         }
         Some(Err(e)) => {
             tls.stats.failed.fetch_add(1, Relaxed);
