@@ -139,7 +139,14 @@ impl App {
             tls_handshakes: certificates.as_ref().map(|_| tls_handshakes),
         });
         let locks = ResourceLocks::new(store.clone(), api.shared_lock_errors.clone());
-        let proxy = Proxy::new(&config, classifier, recorder, locks, policy).ok_or(AppError::NoUpstream)?;
+        let upstream_tls = match &config.upstream {
+            Some(u) if u.scheme == http::uri::Scheme::HTTPS => {
+                Some(crate::tls::upstream_config(config.tls.upstream_ca.as_deref())?)
+            }
+            _ => None,
+        };
+        let proxy =
+            Proxy::new(&config, classifier, recorder, locks, policy, upstream_tls).ok_or(AppError::NoUpstream)?;
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })
         };
@@ -197,7 +204,7 @@ impl App {
         let reloading = self.certificates.as_ref().map(|c| c.watch(CERTIFICATES_EVERY));
         let api = self.api.clone();
         let limits = crate::conn::ConnLimits::new(&self.config.limits).with_tls(tls.clone());
-        let rate = crate::proxy::BodyRate::new(&self.config.limits);
+        let rate = crate::inbound::BodyRate::new(&self.config.limits);
         let query = tokio::spawn(api::serve(self.query_listener, self.api, limits, rate, stopped(stop_rx)));
         let signal = async move {
             shutdown.await;

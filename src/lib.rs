@@ -32,6 +32,7 @@ pub mod encoding;
 pub mod entry;
 pub mod explain;
 pub mod identity;
+pub mod inbound;
 pub mod policy;
 pub mod proxy;
 pub mod recorder;
@@ -44,6 +45,7 @@ pub mod telemetry;
 pub mod tls;
 pub mod toml_file;
 pub mod unapplied;
+pub mod upstream;
 pub mod verify;
 pub mod whoami;
 

@@ -16,7 +16,7 @@ use tokio::sync::OwnedMutexGuard;
 use crate::store::{SharedLock, Store};
 
 use crate::encoding::{DecodeError, decoded};
-use crate::proxy::{UpstreamBody, UpstreamClient};
+use crate::upstream::{UpstreamBody, UpstreamClient};
 
 /// The header that tells the app a request is auditgate's own snapshot.
 pub const X_AUDITGATE_SNAPSHOT: HeaderName = HeaderName::from_static("x-auditgate-snapshot");

@@ -18,7 +18,9 @@
 //!   cookies, so a test can slow one request's snapshots and let concurrent
 //!   requests really interleave.
 //!
-//! Usage: `upstream [ADDR] [THREADS]`.
+//! Usage: `upstream [ADDR] [THREADS]`. With `UPSTREAM_TLS_CERT` and
+//! `UPSTREAM_TLS_KEY` (PEM files) it serves HTTPS instead, as an app behind
+//! its own certificate does.
 
 mod accounts;
 mod framed;
@@ -331,14 +333,28 @@ fn main() {
     runtime.block_on(async move {
         let listener = TcpListener::bind(addr).await.expect("bind");
         println!("listening on {}", listener.local_addr().unwrap());
+        let tls = match (std::env::var_os("UPSTREAM_TLS_CERT"), std::env::var_os("UPSTREAM_TLS_KEY")) {
+            (Some(cert), Some(key)) => {
+                let files = auditgate::tls::PairFiles { cert: cert.into(), key: key.into() };
+                let certificates = auditgate::tls::Certificates::load(files).expect("a usable TLS pair");
+                Some(tokio_rustls::TlsAcceptor::from(certificates.server_config()))
+            }
+            _ => None,
+        };
         loop {
             let Ok((stream, peer)) = listener.accept().await else { continue };
             let _ = stream.set_nodelay(true);
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let _ = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service_fn(move |req| handle(req, peer)))
-                    .await;
+                let service = service_fn(move |req| handle(req, peer));
+                let _ = match tls {
+                    None => builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await,
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(stream) => builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await,
+                        Err(_) => return,
+                    },
+                };
             });
         }
     });

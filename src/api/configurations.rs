@@ -141,7 +141,7 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
 fn parse_body(body: &Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let body = body.as_ref().map_err(|e| {
         let mut causes = std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source());
-        let too_slow = causes.any(|c| matches!(c.downcast_ref(), Some(crate::proxy::ClientBodyError::TooSlow)));
+        let too_slow = causes.any(|c| matches!(c.downcast_ref(), Some(crate::inbound::ClientBodyError::TooSlow)));
         match e.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
             _ if too_slow => ApiError::TooSlow,

@@ -133,7 +133,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ApiState>,
     limits: crate::conn::ConnLimits,
-    body_rate: crate::proxy::BodyRate,
+    body_rate: crate::inbound::BodyRate,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     use tower::ServiceExt;
@@ -144,7 +144,7 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo(peer));
             let app = app.clone();
             // The proxy port's minimum body rate holds here too.
-            let req = req.map(|body| axum::body::Body::new(crate::proxy::Inbound::new(body, body_rate)));
+            let req = req.map(|body| axum::body::Body::new(crate::inbound::Inbound::new(body, body_rate)));
             async move { app.oneshot(req).await.unwrap_or_else(|e| match e {}) }
         }
     };

@@ -394,9 +394,9 @@ impl Problems {
 
 fn parse_upstream(u: &str) -> Result<Upstream, String> {
     let uri: Uri = u.parse().map_err(|_| format!("upstream: `{u}` is not a URL"))?;
-    let scheme = uri.scheme().cloned().ok_or_else(|| format!("upstream: `{u}` needs http://"))?;
-    if scheme != Scheme::HTTP {
-        return Err(format!("upstream: `{u}`: only http:// upstreams are supported in this version"));
+    let scheme = uri.scheme().cloned().ok_or_else(|| format!("upstream: `{u}` needs http:// or https://"))?;
+    if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+        return Err(format!("upstream: `{u}`: only http:// and https:// upstreams are served"));
     }
     let authority = uri.authority().cloned().ok_or_else(|| format!("upstream: `{u}` has no host"))?;
     if uri.query().is_some() {

@@ -11,7 +11,6 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 
 use super::answer::{AnswerBody, AnswerError};
-use super::inbound::{ClientBodyError, Inbound, Progress};
 use super::tee::Tee;
 
 pin_project_lite::pin_project! {
@@ -68,68 +67,6 @@ impl Body for ResponseBody {
             ResponseBody::Stream { body } => body.size_hint(),
             ResponseBody::Tee { body } => body.size_hint(),
             ResponseBody::Made { body } => body.size_hint(),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// What the upstream receives.
-    #[project = UpstreamBodyProj]
-    pub enum UpstreamBody {
-        /// Pass-through: the client's body, never buffered.
-        Stream { #[pin] body: Inbound },
-        /// An audited request's body, read whole within `max_body_bytes`.
-        Buffered { #[pin] body: Full<Bytes> },
-    }
-}
-
-impl UpstreamBody {
-    pub fn stream(body: Inbound) -> Self {
-        UpstreamBody::Stream { body }
-    }
-
-    /// How a streamed body is coming along (`None`: it is already whole).
-    pub fn progress(&self) -> Option<std::sync::Arc<Progress>> {
-        match self {
-            UpstreamBody::Stream { body } => body.progress().cloned(),
-            UpstreamBody::Buffered { .. } => None,
-        }
-    }
-
-    pub fn buffered(bytes: Bytes) -> Self {
-        UpstreamBody::Buffered { body: Full::new(bytes) }
-    }
-
-    /// No body (a snapshot GET).
-    pub fn empty() -> Self {
-        Self::buffered(Bytes::new())
-    }
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = ClientBodyError;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
-        match self.project() {
-            UpstreamBodyProj::Stream { body } => body.poll_frame(cx),
-            UpstreamBodyProj::Buffered { body } => {
-                body.poll_frame(cx).map(|f| f.map(|r| Ok(r.unwrap_or_else(|e| match e {}))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamBody::Stream { body } => body.is_end_stream(),
-            UpstreamBody::Buffered { body } => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpstreamBody::Stream { body } => body.size_hint(),
-            UpstreamBody::Buffered { body } => body.size_hint(),
         }
     }
 }

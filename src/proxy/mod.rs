@@ -6,11 +6,9 @@ mod answer;
 mod body;
 mod error;
 mod headers;
-mod inbound;
 mod server;
 mod tee;
 mod upgrade;
-mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,19 +22,17 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use answer::AnswerBody;
-pub use body::{ResponseBody, UpstreamBody};
+pub use body::ResponseBody;
 pub use error::ProxyError;
 pub use headers::strip_hop_by_hop;
 use headers::{Refusal, X_REQUEST_ID};
-pub use inbound::{BodyRate, ClientBodyError, Inbound};
-use inbound::{ClientFault, Progress};
 pub use server::{ConnInfo, serve};
 pub use tee::{EndHook, Tee};
-pub use upstream::{Affinity, UpstreamClient, UpstreamError};
 
 use crate::audit::{Answered, Auditor, Pending, Recording, RequestFacts};
 use crate::config::{Config, Limits};
 use crate::identity::{Actor, ActorRules, ActorSource, TrustedProxies, client_addr};
+use crate::inbound::{BodyRate, ClientBodyError, ClientFault, Inbound, Progress};
 use crate::policy::{Capture, Compiled, Decision, Policy, Question};
 use crate::recorder::Recorder;
 use crate::resource::{
@@ -44,6 +40,7 @@ use crate::resource::{
     changes_state, effective_method, form_method_override,
 };
 use crate::snapshot::{ResourceGuard, ResourceLocks, Snapshotter};
+use crate::upstream::{Affinity, UpstreamBody, UpstreamClient, UpstreamError};
 use crate::whoami::Whoami;
 
 /// Whether a path holds `%2F` or `%5C` (any case).
@@ -87,16 +84,18 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Builds the data path; `config.upstream` must be set.
+    /// Builds the data path; `config.upstream` must be set, and
+    /// `upstream_tls` for an `https://` upstream.
     pub fn new(
         config: &Config,
         classifier: Classifier,
         recorder: Recorder,
         locks: ResourceLocks,
         policy: Arc<Policy>,
+        upstream_tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Option<Proxy> {
         let upstream = config.upstream.as_ref()?;
-        let client = Arc::new(UpstreamClient::new(upstream, config.limits.upstream_timeout));
+        let client = Arc::new(UpstreamClient::new(upstream, config.limits.upstream_timeout, upstream_tls));
         let snapshots = Snapshotter::new(client.clone(), upstream.base_path.clone(), &config.snapshot);
         Some(Proxy {
             base_path: upstream.base_path.clone(),

@@ -163,7 +163,8 @@ impl ResolvesServerCert for Certificates {
 
 /// The client configuration toward an HTTPS upstream: verified against the
 /// system's roots, or against `upstream_ca` alone when given (a private
-/// CA); ALPN `http/1.1`. There is no way to skip verification.
+/// CA). There is no way to skip verification. No ALPN: the upstream client
+/// offers `http/1.1` itself.
 pub fn upstream_config(upstream_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
     match upstream_ca {
@@ -190,12 +191,11 @@ pub fn upstream_config(upstream_ca: Option<&Path>) -> Result<Arc<ClientConfig>, 
             }
         }
     }
-    let mut config = ClientConfig::builder_with_provider(provider())
+    let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("the ring provider supports the default versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

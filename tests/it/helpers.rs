@@ -51,8 +51,14 @@ impl Drop for Upstream {
 
 /// Starts `examples/upstream` on a free port and waits until it listens.
 pub fn spawn_upstream() -> Upstream {
+    spawn_upstream_with(&[])
+}
+
+/// The example upstream with these environment variables (its TLS pair).
+pub fn spawn_upstream_with(env: &[(&str, &std::path::Path)]) -> Upstream {
     let path = sibling_binary("examples", "upstream");
     let mut child = Command::new(&path)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

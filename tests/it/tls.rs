@@ -348,6 +348,19 @@ async fn f27_a_missing_mismatched_or_expired_pair_stops_start_up_naming_the_file
         }
     };
     let missing = pki.path("missing.pem");
+    // The upstream's CA file, for an https:// upstream.
+    let dir = tempfile::tempdir().unwrap();
+    let flags = vec![
+        ("upstream", "https://localhost:9".to_string()),
+        ("listen", "127.0.0.1:0".to_string()),
+        ("query_listen", "127.0.0.1:0".to_string()),
+        ("rules", dir.path().display().to_string()),
+        ("database", format!("sqlite://{}", dir.path().join("a.db").display())),
+    ];
+    let env = [("AUDITGATE_TLS__UPSTREAM_CA".to_string(), missing.display().to_string())];
+    let config = auditgate::config::Config::load(None, env, &flags).unwrap();
+    let e = auditgate::App::build(config).await.expect_err("a missing CA file is refused");
+    assert!(e.is_usage() && e.to_string().contains(&format!("tls.upstream_ca {}", missing.display())), "{e}");
     let e = start(missing.clone(), key.clone()).await;
     assert!(e.contains(&format!("tls.cert {}", missing.display())), "{e}");
     let e = start(cert.clone(), missing.clone()).await;
@@ -446,4 +459,83 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The example upstream over HTTPS with a pair of `pki` (for `localhost`
+/// and 127.0.0.1), and the file holding `pki`'s CA.
+fn https_upstream(pki: &Pki) -> (Upstream, PathBuf) {
+    let (chain, key) = pki.make_pair("upstream", KeyForm::EcdsaPkcs8, false);
+    let (cert_path, key_path, ca) = (pki.path("up.pem"), pki.path("up-key.pem"), pki.path("ca.pem"));
+    std::fs::write(&cert_path, chain).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    std::fs::write(&ca, pki.ca.pem()).unwrap();
+    let upstream = spawn_upstream_with(&[("UPSTREAM_TLS_CERT", &cert_path), ("UPSTREAM_TLS_KEY", &key_path)]);
+    (upstream, ca)
+}
+
+/// auditgate (cleartext listener) in front of `upstream` over HTTPS, by
+/// `host`, trusting `ca` when given.
+async fn spawn_app_to_https(upstream: &Upstream, host: &str, ca: Option<&Path>) -> TestApp {
+    let url = format!("https://{host}:{}", upstream.addr.port());
+    let ca = ca.map(|c| c.display().to_string());
+    let env: Vec<(&str, &str)> = ca.iter().map(|c| ("AUDITGATE_TLS__UPSTREAM_CA", c.as_str())).collect();
+    spawn_app_to(&url, &env, None).await
+}
+
+#[tokio::test]
+async fn f26_an_https_upstream_of_a_private_ca_is_served_snapshotted_and_audited() {
+    let pki = Pki::new();
+    let (upstream, ca) = https_upstream(&pki);
+    // By name (SNI `localhost`) and by address (an IP SAN).
+    for host in ["localhost", "127.0.0.1"] {
+        let app = spawn_app_to_https(&upstream, host, Some(&ca)).await;
+        let res = get(&app.url("/inspect")).await;
+        assert_eq!(res.status(), 200, "{host}");
+        // HTTP/2 clients' requests go through the pool: the same TLS there.
+        let res = send(&h2_client(), Request::get(app.url("/")).body(Full::default()).unwrap()).await;
+        assert_eq!(res.status(), 200, "{host}: h2 through the pool");
+        // A create and an update: their snapshots are taken over TLS too.
+        let create = Request::post(app.url("/api/items/"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(br#"{"name": "over https"}"#)))
+            .unwrap();
+        let res = send(&client(), create).await;
+        assert_eq!(res.status(), 201, "{host}");
+        let id = serde_json::from_slice::<serde_json::Value>(res.body()).unwrap()["id"].to_string();
+        let patch = Request::patch(app.url(&format!("/api/items/{id}/")))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(br#"{"name": "renamed"}"#)))
+            .unwrap();
+        assert_eq!(send(&client(), patch).await.status(), 200, "{host}");
+        let entries = crate::audit::wait_entries(&app.store, 2).await;
+        let update = entries.iter().find(|e| e.action == "update").expect("the PATCH is recorded");
+        assert_eq!(update.snapshot_error, None, "{host}");
+        assert_eq!(update.before.as_ref().map(|b| b["name"].clone()), Some(serde_json::json!("over https")));
+        assert_eq!(update.changes.len(), 1, "{host}: {:?}", update.changes);
+    }
+}
+
+#[tokio::test]
+async fn f26_an_https_upstream_of_an_unknown_ca_is_502_and_never_reached() {
+    let pki = Pki::new();
+    let (upstream, _) = https_upstream(&pki);
+    let stranger = Pki::new();
+    let other_ca = stranger.path("ca.pem");
+    std::fs::write(&other_ca, stranger.ca.pem()).unwrap();
+    // Another CA given, and none (the system's roots do not know the test CA).
+    for ca in [Some(other_ca.as_path()), None] {
+        let app = spawn_app_to_https(&upstream, "localhost", ca).await;
+        let create = Request::post(app.url("/api/items/"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(br#"{"name": "must not arrive"}"#)))
+            .unwrap();
+        let res = send(&client(), create).await;
+        assert_eq!(res.status(), 502, "{ca:?}");
+        let res = send(&h2_client(), Request::get(app.url("/")).body(Full::default()).unwrap()).await;
+        assert_eq!(res.status(), 502, "{ca:?}: h2 through the pool");
+    }
+    // Straight to the upstream, trusting its CA: nothing was created.
+    let (res, _) = send_tls(&pki, upstream.addr, &[b"http/1.1"], get_req("/api/items/")).await;
+    assert_eq!(res.status(), 200);
+    assert!(!String::from_utf8_lossy(res.body()).contains("must not arrive"));
 }
