@@ -65,6 +65,10 @@ pub struct DemoArgs {
     /// Store URL.
     #[arg(long, default_value = "sqlite://auditgate-demo.db")]
     pub database: String,
+    /// Serve both ports over HTTPS with the pair `certs/make-dev-cert.sh`
+    /// makes (certs/dev.pem, certs/dev-key.pem; clients trust certs/dev-ca.pem).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 #[derive(Debug, Args)]

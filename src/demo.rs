@@ -121,30 +121,40 @@ pub async fn spawn_sample_app() -> std::io::Result<std::net::SocketAddr> {
     Ok(addr)
 }
 
-/// What `auditgate demo` prints: where things are and what to paste.
-pub fn instructions(proxy: std::net::SocketAddr, query: std::net::SocketAddr, app: std::net::SocketAddr) -> String {
+/// What `auditgate demo` prints: where things are and what to paste (with
+/// `ca`, the CA file curl needs for the demo's HTTPS ports).
+pub fn instructions(
+    proxy: std::net::SocketAddr,
+    query: std::net::SocketAddr,
+    app: std::net::SocketAddr,
+    ca: Option<&std::path::Path>,
+) -> String {
+    let (s, curl) = match ca {
+        Some(ca) => ("https", format!("curl -s --cacert {}", ca.display())),
+        None => ("http", "curl -s".to_string()),
+    };
     format!(
         "auditgate demo
   sample app  http://{app}  (an in-memory REST API under /api/v1/<collection>/)
-  proxy       http://{proxy}  (send your requests here)
-  query port  http://{query}  (read the trail here)
+  proxy       {s}://{proxy}  (send your requests here)
+  query port  {s}://{query}  (read the trail here)
 
 Paste these in another terminal:
 
-  curl -s -u alice:pw -H 'content-type: application/json' -d '{{\"name\": \"Alice\", \"email\": \"alice@example.com\", \"password\": \"s3cret\"}}' http://{proxy}/api/v1/users/
-  curl -s -u bob:pw -X PATCH -H 'content-type: application/json' -d '{{\"email\": \"alice@corp.example\"}}' http://{proxy}/api/v1/users/1/
-  curl -s -u bob:pw -X DELETE http://{proxy}/api/v1/users/1/
+  {curl} -u alice:pw -H 'content-type: application/json' -d '{{\"name\": \"Alice\", \"email\": \"alice@example.com\", \"password\": \"s3cret\"}}' {s}://{proxy}/api/v1/users/
+  {curl} -u bob:pw -X PATCH -H 'content-type: application/json' -d '{{\"email\": \"alice@corp.example\"}}' {s}://{proxy}/api/v1/users/1/
+  {curl} -u bob:pw -X DELETE {s}://{proxy}/api/v1/users/1/
 
-  curl -s http://{query}/api/v1/audit-logs
-  curl -s http://{query}/api/v1/resources/user/1/history
-  curl -s http://{query}/api/v1/verify
+  {curl} {s}://{query}/api/v1/audit-logs
+  {curl} {s}://{query}/api/v1/resources/user/1/history
+  {curl} {s}://{query}/api/v1/verify
 
 Record only user changes from now on (an audit configuration; the change
 itself is in the trail), then see an order go unrecorded:
 
-  curl -s -H 'content-type: application/json' -d '{{\"name\": \"Users only\", \"audit_resource_types\": [\"user\"]}}' http://{query}/api/v1/audit-configurations
-  curl -s -u bob:pw -H 'content-type: application/json' -d '{{\"total\": 5}}' http://{proxy}/api/v1/orders/
-  curl -s 'http://{query}/api/v1/audit-logs?resource_type=order'
+  {curl} -H 'content-type: application/json' -d '{{\"name\": \"Users only\", \"audit_resource_types\": [\"user\"]}}' {s}://{query}/api/v1/audit-configurations
+  {curl} -u bob:pw -H 'content-type: application/json' -d '{{\"total\": 5}}' {s}://{proxy}/api/v1/orders/
+  {curl} '{s}://{query}/api/v1/audit-logs?resource_type=order'
 
 Ctrl-C stops everything.
 "

@@ -48,13 +48,22 @@ fn demo(args: DemoArgs) -> ExitCode {
             ("database", args.database),
             ("rules", "/nonexistent-auditgate-demo-rules".to_string()),
         ];
-        let config = match Config::load(None, std::env::vars(), &flags) {
+        // With --tls, the development pair (the environment may name another).
+        let (cert, key, ca) = ("certs/dev.pem", "certs/dev-key.pem", std::path::Path::new("certs/dev-ca.pem"));
+        if args.tls && !std::path::Path::new(cert).exists() {
+            eprintln!("auditgate demo --tls: {cert} not found; run certs/make-dev-cert.sh first");
+            return ExitCode::from(EX_USAGE);
+        }
+        let tls = [("AUDITGATE_TLS__CERT", cert), ("AUDITGATE_TLS__KEY", key)];
+        let tls = tls.into_iter().filter(|_| args.tls).map(|(k, v)| (k.to_string(), v.to_string()));
+        let config = match Config::load(None, tls.chain(std::env::vars()), &flags) {
             Ok(c) => c,
             Err(e) => return usage(e),
         };
         telemetry::init(config.log_format);
         build_and_run(config, |app| {
-            println!("{}", auditgate::demo::instructions(app.proxy_addr(), app.query_addr(), app_addr));
+            let ca = args.tls.then_some(ca);
+            println!("{}", auditgate::demo::instructions(app.proxy_addr(), app.query_addr(), app_addr, ca));
         })
         .await
     })

@@ -121,17 +121,22 @@ impl Pki {
 
     /// A client trusting this CA only, offering `alpn`.
     fn client(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        tokio_rustls::TlsConnector::from(Arc::new(config))
+        client_trusting(self.ca.der().clone(), alpn)
     }
+}
+
+/// A client trusting `ca` only, offering `alpn`.
+fn client_trusting(ca: rustls::pki_types::CertificateDer<'static>, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 /// Replaces a file whole (written beside it, then renamed), as a
@@ -538,4 +543,55 @@ async fn f26_an_https_upstream_of_an_unknown_ca_is_502_and_never_reached() {
     let (res, _) = send_tls(&pki, upstream.addr, &[b"http/1.1"], get_req("/api/items/")).await;
     assert_eq!(res.status(), 200);
     assert!(!String::from_utf8_lossy(res.body()).contains("must not arrive"));
+}
+
+/// `certs/make-dev-cert.sh` makes a CA and a pair it signs; `demo --tls`
+/// serves both ports with that pair and tells curl to trust the CA; without
+/// the pair it says how to make one.
+#[tokio::test]
+async fn the_dev_certificate_script_and_demo_over_tls() {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = crate::binary::auditgate().arg("demo").arg("--tls").current_dir(dir.path()).output().unwrap();
+    assert_eq!(missing.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("run certs/make-dev-cert.sh first"));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/make-dev-cert.sh");
+    let made = std::process::Command::new(&script).env("OUT", dir.path().join("certs")).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let database = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let child = crate::binary::auditgate()
+        .args(["demo", "--tls", "--listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0", "--database", &database])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let (mut proxy, mut curl) = (None, None);
+    let mut line = String::new();
+    while curl.is_none() && stdout.read_line(&mut line).unwrap() > 0 {
+        if line.trim_start().starts_with("proxy") {
+            proxy = line.split_whitespace().nth(1).map(str::to_string);
+        } else if line.trim_start().starts_with("curl") {
+            curl = Some(line.clone());
+        }
+        line.clear();
+    }
+    let proxy = proxy.expect("demo prints the proxy");
+    assert!(curl.unwrap().contains("--cacert certs/dev-ca.pem"));
+    let addr: std::net::SocketAddr = proxy.strip_prefix("https://").expect("an https proxy").parse().unwrap();
+    let ca = rustls::pki_types::CertificateDer::from_pem_file(dir.path().join("certs/dev-ca.pem")).unwrap();
+    for name in ["localhost", "127.0.0.1"] {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let tls = client_trusting(ca.clone(), &[b"http/1.1"])
+            .connect(ServerName::try_from(name).unwrap().to_owned(), tcp)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+        tokio::spawn(conn);
+        let req = Request::get("/api/v1/users/").header("host", name).body(Full::<Bytes>::default()).unwrap();
+        assert_eq!(sender.send_request(req).await.unwrap().status(), 200, "{name}");
+    }
 }
