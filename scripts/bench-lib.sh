@@ -9,7 +9,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 ticks() { local total=0; for p in "$@"; do read -r -a f < "/proc/$p/stat"; total=$((total + f[13] + f[14])); done; echo "$total"; }
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 # Starts nginx as a reverse proxy to the upstream: start_nginx LISTEN_PORT
-# UPSTREAM_PORT WORKERS. Its pid is added to pids and printed.
+# UPSTREAM_PORT WORKERS [CERT KEY] (with a pair: HTTPS only, TLS 1.2 and
+# 1.3). Its pid is added to pids and printed.
 start_nginx() {
   # nginx's workers drop to an unprivileged user: they must be able to reach
   # and write their temp directories, or a buffered answer too big for
@@ -17,6 +18,10 @@ start_nginx() {
   mkdir -p "$work/nginx"
   chmod 755 "$work"
   chmod 777 "$work/nginx"
+  local listen="listen 127.0.0.1:$1;"
+  if [ -n "${4:-}" ]; then
+    listen="listen 127.0.0.1:$1 ssl; ssl_certificate $4; ssl_certificate_key $5; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;"
+  fi
   cat > "$work/nginx.conf" <<NGINX
 worker_processes $3;
 daemon off;
@@ -32,7 +37,7 @@ http {
   scgi_temp_path $work/nginx/scgi;
   upstream app { server 127.0.0.1:$2; keepalive 128; }
   server {
-    listen 127.0.0.1:$1;
+    $listen
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -47,4 +52,28 @@ NGINX
   pids+=($!)
   wait_port "$1"
   echo $!
+}
+# One wrk run: measure NAME URL PIDS... appends to $work/results.tsv the
+# line NAME, req/s, p50 ms, p99 ms, CPU µs per request of PIDS (none for
+# "direct"), non-2xx answers. $CONNS connections for $DURATION seconds;
+# $WRK_ARGS adds wrk options (e.g. a header).
+measure() {
+  local name=$1 url=$2; shift 2
+  local before after out
+  before=$(ticks "$@")
+  # shellcheck disable=SC2086
+  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency ${WRK_ARGS:-} "$url")
+  after=$(ticks "$@")
+  python3 - "$name" "$before" "$after" "$(getconf CLK_TCK)" "$out" <<'PY' >> "$work/results.tsv"
+import re, sys
+name, before, after, hz, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+def ms(v, unit): return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+p50 = ms(*re.search(r"50%\s+([\d.]+)(us|ms|s)", out).groups())
+p99 = ms(*re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups())
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+cpu_us = (after - before) * 1e6 / hz / total if name != "direct" else float("nan")
+print(f"{name}\t{rps:.0f}\t{p50:.3f}\t{p99:.3f}\t{cpu_us:.2f}\t{errors.group(1) if errors else 0}")
+PY
 }

@@ -51,34 +51,12 @@ wait_port "$ag_port"
 sleep 0.5
 rss_idle=$(rss_kib "$ag_pid")
 
-# name port pids...
-measure() {
-  local name=$1 port=$2; shift 2
-  local before after out
-  before=$(ticks "$@")
-  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port$TARGET_PATH")
-  after=$(ticks "$@")
-  python3 - "$name" "$before" "$after" "$(getconf CLK_TCK)" <<PY >> "$work/results.tsv"
-import re, sys
-name, before, after, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-out = """$out"""
-def ms(v, unit): return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-total = int(re.search(r"(\d+) requests in", out).group(1))
-p50 = ms(*re.search(r"50%\s+([\d.]+)(us|ms|s)", out).groups())
-p99 = ms(*re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups())
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-cpu_us = (after - before) * 1e6 / hz / total if name != "direct" else float("nan")
-print(f"{name}\t{rps:.0f}\t{p50:.3f}\t{p99:.3f}\t{cpu_us:.2f}\t{errors.group(1) if errors else 0}")
-PY
-}
-
 ngx_all() { echo "$ngx_pid" $(pgrep -P "$ngx_pid" || true); }
 for run in $(seq "$RUNS"); do
-  measure direct "$up_port" "$ag_pid"
+  measure direct "http://127.0.0.1:$up_port$TARGET_PATH" "$ag_pid"
   # shellcheck disable=SC2046
-  measure nginx "$ngx_port" $(ngx_all)
-  measure auditgate "$ag_port" "$ag_pid"
+  measure nginx "http://127.0.0.1:$ngx_port$TARGET_PATH" $(ngx_all)
+  measure auditgate "http://127.0.0.1:$ag_port$TARGET_PATH" "$ag_pid"
 done
 rss_loaded=$(rss_kib "$ag_pid")
 
