@@ -56,13 +56,14 @@ NGINX
 # One wrk run: measure NAME URL PIDS... appends to $work/results.tsv the
 # line NAME, req/s, p50 ms, p99 ms, CPU µs per request of PIDS (none for
 # "direct"), non-2xx answers. $CONNS connections for $DURATION seconds;
-# $WRK_ARGS adds wrk options (e.g. a header).
+# $WRK_HEADER, when set, is sent with every request.
 measure() {
   local name=$1 url=$2; shift 2
   local before after out
   before=$(ticks "$@")
-  # shellcheck disable=SC2086
-  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency ${WRK_ARGS:-} "$url")
+  local header=()
+  if [ -n "${WRK_HEADER:-}" ]; then header=(-H "$WRK_HEADER"); fi
+  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${header[@]}" "$url")
   after=$(ticks "$@")
   python3 - "$name" "$before" "$after" "$(getconf CLK_TCK)" "$out" <<'PY' >> "$work/results.tsv"
 import re, sys

@@ -47,7 +47,7 @@ done
 ngx_all() { echo "$ngx_pid" $(pgrep -P "$ngx_pid" || true); }
 for _ in $(seq "$RUNS"); do
   for load in keepalive handshake; do
-    if [ "$load" = handshake ]; then export WRK_ARGS="-H Connection:close"; else export WRK_ARGS=""; fi
+    if [ "$load" = handshake ]; then export WRK_HEADER="Connection: close"; else export WRK_HEADER=""; fi
     # shellcheck disable=SC2046
     measure "nginx/$load" "https://127.0.0.1:$ngx/" $(ngx_all)
     measure "auditgate/$load" "https://127.0.0.1:$ag/" "$ag_pid"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # HARDENING F26: testssl.sh (Debian) against auditgate's TLS listeners, with
 # a development pair made by certs/make-dev-cert.sh in a temporary directory.
-# Fails when testssl reports any finding of severity HIGH or CRITICAL; prints
-# the protocols, ALPN and certificate lines and every finding of severity
-# MEDIUM or above. Usage: scripts/testssl.sh   (env: PORTS="proxy query")
+# Fails when testssl reports any finding of severity HIGH or CRITICAL about
+# the server; prints the protocols, ALPN and certificate lines and every
+# finding of severity MEDIUM or above. `cert_revocation` (no CRL or OCSP
+# URI in the certificate) is shown but not counted: it is a property of the
+# certificate installed, and a development CA has neither. Usage: scripts/testssl.sh   (env: PORTS="proxy query")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +16,7 @@ cargo build --release --quiet --bin auditgate --example upstream
 
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
-OUT="$work/certs" certs/make-dev-cert.sh >/dev/null
+OUT="$work/certs" DAYS=365 certs/make-dev-cert.sh >/dev/null
 up=$(free_port); proxy=$(free_port); query=$(free_port)
 target/release/examples/upstream "127.0.0.1:$up" > /dev/null &
 pids+=($!)
@@ -37,11 +39,13 @@ for name in ${PORTS:-proxy query}; do
   python3 - "$json" <<'EOF' || status=1
 import json, sys
 findings = json.load(open(sys.argv[1]))
-show = ("SSLv2", "SSLv3", "TLS1", "TLS1_1", "TLS1_2", "TLS1_3", "ALPN", "cert_subjectAltName", "cert_trust", "cert_chain_of_trust")
+show = ("SSLv2", "SSLv3", "TLS1", "TLS1_1", "TLS1_2", "TLS1_3", "ALPN_HTTP2", "ALPN", "cipher_order",
+        "cert_subjectAltName", "cert_trust", "cert_chain_of_trust")
+of_the_certificate = {"cert_revocation"}
 for f in findings:
     if f["id"] in show:
         print(f"  {f['id']:<22} {f['finding']}")
-bad = [f for f in findings if f["severity"] in ("HIGH", "CRITICAL")]
+bad = [f for f in findings if f["severity"] in ("HIGH", "CRITICAL") and f["id"] not in of_the_certificate]
 for f in findings:
     if f["severity"] in ("MEDIUM", "HIGH", "CRITICAL"):
         print(f"  {f['severity']:<8} {f['id']}: {f['finding']}")

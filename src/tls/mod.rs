@@ -112,7 +112,8 @@ impl Certificates {
     }
 
     /// The server configuration both listeners use: TLS 1.3 and 1.2 with
-    /// rustls' default suites, ALPN `h2` then `http/1.1`, this pair.
+    /// rustls' default suites in the server's order of preference (not the
+    /// client's), ALPN `h2` then `http/1.1`, this pair.
     pub fn server_config(self: &Arc<Self>) -> Arc<ServerConfig> {
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -120,6 +121,7 @@ impl Certificates {
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.ignore_client_order = true;
         Arc::new(config)
     }
 

@@ -244,6 +244,27 @@ async fn f26_http1_and_http2_over_tls_on_both_ports_with_the_same_entries() {
     // The query port speaks TLS too, and counts the handshakes.
     let (res, chosen) = send_tls(&pki, app.query_addr, &[b"h2"], get_req("/healthz")).await;
     assert_eq!((res.status().as_u16(), chosen.as_deref()), (200, Some(&b"h2"[..])));
+    // The server's order of suites wins over the client's.
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = vec![
+        rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+        rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384,
+    ];
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(app.query_addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let suite = tls.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+    assert_eq!(suite, rustls::CipherSuite::TLS13_AES_256_GCM_SHA384);
+    drop(tls);
     let (res, _) = send_tls(&pki, app.query_addr, &[b"http/1.1"], get_req("/metrics")).await;
     let metrics = String::from_utf8_lossy(res.body()).into_owned();
     let count = metrics
@@ -252,8 +273,8 @@ async fn f26_http1_and_http2_over_tls_on_both_ports_with_the_same_entries() {
         .expect("handshake metrics")
         .parse::<u64>()
         .unwrap();
-    // Five connections so far, this one included.
-    assert_eq!(count, 5, "{metrics}");
+    // Six connections so far, this one included.
+    assert_eq!(count, 6, "{metrics}");
 }
 
 #[tokio::test]
