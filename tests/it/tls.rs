@@ -216,6 +216,12 @@ async fn f26_http1_and_http2_over_tls_on_both_ports_with_the_same_entries() {
     let pki = Pki::new();
     let (cert, key) = pki.server_pair("first", KeyForm::EcdsaPkcs8, false);
     let app = spawn_tls_app(&cert, &key, &[]).await;
+    // The chain in the file is served whole: the server's certificate, then the CA.
+    let (tls, _) = connect(&pki, app.addr, &[b"http/1.1"]).await;
+    let served = tls.get_ref().1.peer_certificates().unwrap().to_vec();
+    assert_eq!(served.len(), 2);
+    assert_eq!(served[1], *pki.ca.der());
+    drop(tls);
     // HTTP/1.1 by ALPN; the upstream is told the client spoke https.
     let (res, chosen) = send_tls(&pki, app.addr, &[b"http/1.1"], get_req("/inspect")).await;
     assert_eq!((res.status().as_u16(), chosen.as_deref()), (200, Some(&b"http/1.1"[..])));
@@ -273,8 +279,8 @@ async fn f26_http1_and_http2_over_tls_on_both_ports_with_the_same_entries() {
         .expect("handshake metrics")
         .parse::<u64>()
         .unwrap();
-    // Six connections so far, this one included.
-    assert_eq!(count, 6, "{metrics}");
+    // Seven connections so far, this one included.
+    assert_eq!(count, 7, "{metrics}");
 }
 
 #[tokio::test]
