@@ -51,8 +51,12 @@ pub async fn accept(store: &Store) {
 /// The value of one metric on the query port.
 pub(crate) async fn metric(app: &TestApp, name: &str) -> u64 {
     let res = get(&app.query("/metrics")).await;
-    let text = String::from_utf8_lossy(res.body()).into_owned();
-    let line = text.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("no {name}"));
+    metric_in(&String::from_utf8_lossy(res.body()), name)
+}
+
+/// The value of the metric `name` (labels included) in a `/metrics` text.
+pub(crate) fn metric_in(text: &str, name: &str) -> u64 {
+    let line = text.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("no {name}: {text}"));
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
