@@ -127,16 +127,15 @@ pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse
     for (name, help, value) in gauges {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
     }
-    let name = "auditgate_batch_entries";
-    let _ = write!(out, "# HELP {name} Entries a recorder batch held.\n# TYPE {name} histogram\n");
-    for (bound, count) in crate::recorder::BATCH_BUCKETS.iter().zip(&r.batch_sizes) {
-        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", load(count));
-    }
+    let sizes: Vec<u64> = r.batch_sizes.iter().map(load).collect();
+    let histogram = Histogram { bounds: &crate::recorder::BATCH_BUCKETS.map(|b| b as f64), counts: &sizes };
     let batches = load(&r.batches);
-    let _ = write!(
-        out,
-        "{name}_bucket{{le=\"+Inf\"}} {batches}\n{name}_sum {}\n{name}_count {batches}\n",
-        load(&r.batch_entries)
+    histogram.write(
+        &mut out,
+        "auditgate_batch_entries",
+        "Entries a recorder batch held.",
+        batches,
+        load(&r.batch_entries),
     );
     if let Some(tls) = &s.tls_handshakes {
         write_handshakes(&mut out, tls);
@@ -148,17 +147,11 @@ pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse
 /// failed (not TLS, nothing in common, a bad record) or ran out of time.
 fn write_handshakes(out: &mut String, tls: &crate::tls::HandshakeStats) {
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-    let name = "auditgate_tls_handshake_seconds";
-    let _ = write!(out, "# HELP {name} Time of completed TLS handshakes, both ports.\n# TYPE {name} histogram\n");
-    for (bound, count) in crate::tls::HANDSHAKE_BUCKETS.iter().zip(&tls.buckets) {
-        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", load(count));
-    }
-    let completed = load(&tls.completed);
-    let _ = write!(
-        out,
-        "{name}_bucket{{le=\"+Inf\"}} {completed}\n{name}_sum {}\n{name}_count {completed}\n",
-        load(&tls.micros) as f64 / 1e6
-    );
+    let buckets: Vec<u64> = tls.buckets.iter().map(load).collect();
+    let histogram = Histogram { bounds: &crate::tls::HANDSHAKE_BUCKETS, counts: &buckets };
+    let seconds = load(&tls.micros) as f64 / 1e6;
+    let help = "Time of completed TLS handshakes, both ports.";
+    histogram.write(out, "auditgate_tls_handshake_seconds", help, load(&tls.completed), seconds);
     let name = "auditgate_tls_handshake_failures_total";
     let _ = write!(
         out,
@@ -168,4 +161,21 @@ fn write_handshakes(out: &mut String, tls: &crate::tls::HandshakeStats) {
         load(&tls.failed),
         load(&tls.timed_out)
     );
+}
+
+/// A Prometheus histogram: cumulative counts within each upper bound.
+struct Histogram<'a> {
+    bounds: &'a [f64],
+    counts: &'a [u64],
+}
+
+impl Histogram<'_> {
+    /// Writes it as `name`, with `count` observations summing to `sum`.
+    fn write(&self, out: &mut String, name: &str, help: &str, count: u64, sum: impl std::fmt::Display) {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} histogram\n");
+        for (bound, n) in self.bounds.iter().zip(self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
+        }
+        let _ = write!(out, "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}\n");
+    }
 }
