@@ -273,16 +273,21 @@ async fn f26_http1_and_http2_over_tls_on_both_ports_with_the_same_entries() {
     drop(tls);
     let (res, _) = send_tls(&pki, app.query_addr, &[b"http/1.1"], get_req("/metrics")).await;
     let metrics = String::from_utf8_lossy(res.body());
-    // Seven connections so far, this one included.
+    // Seven connections so far, this one included, each well within 2.5 s.
     assert_eq!(crate::durability::metric_in(&metrics, "auditgate_tls_handshake_seconds_count"), 7);
+    assert_eq!(crate::durability::metric_in(&metrics, "auditgate_tls_handshake_seconds_bucket{le=\"2.5\"}"), 7);
 }
 
 #[tokio::test]
 async fn f26_cleartext_and_tls_1_1_are_refused_and_the_listener_keeps_serving() {
     let pki = Pki::new();
     let (cert, key) = pki.server_pair("first", KeyForm::RsaPkcs1, false);
-    let app = spawn_tls_app(&cert, &key, &[]).await;
+    let app = spawn_tls_app(&cert, &key, &[("AUDITGATE_LIMITS__HEADER_READ_TIMEOUT", "500ms")]).await;
     for addr in [app.addr, app.query_addr] {
+        // A connection that never starts its handshake is closed at
+        // header_read_timeout, as a silent cleartext one is.
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        assert!(closed_within(&mut silent, Duration::from_secs(5)).await, "{addr}: a silent TLS connection stayed");
         let answer = raw(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(!answer.starts_with("HTTP/"), "{addr}: the app answered cleartext: {answer:?}");
         // A TLS 1.1 ClientHello (no supported_versions extension): the
@@ -301,6 +306,9 @@ async fn f26_cleartext_and_tls_1_1_are_refused_and_the_listener_keeps_serving() 
     // Cleartext and TLS 1.1, on each port.
     let refused = crate::durability::metric_in(&metrics, "auditgate_tls_handshake_failures_total{reason=\"refused\"}");
     assert_eq!(refused, 4);
+    let timed_out =
+        crate::durability::metric_in(&metrics, "auditgate_tls_handshake_failures_total{reason=\"timeout\"}");
+    assert_eq!(timed_out, 2);
 }
 
 /// A ClientHello offering TLS 1.1 and nothing newer: version 3.2, two
