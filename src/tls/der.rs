@@ -137,5 +137,9 @@ mod tests {
         assert_eq!(not_after(cert.der()), Some(days_from_civil(2031, 7, 4) * 86_400));
         assert_eq!(not_after(b"not a certificate"), None);
         assert_eq!(not_after(&cert.der()[..40]), None);
+        // The same bytes under another outer tag are not a certificate.
+        let mut retagged = cert.der().to_vec();
+        retagged[0] = 0x31;
+        assert_eq!(not_after(&retagged), None);
     }
 }
