@@ -126,6 +126,14 @@ mod tests {
         assert!(element(&long[..100]).is_none());
         assert!(element(&[0x04, 0x80]).is_none());
         assert!(element(&[0x04]).is_none());
+        // Indefinite length (0x80) is not DER, even with bytes enough behind it.
+        assert!(element(&[&[0x04, 0x80][..], &[0u8; 200]].concat()).is_none());
+        // Four length octets are read, five are refused.
+        assert_eq!(element(&[0x04, 0x84, 0, 0, 0, 1, 7]), Some((0x04, &[7u8][..], &[][..])));
+        assert!(element(&[0x04, 0x85, 0, 0, 0, 0, 1, 7]).is_none());
+        // Length octets: exactly as many as announced, or fewer.
+        assert_eq!(element(&[0x04, 0x82, 0, 0]), Some((0x04, &[][..], &[][..])));
+        assert!(element(&[0x04, 0x82, 0]).is_none());
     }
 
     #[test]
