@@ -262,6 +262,10 @@ impl RawConfig {
                     None
                 }
             };
+            let https = upstream.as_ref().is_some_and(|u| u.scheme == Scheme::HTTPS);
+            if t.upstream_ca.is_some() && upstream.is_some() && !https {
+                p.add("tls.upstream_ca: set, but the upstream is http:// (cleartext, nothing to verify)");
+            }
             TlsConfig { pair, upstream_ca: t.upstream_ca.map(PathBuf::from) }
         });
         let resolved = (

@@ -26,8 +26,6 @@ pub enum TlsError {
     Mismatch { cert: PathBuf, key: PathBuf },
     #[error("tls.cert {path}: expired on {at}; renew it")]
     Expired { path: PathBuf, at: String },
-    #[error("tls.cert and tls.key: give both or neither")]
-    Incomplete,
 }
 
 fn file_error(key: &'static str, path: &Path, reason: impl std::fmt::Display) -> TlsError {

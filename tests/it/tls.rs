@@ -416,6 +416,11 @@ fn f27_a_cert_without_a_key_is_a_configuration_error() {
     let e = auditgate::config::Config::load(None, env, &vec![("upstream", "http://127.0.0.1:9".to_string())])
         .expect_err("half a pair is refused");
     assert!(e.to_string().contains("tls.cert and tls.key: give both"), "{e}");
+    // A CA for a cleartext upstream would verify nothing.
+    let env = [("AUDITGATE_TLS__UPSTREAM_CA".to_string(), "ca.pem".to_string())];
+    let e = auditgate::config::Config::load(None, env, &vec![("upstream", "http://127.0.0.1:9".to_string())])
+        .expect_err("a CA for an http:// upstream is refused");
+    assert!(e.to_string().contains("tls.upstream_ca: set, but the upstream is http://"), "{e}");
 }
 
 /// SIGHUP reloads the pair even when the files look unchanged (same length,
