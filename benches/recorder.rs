@@ -98,7 +98,8 @@ fn main() {
         drop(rec);
         writing.await.unwrap();
         let secs = started.elapsed().as_secs_f64();
-        let (stored, _) = store.list(&Default::default(), None, 1).await.unwrap();
+        let (stored, _) =
+            auditgate::store::Store::Sqlite(store.clone()).list(&Default::default(), None, 1).await.unwrap();
         assert!(!stored.is_empty());
         let wal = std::fs::metadata(dir.path().join("bench.db-wal")).map_or(0, |m| m.len());
         let db = std::fs::metadata(dir.path().join("bench.db")).map_or(0, |m| m.len());

@@ -51,6 +51,8 @@ pub struct RecorderStats {
     pub spool_torn_bytes: AtomicU64,
     /// Set while a batch can go neither to the store nor to the spool.
     pub stuck: AtomicBool,
+    /// Woken after each batch reaches the store (audit streams read on).
+    pub committed: tokio::sync::Notify,
 }
 
 /// `[recorder] durability`: whether an audited answer waits for its entry.
@@ -493,6 +495,7 @@ impl Committer {
                 match self.store.insert_batch(batch).await {
                     Ok(()) => {
                         self.stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        self.stats.committed.notify_waiters();
                         self.stats.stuck.store(false, Ordering::Relaxed);
                         self.backoff = MIN_BACKOFF;
                         return;
@@ -544,6 +547,7 @@ impl Committer {
                     }
                     self.stats.replayed.fetch_add(count as u64, Ordering::Relaxed);
                     self.stats.written.fetch_add(count as u64, Ordering::Relaxed);
+                    self.stats.committed.notify_waiters();
                     self.backoff = MIN_BACKOFF;
                 }
                 Err(e) => {

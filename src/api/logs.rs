@@ -1,4 +1,5 @@
-//! `/api/v1/audit-logs` (list, one, export) and resource history.
+//! `/api/v1/audit-logs` (list, one, export), a resource's history and its
+//! state as of a time.
 
 use std::sync::Arc;
 
@@ -78,6 +79,32 @@ pub(super) async fn history(
 ) -> Result<Json<Value>, ApiError> {
     let items = s.store.history(&kind, &id).await?;
     Ok(Json(json!({ "items": items })))
+}
+
+/// `GET /api/v1/resources/{type}/{id}/state?at=RFC3339` (`at` defaults to
+/// now): the `after` of the resource's last entry at or before `at`, and
+/// that entry; 404 when it had none by then.
+pub(super) async fn state(
+    State(s): State<Arc<ApiState>>,
+    Path((kind, id)): Path<(String, String)>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut at = crate::entry::format_time(chrono::Utc::now());
+    for (k, v) in pairs {
+        if k != "at" {
+            return Err(ApiError::BadField { field: "query", reason: format!("unknown parameter `{k}`") });
+        }
+        let t = chrono::DateTime::parse_from_rfc3339(&v)
+            .map_err(|_| ApiError::BadField { field: "at", reason: format!("`{v}` is not an RFC 3339 time") })?;
+        at = crate::entry::format_time(t.with_timezone(&chrono::Utc));
+    }
+    let entry = s.store.state_at(&kind, &id, &at).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(json!({
+        "state": entry.after,
+        "entry": entry.id,
+        "timestamp": entry.timestamp,
+        "action": entry.action,
+    })))
 }
 
 /// `GET /api/v1/audit-logs/export?format=ndjson|csv`: every match, streamed.

@@ -7,6 +7,7 @@ mod error;
 mod logs;
 mod openapi;
 mod ops;
+mod stream;
 
 use std::sync::Arc;
 
@@ -62,7 +63,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/audit-logs", get(logs::list))
         .route("/api/v1/audit-logs/export", get(logs::export))
         .route("/api/v1/audit-logs/{id}", get(logs::one))
+        .route("/api/v1/audit-logs/stream", get(stream::stream))
         .route("/api/v1/resources/{kind}/{id}/history", get(logs::history))
+        .route("/api/v1/resources/{kind}/{id}/state", get(logs::state))
         .route("/api/v1/audit-configurations", get(configurations::list).post(configurations::create))
         .route(
             "/api/v1/audit-configurations/{id}",

@@ -79,7 +79,26 @@ impl Store {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
-        each!(self, s => s.list(filter, cursor, limit).await)
+        each!(self, s => s.list(filter, Page::Older(cursor), limit).await)
+    }
+
+    /// Entries matching `filter` stored after `after` (an id), oldest
+    /// first; at most `limit`, plus whether more follow. An instance's ids
+    /// grow in the order its entries are committed, so reading on from the
+    /// last id seen misses none of that instance's entries.
+    pub async fn newer(
+        &self,
+        filter: &Filter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
+        each!(self, s => s.list(filter, Page::Newer(after), limit).await)
+    }
+
+    /// A resource's last entry whose `timestamp` is at or before `at`
+    /// (an RFC 3339 time in the entries' format): the state it left.
+    pub async fn state_at(&self, kind: &str, id: &str, at: &str) -> Result<Option<AuditEntry>, StoreError> {
+        each!(self, s => s.state_at(kind, id, at).await)
     }
 
     /// A resource's entries, oldest first.
@@ -209,6 +228,11 @@ impl Store {
         each!(self, s => s.ping().await)
     }
 
+    /// Whether several instances may write to it (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
     /// Whether `close` was called.
     pub fn is_closed(&self) -> bool {
         each!(self, s => s.pool().is_closed())
@@ -217,6 +241,26 @@ impl Store {
     /// Closes the connections (shutdown).
     pub async fn close(&self) {
         each!(self, s => s.close().await)
+    }
+}
+
+/// Which way a listing reads from its cursor.
+#[derive(Debug, Clone, Copy)]
+enum Page<'a> {
+    /// Newest first, ids below the cursor.
+    Older(Option<&'a str>),
+    /// Oldest first, ids above the cursor.
+    Newer(Option<&'a str>),
+}
+
+impl<'a> Page<'a> {
+    /// The cursor, the comparison that precedes it and the order, as SQL
+    /// that follows the filters.
+    fn parts(self) -> (Option<&'a str>, &'static str, &'static str) {
+        match self {
+            Page::Older(c) => (c, " AND id < ", " ORDER BY id DESC LIMIT "),
+            Page::Newer(c) => (c, " AND id > ", " ORDER BY id ASC LIMIT "),
+        }
     }
 }
 

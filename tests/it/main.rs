@@ -13,6 +13,7 @@ mod helpers;
 mod identity;
 mod json_server;
 mod limits;
+mod live;
 mod openapi;
 mod postgres;
 mod query;

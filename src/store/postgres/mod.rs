@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder};
 
 use super::rows::{self, EntryRow, VerifiedRow, client_ip_key};
-use super::{Filter, StoreError};
+use super::{Filter, Page, StoreError};
 use crate::entry::{AuditEntry, Sealed, Verification};
 pub use locks::SharedLock;
 
@@ -165,20 +165,21 @@ impl PgStore {
         row.map(|r| r.decode()).transpose()
     }
 
-    /// Entries matching `filter`, newest first, older than `cursor`; at most
-    /// `limit`, plus whether more follow.
-    pub async fn list(
+    /// Entries matching `filter`, one page from the cursor in `page`'s
+    /// direction; at most `limit`, plus whether more follow.
+    pub(super) async fn list(
         &self,
         filter: &Filter,
-        cursor: Option<&str>,
+        page: Page<'_>,
         limit: u32,
     ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
+        let (cursor, compare, order) = page.parts();
         let mut q = QueryBuilder::<Postgres>::new("SELECT id, entry FROM audit_log WHERE TRUE");
         push_filter(&mut q, filter);
         if let Some(c) = cursor {
-            q.push(" AND id < ").push_bind(text(c).into_owned());
+            q.push(compare).push_bind(text(c).into_owned());
         }
-        q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit) + 1);
+        q.push(order).push_bind(i64::from(limit) + 1);
         let rows: Vec<EntryRow> = q.build_query_as().fetch_all(&self.pool).await?;
         let more = rows.len() > limit as usize;
         let entries = rows.iter().take(limit as usize).map(EntryRow::decode).collect::<Result<_, _>>()?;
@@ -194,6 +195,21 @@ impl PgStore {
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(EntryRow::decode).collect()
+    }
+
+    /// A resource's last entry at or before `at`, by `timestamp` (the
+    /// order its changes were applied in, across instances too).
+    pub async fn state_at(&self, kind: &str, id: &str, at: &str) -> Result<Option<AuditEntry>, StoreError> {
+        let row: Option<EntryRow> = sqlx::query_as(
+            "SELECT id, entry FROM audit_log WHERE resource_type = $1 AND resource_id = $2 \
+             AND timestamp <= $3 ORDER BY timestamp DESC, id DESC LIMIT 1",
+        )
+        .bind(text(kind))
+        .bind(text(id))
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.decode()).transpose()
     }
 
     /// Checks every instance's chain (see `rows::check_chains`), rows and

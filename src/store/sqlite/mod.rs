@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 
 use super::rows::{self, EntryRow, StoredRow, client_ip_key};
-use super::{Filter, StoreError};
+use super::{Filter, Page, StoreError};
 use crate::entry::{AuditEntry, Sealed, Verification};
 
 /// Columns written per row; SQLite allows 32,766 bound parameters.
@@ -119,20 +119,21 @@ impl SqliteStore {
         row.map(|r| r.decode()).transpose()
     }
 
-    /// Entries matching `filter`, newest first, older than `cursor`; at most
-    /// `limit`, plus whether more follow.
-    pub async fn list(
+    /// Entries matching `filter`, one page from the cursor in `page`'s
+    /// direction; at most `limit`, plus whether more follow.
+    pub(super) async fn list(
         &self,
         filter: &Filter,
-        cursor: Option<&str>,
+        page: Page<'_>,
         limit: u32,
     ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
+        let (cursor, compare, order) = page.parts();
         let mut q = QueryBuilder::<Sqlite>::new("SELECT id, entry FROM audit_log WHERE 1 = 1");
         push_filter(&mut q, filter);
         if let Some(c) = cursor {
-            q.push(" AND id < ").push_bind(c.to_string());
+            q.push(compare).push_bind(c.to_string());
         }
-        q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit) + 1);
+        q.push(order).push_bind(i64::from(limit) + 1);
         let rows: Vec<EntryRow> = q.build_query_as().fetch_all(&self.pool).await?;
         let more = rows.len() > limit as usize;
         let entries = rows.iter().take(limit as usize).map(EntryRow::decode).collect::<Result<_, _>>()?;
@@ -149,6 +150,21 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(EntryRow::decode).collect()
+    }
+
+    /// A resource's last entry at or before `at`, by `timestamp` (the
+    /// order its changes were applied in, across instances too).
+    pub async fn state_at(&self, kind: &str, id: &str, at: &str) -> Result<Option<AuditEntry>, StoreError> {
+        let row: Option<EntryRow> = sqlx::query_as(
+            "SELECT id, entry FROM audit_log WHERE resource_type = ? AND resource_id = ? \
+             AND timestamp <= ? ORDER BY timestamp DESC, id DESC LIMIT 1",
+        )
+        .bind(kind)
+        .bind(id)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.decode()).transpose()
     }
 
     /// Checks every instance's chain from its first entry, in one pass in

@@ -1,0 +1,335 @@
+//! `GET /api/v1/audit-logs/stream`: Server-Sent Events of newly committed
+//! entries matching the list's filters, resumable with `Last-Event-ID`.
+//!
+//! The stream reads the store on from the last id it sent, woken by this
+//! instance's commits and at least every second (other instances' commits).
+//! One instance's ids grow in commit order, so with one writer (SQLite)
+//! reading on from the last id misses nothing. Several instances commit
+//! independently: an entry of one may be committed after a newer id of
+//! another was sent, so on a shared store each read looks back
+//! [`LATENESS`] before the last id and skips what it already sent.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::body::ChannelBody;
+use super::{ApiError, ApiState};
+use crate::entry::AuditEntry;
+use crate::store::{Filter, Store, StoreError};
+
+/// How far back a read on a shared store looks for entries another
+/// instance committed late.
+pub const LATENESS: Duration = Duration::from_secs(2);
+/// The longest wait between reads when no commit of this instance wakes
+/// the stream.
+const POLL: Duration = Duration::from_secs(1);
+/// A comment line this often keeps idle proxies from closing the stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Entries read at a time.
+const PAGE: u32 = 500;
+
+/// `GET /api/v1/audit-logs/stream?…filters`.
+pub(super) async fn stream(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let mut filter = Filter::default();
+    for (k, v) in pairs {
+        filter.set(&k, &v)?;
+    }
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => {
+            let id = v.to_str().ok().and_then(|v| ulid::Ulid::from_string(v.trim()).ok()).ok_or_else(|| {
+                ApiError::BadField { field: "Last-Event-ID", reason: "not the id of an entry".into() }
+            })?;
+            Some(id.to_string())
+        }
+    };
+    let shared = s.store.is_shared();
+    // Without a resume point the stream starts after the newest entry
+    // stored now (on a shared store, LATENESS before it).
+    let start = match resume {
+        Some(id) => Cursor::resumed(id, shared),
+        None => {
+            let (newest, _) = s.store.list(&Filter::default(), None, 1).await?;
+            let mut cursor = Cursor::starting(newest.first().map(|e| e.id.clone()), shared);
+            if shared {
+                // What the look-back window holds now is older than the stream.
+                read_on(&s.store, &filter, &mut cursor, None).await?;
+            }
+            cursor
+        }
+    };
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(feed(s, filter, start, tx));
+    let mut res = Body::new(ChannelBody(rx)).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(res)
+}
+
+/// Where the stream reads on from, and what it sent lately.
+#[derive(Debug)]
+struct Cursor {
+    /// The newest id sent (or the start point).
+    last: Option<String>,
+    /// Shared store: ids sent within LATENESS of `last`.
+    sent: Option<BTreeSet<String>>,
+}
+
+impl Cursor {
+    fn starting(last: Option<String>, shared: bool) -> Cursor {
+        Cursor { last, sent: shared.then(BTreeSet::new) }
+    }
+
+    fn resumed(id: String, shared: bool) -> Cursor {
+        // Knowing only the last id the client holds, a shared store's
+        // resumed stream repeats what it may hold from the LATENESS before,
+        // rather than lose what another instance committed late.
+        Cursor { last: Some(id.clone()), sent: shared.then(|| BTreeSet::from([id])) }
+    }
+
+    /// The id to read on from: `last`, or LATENESS before it on a shared store.
+    fn read_from(&self) -> Option<String> {
+        let last = self.last.as_deref()?;
+        if self.sent.is_none() {
+            return Some(last.to_string());
+        }
+        let ms = ulid::Ulid::from_string(last).map_or(0, |u| u.timestamp_ms());
+        let back = ms.saturating_sub(LATENESS.as_millis() as u64);
+        Some(ulid::Ulid::from_parts(back, 0).to_string())
+    }
+
+    /// Whether `id` goes out now; notes it as sent.
+    fn admit(&mut self, id: &str) -> bool {
+        let newer = self.last.as_deref().is_none_or(|l| id > l);
+        let admitted = match &mut self.sent {
+            Some(sent) => sent.insert(id.to_string()),
+            None => newer,
+        };
+        if newer {
+            self.last = Some(id.to_string());
+        }
+        admitted
+    }
+
+    /// Forgets ids older than the look-back window.
+    fn prune(&mut self) {
+        let Some(from) = self.read_from() else { return };
+        if let Some(sent) = &mut self.sent {
+            *sent = sent.split_off(&from);
+        }
+    }
+}
+
+/// Reads and sends until the client goes or the query port drains.
+async fn feed(s: Arc<ApiState>, filter: Filter, mut cursor: Cursor, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
+    let committed = s.recorder.upgrade().map(|r| r.stats().clone());
+    let mut quiet_since = tokio::time::Instant::now();
+    if tx.send(Ok(Bytes::from_static(b"retry: 1000\n\n"))).await.is_err() {
+        return;
+    }
+    loop {
+        let draining = s.draining.load(Ordering::Relaxed);
+        // Armed before reading: a commit during the read wakes the next wait.
+        let woken = committed.as_ref().map(|c| c.committed.notified());
+        let mut woken = std::pin::pin!(async move {
+            match woken {
+                Some(w) => w.await,
+                None => std::future::pending().await,
+            }
+        });
+        let sent_any = match read_on(&s.store, &filter, &mut cursor, Some(&tx)).await {
+            Ok(Read::Sent(any)) => any,
+            Ok(Read::Gone) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "audit stream: store unavailable, retrying");
+                false
+            }
+        };
+        cursor.prune();
+        if draining {
+            return;
+        }
+        if sent_any {
+            quiet_since = tokio::time::Instant::now();
+        } else if quiet_since.elapsed() >= KEEP_ALIVE {
+            if tx.send(Ok(Bytes::from_static(b": keep-alive\n\n"))).await.is_err() {
+                return;
+            }
+            quiet_since = tokio::time::Instant::now();
+        }
+        tokio::select! {
+            () = &mut woken => {}
+            () = tokio::time::sleep(POLL) => {}
+            () = tx.closed() => return,
+        }
+    }
+}
+
+/// How a read ended.
+enum Read {
+    /// Whether it sent anything.
+    Sent(bool),
+    /// The client went away.
+    Gone,
+}
+
+/// Reads every page from the cursor's read point, sending (to `tx`, or
+/// nowhere) the entries not sent before.
+async fn read_on(
+    store: &Store,
+    filter: &Filter,
+    cursor: &mut Cursor,
+    tx: Option<&mpsc::Sender<Result<Bytes, std::io::Error>>>,
+) -> Result<Read, StoreError> {
+    let mut sent = false;
+    // Pages follow each other by their own last id: the cursor's look-back
+    // would read a busy window's first page again and again.
+    let mut from = cursor.read_from();
+    loop {
+        let (page, more) = store.newer(filter, from.as_deref(), PAGE).await?;
+        from = page.last().map(|e| e.id.clone()).or(from);
+        let chunk = events(&page, cursor);
+        if let Some(tx) = tx
+            && !chunk.is_empty()
+        {
+            sent = true;
+            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return Ok(Read::Gone);
+            }
+        }
+        if !more {
+            return Ok(Read::Sent(sent));
+        }
+    }
+}
+
+/// The events for the entries of `page` not sent before.
+fn events(page: &[AuditEntry], cursor: &mut Cursor) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in page {
+        if !cursor.admit(&e.id) {
+            continue;
+        }
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(e.id.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        serde_json::to_writer(&mut out, e).expect("an entry serialises");
+        out.extend_from_slice(b"\n\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(ms: u64, n: u128) -> String {
+        ulid::Ulid::from_parts(ms, n).to_string()
+    }
+
+    #[test]
+    fn one_writer_reads_on_from_the_last_id_sent() {
+        let mut c = Cursor::starting(Some(id(10_000, 5)), false);
+        assert_eq!(c.read_from(), Some(id(10_000, 5)));
+        assert!(c.admit(&id(10_001, 1)));
+        assert_eq!(c.read_from(), Some(id(10_001, 1)));
+        // Nothing at or before the last id goes out, and the cursor never
+        // moves back.
+        assert!(!c.admit(&id(10_000, 9)));
+        assert!(!c.admit(&id(10_001, 1)));
+        assert_eq!(c.read_from(), Some(id(10_001, 1)));
+        assert_eq!(Cursor::starting(None, false).read_from(), None);
+    }
+
+    #[test]
+    fn a_shared_store_looks_back_and_sends_each_entry_once() {
+        let mut c = Cursor::starting(Some(id(10_000, 5)), true);
+        assert_eq!(c.read_from(), Some(id(8_000, 0)));
+        assert!(c.admit(&id(10_500, 1)));
+        assert!(!c.admit(&id(10_500, 1)), "sent already");
+        // Another instance's entry committed late, older than the newest sent.
+        assert!(c.admit(&id(9_000, 1)));
+        assert_eq!(c.read_from(), Some(id(8_500, 0)));
+        c.prune();
+        assert_eq!(c.sent.as_ref().unwrap().len(), 2);
+        assert!(c.admit(&id(13_000, 1)));
+        c.prune();
+        assert_eq!(c.sent.as_ref().unwrap().iter().collect::<Vec<_>>(), [&id(13_000, 1)]);
+    }
+
+    #[test]
+    fn a_resumed_stream_starts_after_the_given_id() {
+        let mut one = Cursor::resumed(id(10_000, 5), false);
+        assert!(!one.admit(&id(10_000, 5)));
+        assert!(!one.admit(&id(10_000, 4)));
+        assert!(one.admit(&id(10_000, 6)));
+        let mut shared = Cursor::resumed(id(10_000, 5), true);
+        assert_eq!(shared.read_from(), Some(id(8_000, 0)));
+        assert!(!shared.admit(&id(10_000, 5)), "the resume point itself is not repeated");
+        assert!(shared.admit(&id(9_999, 1)), "an entry committed late by another instance is not lost");
+    }
+
+    /// A look-back window holding more than a page is read through once,
+    /// each entry sent once, and the read ends.
+    #[tokio::test]
+    async fn a_busy_window_is_read_page_by_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()), false).await.unwrap();
+        let mut chain = crate::entry::Chain::resume(None);
+        let n = PAGE as usize * 2 + 10;
+        let sealed: Vec<_> = (0..n).map(|i| chain.seal(crate::entry::tests::sample(i as u32))).collect();
+        store.insert_batch(&sealed).await.unwrap();
+        let mut cursor = Cursor::starting(Some(sealed[0].entry.id.clone()), true);
+        let (tx, mut rx) = mpsc::channel(n);
+        let read = read_on(&store, &Filter::default(), &mut cursor, Some(&tx)).await.unwrap();
+        assert!(matches!(read, Read::Sent(true)));
+        drop(tx);
+        let mut text = String::new();
+        while let Some(chunk) = rx.recv().await {
+            text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        }
+        let ids: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("id: ")).collect();
+        // The look-back window reaches before the start: every entry, once, in order.
+        let expected: Vec<&str> = sealed.iter().map(|s| s.entry.id.as_str()).collect();
+        assert_eq!(ids.len(), expected.len());
+        assert!(ids == expected, "every entry once, in order");
+        let (tx, _rx) = mpsc::channel(1);
+        let again = read_on(&store, &Filter::default(), &mut cursor, Some(&tx)).await.unwrap();
+        assert!(matches!(again, Read::Sent(false)), "nothing is sent twice");
+        // Not sending, a read notes what it passed as sent.
+        let mut quiet = Cursor::starting(Some(sealed[0].entry.id.clone()), true);
+        assert!(matches!(read_on(&store, &Filter::default(), &mut quiet, None).await.unwrap(), Read::Sent(false)));
+        assert_eq!(quiet.last.as_deref(), Some(sealed[n - 1].entry.id.as_str()));
+        store.close().await;
+    }
+
+    #[test]
+    fn events_carry_the_id_and_the_entry_on_one_line() {
+        let mut e = crate::entry::tests::sample(1);
+        e.id = id(10_000, 1);
+        e.path = "/a\nb".into();
+        let mut c = Cursor::starting(None, false);
+        let out = String::from_utf8(events(std::slice::from_ref(&e), &mut c)).unwrap();
+        let (head, rest) = out.split_once('\n').unwrap();
+        assert_eq!(head, format!("id: {}", e.id));
+        let data = rest.strip_prefix("data: ").unwrap().strip_suffix("\n\n").unwrap();
+        assert!(!data.contains('\n'));
+        assert_eq!(serde_json::from_str::<AuditEntry>(data).unwrap().path, "/a\nb");
+        assert!(events(&[e], &mut c).is_empty(), "not sent twice");
+    }
+}
