@@ -163,6 +163,9 @@ schemas = {
               "by_actor": ref("Counts"), "by_outcome": ref("Counts"), "total": {"type": "integer", "minimum": 0}},
               "required": ["by_action", "by_resource_type", "by_actor", "by_outcome", "total"]},
     "Status": {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]},
+    "State": {"type": "object", "required": ["state", "entry", "timestamp", "action"], "properties": {
+        "state": {"description": "The resource's after-state, null when the entry deleted it or took no snapshot."},
+        "entry": ref("Ulid"), "timestamp": {"type": "string", "format": "date-time"}, "action": {"type": "string"}}},
 }
 
 def err(desc): return {"description": desc, "content": {"application/json": {"schema": ref("Error")}}}
@@ -199,12 +202,25 @@ paths = {
                             "content": {"application/x-ndjson": {"schema": {"type": "string"}},
                                         "text/csv": {"schema": {"type": "string"}}}},
                     **errors_read}}},
+  "/api/v1/audit-logs/stream": {"get": {"operationId": "streamEntries",
+      "summary": "Server-Sent Events: each newly committed entry matching the filters, oldest first (`id:` the entry id, `data:` the entry). Without Last-Event-ID it starts after the newest entry stored now.",
+      "parameters": filter_refs + [{"name": "Last-Event-ID", "in": "header", "required": False,
+          "description": "Resume after this entry (the id of the last event received).", "schema": ref("Ulid")}],
+      "responses": {"200": {"description": "An endless event stream; a comment line keeps it alive when quiet.",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    **errors_read}}},
   "/api/v1/audit-logs/{id}": {"get": {"operationId": "getEntry", "parameters": [pref("entry_id")],
       "responses": {"200": ok_json(ref("Entry")), "401": rref("Unauthorized"), "404": rref("NotFound"),
                     "503": rref("Unavailable")}}},
   "/api/v1/resources/{kind}/{id}/history": {"get": {"operationId": "resourceHistory", "summary": "A resource's entries, oldest first.",
       "parameters": [pref("kind"), pref("resource_id_path")],
       "responses": {"200": ok_json(ref("EntryList")), "401": rref("Unauthorized"), "503": rref("Unavailable")}}},
+  "/api/v1/resources/{kind}/{id}/state": {"get": {"operationId": "resourceState",
+      "summary": "The resource as of a moment: the `after` of its last entry at or before `at` (null when that entry deleted it).",
+      "parameters": [pref("kind"), pref("resource_id_path"), {"name": "at", "in": "query", "required": False,
+          "description": "The moment (RFC 3339); now when absent.", "schema": {"type": "string", "format": "date-time"}}],
+      "responses": {"200": ok_json(ref("State")), "400": rref("BadRequest"), "401": rref("Unauthorized"),
+                    "404": rref("NotFound"), "503": rref("Unavailable")}}},
   "/api/v1/audit-configurations": {
       "get": {"operationId": "listConfigurations", "summary": "Every audit configuration, oldest first.",
               "responses": {"200": ok_json(ref("ConfigurationList")), "401": rref("Unauthorized"), "503": rref("Unavailable")}},

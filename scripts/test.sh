@@ -6,7 +6,8 @@
 # json-server 0.17 (npm, pinned by tests/json-server/package-lock.json), and
 # FastAPI + uvicorn in a virtualenv (PyPI, pinned by
 # tests/fastapi/requirements.txt), and PostgreSQL (Debian): a throwaway
-# cluster on 127.0.0.1 that the integration tests run against a second time.
+# cluster on 127.0.0.1 that the integration tests run against a second time,
+# and Chromium with chromedriver (Debian) for the web console's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/pg-lib.sh
@@ -26,6 +27,10 @@ fi
 if ! command -v openssl >/dev/null; then
   echo "== installing openssl (the JWT tests make their keys with it)"
   apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+fi
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "== installing chromium and chromium-driver (the web console's browser tests)"
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 echo "== npm ci (json-server for the end-to-end tests)"
 npm ci --prefix tests/json-server --no-audit --no-fund --loglevel=error

@@ -138,6 +138,7 @@ pub fn instructions(
   sample app  http://{app}  (an in-memory REST API under /api/v1/<collection>/)
   proxy       {s}://{proxy}  (send your requests here)
   query port  {s}://{query}  (read the trail here)
+  console     {s}://{query}/  (the same in a browser: the trail, each entry's diff, live tail)
 
 Paste these in another terminal:
 

@@ -3,6 +3,7 @@
 
 mod body;
 mod configurations;
+mod console;
 mod error;
 mod logs;
 mod openapi;
@@ -82,6 +83,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .merge(console::router())
         .merge(api)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
