@@ -114,6 +114,15 @@ mod tests {
         assert_eq!(time_of(UTC_TIME, b"2611301234Z"), None);
         assert_eq!(time_of(GENERALIZED_TIME, b"261130123456Z"), None);
         assert_eq!(time_of(0x04, b"261130123456Z"), None);
+        // The century turns between UTCTime 49 and 50.
+        assert_eq!(time_of(UTC_TIME, b"491231235959Z"), time_of(GENERALIZED_TIME, b"20491231235959Z"));
+        assert_eq!(time_of(UTC_TIME, b"500101000000Z"), time_of(GENERALIZED_TIME, b"19500101000000Z"));
+        assert!(time_of(UTC_TIME, b"500101000000Z").unwrap() < 0);
+        // Each field out of range alone is refused; a leap second is read.
+        for bad in [b"261100123456Z", b"261132123456Z", b"261130243456Z", b"261130126056Z", b"261130123461Z"] {
+            assert_eq!(time_of(UTC_TIME, bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(time_of(UTC_TIME, b"261130123460Z"), Some(at + 4));
     }
 
     #[test]
