@@ -139,6 +139,7 @@ impl Cursor {
 async fn feed(s: Arc<ApiState>, filter: Filter, mut cursor: Cursor, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
     let committed = s.recorder.upgrade().map(|r| r.stats().clone());
     let mut quiet_since = tokio::time::Instant::now();
+    let mut failing = false;
     if tx.send(Ok(Bytes::from_static(b"retry: 1000\n\n"))).await.is_err() {
         return;
     }
@@ -153,10 +154,18 @@ async fn feed(s: Arc<ApiState>, filter: Filter, mut cursor: Cursor, tx: mpsc::Se
             }
         });
         let sent_any = match read_on(&s.store, &filter, &mut cursor, Some(&tx)).await {
-            Ok(Read::Sent(any)) => any,
+            Ok(Read::Sent(any)) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("audit stream: store available again");
+                }
+                any
+            }
             Ok(Read::Gone) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "audit stream: store unavailable, retrying");
+                // Once per outage, not once a second per stream.
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "audit stream: store unavailable, retrying every second");
+                }
                 false
             }
         };

@@ -283,19 +283,26 @@ async fn with_tokens_the_page_asks_for_one_and_says_when_it_is_wrong() {
 #[tokio::test]
 async fn the_live_tail_shows_a_new_entry_without_reloading() {
     let app = spawn_app().await;
+    as_user(&app, "erin", Method::POST, "/api/items/", Some(json!({"name": "before the page"}))).await;
+    wait_entries(&app.store, 1).await;
     let browser = Browser::start(1280, 900).await;
     browser.goto(&app.query("/?actor=dave")).await;
     browser.find("#empty").await;
+    // Committed after the page loaded but before the tail started: shown too.
+    as_user(&app, "dave", Method::POST, "/api/items/", Some(json!({"name": "dave's first"}))).await;
+    wait_entries(&app.store, 2).await;
     browser.click(&browser.find("#live").await).await;
     browser.text_when("#live-status", |t| t == "live").await;
     as_user(&app, "erin", Method::POST, "/api/items/", Some(json!({"name": "not dave's"}))).await;
-    as_user(&app, "dave", Method::POST, "/api/items/", Some(json!({"name": "dave's"}))).await;
-    let rows = browser.wait_count("#entries tbody tr", 1).await;
-    let entries = wait_entries(&app.store, 2).await;
-    let daves = entries.iter().find(|e| e.actor == "dave").unwrap();
-    assert!(browser.text(&rows[0]).await.contains("dave"));
-    let shown = browser.script("return document.querySelector('#entries tbody tr').dataset.id", json!([])).await;
-    assert_eq!(shown, daves.id.as_str());
+    as_user(&app, "dave", Method::POST, "/api/items/", Some(json!({"name": "dave's second"}))).await;
+    browser.wait_count("#entries tbody tr", 2).await;
+    let entries = wait_entries(&app.store, 4).await;
+    let daves: Vec<&str> = entries.iter().rev().filter(|e| e.actor == "dave").map(|e| e.id.as_str()).collect();
+    let shown = browser
+        .script("return [...document.querySelectorAll('#entries tbody tr')].map((r) => r.dataset.id)", json!([]))
+        .await;
+    assert_eq!(shown, json!(daves), "newest on top, and only dave's");
+    assert!(browser.all("#empty").await.is_empty());
     browser.assert_no_console_errors(|_| false).await;
 }
 

@@ -151,7 +151,9 @@ async function route() {
     } else if (e instanceof ApiFailure) {
       show(h('h1', {}, 'Cannot show this'), failure(e));
     } else {
-      throw e;
+      // The query port did not answer (fetch failed), or an answer was not
+      // what this page expects.
+      show(h('h1', {}, 'Cannot show this'), h('p', { class: 'error', role: 'alert' }, String(e.message || e)));
     }
   }
 }
@@ -223,6 +225,14 @@ async function listView() {
   if (limit) q.set('limit', limit);
   const page = await api(`/api/v1/audit-logs?${q}`);
   performance.mark('list-fetched');
+  // Where a live tail starts: the newest entry stored when the page loaded
+  // (the newest listed; else the newest of all), so nothing committed
+  // between the page's load and the tail's start is missed.
+  let newest = page.items.length ? page.items[0].id : null;
+  if (!newest && !cursor) {
+    const all = await api('/api/v1/audit-logs?limit=1');
+    newest = all.items.length ? all.items[0].id : null;
+  }
   const table = entryTable(page.items, 'entries');
   const tbody = table.querySelector('tbody');
   const seen = new Set(page.items.map((e) => e.id));
@@ -235,7 +245,7 @@ async function listView() {
       liveStop = null;
       status.textContent = '';
       if (ev.target.checked) {
-        liveStop = tail(query, status, (e) => {
+        liveStop = tail(query, newest, status, (e) => {
           if (seen.has(e.id)) return;
           seen.add(e.id);
           const row = entryRow(e);
@@ -257,7 +267,9 @@ async function listView() {
   show(
     h('h1', {}, 'Audit trail'),
     filterForm(query),
-    h('div', { class: 'actions' }, h('label', { class: 'inline' }, live, 'Live tail (new entries appear on top)'), status),
+    // The live tail belongs to the newest page.
+    cursor ? null : h('div', { class: 'actions' },
+      h('label', { class: 'inline' }, live, 'Live tail (new entries appear on top)'), status),
     page.items.length ? null : h('p', { class: 'muted', id: 'empty' }, 'No entry matches.'),
     table,
     paging,
@@ -267,9 +279,9 @@ async function listView() {
 
 /// Follows the event stream with the page's filters (fetch, so the token
 /// goes as a header); resumes after the last event on a broken connection.
-function tail(query, status, onEntry) {
+function tail(query, from, status, onEntry) {
   const stop = new AbortController();
-  let last = null;
+  let last = from;
   (async () => {
     while (!stop.signal.aborted) {
       try {
