@@ -5,10 +5,7 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use bytes::Bytes;
-use http::{Method, Request};
-use http_body_util::Full;
+use http::Method;
 use serde_json::{Value, json};
 
 use crate::audit::wait_entries;
@@ -20,15 +17,7 @@ use crate::webdriver::Browser;
 const XSS: &str = "<img src=x onerror=\"window.__xss=1\">";
 
 async fn as_user(app: &TestApp, user: &str, method: Method, path: &str, body: Option<Value>) -> Value {
-    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw")));
-    let req = Request::builder()
-        .method(method)
-        .uri(app.url(path))
-        .header("authorization", auth)
-        .header("content-type", "application/json")
-        .body(body.map_or_else(Full::default, |b| Full::new(Bytes::from(b.to_string()))))
-        .unwrap();
-    serde_json::from_slice(send(&client(), req).await.body()).unwrap_or(Value::Null)
+    crate::helpers::as_user(app, user, method, path, body.as_ref()).await.1
 }
 
 async fn no_xss_ran(browser: &Browser) {

@@ -271,6 +271,26 @@ pub async fn send(client: &TestClient, req: Request<Full<Bytes>>) -> Response<By
     Response::from_parts(parts, body)
 }
 
+/// A request to the proxy as `user` (Basic auth, any password), with a
+/// JSON body when there is one.
+pub fn as_basic(app: &TestApp, user: &str, method: Method, path: &str, body: Option<&Value>) -> Request<Full<Bytes>> {
+    use base64::Engine;
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw")));
+    Request::builder()
+        .method(method)
+        .uri(app.url(path))
+        .header("authorization", auth)
+        .header("content-type", "application/json")
+        .body(body.map_or_else(Full::default, |b| Full::new(Bytes::from(b.to_string()))))
+        .unwrap()
+}
+
+/// Sends `as_basic` and reads the answer's JSON (`null` if none).
+pub async fn as_user(app: &TestApp, user: &str, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let res = send(&client(), as_basic(app, user, method, path, body)).await;
+    (res.status().as_u16(), serde_json::from_slice(res.body()).unwrap_or(Value::Null))
+}
+
 /// `GET url`.
 pub async fn get(url: &str) -> Response<Bytes> {
     send(&client(), Request::get(url).body(Full::default()).unwrap()).await

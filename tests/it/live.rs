@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -13,20 +12,7 @@ use crate::audit::wait_entries;
 use crate::helpers::*;
 
 async fn as_user(app: &TestApp, user: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let res = send(&client(), basic(app, user, method, path, body)).await;
-    (res.status().as_u16(), serde_json::from_slice(res.body()).unwrap_or(Value::Null))
-}
-
-fn basic(app: &TestApp, user: &str, method: Method, path: &str, body: Option<Value>) -> Request<Full<Bytes>> {
-    use base64::Engine;
-    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw")));
-    Request::builder()
-        .method(method)
-        .uri(app.url(path))
-        .header("authorization", auth)
-        .header("content-type", "application/json")
-        .body(body.map_or_else(Full::default, |b| Full::new(Bytes::from(b.to_string()))))
-        .unwrap()
+    crate::helpers::as_user(app, user, method, path, body.as_ref()).await
 }
 
 async fn state(app: &TestApp, path_and_query: &str) -> (u16, Value) {

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 
-use base64::Engine;
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
@@ -13,15 +12,7 @@ use crate::audit::wait_entries;
 use crate::helpers::*;
 
 async fn as_user(app: &TestApp, user: &str, method: Method, path: &str, body: Value) -> Value {
-    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw")));
-    let req = Request::builder()
-        .method(method)
-        .uri(app.url(path))
-        .header("authorization", auth)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    serde_json::from_slice(send(&client(), req).await.body()).unwrap_or(Value::Null)
+    crate::helpers::as_user(app, user, method, path, Some(&body)).await.1
 }
 
 async fn query(app: &TestApp, path_and_query: &str) -> (u16, Value) {
