@@ -274,8 +274,19 @@ impl Chain {
     /// Gives the entry its id, `prev_hash` and `hash`, and returns it with
     /// the JSON text the store keeps: the canonical form the hash covers,
     /// with `hash` appended, so each entry is serialised once.
-    pub fn seal(&mut self, mut entry: AuditEntry) -> Sealed {
+    pub fn seal(&mut self, entry: AuditEntry) -> Sealed {
         let id = self.ids.generate().unwrap_or_else(|_| ulid::Ulid::new());
+        self.seal_as(entry, id)
+    }
+
+    /// `seal` with the id's time taken from `at` instead of the clock, for
+    /// loading a history (the scale benchmark); ids still only grow.
+    pub fn seal_at(&mut self, entry: AuditEntry, at: std::time::SystemTime) -> Sealed {
+        let id = self.ids.generate_from_datetime(at).unwrap_or_else(|_| ulid::Ulid::from_datetime(at));
+        self.seal_as(entry, id)
+    }
+
+    fn seal_as(&mut self, mut entry: AuditEntry, id: ulid::Ulid) -> Sealed {
         entry.id = id.to_string();
         entry.prev_hash = std::mem::take(&mut self.prev);
         let mut json = Vec::with_capacity(2048);
