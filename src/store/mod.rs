@@ -6,6 +6,7 @@ mod filter;
 mod postgres;
 mod rows;
 mod sqlite;
+mod stats;
 
 pub use filter::{Filter, FilterError};
 pub use postgres::{PgStore, SharedLock};

@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 
 use super::rows::{self, EntryRow, StoredRow, client_ip_key};
-use super::{Filter, Page, StoreError};
+use super::{Filter, Page, StoreError, stats};
 use crate::entry::{AuditEntry, Sealed, Verification};
 
 /// Columns written per row; SQLite allows 32,766 bound parameters.
@@ -69,6 +69,7 @@ impl SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
+        let mut taken: Vec<String> = Vec::with_capacity(entries.len());
         for chunk in entries.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO audit_log (id, timestamp, resource_type, resource_id, actor, client_ip_key, entry) ",
@@ -82,10 +83,12 @@ impl SqliteStore {
                     .push_bind(client_ip_key(e).to_vec())
                     .push_bind(json.clone());
             });
-            // A replayed spool may hold entries a crash stored already.
-            q.push(" ON CONFLICT (id) DO NOTHING");
-            q.build().execute(&mut *tx).await?;
+            // A replayed spool may hold entries a crash stored already:
+            // skipped, and (RETURNING names only the rows written) not counted.
+            q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            taken.extend(q.build_query_scalar::<String>().fetch_all(&mut *tx).await?);
         }
+        add_stats(&mut tx, stats::tally(rows::taken(entries, &taken)), 1).await?;
         for head in rows::batch_heads(entries) {
             // A head never moves back (a spool replayed after newer entries).
             sqlx::query(
@@ -216,6 +219,24 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
             let Some((last, _, _)) = rows.last() else { break };
+            // What the deleted entries counted leaves the kept statistics.
+            for (_, column) in stats::DIMENSIONS {
+                let value = match column {
+                    "action" | "outcome" => format!("json_extract(entry, '$.{column}')"),
+                    _ => column.to_string(),
+                };
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO audit_stats (dimension, hour, value, n) \
+                     SELECT ?, CAST(strftime('%s', substr(timestamp, 1, 19)) AS INTEGER) / 3600, {value}, -COUNT(*) \
+                     FROM audit_log WHERE id <= ? GROUP BY 2, 3 \
+                     ON CONFLICT (dimension, hour, value) DO UPDATE SET n = n + excluded.n"
+                )))
+                .bind(column)
+                .bind(last)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM audit_stats WHERE n <= 0").execute(&mut *tx).await?;
             sqlx::query("DELETE FROM audit_log WHERE id <= ?").bind(last).execute(&mut *tx).await?;
             for (instance, id, hash) in rows::newest_deleted(&rows) {
                 sqlx::query(
@@ -321,6 +342,25 @@ async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Moves the kept statistics by `sign` × each count, in the caller's
+/// transaction.
+async fn add_stats(
+    tx: &mut sqlx::SqliteConnection,
+    counts: std::collections::HashMap<(&'static str, &str, i64), i64>,
+    sign: i64,
+) -> Result<(), StoreError> {
+    let counts: Vec<_> = counts.into_iter().collect();
+    for chunk in counts.chunks(32_766 / 4) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO audit_stats (dimension, hour, value, n) ");
+        q.push_values(chunk, |mut b, ((column, value, hour), n)| {
+            b.push_bind(*column).push_bind(*hour).push_bind(*value).push_bind(sign * n);
+        });
+        q.push(" ON CONFLICT (dimension, hour, value) DO UPDATE SET n = n + excluded.n");
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
 fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter) {
     let eq = |q: &mut QueryBuilder<Sqlite>, column: &str, v: &Option<String>| {
         if let Some(v) = v {
@@ -362,21 +402,51 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter) {
 
 impl SqliteStore {
     /// Counts by action, resource type, actor and outcome within the
-    /// filter's `since`/`until`.
+    /// filter's `since`/`until`: whole hours from `audit_stats`, the
+    /// partial ends from the entries (any other filter: all from the
+    /// entries).
     pub async fn stats(&self, filter: &Filter) -> Result<serde_json::Value, StoreError> {
+        let timed = Filter { since: filter.since.clone(), until: filter.until.clone(), ..Filter::default() };
+        if *filter != timed {
+            return Ok(stats::merge(vec![self.counted(filter).await?]));
+        }
+        let split = stats::split(filter.since.as_deref(), filter.until.as_deref());
+        let mut parts = Vec::new();
+        if let Some((from, to)) = split.hours {
+            let mut groups = Vec::new();
+            for (group, column) in stats::DIMENSIONS {
+                let counts = sqlx::query_as(
+                    "SELECT value, SUM(n) FROM audit_stats WHERE dimension = ? AND hour >= ? AND hour < ? GROUP BY value",
+                )
+                .bind(column)
+                .bind(from.unwrap_or(i64::MIN))
+                .bind(to.unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?;
+                groups.push((group, counts));
+            }
+            parts.push(groups);
+        }
+        for (since, until) in split.scans {
+            parts.push(self.counted(&Filter { since, until, ..Filter::default() }).await?);
+        }
+        Ok(stats::merge(parts))
+    }
+
+    /// Counts read from the entries themselves.
+    pub(super) async fn counted(&self, filter: &Filter) -> Result<Vec<(&'static str, Vec<rows::Count>)>, StoreError> {
         let mut groups = Vec::new();
-        for (key, column) in [
-            ("by_action", "json_extract(entry, '$.action')"),
-            ("by_resource_type", "resource_type"),
-            ("by_actor", "actor"),
-            ("by_outcome", "json_extract(entry, '$.outcome')"),
-        ] {
+        for (group, column) in stats::DIMENSIONS {
+            let column = match column {
+                "action" | "outcome" => format!("json_extract(entry, '$.{column}')"),
+                _ => column.to_string(),
+            };
             let mut q =
                 QueryBuilder::<Sqlite>::new(format!("SELECT {column} AS k, COUNT(*) AS n FROM audit_log WHERE 1 = 1"));
             push_filter(&mut q, filter);
-            q.push(" GROUP BY k ORDER BY n DESC, k LIMIT 1000");
-            groups.push((key, q.build_query_as().fetch_all(&self.pool).await?));
+            q.push(" GROUP BY k");
+            groups.push((group, q.build_query_as().fetch_all(&self.pool).await?));
         }
-        Ok(rows::stats_answer(groups))
+        Ok(groups)
     }
 }
