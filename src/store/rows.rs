@@ -123,13 +123,10 @@ pub(super) fn newest_deleted(rows: &[(String, String, String)]) -> Vec<(&str, &s
     newest
 }
 
-/// The entries of a batch the store took, given the ids its insert
-/// returned (all of them, unless a replay held some stored already).
-pub(super) fn taken<'a>(entries: &'a [Sealed], ids: &[String]) -> impl Iterator<Item = &'a AuditEntry> {
-    let all = ids.len() == entries.len();
-    let ids: std::collections::HashSet<&str> =
-        if all { std::collections::HashSet::new() } else { ids.iter().map(String::as_str).collect() };
-    entries.iter().map(|s| &s.entry).filter(move |e| all || ids.contains(e.id.as_str()))
+/// The entries of a batch that are not among `stored` (ids stored before).
+pub(super) fn new_ones<'a>(entries: &'a [Sealed], stored: &[String]) -> impl Iterator<Item = &'a AuditEntry> {
+    let stored: std::collections::HashSet<&str> = stored.iter().map(String::as_str).collect();
+    entries.iter().map(|s| &s.entry).filter(move |e| stored.is_empty() || !stored.contains(e.id.as_str()))
 }
 
 /// One group of the statistics: a value (none for a missing one) and how

@@ -40,8 +40,18 @@ pub(super) fn hour_of(timestamp: &str) -> i64 {
 /// The counts a set of new entries adds: (dimension column, value, hour) → n.
 pub(super) fn tally<'a>(entries: impl Iterator<Item = &'a AuditEntry>) -> HashMap<(&'static str, &'a str, i64), i64> {
     let mut counts = HashMap::new();
+    // A batch's entries share their hour, mostly: read each hour once.
+    let mut last: Option<(&str, i64)> = None;
     for e in entries {
-        let hour = hour_of(&e.timestamp);
+        let prefix = e.timestamp.get(..13).unwrap_or(&e.timestamp);
+        let hour = match last {
+            Some((p, h)) if p == prefix => h,
+            _ => {
+                let h = hour_of(&e.timestamp);
+                last = Some((prefix, h));
+                h
+            }
+        };
         for (column, value) in [
             ("action", e.action.as_str()),
             ("resource_type", e.resource_type.as_str()),
