@@ -73,6 +73,8 @@ async fn state_as_of_a_time_before_between_and_after_changes() {
 struct Events {
     body: Incoming,
     buffered: String,
+    /// Everything the stream sent.
+    raw: String,
 }
 
 impl Events {
@@ -84,7 +86,7 @@ impl Events {
         let res = client().request(req.body(Full::default()).unwrap()).await.unwrap();
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["content-type"], "text/event-stream");
-        Events { body: res.into_body(), buffered: String::new() }
+        Events { body: res.into_body(), buffered: String::new(), raw: String::new() }
     }
 
     /// The next event's id and entry, or `None` when nothing comes within `wait`.
@@ -102,6 +104,7 @@ impl Events {
             let frame = tokio::time::timeout_at(deadline, self.body.frame()).await.ok()??.unwrap();
             if let Ok(data) = frame.into_data() {
                 self.buffered.push_str(std::str::from_utf8(&data).unwrap());
+                self.raw.push_str(std::str::from_utf8(&data).unwrap());
             }
         }
     }
@@ -153,6 +156,16 @@ async fn the_stream_sends_new_matching_entries_and_resumes_without_loss() {
         let body: Value = serde_json::from_slice(res.body()).unwrap();
         assert_eq!((res.status().as_u16(), body["field"].as_str()), (400, Some(field)));
     }
+}
+
+/// A quiet stream stays quiet: after its `retry:` line, nothing until an
+/// entry comes or 15 s pass (then a keep-alive comment).
+#[tokio::test]
+async fn a_quiet_stream_sends_nothing_but_its_retry_line() {
+    let app = spawn_app().await;
+    let mut events = Events::open(&app, "", None).await;
+    assert!(events.next(Duration::from_millis(2500)).await.is_none());
+    assert_eq!(events.raw, "retry: 1000\n\n");
 }
 
 #[tokio::test]
