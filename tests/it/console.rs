@@ -52,8 +52,9 @@ async fn the_trail_filters_through_its_url_pages_and_opens_an_entry() {
 
     // Pages follow the API's cursor and keep the filters.
     browser.goto(&app.query("/?limit=4&actor=bob")).await;
+    // The page fills itself after it loads: wait for its rows.
+    browser.wait_count("#entries tbody tr", 4).await;
     let first: Vec<String> = row_texts(&browser, "#entries tbody tr").await;
-    assert_eq!(first.len(), 4);
     browser.click(&browser.find("#older").await).await;
     browser.wait_count("#entries tbody tr", 2).await;
     let url = browser.url().await;
