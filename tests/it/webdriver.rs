@@ -76,6 +76,12 @@ impl Browser {
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A WebDriver command, its error as text (a page that re-renders
+    /// makes an element just found stale).
+    async fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -84,8 +90,10 @@ impl Browser {
             .unwrap();
         let res = send(&self.http, req).await;
         let answer: Value = serde_json::from_slice(res.body()).unwrap_or(Value::Null);
-        assert!(res.status().is_success(), "webdriver {method} {path}: {} {answer}", res.status());
-        answer["value"].clone()
+        if !res.status().is_success() {
+            return Err(format!("webdriver {method} {path}: {} {answer}", res.status()));
+        }
+        Ok(answer["value"].clone())
     }
 
     /// Loads a URL and waits for it.
@@ -126,11 +134,14 @@ impl Browser {
         loop {
             let mut last = None;
             if let Some(e) = self.all(css).await.into_iter().next() {
-                let text = self.text(&e).await;
-                if ok(&text) {
-                    return text;
+                // Replaced while read (the page re-rendered): read again.
+                if let Ok(text) = self.try_call("GET", &format!("/element/{}/text", e.0), None).await {
+                    let text = text.as_str().unwrap_or_default().to_string();
+                    if ok(&text) {
+                        return text;
+                    }
+                    last = Some(text);
                 }
-                last = Some(text);
             }
             assert!(tokio::time::Instant::now() < deadline, "`{css}` never had the text wanted (last: {last:?})");
             tokio::time::sleep(Duration::from_millis(50)).await;
