@@ -229,10 +229,7 @@ impl SqliteStore {
             let Some((last, _, _)) = rows.last() else { break };
             // What the deleted entries counted leaves the kept statistics.
             for (_, column) in stats::DIMENSIONS {
-                let value = match column {
-                    "action" | "outcome" => format!("json_extract(entry, '$.{column}')"),
-                    _ => column.to_string(),
-                };
+                let value = stat_column(column);
                 sqlx::query(AssertSqlSafe(format!(
                     "INSERT INTO audit_stats (dimension, hour, value, n) \
                      SELECT ?, CAST(strftime('%s', substr(timestamp, 1, 19)) AS INTEGER) / 3600, {value}, -COUNT(*) \
@@ -350,6 +347,15 @@ async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// The SQL for a statistics dimension of an `audit_log` row (action and
+/// outcome live only in the entry's JSON here).
+fn stat_column(column: &str) -> String {
+    match column {
+        "action" | "outcome" => format!("json_extract(entry, '$.{column}')"),
+        _ => column.to_string(),
+    }
+}
+
 /// Moves the kept statistics by `sign` × each count, in the caller's
 /// transaction.
 async fn add_stats(
@@ -445,10 +451,7 @@ impl SqliteStore {
     pub(super) async fn counted(&self, filter: &Filter) -> Result<Vec<(&'static str, Vec<rows::Count>)>, StoreError> {
         let mut groups = Vec::new();
         for (group, column) in stats::DIMENSIONS {
-            let column = match column {
-                "action" | "outcome" => format!("json_extract(entry, '$.{column}')"),
-                _ => column.to_string(),
-            };
+            let column = stat_column(column);
             let mut q =
                 QueryBuilder::<Sqlite>::new(format!("SELECT {column} AS k, COUNT(*) AS n FROM audit_log WHERE 1 = 1"));
             push_filter(&mut q, filter);
