@@ -100,6 +100,33 @@ pub(super) fn split(since: Option<&str>, until: Option<&str>) -> Split {
     Split { hours: Some((from, to)), scans }
 }
 
+/// A range of hours or days, `[from, to)`, `None` bounds open.
+pub(super) type Span = (Option<i64>, Option<i64>);
+
+/// Whole hours as the whole days among them (from the daily counts) and
+/// the hours left at either end.
+pub(super) fn days_of((from, to): Span) -> (Option<Span>, Vec<Span>) {
+    let first = from.map(|f| f.div_euclid(24) + i64::from(f.rem_euclid(24) != 0));
+    let end = to.map(|t| t.div_euclid(24));
+    if let (Some(a), Some(b)) = (first, end)
+        && a >= b
+    {
+        return (None, vec![(from, to)]);
+    }
+    let mut hours = Vec::new();
+    if let (Some(f), Some(a)) = (from, first)
+        && f < a * 24
+    {
+        hours.push((Some(f), Some(a * 24)));
+    }
+    if let (Some(t), Some(b)) = (to, end)
+        && b * 24 < t
+    {
+        hours.push((Some(b * 24), Some(t)));
+    }
+    (Some((first, end)), hours)
+}
+
 /// Adds up parts of an answer (each a list of groups) into the answer:
 /// each group's values most frequent first (ties by value), at most
 /// MAX_VALUES of them.
@@ -187,6 +214,20 @@ mod tests {
     }
 
     #[test]
+    fn whole_hours_split_into_whole_days_and_the_hours_at_the_ends() {
+        assert_eq!(days_of((None, None)), (Some((None, None)), vec![]));
+        assert_eq!(days_of((Some(48), Some(96))), (Some((Some(2), Some(4))), vec![]));
+        assert_eq!(
+            days_of((Some(47), Some(97))),
+            (Some((Some(2), Some(4))), vec![(Some(47), Some(48)), (Some(96), Some(97))])
+        );
+        assert_eq!(days_of((Some(49), Some(70))), (None, vec![(Some(49), Some(70))]));
+        assert_eq!(days_of((Some(49), Some(72))), (None, vec![(Some(49), Some(72))]));
+        assert_eq!(days_of((Some(49), None)), (Some((Some(3), None)), vec![(Some(49), Some(72))]));
+        assert_eq!(days_of((None, Some(50))), (Some((None, Some(2))), vec![(Some(48), Some(50))]));
+    }
+
+    #[test]
     fn parts_add_up_most_frequent_first() {
         let v = |s: &str| Some(s.to_string());
         let answer = merge(vec![
@@ -217,8 +258,8 @@ mod tests {
                 if i % 5 == 0 {
                     e.outcome = crate::entry::Outcome::Failure;
                 }
-                // 300 entries over about 6 hours, some on the hour exactly.
-                let us = start + i * (HOUR / 50) + if i % 50 == 0 { 0 } else { 17 };
+                // 300 entries over about 3 days (from 11:00), some on the hour exactly.
+                let us = start + i * (HOUR / 4) + if i % 4 == 0 { 0 } else { 17 };
                 e.timestamp = format_micros(us);
                 let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(u64::try_from(us).unwrap());
                 chain.seal_at(e, at)
@@ -239,7 +280,12 @@ mod tests {
                     Some(HOUR - 1),
                     Some(HOUR),
                     Some(2 * HOUR + 5),
-                    Some(7 * HOUR),
+                    Some(13 * HOUR - 1),
+                    Some(13 * HOUR),
+                    Some(37 * HOUR),
+                    Some(37 * HOUR + 1),
+                    Some(61 * HOUR + 7),
+                    Some(80 * HOUR),
                 ];
                 for since in edges {
                     for until in edges {
@@ -258,17 +304,24 @@ mod tests {
         check(&store).await;
         // The migration's backfill (SQL) gives the counts the writer kept (Rust).
         let read = || async {
-            sqlx::query_as::<_, (String, i64, String, i64)>(
-                "SELECT dimension, hour, value, n FROM audit_stats ORDER BY 1, 2, 3",
-            )
-            .fetch_all(sqlite.pool())
-            .await
-            .unwrap()
+            let mut rows = Vec::new();
+            for (table, unit) in [("audit_stats", "hour"), ("audit_stats_daily", "day")] {
+                let sql = format!("SELECT '{table}', dimension, {unit}, value, n FROM {table} ORDER BY 2, 3, 4");
+                let all: Vec<(String, String, i64, String, i64)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(sqlite.pool()).await.unwrap();
+                rows.extend(all);
+            }
+            rows
         };
         let kept = read().await;
+        assert!(kept.iter().any(|r| r.0 == "audit_stats_daily"));
         sqlx::query("DELETE FROM audit_stats").execute(sqlite.pool()).await.unwrap();
-        let migration = include_str!("../../migrations/sqlite/0005_audit_stats.sql");
-        for statement in migration.split(';').filter(|s| s.contains("INSERT INTO")) {
+        sqlx::query("DELETE FROM audit_stats_daily").execute(sqlite.pool()).await.unwrap();
+        let migrations = [
+            include_str!("../../migrations/sqlite/0005_audit_stats.sql"),
+            include_str!("../../migrations/sqlite/0006_audit_stats_daily.sql"),
+        ];
+        for statement in migrations.iter().flat_map(|m| m.split(';')).filter(|s| s.contains("INSERT INTO")) {
             sqlx::query(sqlx::AssertSqlSafe(statement.to_string())).execute(sqlite.pool()).await.unwrap();
         }
         assert_eq!(read().await, kept);

@@ -228,20 +228,22 @@ impl SqliteStore {
             .await?;
             let Some((last, _, _)) = rows.last() else { break };
             // What the deleted entries counted leaves the kept statistics.
-            for (_, column) in stats::DIMENSIONS {
-                let value = stat_column(column);
-                sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO audit_stats (dimension, hour, value, n) \
-                     SELECT ?, CAST(strftime('%s', substr(timestamp, 1, 19)) AS INTEGER) / 3600, {value}, -COUNT(*) \
-                     FROM audit_log WHERE id <= ? GROUP BY 2, 3 \
-                     ON CONFLICT (dimension, hour, value) DO UPDATE SET n = n + excluded.n"
-                )))
-                .bind(column)
-                .bind(last)
-                .execute(&mut *tx)
-                .await?;
+            for (table, unit, seconds) in [("audit_stats", "hour", 3600), ("audit_stats_daily", "day", 86_400)] {
+                for (_, column) in stats::DIMENSIONS {
+                    let value = stat_column(column);
+                    sqlx::query(AssertSqlSafe(format!(
+                        "INSERT INTO {table} (dimension, {unit}, value, n) \
+                         SELECT ?, CAST(strftime('%s', substr(timestamp, 1, 19)) AS INTEGER) / {seconds}, {value}, \
+                         -COUNT(*) FROM audit_log WHERE id <= ? GROUP BY 2, 3 \
+                         ON CONFLICT (dimension, {unit}, value) DO UPDATE SET n = n + excluded.n"
+                    )))
+                    .bind(column)
+                    .bind(last)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE n <= 0"))).execute(&mut *tx).await?;
             }
-            sqlx::query("DELETE FROM audit_stats WHERE n <= 0").execute(&mut *tx).await?;
             sqlx::query("DELETE FROM audit_log WHERE id <= ?").bind(last).execute(&mut *tx).await?;
             for (instance, id, hash) in rows::newest_deleted(&rows) {
                 sqlx::query(
@@ -363,14 +365,20 @@ async fn add_stats(
     counts: std::collections::HashMap<(&'static str, &str, i64), i64>,
     sign: i64,
 ) -> Result<(), StoreError> {
-    let counts: Vec<_> = counts.into_iter().collect();
-    for chunk in counts.chunks(32_766 / 4) {
-        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO audit_stats (dimension, hour, value, n) ");
-        q.push_values(chunk, |mut b, ((column, value, hour), n)| {
-            b.push_bind(*column).push_bind(*hour).push_bind(*value).push_bind(sign * n);
-        });
-        q.push(" ON CONFLICT (dimension, hour, value) DO UPDATE SET n = n + excluded.n");
-        q.build().execute(&mut *tx).await?;
+    let mut daily: std::collections::HashMap<_, i64> = std::collections::HashMap::new();
+    for ((column, value, hour), n) in &counts {
+        *daily.entry((*column, *value, hour.div_euclid(24))).or_insert(0) += n;
+    }
+    for (table, unit, counts) in [("audit_stats", "hour", counts), ("audit_stats_daily", "day", daily)] {
+        let counts: Vec<_> = counts.into_iter().collect();
+        for chunk in counts.chunks(32_766 / 4) {
+            let mut q = QueryBuilder::<Sqlite>::new(format!("INSERT INTO {table} (dimension, {unit}, value, n) "));
+            q.push_values(chunk, |mut b, ((column, value, at), n)| {
+                b.push_bind(*column).push_bind(*at).push_bind(*value).push_bind(sign * n);
+            });
+            q.push(format!(" ON CONFLICT (dimension, {unit}, value) DO UPDATE SET n = n + excluded.n"));
+            q.build().execute(&mut *tx).await?;
+        }
     }
     Ok(())
 }
@@ -416,9 +424,9 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter) {
 
 impl SqliteStore {
     /// Counts by action, resource type, actor and outcome within the
-    /// filter's `since`/`until`: whole hours from `audit_stats`, the
-    /// partial ends from the entries (any other filter: all from the
-    /// entries).
+    /// filter's `since`/`until`: whole days from `audit_stats_daily`, whole
+    /// hours at their ends from `audit_stats`, the partial hours from the
+    /// entries (any other filter: all from the entries).
     pub async fn stats(&self, filter: &Filter) -> Result<serde_json::Value, StoreError> {
         let timed = Filter { since: filter.since.clone(), until: filter.until.clone(), ..Filter::default() };
         if *filter != timed {
@@ -426,20 +434,25 @@ impl SqliteStore {
         }
         let split = stats::split(filter.since.as_deref(), filter.until.as_deref());
         let mut parts = Vec::new();
-        if let Some((from, to)) = split.hours {
-            let mut groups = Vec::new();
-            for (group, column) in stats::DIMENSIONS {
-                let counts = sqlx::query_as(
-                    "SELECT value, SUM(n) FROM audit_stats WHERE dimension = ? AND hour >= ? AND hour < ? GROUP BY value",
-                )
-                .bind(column)
-                .bind(from.unwrap_or(i64::MIN))
-                .bind(to.unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
-                .await?;
-                groups.push((group, counts));
+        if let Some(hours) = split.hours {
+            let (days, hours) = stats::days_of(hours);
+            let spans = days.map(|d| ("audit_stats_daily", "day", d)).into_iter();
+            for (table, unit, (from, to)) in spans.chain(hours.into_iter().map(|h| ("audit_stats", "hour", h))) {
+                let mut groups = Vec::new();
+                for (group, column) in stats::DIMENSIONS {
+                    let counts = sqlx::query_as(AssertSqlSafe(format!(
+                        "SELECT value, SUM(n) FROM {table} WHERE dimension = ? AND {unit} >= ? AND {unit} < ? \
+                         GROUP BY value"
+                    )))
+                    .bind(column)
+                    .bind(from.unwrap_or(i64::MIN))
+                    .bind(to.unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    groups.push((group, counts));
+                }
+                parts.push(groups);
             }
-            parts.push(groups);
         }
         for (since, until) in split.scans {
             parts.push(self.counted(&Filter { since, until, ..Filter::default() }).await?);
