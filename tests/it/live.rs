@@ -70,7 +70,7 @@ async fn state_as_of_a_time_before_between_and_after_changes() {
 }
 
 /// An open event stream and what it has sent so far.
-struct Events {
+pub(crate) struct Events {
     body: Incoming,
     buffered: String,
     /// Everything the stream sent.
@@ -78,7 +78,7 @@ struct Events {
 }
 
 impl Events {
-    async fn open(app: &TestApp, query: &str, last_event_id: Option<&str>) -> Events {
+    pub(crate) async fn open(app: &TestApp, query: &str, last_event_id: Option<&str>) -> Events {
         let mut req = Request::get(app.query(&format!("/api/v1/audit-logs/stream{query}")));
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
@@ -90,7 +90,7 @@ impl Events {
     }
 
     /// The next event's id and entry, or `None` when nothing comes within `wait`.
-    async fn next(&mut self, wait: Duration) -> Option<(String, Value)> {
+    pub(crate) async fn next(&mut self, wait: Duration) -> Option<(String, Value)> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             while let Some(end) = self.buffered.find("\n\n") {

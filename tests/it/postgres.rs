@@ -424,3 +424,24 @@ async fn a_large_batch_failing_at_commit_leaves_the_start_of_its_chain() {
     assert_eq!(count().await, 400, "the second half was stored without the first");
     assert_eq!(store.last_hash("gw").await.unwrap().as_deref(), Some(batch[399].entry.hash.as_str()));
 }
+
+/// Instances commit independently: an entry another instance seals before,
+/// but commits after, one the stream already sent still reaches the
+/// stream (it looks back on a shared store).
+#[tokio::test]
+async fn the_stream_sends_an_entry_another_instance_commits_late() {
+    server();
+    let app = spawn_app().await;
+    let mut events = crate::live::Events::open(&app, "", None).await;
+    call(&app, Method::POST, "/api/items/", json!({"name": "now"})).await;
+    let (sent, _) = events.next(Duration::from_secs(10)).await.expect("the new entry is streamed");
+    // Sealed a second ago by "other", committed only now.
+    let mut late = wait_entries(&app.store, 1).await.remove(0);
+    late.instance = "other".into();
+    let at = std::time::SystemTime::now() - Duration::from_secs(1);
+    let sealed = auditgate::entry::Chain::resume(None).seal_at(late, at);
+    assert!(sealed.entry.id < sent, "older than what the stream sent");
+    app.store.insert_batch(std::slice::from_ref(&sealed)).await.unwrap();
+    let (id, entry) = events.next(Duration::from_secs(10)).await.expect("the late entry is streamed");
+    assert_eq!((id.as_str(), entry["instance"].as_str()), (sealed.entry.id.as_str(), Some("other")));
+}
