@@ -214,6 +214,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_csv_row_is_its_cells_in_header_order_between_commas() {
+        let mut e = crate::entry::tests::sample(1);
+        e.id = "01JD3AAAAAAAAAAAAAAAAAAAAA".into();
+        let mut out = Vec::new();
+        csv_row(&e, &mut out);
+        let row = String::from_utf8(out).unwrap();
+        assert!(row.starts_with(&format!("{},{},{},", e.id, e.timestamp, e.action)), "{row}");
+        assert!(row.ends_with("\r\n") && !row.starts_with(','));
+    }
+
+    #[test]
     fn csv_cells_are_defused_and_quoted() {
         let cell = |s: &str| {
             let mut out = Vec::new();
