@@ -117,8 +117,16 @@ async fn an_entry_shows_who_what_and_its_diff_as_text_and_runs_nothing() {
     assert!(browser.text(&browser.find("#chain").await).await.contains(&update.hash));
     no_xss_ran(&browser).await;
 
+    // A delete's fields are removed ones.
+    as_user(&app, "alice", Method::DELETE, &item, None).await;
+    let deleted = wait_entries(&app.store, 3).await.pop().unwrap();
+    browser.goto(&app.query(&format!("/entries/{}", deleted.id))).await;
+    for row in browser.wait_count("table.diff tbody tr", 4).await {
+        assert_eq!(browser.attribute(&row, "className").await.as_deref(), Some("removed"));
+    }
+
     browser.goto(&app.query("/")).await;
-    browser.wait_count("#entries tbody tr", 2).await;
+    browser.wait_count("#entries tbody tr", 3).await;
     assert!(browser.text(&browser.find("#entries").await).await.contains(XSS));
     no_xss_ran(&browser).await;
     browser.assert_no_console_errors(|_| false).await;
@@ -142,7 +150,7 @@ async fn an_entry_shows_who_what_and_its_diff_as_text_and_runs_nothing() {
             Some(json!({"email": "ada@example.org", "plan": "pro", "seats": 5})),
         )
         .await;
-        let last = wait_entries(&app.store, 4).await.pop().unwrap();
+        let last = wait_entries(&app.store, 5).await.pop().unwrap();
         browser.resize(1100, 1250).await;
         browser.goto(&app.query(&format!("/entries/{}", last.id))).await;
         browser.find("#chain-link.ok").await;

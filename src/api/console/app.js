@@ -341,12 +341,11 @@ function at(doc, pointer) {
   return { found: true, value: node };
 }
 
-/// A change is added (absent before), removed (absent after) or changed.
+/// A change is added (absent before, or no before: a create), removed
+/// (absent after, or no after: a delete) or changed.
 function kindOf(change, before, after) {
-  if (before && !at(before, change.path).found) return 'added';
-  if (after && !at(after, change.path).found) return 'removed';
-  if (!before && after === null) return 'removed';
-  if (!before) return 'added';
+  if (!before || !at(before, change.path).found) return 'added';
+  if (!after || !at(after, change.path).found) return 'removed';
   return 'changed';
 }
 
