@@ -137,7 +137,7 @@ impl Cursor {
 
 /// Reads and sends until the client goes or the query port drains.
 async fn feed(s: Arc<ApiState>, filter: Filter, mut cursor: Cursor, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
-    let committed = s.recorder.upgrade().map(|r| r.stats().clone());
+    let stats = s.recorder.stats().clone();
     let mut quiet_since = tokio::time::Instant::now();
     let mut failing = false;
     if tx.send(Ok(Bytes::from_static(b"retry: 1000\n\n"))).await.is_err() {
@@ -146,13 +146,7 @@ async fn feed(s: Arc<ApiState>, filter: Filter, mut cursor: Cursor, tx: mpsc::Se
     loop {
         let draining = s.draining.load(Ordering::Relaxed);
         // Armed before reading: a commit during the read wakes the next wait.
-        let woken = committed.as_ref().map(|c| c.committed.notified());
-        let mut woken = std::pin::pin!(async move {
-            match woken {
-                Some(w) => w.await,
-                None => std::future::pending().await,
-            }
-        });
+        let mut woken = std::pin::pin!(stats.committed.notified());
         let sent_any = match read_on(&s.store, &filter, &mut cursor, Some(&tx)).await {
             Ok(Read::Sent(any)) => {
                 if std::mem::take(&mut failing) {
