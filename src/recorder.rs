@@ -391,19 +391,32 @@ impl Writer {
             batch: self.batch,
             retry_at: tokio::time::Instant::now(),
             backoff: MIN_BACKOFF,
+            // An earlier run (or an older version) may have left entries
+            // out of the search index.
+            text_due: Some(tokio::time::Instant::now()),
+            text_failing: false,
         };
         let committer = tokio::spawn(async move {
             loop {
                 let waiting = committer.waiting();
+                let text_due = committer.text_due.filter(|_| !waiting);
+                // Batches first: the index is filled only while none waits.
                 let batch = tokio::select! {
+                    biased;
                     batch = rx.recv() => batch,
                     () = tokio::time::sleep_until(committer.retry_at), if waiting => {
                         committer.replay().await;
+                        committer.text_due.get_or_insert_with(|| tokio::time::Instant::now() + TEXT_DELAY);
+                        continue;
+                    }
+                    () = sleep_until_some(text_due), if text_due.is_some() => {
+                        committer.index_text().await;
                         continue;
                     }
                 };
                 let Some(batch) = batch else { break };
                 committer.deliver(&batch.entries).await;
+                committer.text_due.get_or_insert_with(|| tokio::time::Instant::now() + TEXT_DELAY);
                 for durable in batch.durable {
                     let _ = durable.send(());
                 }
@@ -441,6 +454,19 @@ struct Batch {
     durable: Vec<oneshot::Sender<()>>,
 }
 
+/// Entries indexed for the `q` search per step while the recorder is idle:
+/// a batch arriving meanwhile waits for one step (a few milliseconds).
+const TEXT_STEP: u32 = 256;
+/// How long committed entries may wait to be indexed, so that light traffic
+/// does not pay an index transaction per batch.
+const TEXT_DELAY: Duration = Duration::from_millis(200);
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -454,6 +480,12 @@ struct Committer {
     batch: usize,
     retry_at: tokio::time::Instant,
     backoff: Duration,
+    /// Committed entries may be missing from the search index: when to
+    /// index them (if no batch waits then).
+    text_due: Option<tokio::time::Instant>,
+    /// The last indexing step failed (logged once; tried again after the
+    /// next commit).
+    text_failing: bool,
 }
 
 impl Committer {
@@ -467,6 +499,25 @@ impl Committer {
         tracing::error!(error = %e, entries, "audit batch not written to the store");
         self.retry_at = tokio::time::Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// One step of filling the search index. Searches are exact while it
+    /// is behind (they read what is not indexed yet), only slower.
+    async fn index_text(&mut self) {
+        match self.store.index_text(TEXT_STEP).await {
+            Ok(n) => {
+                self.text_due = (n == TEXT_STEP as usize).then(tokio::time::Instant::now);
+                if std::mem::take(&mut self.text_failing) {
+                    tracing::info!("search index updated again");
+                }
+            }
+            Err(e) => {
+                self.text_due = None;
+                if !std::mem::replace(&mut self.text_failing, true) {
+                    tracing::warn!(error = %e, "search index not updated; searches read the entries past it, retried after the next write");
+                }
+            }
+        }
     }
 
     /// Runs `f` on the spool on a blocking thread (appends fsync).

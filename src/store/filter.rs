@@ -116,9 +116,33 @@ impl Filter {
     }
 }
 
+/// The smallest id an entry answered at `since` (RFC 3339) can have: an
+/// entry is sealed, and its id made, after its answer, so its id's time is
+/// never before its `timestamp`. An hour of slack covers a wall clock
+/// stepped back in between. Lets `since` bound a walk in id
+/// order (both stores index `id`).
+pub(super) fn id_floor(since: &str) -> Option<String> {
+    let at = chrono::DateTime::parse_from_rfc3339(since).ok()?.with_timezone(&chrono::Utc);
+    let ms = (at - chrono::Duration::hours(1)).timestamp_millis();
+    Some(ulid::Ulid::from_parts(u64::try_from(ms).unwrap_or(0), 0).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The floor keeps every entry answered at or after `since` (its id is
+    /// made later still) and leaves out what was sealed over an hour before.
+    #[test]
+    fn the_id_floor_keeps_what_since_keeps() {
+        let since = "2026-11-23T11:02:03.000000Z";
+        let at = chrono::DateTime::parse_from_rfc3339(since).unwrap().timestamp_millis() as u64;
+        let floor = id_floor(since).unwrap();
+        assert!(ulid::Ulid::from_parts(at, 0).to_string() >= floor);
+        assert!(ulid::Ulid::from_parts(at - 3_600_000, 0).to_string() >= floor, "an hour of slack");
+        assert!(ulid::Ulid::from_parts(at - 3_600_001, u128::MAX).to_string() < floor);
+        assert_eq!(id_floor("yesterday"), None);
+    }
 
     #[test]
     fn parses_and_refuses() {

@@ -157,6 +157,16 @@ impl Store {
         each!(self, s => s.delete_before(before, batch).await)
     }
 
+    /// Adds up to `limit` committed entries to the `q` search's index, for
+    /// the recorder to call when it has nothing to write; answers how many
+    /// (0: nothing left). PostgreSQL keeps no such index.
+    pub async fn index_text(&self, limit: u32) -> Result<usize, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.index_text(limit).await,
+            Store::Postgres(_) => Ok(0),
+        }
+    }
+
     /// Holds a resource against other instances sharing the database until
     /// the answer drops; `None` where no other instance can share it
     /// (SQLite).

@@ -18,6 +18,7 @@ mod live;
 mod openapi;
 mod postgres;
 mod query;
+mod search;
 mod store;
 mod tls;
 mod transparency;

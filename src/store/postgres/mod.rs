@@ -353,7 +353,7 @@ fn push_filter(q: &mut QueryBuilder<Postgres>, f: &Filter) {
         q.push(" AND client_ip_key BETWEEN ").push_bind(lo.to_vec()).push(" AND ").push_bind(hi.to_vec());
     }
     if let Some(s) = &f.since {
-        if let Some(floor) = id_floor(s) {
+        if let Some(floor) = super::filter::id_floor(s) {
             q.push(" AND id >= ").push_bind(floor);
         }
         q.push(" AND timestamp >= ").push_bind(text(s).into_owned());
@@ -368,16 +368,6 @@ fn push_filter(q: &mut QueryBuilder<Postgres>, f: &Filter) {
         q.push(" AND (path ILIKE ").push_bind(like.clone()).push(" ESCAPE '\\' OR changes ILIKE ");
         q.push_bind(like).push(" ESCAPE '\\')");
     }
-}
-
-/// The smallest id an entry answered at `since` (RFC 3339) can have: an
-/// entry is sealed, and its id made, after its answer, so its id's time is
-/// never before its `timestamp`. An hour of slack covers a wall clock
-/// stepped back in between. Lets `since` use the primary key.
-fn id_floor(since: &str) -> Option<String> {
-    let at = chrono::DateTime::parse_from_rfc3339(since).ok()?.with_timezone(&chrono::Utc);
-    let ms = (at - chrono::Duration::hours(1)).timestamp_millis();
-    Some(ulid::Ulid::from_parts(u64::try_from(ms).unwrap_or(0), 0).to_string())
 }
 
 /// Text as a PostgreSQL text column holds it: NUL, which it cannot hold,
@@ -519,19 +509,6 @@ impl VerifiedRow for PgStoredRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The floor keeps every entry answered at or after `since` (its id is
-    /// made later still) and leaves out what was sealed over an hour before.
-    #[test]
-    fn the_id_floor_keeps_what_since_keeps() {
-        let since = "2026-11-23T11:02:03.000000Z";
-        let at = chrono::DateTime::parse_from_rfc3339(since).unwrap().timestamp_millis() as u64;
-        let floor = id_floor(since).unwrap();
-        assert!(ulid::Ulid::from_parts(at, 0).to_string() >= floor);
-        assert!(ulid::Ulid::from_parts(at - 3_600_000, 0).to_string() >= floor, "an hour of slack");
-        assert!(ulid::Ulid::from_parts(at - 3_600_001, u128::MAX).to_string() < floor);
-        assert_eq!(id_floor("yesterday"), None);
-    }
 
     #[test]
     fn text_never_holds_nul() {

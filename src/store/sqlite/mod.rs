@@ -2,6 +2,8 @@
 //! written as multi-row INSERTs inside one transaction.
 
 mod configurations;
+mod plan;
+mod text;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -139,12 +141,18 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
         let (cursor, compare, order) = page.parts();
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, entry FROM audit_log WHERE 1 = 1");
-        push_filter(&mut q, filter);
+        let walk = plan::Walk::probe(&self.pool, filter).await?;
+        // The page's rows are chosen first and read after: a range read
+        // through an index and sorted then sorts row numbers, not entries.
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, entry FROM audit_log WHERE seq IN (SELECT seq FROM audit_log WHERE 1 = 1",
+        );
+        plan::push_filter(&mut q, filter, walk);
         if let Some(c) = cursor {
             q.push(compare).push_bind(c.to_string());
         }
-        q.push(order).push_bind(i64::from(limit) + 1);
+        q.push(order).push_bind(i64::from(limit) + 1).push(")");
+        q.push(order.strip_suffix(" LIMIT ").expect("an order ends in LIMIT"));
         let rows: Vec<EntryRow> = q.build_query_as().fetch_all(&self.pool).await?;
         let more = rows.len() > limit as usize;
         let entries = rows.iter().take(limit as usize).map(EntryRow::decode).collect::<Result<_, _>>()?;
@@ -244,6 +252,7 @@ impl SqliteStore {
                 }
                 sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE n <= 0"))).execute(&mut *tx).await?;
             }
+            text::forget(&mut tx, last).await?;
             sqlx::query("DELETE FROM audit_log WHERE id <= ?").bind(last).execute(&mut *tx).await?;
             for (instance, id, hash) in rows::newest_deleted(&rows) {
                 sqlx::query(
@@ -263,6 +272,12 @@ impl SqliteStore {
             tokio::task::yield_now().await;
         }
         Ok((deleted, through))
+    }
+
+    /// Adds up to `limit` committed entries to the `q` search's index;
+    /// answers how many (0: it is complete).
+    pub async fn index_text(&self, limit: u32) -> Result<usize, StoreError> {
+        text::index(&self.pool, limit).await
     }
 
     /// A transaction that takes the write lock at its start (`BEGIN
@@ -383,45 +398,6 @@ async fn add_stats(
     Ok(())
 }
 
-fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter) {
-    let eq = |q: &mut QueryBuilder<Sqlite>, column: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            q.push(format!(" AND {column} = ")).push_bind(v.clone());
-        }
-    };
-    eq(q, "resource_type", &f.resource_type);
-    eq(q, "resource_id", &f.resource_id);
-    eq(q, "actor", &f.actor);
-    eq(q, "json_extract(entry, '$.action')", &f.action);
-    eq(q, "json_extract(entry, '$.outcome')", &f.outcome);
-    eq(q, "json_extract(entry, '$.configuration')", &f.configuration);
-    eq(q, "json_extract(entry, '$.instance')", &f.instance);
-    match f.unapplied {
-        Some(true) => _ = q.push(" AND json_array_length(entry, '$.unapplied') > 0"),
-        Some(false) => _ = q.push(" AND COALESCE(json_array_length(entry, '$.unapplied'), 0) = 0"),
-        None => {}
-    }
-    if let Some(s) = f.status {
-        q.push(" AND json_extract(entry, '$.status') = ").push_bind(i64::from(s));
-    }
-    if let Some((lo, hi)) = f.client_ip {
-        q.push(" AND client_ip_key BETWEEN ").push_bind(lo.to_vec()).push(" AND ").push_bind(hi.to_vec());
-    }
-    if let Some(s) = &f.since {
-        q.push(" AND timestamp >= ").push_bind(s.clone());
-    }
-    if let Some(u) = &f.until {
-        q.push(" AND timestamp <= ").push_bind(u.clone());
-    }
-    if let Some(text) = &f.q {
-        let like = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        q.push(" AND (json_extract(entry, '$.path') LIKE ")
-            .push_bind(like.clone())
-            .push(" ESCAPE '\\' OR json_extract(entry, '$.changes') LIKE ");
-        q.push_bind(like).push(" ESCAPE '\\')");
-    }
-}
-
 impl SqliteStore {
     /// Counts by action, resource type, actor and outcome within the
     /// filter's `since`/`until`: whole days from `audit_stats_daily`, whole
@@ -467,7 +443,7 @@ impl SqliteStore {
             let column = stat_column(column);
             let mut q =
                 QueryBuilder::<Sqlite>::new(format!("SELECT {column} AS k, COUNT(*) AS n FROM audit_log WHERE 1 = 1"));
-            push_filter(&mut q, filter);
+            plan::push_filter(&mut q, filter, plan::Walk::counting());
             q.push(" GROUP BY k");
             groups.push((group, q.build_query_as().fetch_all(&self.pool).await?));
         }
