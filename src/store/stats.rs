@@ -7,9 +7,8 @@
 
 use std::collections::HashMap;
 
-#[cfg(test)]
-use super::Filter;
 use super::rows::{Count, stats_answer};
+use super::{Filter, StoreError};
 use crate::entry::AuditEntry;
 
 /// Microseconds in an hour.
@@ -39,29 +38,83 @@ pub(super) fn hour_of(timestamp: &str) -> i64 {
 
 /// The counts a set of new entries adds: (dimension column, value, hour) → n.
 pub(super) fn tally<'a>(entries: impl Iterator<Item = &'a AuditEntry>) -> HashMap<(&'static str, &'a str, i64), i64> {
+    tally_rows(entries.map(|e| (e.timestamp.as_str(), values_of(e), "")), |column, value, hour, _| {
+        (column, value, hour)
+    })
+}
+
+/// The same by instance: rows of (timestamp, `values_of`, instance) →
+/// (dimension column, value, hour, instance) → n.
+pub(super) fn tally_by_instance<'a>(
+    rows: impl Iterator<Item = (&'a str, [&'a str; 4], &'a str)>,
+) -> HashMap<(&'static str, &'a str, i64, &'a str), i64> {
+    tally_rows(rows, |column, value, hour, instance| (column, value, hour, instance))
+}
+
+/// The values an entry is counted under, in `DIMENSIONS` order.
+pub(super) fn values_of(e: &AuditEntry) -> [&str; 4] {
+    [e.action.as_str(), e.resource_type.as_str(), e.actor.as_str(), e.outcome.as_str()]
+}
+
+fn tally_rows<'a, K: std::hash::Hash + Eq>(
+    rows: impl Iterator<Item = (&'a str, [&'a str; 4], &'a str)>,
+    key: impl Fn(&'static str, &'a str, i64, &'a str) -> K,
+) -> HashMap<K, i64> {
     let mut counts = HashMap::new();
     // A batch's entries share their hour, mostly: read each hour once.
     let mut last: Option<(&str, i64)> = None;
-    for e in entries {
-        let prefix = e.timestamp.get(..13).unwrap_or(&e.timestamp);
+    for (timestamp, values, instance) in rows {
+        let prefix = timestamp.get(..13).unwrap_or(timestamp);
         let hour = match last {
             Some((p, h)) if p == prefix => h,
             _ => {
-                let h = hour_of(&e.timestamp);
+                let h = hour_of(timestamp);
                 last = Some((prefix, h));
                 h
             }
         };
-        for (column, value) in [
-            ("action", e.action.as_str()),
-            ("resource_type", e.resource_type.as_str()),
-            ("actor", e.actor.as_str()),
-            ("outcome", e.outcome.as_str()),
-        ] {
-            *counts.entry((column, value, hour)).or_insert(0) += 1;
+        for ((_, column), value) in DIMENSIONS.iter().zip(values) {
+            *counts.entry(key(column, value, hour, instance)).or_insert(0) += 1;
         }
     }
     counts
+}
+
+/// A store's two sources of counts.
+pub(super) trait Counts {
+    /// `dimension`'s kept counts by value over the `unit`s in `span`, from
+    /// `table` (`audit_stats` by hour or `audit_stats_daily` by day).
+    async fn kept(&self, table: &str, unit: &str, dimension: &str, span: Span) -> Result<Vec<Count>, StoreError>;
+    /// Every dimension's counts read from the entries `filter` matches.
+    async fn counted(&self, filter: &Filter) -> Result<Vec<(&'static str, Vec<Count>)>, StoreError>;
+}
+
+/// Counts by action, resource type, actor and outcome within the filter's
+/// `since`/`until`: whole days from the daily counts, whole hours at their
+/// ends from the hourly ones, the partial hours from the entries (any
+/// other filter: all from the entries).
+pub(super) async fn answer(store: &impl Counts, filter: &Filter) -> Result<serde_json::Value, StoreError> {
+    let timed = Filter { since: filter.since.clone(), until: filter.until.clone(), ..Filter::default() };
+    if *filter != timed {
+        return Ok(merge(vec![store.counted(filter).await?]));
+    }
+    let split = split(filter.since.as_deref(), filter.until.as_deref());
+    let mut parts = Vec::new();
+    if let Some(hours) = split.hours {
+        let (days, hours) = days_of(hours);
+        let spans = days.map(|d| ("audit_stats_daily", "day", d)).into_iter();
+        for (table, unit, span) in spans.chain(hours.into_iter().map(|h| ("audit_stats", "hour", h))) {
+            let mut groups = Vec::new();
+            for (group, column) in DIMENSIONS {
+                groups.push((group, store.kept(table, unit, column, span).await?));
+            }
+            parts.push(groups);
+        }
+    }
+    for (since, until) in split.scans {
+        parts.push(store.counted(&Filter { since, until, ..Filter::default() }).await?);
+    }
+    Ok(merge(parts))
 }
 
 /// How a range is answered: the whole hours `[from, to)` from the kept

@@ -355,3 +355,111 @@ async fn one_deletion_batch_over_two_chains_moves_both_checkpoints() {
     let verdict = store.verify().await.unwrap();
     assert_eq!((verdict.ok, verdict.checked), (true, 2), "{verdict:?}");
 }
+
+/// The statistics a store keeps as it writes answer what counting the
+/// entries answers, on either store: ranges on and off hour and day
+/// boundaries, two instances' entries, a batch written as two halves
+/// (PostgreSQL, from 200), a replay (its stored entries not counted again)
+/// and retention. On PostgreSQL the migration's backfill (SQL) also gives
+/// the counts the writers kept (Rust).
+#[tokio::test]
+async fn kept_statistics_answer_what_counting_the_entries_answers() {
+    const HOUR_MS: u64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let start = 1_764_500_400_000u64; // 2025-11-30T11:00:00Z, on the hour
+    let batch = |instance: &str, from: u64, n: u64, prev: &str| -> Vec<Sealed> {
+        let mut prev = prev.to_string();
+        (from..from + n)
+            .map(|i| {
+                let mut e = entry(instance, usize::try_from(i).unwrap());
+                e.actor = format!("actor{}", i % 7);
+                e.action = ["create", "update", "delete"][usize::try_from(i % 3).unwrap()].into();
+                e.outcome = if i % 5 == 0 { Outcome::Failure } else { Outcome::Success };
+                // Over about three days, some on the hour exactly.
+                let ms = start + i * (HOUR_MS / 4) + if i % 4 == 0 { 0 } else { 17 };
+                let at = chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap()).unwrap();
+                e.timestamp = auditgate::entry::format_time(at);
+                e.id = ulid::Ulid::from_parts(ms, u128::from(i)).to_string();
+                e.prev_hash = std::mem::take(&mut prev);
+                e.hash = e.compute_hash();
+                prev.clone_from(&e.hash);
+                Sealed { json: serde_json::to_string(&e).unwrap().into(), entry: e }
+            })
+            .collect()
+    };
+    let a = batch("gw-a", 0, 300, "");
+    let b = batch("gw-b", 1000, 40, "");
+    store.insert_batch(&a[..220]).await.unwrap();
+    store.insert_batch(&b).await.unwrap();
+    // A replay: 120 stored already, 80 new.
+    store.insert_batch(&a[100..]).await.unwrap();
+    let time = |h: i64| {
+        let ms = i64::try_from(start).unwrap() + h * i64::try_from(HOUR_MS).unwrap() / 60;
+        auditgate::entry::format_time(chrono::DateTime::from_timestamp_millis(ms).unwrap())
+    };
+    // Edges in minutes from the start.
+    let edges =
+        [None, Some(-60), Some(0), Some(1), Some(60), Some(125), Some(13 * 60), Some(37 * 60 + 1), Some(80 * 60)];
+    let filters: Vec<Filter> = edges
+        .iter()
+        .flat_map(|since| edges.iter().map(move |until| (since, until)))
+        .map(|(since, until)| Filter { since: since.map(time), until: until.map(time), ..Filter::default() })
+        .collect();
+    let everything: Vec<&Sealed> = a.iter().chain(&b).collect();
+    stats_match(&store, &everything, &filters).await;
+    if let Store::Postgres(pg) = &store {
+        let read = || async {
+            let mut rows = Vec::new();
+            for (table, unit) in [("audit_stats", "hour"), ("audit_stats_daily", "day")] {
+                let sql =
+                    format!("SELECT '{table}', dimension, {unit}, value, instance, n FROM {table} ORDER BY 2, 3, 4, 5");
+                let all: Vec<(String, String, i64, String, String, i64)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pg.pool()).await.unwrap();
+                rows.extend(all);
+            }
+            rows
+        };
+        let kept = read().await;
+        assert!(kept.iter().any(|r| r.0 == "audit_stats_daily"));
+        execute(&store, "DELETE FROM audit_stats", &[]).await;
+        execute(&store, "DELETE FROM audit_stats_daily", &[]).await;
+        let migration = include_str!("../../migrations/postgres/0003_audit_stats.sql");
+        for statement in migration.split(';').filter(|s| s.contains("INSERT INTO")) {
+            execute(&store, statement, &[]).await;
+        }
+        assert_eq!(read().await, kept);
+    }
+    // Retention: the deleted entries leave the counts.
+    store.delete_before(&a[120].entry.id, 50).await.unwrap();
+    let kept: Vec<&Sealed> = everything.into_iter().filter(|s| s.entry.id >= a[120].entry.id).collect();
+    stats_match(&store, &kept, &filters).await;
+}
+
+/// Each filter's statistics are what counting `kept` answers.
+async fn stats_match(store: &Store, kept: &[&Sealed], filters: &[Filter]) {
+    for f in filters {
+        let inside: Vec<&AuditEntry> = kept
+            .iter()
+            .map(|s| &s.entry)
+            .filter(|e| f.since.as_ref().is_none_or(|s| &e.timestamp >= s))
+            .filter(|e| f.until.as_ref().is_none_or(|u| &e.timestamp <= u))
+            .collect();
+        let mut expected = serde_json::Map::new();
+        for (group, value) in [
+            ("by_action", (|e: &AuditEntry| e.action.clone()) as fn(&AuditEntry) -> String),
+            ("by_resource_type", |e| e.resource_type.clone()),
+            ("by_actor", |e| e.actor.clone()),
+            ("by_outcome", |e| e.outcome.as_str().to_string()),
+        ] {
+            let mut counts = std::collections::BTreeMap::<String, u64>::new();
+            for e in &inside {
+                *counts.entry(value(e)).or_default() += 1;
+            }
+            expected.insert(group.into(), json!(counts));
+        }
+        expected.insert("total".into(), json!(inside.len()));
+        let answer = store.stats(f).await.unwrap();
+        assert_eq!(answer, serde_json::Value::Object(expected), "since {:?} until {:?}", f.since, f.until);
+    }
+}

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder};
 
 use super::rows::{self, EntryRow, VerifiedRow, client_ip_key};
-use super::{Filter, Page, StoreError};
+use super::{Filter, Page, StoreError, stats};
 use crate::entry::{AuditEntry, Sealed, Verification};
 pub use locks::SharedLock;
 
@@ -124,7 +124,19 @@ impl PgStore {
         insert: &'static str,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        // A replay may hold stored entries: those are not counted again.
+        let stored: Vec<String> = if insert == INSERT_NEW_ROWS {
+            let (first, last) = id_range(entries);
+            sqlx::query_scalar("SELECT id FROM audit_log WHERE id >= $1 AND id <= $2")
+                .bind(first)
+                .bind(last)
+                .fetch_all(&mut *tx)
+                .await?
+        } else {
+            Vec::new()
+        };
         insert_rows(&mut tx, rows, insert).await?;
+        add_stats(&mut tx, counted(rows::new_ones(entries, &stored)), 1).await?;
         move_heads(&mut tx, entries).await?;
         tx.commit().await
     }
@@ -141,8 +153,13 @@ impl PgStore {
         // Either failing rolls both back (dropped transactions roll back).
         a?;
         b?;
+        // The halves' counts share rows: moved one transaction after the
+        // other (moved at once, the second would wait for the first's
+        // commit while the first waits for it).
+        add_stats(&mut first, counted(entries[..half].iter().map(|s| &s.entry)), 1).await?;
         move_heads(&mut first, &entries[..half]).await?;
         first.commit().await?;
+        add_stats(&mut second, counted(entries[half..].iter().map(|s| &s.entry)), 1).await?;
         move_heads(&mut second, &entries[half..]).await?;
         second.commit().await
     }
@@ -248,14 +265,25 @@ impl PgStore {
         loop {
             let mut tx = self.pool.begin().await?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(RETENTION_LOCK).execute(&mut *tx).await?;
-            let mut rows: Vec<(String, String, String)> = sqlx::query_as(
+            let deleted_rows: Vec<DeletedRow> = sqlx::query_as(
                 "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE id < $1 ORDER BY id LIMIT $2) \
-                 RETURNING id, instance, hash",
+                 RETURNING id, instance, hash, timestamp, action, resource_type, actor, outcome",
             )
             .bind(before)
             .bind(i64::from(batch))
             .fetch_all(&mut *tx)
             .await?;
+            // What the deleted entries counted leaves the kept statistics.
+            let gone = deleted_rows.iter().map(|r| {
+                (
+                    r.timestamp.as_str(),
+                    [r.action.as_str(), r.resource_type.as_str(), r.actor.as_str(), r.outcome.as_str()],
+                    r.instance.as_str(),
+                )
+            });
+            add_stats(&mut tx, gone, -1).await?;
+            let mut rows: Vec<(String, String, String)> =
+                deleted_rows.into_iter().map(|r| (r.id, r.instance, r.hash)).collect();
             // RETURNING follows no order; checkpoints need id order.
             rows.sort();
             let Some((last, _, _)) = rows.last() else { break };
@@ -280,22 +308,9 @@ impl PgStore {
     }
 
     /// Counts by action, resource type, actor and outcome within the
-    /// filter's `since`/`until`.
+    /// filter's `since`/`until` (`stats::answer`).
     pub async fn stats(&self, filter: &Filter) -> Result<serde_json::Value, StoreError> {
-        let mut groups = Vec::new();
-        for (key, column) in [
-            ("by_action", "action"),
-            ("by_resource_type", "resource_type"),
-            ("by_actor", "actor"),
-            ("by_outcome", "outcome"),
-        ] {
-            let mut q =
-                QueryBuilder::<Postgres>::new(format!("SELECT {column} AS k, COUNT(*) AS n FROM audit_log WHERE TRUE"));
-            push_filter(&mut q, filter);
-            q.push(" GROUP BY k ORDER BY n DESC, k LIMIT 1000");
-            groups.push((key, q.build_query_as().fetch_all(&self.pool).await?));
-        }
-        Ok(rows::stats_answer(groups))
+        stats::answer(self, filter).await
     }
 
     /// Holds `(kind, id)` against every instance sharing this database
@@ -391,6 +406,118 @@ impl<'a> Columns<'a> {
 }
 
 /// Inserts `rows` with `insert` (`INSERT_ROWS` or `INSERT_NEW_ROWS`).
+impl stats::Counts for PgStore {
+    async fn kept(
+        &self,
+        table: &str,
+        unit: &str,
+        dimension: &str,
+        (from, to): stats::Span,
+    ) -> Result<Vec<rows::Count>, StoreError> {
+        let counts = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT value, SUM(n)::bigint FROM {table} WHERE dimension = $1 AND {unit} >= $2 AND {unit} < $3 \
+             GROUP BY value"
+        )))
+        .bind(dimension)
+        .bind(from.unwrap_or(i64::MIN))
+        .bind(to.unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(counts)
+    }
+
+    async fn counted(&self, filter: &Filter) -> Result<Vec<(&'static str, Vec<rows::Count>)>, StoreError> {
+        let mut groups = Vec::new();
+        for (group, column) in stats::DIMENSIONS {
+            let mut q =
+                QueryBuilder::<Postgres>::new(format!("SELECT {column} AS k, COUNT(*) AS n FROM audit_log WHERE TRUE"));
+            push_filter(&mut q, filter);
+            q.push(" GROUP BY k");
+            groups.push((group, q.build_query_as().fetch_all(&self.pool).await?));
+        }
+        Ok(groups)
+    }
+}
+
+/// The smallest and largest id of a batch.
+fn id_range(entries: &[Sealed]) -> (&str, &str) {
+    entries.iter().fold((entries[0].entry.id.as_str(), entries[0].entry.id.as_str()), |(lo, hi), s| {
+        (lo.min(s.entry.id.as_str()), hi.max(s.entry.id.as_str()))
+    })
+}
+
+/// What `add_stats` counts of each entry.
+fn counted<'a>(
+    entries: impl Iterator<Item = &'a AuditEntry>,
+) -> impl Iterator<Item = (&'a str, [&'a str; 4], &'a str)> {
+    entries.map(|e| (e.timestamp.as_str(), stats::values_of(e), e.instance.as_str()))
+}
+
+/// Moves the kept statistics by `sign` × what `entries` count, each
+/// instance's own rows, in the caller's transaction. Rows are written in
+/// key order, so two transactions moving the same rows (a writer and
+/// retention) lock them in the same order.
+async fn add_stats<'a>(
+    conn: &mut sqlx::PgConnection,
+    entries: impl Iterator<Item = (&'a str, [&'a str; 4], &'a str)>,
+    sign: i64,
+) -> Result<(), sqlx::Error> {
+    let counts = stats::tally_by_instance(entries);
+    for (table, unit, divisor) in [("audit_stats", "hour", 1), ("audit_stats_daily", "day", 24)] {
+        let mut rows: std::collections::BTreeMap<(&str, i64, &str, &str), i64> = std::collections::BTreeMap::new();
+        for ((column, value, hour, instance), n) in &counts {
+            *rows.entry((column, hour.div_euclid(divisor), value, instance)).or_insert(0) += sign * n;
+        }
+        let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((column, at, value, instance), n) in rows {
+            columns.0.push(column);
+            columns.1.push(at);
+            columns.2.push(text(value));
+            columns.3.push(text(instance));
+            columns.4.push(n);
+        }
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {table} (dimension, {unit}, value, instance, n) \
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[]) \
+             ON CONFLICT (dimension, {unit}, value, instance) DO UPDATE SET n = {table}.n + excluded.n"
+        )))
+        .bind(&columns.0)
+        .bind(&columns.1)
+        .bind(&columns.2)
+        .bind(&columns.3)
+        .bind(&columns.4)
+        .execute(&mut *conn)
+        .await?;
+        if sign < 0 {
+            // Values no entry of that hour (day) has any more.
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} t USING unnest($1::text[], $2::int8[], $3::text[], $4::text[]) AS k (d, a, v, i) \
+                 WHERE t.dimension = k.d AND t.{unit} = k.a AND t.value = k.v AND t.instance = k.i AND t.n <= 0"
+            )))
+            .bind(&columns.0)
+            .bind(&columns.1)
+            .bind(&columns.2)
+            .bind(&columns.3)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// An entry retention deleted, as far as its checkpoint and counts need.
+#[derive(Debug, sqlx::FromRow)]
+struct DeletedRow {
+    id: String,
+    instance: String,
+    hash: String,
+    timestamp: String,
+    action: String,
+    resource_type: String,
+    actor: String,
+    outcome: String,
+}
+
 async fn insert_rows(
     conn: &mut sqlx::PgConnection,
     rows: &[Columns<'_>],

@@ -400,44 +400,32 @@ async fn add_stats(
 
 impl SqliteStore {
     /// Counts by action, resource type, actor and outcome within the
-    /// filter's `since`/`until`: whole days from `audit_stats_daily`, whole
-    /// hours at their ends from `audit_stats`, the partial hours from the
-    /// entries (any other filter: all from the entries).
+    /// filter's `since`/`until` (`stats::answer`).
     pub async fn stats(&self, filter: &Filter) -> Result<serde_json::Value, StoreError> {
-        let timed = Filter { since: filter.since.clone(), until: filter.until.clone(), ..Filter::default() };
-        if *filter != timed {
-            return Ok(stats::merge(vec![self.counted(filter).await?]));
-        }
-        let split = stats::split(filter.since.as_deref(), filter.until.as_deref());
-        let mut parts = Vec::new();
-        if let Some(hours) = split.hours {
-            let (days, hours) = stats::days_of(hours);
-            let spans = days.map(|d| ("audit_stats_daily", "day", d)).into_iter();
-            for (table, unit, (from, to)) in spans.chain(hours.into_iter().map(|h| ("audit_stats", "hour", h))) {
-                let mut groups = Vec::new();
-                for (group, column) in stats::DIMENSIONS {
-                    let counts = sqlx::query_as(AssertSqlSafe(format!(
-                        "SELECT value, SUM(n) FROM {table} WHERE dimension = ? AND {unit} >= ? AND {unit} < ? \
-                         GROUP BY value"
-                    )))
-                    .bind(column)
-                    .bind(from.unwrap_or(i64::MIN))
-                    .bind(to.unwrap_or(i64::MAX))
-                    .fetch_all(&self.pool)
-                    .await?;
-                    groups.push((group, counts));
-                }
-                parts.push(groups);
-            }
-        }
-        for (since, until) in split.scans {
-            parts.push(self.counted(&Filter { since, until, ..Filter::default() }).await?);
-        }
-        Ok(stats::merge(parts))
+        stats::answer(self, filter).await
+    }
+}
+
+impl stats::Counts for SqliteStore {
+    async fn kept(
+        &self,
+        table: &str,
+        unit: &str,
+        dimension: &str,
+        (from, to): stats::Span,
+    ) -> Result<Vec<rows::Count>, StoreError> {
+        let counts = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT value, SUM(n) FROM {table} WHERE dimension = ? AND {unit} >= ? AND {unit} < ? GROUP BY value"
+        )))
+        .bind(dimension)
+        .bind(from.unwrap_or(i64::MIN))
+        .bind(to.unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(counts)
     }
 
-    /// Counts read from the entries themselves.
-    pub(super) async fn counted(&self, filter: &Filter) -> Result<Vec<(&'static str, Vec<rows::Count>)>, StoreError> {
+    async fn counted(&self, filter: &Filter) -> Result<Vec<(&'static str, Vec<rows::Count>)>, StoreError> {
         let mut groups = Vec::new();
         for (group, column) in stats::DIMENSIONS {
             let column = stat_column(column);
