@@ -93,7 +93,8 @@ async fn index_text(store: &Store) {
     }
 }
 
-/// Times each query `runs` times; prints p50 and p95 in ms.
+/// Times each query `runs` times (a query of seconds three times); prints
+/// p50 and p95 in ms.
 async fn measure(store: &Store, smoke: bool, end: SystemTime) {
     let runs = if smoke { 2 } else { 21 };
     let day = |back: u64| auditgate::entry::format_time((end - Duration::from_secs(back * 86_400)).into());
@@ -215,6 +216,10 @@ where
         let started = Instant::now();
         last = Some(f().await);
         times.push(started.elapsed().as_secs_f64() * 1e3);
+        // A query of seconds (a scan) is timed three times, not 21.
+        if times.len() == 3 && times.iter().all(|ms| *ms > 1000.0) {
+            break;
+        }
     }
     times.sort_by(f64::total_cmp);
     (times, last.expect("at least one run"))

@@ -192,7 +192,7 @@ impl PgStore {
     ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
         let (cursor, compare, order) = page.parts();
         let mut q = QueryBuilder::<Postgres>::new("SELECT id, entry FROM audit_log WHERE TRUE");
-        push_filter(&mut q, filter);
+        push_filter(&mut q, filter, Order::Id);
         if let Some(c) = cursor {
             q.push(compare).push_bind(text(c).into_owned());
         }
@@ -343,7 +343,11 @@ impl PgStore {
     }
 }
 
-fn push_filter(q: &mut QueryBuilder<Postgres>, f: &Filter) {
+/// Appends `filter` as ` AND …` terms. A page (`Order::Id`) bounds `since`
+/// by the id floor too, so the walk in id order stops there; a count
+/// (`Order::None`) leaves the range to the timestamp's BRIN index, which
+/// the floor would hide from the planner.
+fn push_filter(q: &mut QueryBuilder<Postgres>, f: &Filter, order: Order) {
     let eq = |q: &mut QueryBuilder<Postgres>, column: &str, v: &Option<String>| {
         if let Some(v) = v {
             q.push(format!(" AND {column} = ")).push_bind(text(v).into_owned());
@@ -368,7 +372,7 @@ fn push_filter(q: &mut QueryBuilder<Postgres>, f: &Filter) {
         q.push(" AND client_ip_key BETWEEN ").push_bind(lo.to_vec()).push(" AND ").push_bind(hi.to_vec());
     }
     if let Some(s) = &f.since {
-        if let Some(floor) = super::filter::id_floor(s) {
+        if let Some(floor) = super::filter::id_floor(s).filter(|_| order == Order::Id) {
             q.push(" AND id >= ").push_bind(floor);
         }
         q.push(" AND timestamp >= ").push_bind(text(s).into_owned());
@@ -431,12 +435,19 @@ impl stats::Counts for PgStore {
         for (group, column) in stats::DIMENSIONS {
             let mut q =
                 QueryBuilder::<Postgres>::new(format!("SELECT {column} AS k, COUNT(*) AS n FROM audit_log WHERE TRUE"));
-            push_filter(&mut q, filter);
+            push_filter(&mut q, filter, Order::None);
             q.push(" GROUP BY k");
             groups.push((group, q.build_query_as().fetch_all(&self.pool).await?));
         }
         Ok(groups)
     }
+}
+
+/// Whether a query reads rows in id order (a page) or in none (a count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    Id,
+    None,
 }
 
 /// The smallest and largest id of a batch.
