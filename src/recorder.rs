@@ -49,6 +49,10 @@ pub struct RecorderStats {
     pub spool_waiting: AtomicU64,
     /// Bytes of a torn spool tail cut off at start.
     pub spool_torn_bytes: AtomicU64,
+    /// Entries added to the store's `q` search index, and the steps taken
+    /// (each one short transaction while the recorder is idle).
+    pub indexed: AtomicU64,
+    pub index_steps: AtomicU64,
     /// Set while a batch can go neither to the store nor to the spool.
     pub stuck: AtomicBool,
     /// Woken after each batch reaches the store (audit streams read on).
@@ -504,8 +508,10 @@ impl Committer {
     /// One step of filling the search index. Searches are exact while it
     /// is behind (they read what is not indexed yet), only slower.
     async fn index_text(&mut self) {
+        self.stats.index_steps.fetch_add(1, Ordering::Relaxed);
         match self.store.index_text(TEXT_STEP).await {
             Ok(n) => {
+                self.stats.indexed.fetch_add(n as u64, Ordering::Relaxed);
                 self.text_due = (n == TEXT_STEP as usize).then(tokio::time::Instant::now);
                 if std::mem::take(&mut self.text_failing) {
                     tracing::info!("search index updated again");

@@ -98,6 +98,16 @@ pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse
         ("auditgate_spool_write_errors_total", "Batches the spool refused.", load(&r.spool_errors)),
         ("auditgate_spool_torn_bytes_total", "Bytes of a torn spool tail cut off at start.", load(&r.spool_torn_bytes)),
         (
+            "auditgate_search_indexed_total",
+            "Audit entries added to the q search's index (SQLite), by the recorder while idle.",
+            load(&r.indexed),
+        ),
+        (
+            "auditgate_search_index_steps_total",
+            "Steps the recorder took to fill the q search's index (one short transaction each).",
+            load(&r.index_steps),
+        ),
+        (
             "auditgate_shared_lock_errors_total",
             "Resource turns taken without the store's lock across instances, because it failed.",
             load(&s.shared_lock_errors),

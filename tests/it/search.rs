@@ -9,6 +9,7 @@ use auditgate::store::{Filter, Store};
 use serde_json::json;
 
 use crate::audit::wait_entries;
+use crate::durability::metric;
 use crate::helpers::*;
 use crate::store::entry;
 
@@ -161,4 +162,11 @@ async fn the_recorder_indexes_entries_when_idle() {
         .await
         .unwrap();
     assert_eq!(indexed, 3);
+    // Once complete, an idle recorder leaves the index alone.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let steps = metric(&app, "auditgate_search_index_steps_total").await;
+    assert!(steps > 0);
+    assert!(metric(&app, "auditgate_search_indexed_total").await >= 3);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(metric(&app, "auditgate_search_index_steps_total").await, steps);
 }
