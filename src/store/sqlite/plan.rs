@@ -187,10 +187,14 @@ mod tests {
         let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
         let mut chain = Chain::resume(None);
         let common = NARROW as usize + 100;
-        let entries: Vec<_> = (0..common + 30)
+        // Exactly NARROW refunds from one address first: still narrow.
+        let edge = NARROW as usize;
+        let entries: Vec<_> = (0..edge + common + 30)
             .map(|i| {
                 let mut e = sample(1);
-                if i % 100 == 7 {
+                if i < edge {
+                    (e.resource_type, e.client_ip) = ("refund".into(), "192.0.2.1".into());
+                } else if i % 100 == 7 {
                     (e.resource_type, e.client_ip) = ("order".into(), "198.51.100.7".into());
                 }
                 e.resource_id = Some(i.to_string());
@@ -226,6 +230,12 @@ mod tests {
         let (plan, ids) = page(&store, &range("198.51.100.0/24")).await;
         assert!(plan.contains("audit_log_client_ip"), "{plan}");
         assert_eq!(ids, newest("order"));
+        let (plan, ids) = page(&store, &of_type("refund")).await;
+        assert!(plan.contains("audit_log_resource"), "{plan}");
+        assert_eq!(ids, newest("refund"));
+        let (plan, ids) = page(&store, &range("192.0.2.0/24")).await;
+        assert!(plan.contains("audit_log_client_ip"), "{plan}");
+        assert_eq!(ids, newest("refund"));
     }
 
     /// A time range is read through the timestamp index when fewer entries
