@@ -278,6 +278,10 @@ mod tests {
         let (plan, ids) = page(&store, &filter(Some(10), Some(11))).await;
         assert!(plan.contains("audit_log_timestamp"), "{plan}");
         assert_eq!((ids.len(), ids), (11, between(Some(10), Some(11))), "day 10, and the first of day 11");
+        // A day nearer the end: still fewer in it than after it.
+        let (plan, ids) = page(&store, &filter(Some(40), Some(41))).await;
+        assert!(plan.contains("audit_log_timestamp"), "{plan}");
+        assert_eq!(ids, between(Some(40), Some(41)));
         // The last days: walked from the newest, down to the floor.
         let (plan, ids) = page(&store, &filter(Some(55), None)).await;
         assert!(plan.contains("(id>?)") && !plan.contains("TEMP B-TREE"), "{plan}");
