@@ -384,6 +384,12 @@ mod tests {
         // Retention: the deleted entries leave the counts.
         store.delete_before(&sealed[120].entry.id, 50).await.unwrap();
         check(&store).await;
+        // Values no kept entry has are gone, not left at zero.
+        for table in ["audit_stats", "audit_stats_daily"] {
+            let sql = format!("SELECT COUNT(*) FROM {table} WHERE n <= 0");
+            let zero: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(sqlite.pool()).await.unwrap();
+            assert_eq!(zero, 0, "{table}");
+        }
         assert_eq!(store.stats(&Filter::default()).await.unwrap()["total"], 180);
         let _ = sqlite;
         store.close().await;

@@ -434,6 +434,10 @@ async fn kept_statistics_answer_what_counting_the_entries_answers() {
     store.delete_before(&a[120].entry.id, 50).await.unwrap();
     let kept: Vec<&Sealed> = everything.into_iter().filter(|s| s.entry.id >= a[120].entry.id).collect();
     stats_match(&store, &kept, &filters).await;
+    // Values no kept entry has are gone, not left at zero.
+    for table in ["audit_stats", "audit_stats_daily"] {
+        assert_eq!(execute(&store, &format!("DELETE FROM {table} WHERE n <= 0"), &[]).await, 0, "{table}");
+    }
 }
 
 /// Each filter's statistics are what counting `kept` answers.

@@ -249,8 +249,18 @@ impl SqliteStore {
                     .bind(last)
                     .execute(&mut *tx)
                     .await?;
+                    // Values no entry of that hour (day) has any more, by
+                    // key: the whole table is a million rows at 90 days.
+                    sqlx::query(AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE dimension = ? AND n <= 0 AND ({unit}, value) IN \
+                         (SELECT CAST(strftime('%s', substr(timestamp, 1, 19)) AS INTEGER) / {seconds}, {value} \
+                         FROM audit_log WHERE id <= ?)"
+                    )))
+                    .bind(column)
+                    .bind(last)
+                    .execute(&mut *tx)
+                    .await?;
                 }
-                sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE n <= 0"))).execute(&mut *tx).await?;
             }
             text::forget(&mut tx, last).await?;
             sqlx::query("DELETE FROM audit_log WHERE id <= ?").bind(last).execute(&mut *tx).await?;
