@@ -269,8 +269,8 @@ impl<'a> Page<'a> {
     /// that follows the filters.
     fn parts(self) -> (Option<&'a str>, &'static str, &'static str) {
         match self {
-            Page::Older(c) => (c, " AND id < ", " ORDER BY id DESC LIMIT "),
-            Page::Newer(c) => (c, " AND id > ", " ORDER BY id ASC LIMIT "),
+            Page::Older(c) => (c, " AND id < ", " ORDER BY id DESC"),
+            Page::Newer(c) => (c, " AND id > ", " ORDER BY id ASC"),
         }
     }
 }

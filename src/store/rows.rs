@@ -110,17 +110,47 @@ pub(super) fn batch_heads(entries: &[Sealed]) -> Vec<&AuditEntry> {
     heads
 }
 
-/// The newest of each instance among deleted rows (id, instance, hash) in
-/// id order: the checkpoints they move to.
-pub(super) fn newest_deleted(rows: &[(String, String, String)]) -> Vec<(&str, &str, &str)> {
+/// An entry retention deletes, as far as its chain's checkpoint and the
+/// kept statistics need.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct DeletedRow {
+    pub id: String,
+    pub instance: String,
+    pub hash: String,
+    pub timestamp: String,
+    pub action: String,
+    pub resource_type: String,
+    pub actor: String,
+    pub outcome: String,
+}
+
+impl DeletedRow {
+    /// What it counted in the statistics: its timestamp and `values_of`.
+    pub(super) fn counted(&self) -> (&str, [&str; 4]) {
+        let values = [self.action.as_str(), self.resource_type.as_str(), self.actor.as_str(), self.outcome.as_str()];
+        (self.timestamp.as_str(), values)
+    }
+}
+
+/// The newest of each instance among deleted rows in id order: the
+/// checkpoints they move to, as (instance, id, hash).
+pub(super) fn newest_deleted(rows: &[DeletedRow]) -> Vec<(&str, &str, &str)> {
     let mut newest: Vec<(&str, &str, &str)> = Vec::new();
-    for (id, instance, hash) in rows {
+    for DeletedRow { id, instance, hash, .. } in rows {
         match newest.iter_mut().find(|(i, _, _)| *i == instance) {
             Some(slot) => *slot = (instance, id, hash),
             None => newest.push((instance, id, hash)),
         }
     }
     newest
+}
+
+/// The smallest and largest id of a (non-empty) batch: a replay's stored
+/// entries are found by one range seek between them.
+pub(super) fn id_range(entries: &[Sealed]) -> (&str, &str) {
+    entries.iter().fold((entries[0].entry.id.as_str(), entries[0].entry.id.as_str()), |(lo, hi), s| {
+        (lo.min(s.entry.id.as_str()), hi.max(s.entry.id.as_str()))
+    })
 }
 
 /// The entries of a batch that are not among `stored` (ids stored before).

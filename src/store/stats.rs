@@ -36,11 +36,12 @@ pub(super) fn hour_of(timestamp: &str) -> i64 {
     micros(timestamp).map_or(0, |us| us.div_euclid(HOUR))
 }
 
-/// The counts a set of new entries adds: (dimension column, value, hour) → n.
-pub(super) fn tally<'a>(entries: impl Iterator<Item = &'a AuditEntry>) -> HashMap<(&'static str, &'a str, i64), i64> {
-    tally_rows(entries.map(|e| (e.timestamp.as_str(), values_of(e), "")), |column, value, hour, _| {
-        (column, value, hour)
-    })
+/// The counts a set of rows of (timestamp, `values_of`) adds or takes:
+/// (dimension column, value, hour) → n.
+pub(super) fn tally<'a>(
+    rows: impl Iterator<Item = (&'a str, [&'a str; 4])>,
+) -> HashMap<(&'static str, &'a str, i64), i64> {
+    tally_rows(rows.map(|(timestamp, values)| (timestamp, values, "")), |column, value, hour, _| (column, value, hour))
 }
 
 /// The same by instance: rows of (timestamp, `values_of`, instance) →
@@ -401,7 +402,7 @@ mod tests {
         a.timestamp = T.into();
         let mut b = a.clone();
         b.timestamp = at(HOUR);
-        let counts = tally([&a, &a, &b].into_iter());
+        let counts = tally([&a, &a, &b].into_iter().map(|e| (e.timestamp.as_str(), values_of(e))));
         let h = hour_of(T);
         assert_eq!(counts[&("actor", a.actor.as_str(), h)], 2);
         assert_eq!(counts[&("outcome", a.outcome.as_str(), h + 1)], 1);

@@ -14,7 +14,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder};
 
-use super::rows::{self, EntryRow, VerifiedRow, client_ip_key};
+use super::rows::{self, DeletedRow, EntryRow, VerifiedRow, client_ip_key};
 use super::{Filter, Page, StoreError, stats};
 use crate::entry::{AuditEntry, Sealed, Verification};
 pub use locks::SharedLock;
@@ -126,7 +126,7 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         // A replay may hold stored entries: those are not counted again.
         let stored: Vec<String> = if insert == INSERT_NEW_ROWS {
-            let (first, last) = id_range(entries);
+            let (first, last) = rows::id_range(entries);
             sqlx::query_scalar("SELECT id FROM audit_log WHERE id >= $1 AND id <= $2")
                 .bind(first)
                 .bind(last)
@@ -196,7 +196,7 @@ impl PgStore {
         if let Some(c) = cursor {
             q.push(compare).push_bind(text(c).into_owned());
         }
-        q.push(order).push_bind(i64::from(limit) + 1);
+        q.push(order).push(" LIMIT ").push_bind(i64::from(limit) + 1);
         let rows: Vec<EntryRow> = q.build_query_as().fetch_all(&self.pool).await?;
         let more = rows.len() > limit as usize;
         let entries = rows.iter().take(limit as usize).map(EntryRow::decode).collect::<Result<_, _>>()?;
@@ -265,7 +265,7 @@ impl PgStore {
         loop {
             let mut tx = self.pool.begin().await?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(RETENTION_LOCK).execute(&mut *tx).await?;
-            let deleted_rows: Vec<DeletedRow> = sqlx::query_as(
+            let mut rows: Vec<DeletedRow> = sqlx::query_as(
                 "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE id < $1 ORDER BY id LIMIT $2) \
                  RETURNING id, instance, hash, timestamp, action, resource_type, actor, outcome",
             )
@@ -274,19 +274,14 @@ impl PgStore {
             .fetch_all(&mut *tx)
             .await?;
             // What the deleted entries counted leaves the kept statistics.
-            let gone = deleted_rows.iter().map(|r| {
-                (
-                    r.timestamp.as_str(),
-                    [r.action.as_str(), r.resource_type.as_str(), r.actor.as_str(), r.outcome.as_str()],
-                    r.instance.as_str(),
-                )
+            let gone = rows.iter().map(|r| {
+                let (timestamp, values) = r.counted();
+                (timestamp, values, r.instance.as_str())
             });
             add_stats(&mut tx, gone, -1).await?;
-            let mut rows: Vec<(String, String, String)> =
-                deleted_rows.into_iter().map(|r| (r.id, r.instance, r.hash)).collect();
             // RETURNING follows no order; checkpoints need id order.
-            rows.sort();
-            let Some((last, _, _)) = rows.last() else { break };
+            rows.sort_by(|a, b| a.id.cmp(&b.id));
+            let Some(DeletedRow { id: last, .. }) = rows.last() else { break };
             for (instance, id, hash) in rows::newest_deleted(&rows) {
                 sqlx::query(
                     "INSERT INTO chain_checkpoint (instance, last_id, last_hash) VALUES ($1, $2, $3) \
@@ -450,13 +445,6 @@ enum Order {
     None,
 }
 
-/// The smallest and largest id of a batch.
-fn id_range(entries: &[Sealed]) -> (&str, &str) {
-    entries.iter().fold((entries[0].entry.id.as_str(), entries[0].entry.id.as_str()), |(lo, hi), s| {
-        (lo.min(s.entry.id.as_str()), hi.max(s.entry.id.as_str()))
-    })
-}
-
 /// What `add_stats` counts of each entry.
 fn counted<'a>(
     entries: impl Iterator<Item = &'a AuditEntry>,
@@ -514,19 +502,6 @@ async fn add_stats<'a>(
         }
     }
     Ok(())
-}
-
-/// An entry retention deleted, as far as its checkpoint and counts need.
-#[derive(Debug, sqlx::FromRow)]
-struct DeletedRow {
-    id: String,
-    instance: String,
-    hash: String,
-    timestamp: String,
-    action: String,
-    resource_type: String,
-    actor: String,
-    outcome: String,
 }
 
 async fn insert_rows(

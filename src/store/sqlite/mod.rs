@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 
-use super::rows::{self, EntryRow, StoredRow, client_ip_key};
+use super::rows::{self, DeletedRow, EntryRow, StoredRow, client_ip_key};
 use super::{Filter, Page, StoreError, stats};
 use crate::entry::{AuditEntry, Sealed, Verification};
 
@@ -74,9 +74,7 @@ impl SqliteStore {
         // A replayed spool may hold entries a crash stored already: they are
         // skipped, and not counted in the statistics again. Found by one
         // seek (a new batch's ids are past every stored one).
-        let (first, last) = entries.iter().fold((&entries[0].entry.id, &entries[0].entry.id), |(lo, hi), s| {
-            (lo.min(&s.entry.id), hi.max(&s.entry.id))
-        });
+        let (first, last) = rows::id_range(entries);
         let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM audit_log WHERE id >= ? AND id <= ?")
             .bind(first)
             .bind(last)
@@ -98,7 +96,8 @@ impl SqliteStore {
             q.push(" ON CONFLICT (id) DO NOTHING");
             q.build().execute(&mut *tx).await?;
         }
-        add_stats(&mut tx, stats::tally(rows::new_ones(entries, &stored)), 1).await?;
+        let new = rows::new_ones(entries, &stored).map(|e| (e.timestamp.as_str(), stats::values_of(e)));
+        add_stats(&mut tx, stats::tally(new), 1).await?;
         for head in rows::batch_heads(entries) {
             // A head never moves back (a spool replayed after newer entries).
             sqlx::query(
@@ -151,8 +150,7 @@ impl SqliteStore {
         if let Some(c) = cursor {
             q.push(compare).push_bind(c.to_string());
         }
-        q.push(order).push_bind(i64::from(limit) + 1).push(")");
-        q.push(order.strip_suffix(" LIMIT ").expect("an order ends in LIMIT"));
+        q.push(order).push(" LIMIT ").push_bind(i64::from(limit) + 1).push(")").push(order);
         let rows: Vec<EntryRow> = q.build_query_as().fetch_all(&self.pool).await?;
         let more = rows.len() > limit as usize;
         let entries = rows.iter().take(limit as usize).map(EntryRow::decode).collect::<Result<_, _>>()?;
@@ -226,42 +224,19 @@ impl SqliteStore {
         let (mut deleted, mut through) = (0u64, None);
         loop {
             let mut tx = self.write_transaction().await?;
-            let rows: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT id, json_extract(entry, '$.instance'), json_extract(entry, '$.hash') \
+            let rows: Vec<DeletedRow> = sqlx::query_as(
+                "SELECT id, json_extract(entry, '$.instance') AS instance, json_extract(entry, '$.hash') AS hash, \
+                 timestamp, json_extract(entry, '$.action') AS action, resource_type, actor, \
+                 json_extract(entry, '$.outcome') AS outcome \
                  FROM audit_log WHERE id < ? ORDER BY id LIMIT ?",
             )
             .bind(before)
             .bind(batch)
             .fetch_all(&mut *tx)
             .await?;
-            let Some((last, _, _)) = rows.last() else { break };
+            let Some(DeletedRow { id: last, .. }) = rows.last() else { break };
             // What the deleted entries counted leaves the kept statistics.
-            for (table, unit, seconds) in [("audit_stats", "hour", 3600), ("audit_stats_daily", "day", 86_400)] {
-                for (_, column) in stats::DIMENSIONS {
-                    let value = stat_column(column);
-                    sqlx::query(AssertSqlSafe(format!(
-                        "INSERT INTO {table} (dimension, {unit}, value, n) \
-                         SELECT ?, CAST(strftime('%s', substr(timestamp, 1, 19)) AS INTEGER) / {seconds}, {value}, \
-                         -COUNT(*) FROM audit_log WHERE id <= ? GROUP BY 2, 3 \
-                         ON CONFLICT (dimension, {unit}, value) DO UPDATE SET n = n + excluded.n"
-                    )))
-                    .bind(column)
-                    .bind(last)
-                    .execute(&mut *tx)
-                    .await?;
-                    // Values no entry of that hour (day) has any more, by
-                    // key: the whole table is a million rows at 90 days.
-                    sqlx::query(AssertSqlSafe(format!(
-                        "DELETE FROM {table} WHERE dimension = ? AND n <= 0 AND ({unit}, value) IN \
-                         (SELECT CAST(strftime('%s', substr(timestamp, 1, 19)) AS INTEGER) / {seconds}, {value} \
-                         FROM audit_log WHERE id <= ?)"
-                    )))
-                    .bind(column)
-                    .bind(last)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
+            add_stats(&mut tx, stats::tally(rows.iter().map(DeletedRow::counted)), -1).await?;
             text::forget(&mut tx, last).await?;
             sqlx::query("DELETE FROM audit_log WHERE id <= ?").bind(last).execute(&mut *tx).await?;
             for (instance, id, hash) in rows::newest_deleted(&rows) {
@@ -384,7 +359,8 @@ fn stat_column(column: &str) -> String {
 }
 
 /// Moves the kept statistics by `sign` × each count, in the caller's
-/// transaction.
+/// transaction; moving down (retention), deletes the rows left at zero, by
+/// key (the tables hold about a million rows at 90 days).
 async fn add_stats(
     tx: &mut sqlx::SqliteConnection,
     counts: std::collections::HashMap<(&'static str, &str, i64), i64>,
@@ -403,6 +379,19 @@ async fn add_stats(
             });
             q.push(format!(" ON CONFLICT (dimension, {unit}, value) DO UPDATE SET n = n + excluded.n"));
             q.build().execute(&mut *tx).await?;
+            if sign < 0 {
+                let mut q = QueryBuilder::<Sqlite>::new(format!(
+                    "DELETE FROM {table} WHERE n <= 0 AND (dimension, {unit}, value) IN (VALUES "
+                ));
+                let mut keys = q.separated(", ");
+                for ((column, value, at), _) in chunk {
+                    keys.push("(").push_bind_unseparated(*column).push_unseparated(", ");
+                    keys.push_bind_unseparated(*at).push_unseparated(", ").push_bind_unseparated(*value);
+                    keys.push_unseparated(")");
+                }
+                q.push(")");
+                q.build().execute(&mut *tx).await?;
+            }
         }
     }
     Ok(())
