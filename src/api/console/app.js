@@ -446,8 +446,10 @@ async function resourceView(type, id) {
   const history = (await api(`${base}/history`)).items;
   const stateOut = h('div', { id: 'state', 'aria-live': 'polite' });
   const picker = h('input', { type: 'datetime-local', step: '1', id: 'as-of', value: localInput(new Date()) });
-  const showState = async () => {
-    const when = picker.value ? new Date(picker.value) : new Date();
+  // `exact`: the moment itself (on opening, now to the millisecond: the
+  // picker's whole seconds would leave out a change made this second).
+  const showState = async (exact) => {
+    const when = exact || (picker.value ? new Date(picker.value) : new Date());
     const none = () => stateOut.replaceChildren(
       h('p', { class: 'muted', id: 'state-none' }, `No entry for this resource by ${when.toISOString()}.`));
     // Before its first entry there is nothing to ask for (the API's 404).
@@ -480,7 +482,7 @@ async function resourceView(type, id) {
       diffTable(e)))),
     history.length ? null : h('p', { class: 'muted' }, 'No entry for this resource.'),
   );
-  await showState();
+  await showState(new Date());
 }
 
 // ----- configurations ------------------------------------------------------
