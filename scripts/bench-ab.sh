@@ -3,6 +3,8 @@
 # one upstream (one worker thread each), wrk alternated RUNS times; prints
 # requests/s and the proxy's CPU µs per request (utime+stime from /proc).
 # Usage: A=old/auditgate B=target/release/auditgate scripts/bench-ab.sh
+#        (env: RUNS=8; AG_THREADS=1: both builds' worker_threads;
+#        UPSTREAM=example|nginx: the example app or nginx answering JSON)
 # Run it with A and B swapped too: on a 2-core box the second of a pair is
 # measured a few percent worse even when both are the same build.
 set -euo pipefail
@@ -11,14 +13,18 @@ A=${A:?the first build}; B=${B:-target/release/auditgate}; RUNS=${RUNS:-8}
 cargo build --release --quiet --example upstream
 . scripts/bench-lib.sh
 up=$(free_port); a=$(free_port); b=$(free_port); qa=$(free_port); qb=$(free_port)
-target/release/examples/upstream "127.0.0.1:$up" 1 >/dev/null &
-pids+=($!)
-wait_port $up
+if [ "${UPSTREAM:-example}" = nginx ]; then
+  start_json_nginx "$up" > /dev/null
+else
+  target/release/examples/upstream "127.0.0.1:$up" 1 >/dev/null &
+  pids+=($!)
+  wait_port $up
+fi
 for side in a b; do
   bin=$([ $side = a ] && echo "$A" || echo "$B")
   port=$([ $side = a ] && echo $a || echo $b); q=$([ $side = a ] && echo $qa || echo $qb)
   mkdir -p $work/$side
-  AUDITGATE_WORKER_THREADS=1 $bin serve --upstream http://127.0.0.1:$up --listen 127.0.0.1:$port --query-listen 127.0.0.1:$q --database sqlite://$work/$side/a.db --rules $work/$side >/dev/null 2>&1 &
+  AUDITGATE_WORKER_THREADS=${AG_THREADS:-1} $bin serve --upstream http://127.0.0.1:$up --listen 127.0.0.1:$port --query-listen 127.0.0.1:$q --database sqlite://$work/$side/a.db --rules $work/$side >/dev/null 2>&1 &
   pids+=($!)
   eval pid_$side=$!
   wait_port $port

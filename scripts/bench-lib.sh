@@ -53,6 +53,40 @@ NGINX
   wait_port "$1"
   echo $!
 }
+# Starts nginx answering every request itself with a small JSON object, one
+# worker, as an upstream that costs little: start_json_nginx PORT.
+start_json_nginx() {
+  mkdir -p "$work/upnginx"
+  chmod 755 "$work"
+  chmod 777 "$work/upnginx"
+  cat > "$work/upnginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/upnginx.pid;
+error_log $work/upnginx/error.log crit;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/upnginx/body;
+  proxy_temp_path $work/upnginx/proxy;
+  fastcgi_temp_path $work/upnginx/fastcgi;
+  uwsgi_temp_path $work/upnginx/uwsgi;
+  scgi_temp_path $work/upnginx/scgi;
+  server {
+    listen 127.0.0.1:$1;
+    location / {
+      default_type application/json;
+      return 200 '{"id": 1, "name": "Alice Example", "email": "alice@example.com"}';
+    }
+  }
+}
+NGINX
+  nginx -c "$work/upnginx.conf" -p "$work/upnginx" > /dev/null 2>&1 &
+  pids+=($!)
+  wait_port "$1"
+  echo $!
+}
 # One wrk run: measure NAME URL PIDS... appends to $work/results.tsv the
 # line NAME, req/s, p50 ms, p99 ms, CPU µs per request of PIDS (none for
 # "direct"), non-2xx answers. $CONNS connections for $DURATION seconds;

@@ -5,7 +5,11 @@
 # medians: requests/s, p50/p99 latency, proxy CPU µs per request (utime+stime
 # from /proc), and auditgate's resident memory idle and after load.
 #
-# Usage: scripts/bench-proxy.sh   (env: THREADS=1 CONNS=64 DURATION=10 RUNS=3 PATH_=/ CONFIGS=100
+# Usage: scripts/bench-proxy.sh   (env: CONNS=64 DURATION=10 RUNS=3 PATH_=/ CONFIGS=100
+#        THREADS=1: nginx's workers and the example upstream's threads;
+#        AG_THREADS: auditgate's worker_threads (unset: its default);
+#        UPSTREAM=example|nginx: the example app, or nginx answering a JSON
+#        body of its own (one worker);
 #        AUDITGATE=path: another auditgate binary, to compare builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +20,7 @@ DURATION=${DURATION:-10}
 RUNS=${RUNS:-3}
 CONFIGS=${CONFIGS:-100}
 TARGET_PATH=${PATH_:-/}
+UPSTREAM=${UPSTREAM:-example}
 
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
@@ -28,9 +33,13 @@ AUDITGATE=${AUDITGATE:-target/release/auditgate}
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 up_port=$(free_port); ngx_port=$(free_port); ag_port=$(free_port)
-target/release/examples/upstream "127.0.0.1:$up_port" "$THREADS" > "$work/upstream.out" &
-pids+=($!)
-wait_port "$up_port"
+if [ "$UPSTREAM" = nginx ]; then
+  start_json_nginx "$up_port" > /dev/null
+else
+  target/release/examples/upstream "127.0.0.1:$up_port" "$THREADS" > "$work/upstream.out" &
+  pids+=($!)
+  wait_port "$up_port"
+fi
 
 start_nginx "$ngx_port" "$up_port" "$THREADS" > "$work/nginx.pid.out"
 ngx_pid=$(cat "$work/nginx.pid.out")
@@ -42,7 +51,8 @@ for ((i = 0; i < CONFIGS; i++)); do
   printf '[[configuration]]\nname = "bench %d"\npriority = %d\naudit_actions = ["create", "update", "delete"]\naudit_resource_types = ["type%d"]\n' "$i" $((i % 5)) "$i"
   if ((i % 10 == 0)); then printf 'exclude_users = ["robot%d"]\n' "$i"; fi
 done > "$work/rules/audit.toml"
-RUST_LOG=warn AUDITGATE_WORKER_THREADS=$THREADS "$AUDITGATE" serve \
+if [ -n "${AG_THREADS:-}" ]; then export AUDITGATE_WORKER_THREADS=$AG_THREADS; fi
+RUST_LOG=warn "$AUDITGATE" serve \
   --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$ag_port" --rules "$work/rules" \
   --query-listen 127.0.0.1:0 --database "sqlite://$work/audit.db" 2> "$work/auditgate.log" &
 ag_pid=$!
@@ -80,3 +90,4 @@ print(f"auditgate / direct: throughput {a[0]/med['direct'][0]:.2f}x")
 print(f"auditgate RSS: {int(sys.argv[2])/1024:.1f} MiB idle, {int(sys.argv[3])/1024:.1f} MiB after load")
 print(f"runs per path: {len(by['auditgate'])} (medians shown); audit configurations loaded: {sys.argv[4]}")
 PY
+echo "auditgate worker_threads: ${AG_THREADS:-default ($(nproc) cores)}; nginx workers: $THREADS; upstream: $UPSTREAM"
