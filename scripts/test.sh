@@ -59,8 +59,10 @@ echo "== cargo test"
 # The integration tests spawn target/debug/examples/upstream: build it as a
 # plain binary first (`cargo test --all-targets` would build it as a test
 # harness under another name). --benches runs each criterion benchmark once.
+# `allocations` counts the heap allocations of a request passed through
+# (its own binary: its global allocator counts everything in the process).
 cargo build --locked --examples
-cargo test --locked --lib --bins --benches
+cargo test --locked --lib --bins --benches --test allocations
 # postgres:: needs a server: run below, with everything else again.
 cargo test --locked --test it -- --skip postgres::
 

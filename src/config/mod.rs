@@ -311,7 +311,7 @@ impl RawConfig {
             config_refresh,
             log_format,
             worker_threads: match self.worker_threads {
-                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                0 => default_worker_threads(std::thread::available_parallelism().map_or(1, usize::from)),
                 n => usize::try_from(n).unwrap_or(1),
             },
             actor: ActorRules {
@@ -408,6 +408,14 @@ fn parse_upstream(u: &str) -> Result<Upstream, String> {
     }
     let base_path = uri.path().trim_end_matches('/').to_string();
     Ok(Upstream { scheme, authority, base_path })
+}
+
+/// The runtime's threads when `worker_threads = 0`: one per core but one,
+/// at least one. The core left over runs the kernel's network work, the
+/// recorder's writes and, often, the app behind the proxy; on two cores a
+/// second worker costs more CPU per request than it brings (BENCHMARKS.md).
+fn default_worker_threads(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
 }
 
 fn host_name() -> String {

@@ -183,3 +183,11 @@ fn upstream_must_be_http() {
     let c = Config::load(None, env(&[]), &flags).unwrap();
     assert_eq!(c.upstream.unwrap().base_path, "/app");
 }
+
+#[test]
+fn the_default_runtime_leaves_one_core_to_the_rest_of_the_machine() {
+    let threads: Vec<usize> = [0, 1, 2, 4, 16].into_iter().map(default_worker_threads).collect();
+    assert_eq!(threads, [1, 1, 1, 3, 15]);
+    let set = Config::load(None, env(&[("AUDITGATE_WORKER_THREADS", "2")]), &Vec::new()).unwrap();
+    assert_eq!(set.worker_threads, 2, "a set value is kept");
+}

@@ -137,7 +137,9 @@ pub async fn serve<M, H, F, B>(
         let requests = clock.clone();
         let service = service_fn(move |req| {
             let busy = requests.begin();
-            let answer = handle(req);
+            // Boxed once: hyper moves the request's future into its own
+            // state, a copy of every byte of it without the box.
+            let answer = Box::pin(handle(req));
             async move { Ok::<_, Infallible>(answer.await.map(|body| Tracked::new(body, busy))) }
         });
         let (open, deadlines, tls) = (open.clone(), limits.deadlines, limits.tls.clone());

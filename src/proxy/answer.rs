@@ -19,6 +19,17 @@ pub enum AnswerError {
     Upstream(#[from] hyper::Error),
     #[error("the upstream sent nothing for limits.upstream_read_timeout")]
     Stalled,
+    #[error("the upstream's answer broke off: {0}")]
+    Raw(crate::upstream::RawError),
+}
+
+impl From<crate::upstream::RawBodyError> for AnswerError {
+    fn from(e: crate::upstream::RawBodyError) -> AnswerError {
+        match e {
+            crate::upstream::RawBodyError::Raw(e) => AnswerError::Raw(e),
+            crate::upstream::RawBodyError::Stalled => AnswerError::Stalled,
+        }
+    }
 }
 
 pin_project_lite::pin_project! {

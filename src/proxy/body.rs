@@ -12,6 +12,7 @@ use http_body_util::Full;
 
 use super::answer::{AnswerBody, AnswerError};
 use super::tee::Tee;
+use crate::upstream::RawBody;
 
 pin_project_lite::pin_project! {
     /// What the client receives.
@@ -19,6 +20,9 @@ pin_project_lite::pin_project! {
     pub enum ResponseBody {
         /// The upstream's answer, streamed.
         Stream { #[pin] body: AnswerBody },
+        /// The upstream's answer to a bodiless request passed through,
+        /// read from the lean connection.
+        Raw { #[pin] body: RawBody },
         /// The upstream's answer, streamed while the trail keeps a copy.
         Tee { #[pin] body: Tee },
         /// An answer the proxy made (an error).
@@ -29,6 +33,10 @@ pin_project_lite::pin_project! {
 impl ResponseBody {
     pub fn stream(body: AnswerBody) -> Self {
         ResponseBody::Stream { body }
+    }
+
+    pub fn raw(body: RawBody) -> Self {
+        ResponseBody::Raw { body }
     }
 
     pub fn tee(body: Tee) -> Self {
@@ -47,6 +55,7 @@ impl Body for ResponseBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, AnswerError>>> {
         match self.project() {
             ResponseBodyProj::Stream { body } => body.poll_frame(cx),
+            ResponseBodyProj::Raw { body } => body.poll_frame(cx).map(|f| f.map(|r| r.map_err(AnswerError::from))),
             ResponseBodyProj::Tee { body } => body.poll_frame(cx),
             ResponseBodyProj::Made { body } => {
                 body.poll_frame(cx).map(|f| f.map(|r| Ok(r.unwrap_or_else(|e| match e {}))))
@@ -57,6 +66,7 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ResponseBody::Stream { body } => body.is_end_stream(),
+            ResponseBody::Raw { body } => body.is_end_stream(),
             ResponseBody::Tee { body } => body.is_end_stream(),
             ResponseBody::Made { body } => body.is_end_stream(),
         }
@@ -65,6 +75,7 @@ impl Body for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ResponseBody::Stream { body } => body.size_hint(),
+            ResponseBody::Raw { body } => body.size_hint(),
             ResponseBody::Tee { body } => body.size_hint(),
             ResponseBody::Made { body } => body.size_hint(),
         }

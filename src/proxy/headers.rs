@@ -115,8 +115,15 @@ pub fn check_framing(method: &http::Method, version: http::Version, headers: &mu
 /// `keep_upgrade`, `Upgrade` survives and `Connection: upgrade` is set, for a
 /// protocol switch that the proxy tunnels.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Most messages carry none: one scan of a small map instead of nine lookups.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // One scan of a small map finds which are there (most messages carry
+    // none, or only `Connection: keep-alive`); only those are removed.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
     if let Some(conn) = headers.get(header::CONNECTION) {
@@ -126,16 +133,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             .to_str()
             .unwrap_or("")
             .split(',')
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .filter(|n| !PROTECTED.contains(n) && !HOP_BY_HOP.contains(n) && n != "close")
+            .map(str::trim)
+            .filter(|t| !["keep-alive", "close", "upgrade", ""].iter().any(|known| t.eq_ignore_ascii_case(known)))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .filter(|n| !PROTECTED.contains(n) && !HOP_BY_HOP.contains(n))
             .collect();
         for name in named {
             headers.remove(name);
         }
     }
     let upgrade = if keep_upgrade { headers.remove(header::UPGRADE) } else { None };
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
     if let Some(u) = upgrade {
         headers.insert(header::UPGRADE, u);
@@ -175,9 +186,12 @@ pub fn set_forwarding(headers: &mut HeaderMap, hop: Hop<'_>) {
         headers.insert(X_FORWARDED_FOR, value);
     } else {
         headers.insert(X_FORWARDED_FOR, hop.peer.clone());
-        headers.remove(FORWARDED);
-        headers.remove(&X_FORWARDED_PROTO);
-        headers.remove(&X_FORWARDED_HOST);
+        // Rarely sent by an untrusted peer: looked for once, removed if there.
+        if headers.keys().any(|n| n == FORWARDED || n == X_FORWARDED_PROTO || n == X_FORWARDED_HOST) {
+            headers.remove(FORWARDED);
+            headers.remove(&X_FORWARDED_PROTO);
+            headers.remove(&X_FORWARDED_HOST);
+        }
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));

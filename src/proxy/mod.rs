@@ -10,6 +10,7 @@ mod server;
 mod tee;
 mod upgrade;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -140,33 +141,104 @@ impl Proxy {
         let method = self.effective_method(&mut parts)?;
         let policy = self.policy.current();
         let body = Inbound::new(body, self.body_rate);
-        let (body, audit) = match self.candidate(&method, &parts, &policy) {
-            None => (UpstreamBody::stream(body), Audit::Unrecorded(None)),
-            Some(classified) => {
-                // Routers disagree on `%2F` (a separator to some, part of a
-                // segment to others): the trail could name another resource.
-                if self.reject_encoded_slashes && classified.action.is_mutation() && has_encoded_slash(parts.uri.path())
-                {
-                    return Err(ProxyError::BadRequest("encoded slash in the path of a change"));
+        let Some(classified) = self.candidate(&method, &parts, &policy) else {
+            if upgrade.is_none()
+                && version != Version::HTTP_2
+                && http_body::Body::is_end_stream(&body)
+                && self.upstream.speaks_raw()
+            {
+                return self.pass_bodiless(conn, parts).await;
+            }
+            // Boxed like the audit: a streamed body is the exception, and its
+            // client's state would make every request's future larger.
+            let response = Box::pin(self.send(conn, version, parts, UpstreamBody::stream(body))).await?;
+            return Ok(self.streamed(response, upgrade));
+        };
+        // Routers disagree on `%2F` (a separator to some, part of a segment
+        // to others): the trail could name another resource.
+        if self.reject_encoded_slashes && classified.action.is_mutation() && has_encoded_slash(parts.uri.path()) {
+            return Err(ProxyError::BadRequest("encoded slash in the path of a change"));
+        }
+        // Boxed: the audit's state is kilobytes, and a future that holds it
+        // inline would be moved whole for every request, passed through or not.
+        Box::pin(self.forward_candidate(conn, version, parts, body, classified, &policy, upgrade)).await
+    }
+
+    /// A request that may be recorded: its entry begun, sent, and completed
+    /// behind its answer; or, not recorded, sent within its resource's turn.
+    #[allow(clippy::too_many_arguments)]
+    async fn forward_candidate(
+        &self,
+        conn: &ConnInfo,
+        version: Version,
+        mut parts: request::Parts,
+        body: Inbound,
+        classified: Classified,
+        policy: &Compiled,
+        upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        let (body, audit) = self.begin_audit(conn, &mut parts, body, classified, policy).await?;
+        let sent = self.send(conn, version, parts, body).await;
+        match audit {
+            Audit::Recorded(pending) => match sent {
+                Ok(response) => Ok(self.finish_audit(*pending, response).await),
+                Err(e) => {
+                    self.auditor.fail(*pending, e.status().as_u16()).await;
+                    Err(e)
                 }
-                self.begin_audit(conn, &mut parts, body, classified, &policy).await?
-            }
-        };
-        let progress = body.progress();
-        let request = self.upstream_request(conn, parts, body);
-        let affinity = (version != Version::HTTP_2).then_some(&conn.affinity);
-        let sent = self.send(affinity, request, progress).await;
-        let response = match (sent, audit) {
-            (Ok(response), Audit::Recorded(pending)) => return Ok(self.finish_audit(*pending, response).await),
-            (Err(e), Audit::Recorded(pending)) => {
-                self.auditor.fail(*pending, e.status().as_u16()).await;
-                return Err(e);
-            }
+            },
             // The change is made (or failed): the resource's turn ends here.
-            (sent, Audit::Unrecorded(_turn)) => sent?,
+            Audit::Unrecorded(turn) => {
+                drop(turn);
+                Ok(self.streamed(sent?, upgrade))
+            }
+        }
+    }
+
+    /// A bodiless HTTP/1.x request passed through on the client connection's
+    /// lean upstream connection (the common case: most reads).
+    async fn pass_bodiless(
+        &self,
+        conn: &ConnInfo,
+        parts: request::Parts,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        let parts = self.upstream_parts(conn, parts, false);
+        let sending = self.upstream.send_raw(&conn.affinity, &parts, self.limits.upstream_read_timeout);
+        // With no body to wait for, `upstream_timeout` runs from now.
+        let (parts, body) = match tokio::time::timeout(self.limits.upstream_timeout, sending).await {
+            Ok(sent) => sent.map_err(ProxyError::Upstream)?.into_parts(),
+            Err(_) => return Err(ProxyError::UpstreamTimeout),
         };
+        Ok(self.client_response(parts, ResponseBody::raw(body), None))
+    }
+
+    /// The upstream's answer, streamed to the client.
+    fn streamed(
+        &self,
+        response: Response<Incoming>,
+        upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Response<ResponseBody> {
         let (parts, body) = response.into_parts();
-        Ok(self.client_response(parts, ResponseBody::stream(self.answer_body(body)), upgrade))
+        self.client_response(parts, ResponseBody::stream(self.answer_body(body)), upgrade)
+    }
+
+    /// Sends a request on the client connection's own upstream connection
+    /// (HTTP/1.x) or through the pool (HTTP/2) and waits for the answer's head.
+    async fn send(
+        &self,
+        conn: &ConnInfo,
+        version: Version,
+        parts: request::Parts,
+        body: UpstreamBody,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let progress = body.progress();
+        // A body of unknown length goes on chunked. Told nothing, the
+        // upstream's client sends a GET, HEAD or CONNECT as bodiless and the
+        // client's body would be lost (and a broken one never noticed).
+        let chunked = !http_body::Body::is_end_stream(&body) && http_body::Body::size_hint(&body).exact().is_none();
+        let request = Request::from_parts(self.upstream_parts(conn, parts, chunked), body);
+        let affinity = (version != Version::HTTP_2).then_some(&conn.affinity);
+        self.within(self.upstream.send(affinity, request), progress).await
     }
 
     /// The upstream's answer body, cut when silent for `upstream_read_timeout`.
@@ -178,16 +250,14 @@ impl Proxy {
     /// `upstream_timeout` from the last byte of the client's body that
     /// went out (or from now, with no body to stream). A failure the
     /// client's body caused is the client's, not the upstream's.
-    async fn send(
+    async fn within<T>(
         &self,
-        affinity: Option<&Affinity>,
-        request: Request<UpstreamBody>,
+        sending: impl Future<Output = Result<T, UpstreamError>>,
         progress: Option<Arc<Progress>>,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<T, ProxyError> {
         let timeout = self.limits.upstream_timeout;
         let due = |p: Option<&Progress>| p.map_or_else(Instant::now, Progress::last_moved) + timeout;
         let mut deadline = due(progress.as_deref());
-        let sending = self.upstream.send(affinity, request);
         tokio::pin!(sending);
         loop {
             tokio::select! {
@@ -392,14 +462,12 @@ impl Proxy {
         }
     }
 
-    /// The request as the upstream receives it; its hop-by-hop headers
-    /// are already gone.
-    fn upstream_request(
-        &self,
-        conn: &ConnInfo,
-        mut parts: request::Parts,
-        body: UpstreamBody,
-    ) -> Request<UpstreamBody> {
+    /// The request head as the upstream receives it (`chunked`: its body
+    /// goes chunked); its hop-by-hop headers are already gone.
+    fn upstream_parts(&self, conn: &ConnInfo, mut parts: request::Parts, chunked: bool) -> request::Parts {
+        // Room for the headers added below, made once (growing the map a
+        // header at a time reallocates it twice for a small request).
+        parts.headers.reserve(8);
         let host = parts
             .headers
             .get(HOST)
@@ -417,15 +485,12 @@ impl Proxy {
             headers::Hop { peer: &conn.peer_value, peer_trusted: conn.peer_trusted, proto: conn.proto, host },
         );
         set_request_id(&mut parts.headers);
-        // A body of unknown length goes on chunked. Told nothing, the
-        // upstream's client sends a GET, HEAD or CONNECT as bodiless and the
-        // client's body would be lost (and a broken one never noticed).
-        if !http_body::Body::is_end_stream(&body) && http_body::Body::size_hint(&body).exact().is_none() {
+        if chunked {
             parts.headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         }
         parts.uri = self.origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
-        Request::from_parts(parts, body)
+        parts
     }
 
     /// The request target toward the upstream: the client's path and query

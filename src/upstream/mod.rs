@@ -21,8 +21,11 @@ use tokio::net::TcpStream;
 use crate::config::Upstream;
 
 mod body;
+mod raw;
 
 pub use body::UpstreamBody;
+use raw::RawConn;
+pub use raw::{RawBody, RawBodyError, RawError};
 
 /// Why the upstream gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,8 @@ pub enum UpstreamError {
     Pool(#[from] hyper_util::client::legacy::Error),
     #[error("TLS with the upstream: {0}")]
     Tls(#[source] std::io::Error),
+    #[error(transparent)]
+    Raw(#[from] RawError),
 }
 
 /// The keep-alive pool of HTTP/2 clients' requests.
@@ -59,17 +64,21 @@ impl std::fmt::Debug for UpstreamTls {
     }
 }
 
-/// The upstream connection owned by one HTTP/1.1 client connection.
+/// The upstream connections owned by one HTTP/1.1 client connection: one
+/// for bodiless requests passed through (`send_raw`), one for the rest.
 #[derive(Debug, Default)]
-pub struct Affinity(Mutex<Option<SendRequest<UpstreamBody>>>);
+pub struct Affinity {
+    hyper: Mutex<Option<SendRequest<UpstreamBody>>>,
+    raw: raw::Home,
+}
 
 impl Affinity {
     fn take(&self) -> Option<SendRequest<UpstreamBody>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.hyper.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     fn put(&self, sender: SendRequest<UpstreamBody>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
+        *self.hyper.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
     }
 }
 
@@ -149,19 +158,21 @@ impl UpstreamClient {
                 Pool::Tls(pool) => pool.request(req).await?,
             });
         };
+        // Connecting is boxed: rare, and its state (a TLS handshake's) would
+        // otherwise be carried inline by every request's future.
         let mut sender = match affinity.take() {
             Some(mut s) => match s.ready().await {
                 Ok(()) => s,
-                Err(_) => self.connect().await?,
+                Err(_) => Box::pin(self.connect()).await?,
             },
-            None => self.connect().await?,
+            None => Box::pin(self.connect()).await?,
         };
         let response = match sender.try_send_request(req).await {
             Ok(res) => res,
             Err(mut e) => match e.take_message() {
                 // Never written: the idle connection had closed. Once more on a new one.
                 Some(req) => {
-                    sender = self.connect().await?;
+                    sender = Box::pin(self.connect()).await?;
                     sender.send_request(req).await?
                 }
                 None => return Err(e.into_error().into()),
@@ -171,12 +182,35 @@ impl UpstreamClient {
         Ok(response)
     }
 
+    /// Whether `send_raw` can reach this upstream (cleartext only).
+    pub fn speaks_raw(&self) -> bool {
+        self.tls.is_none()
+    }
+
+    /// Sends a bodiless request (its head already as the upstream receives
+    /// it) on the client connection's own lean connection, made on first use
+    /// and made again when the upstream closed it while idle (looked at
+    /// before anything is written: a request is never sent twice).
+    pub async fn send_raw(
+        &self,
+        affinity: &Affinity,
+        parts: &http::request::Parts,
+        read_timeout: Duration,
+    ) -> Result<Response<RawBody>, UpstreamError> {
+        let conn = match raw::take_home(&affinity.raw).filter(|c| !c.closed_while_idle()) {
+            Some(conn) => conn,
+            None => RawConn::new(Box::pin(self.tcp_within()).await?),
+        };
+        Ok(conn.exchange(parts, &affinity.raw, read_timeout).await?)
+    }
+
+    async fn tcp_within(&self) -> Result<TcpStream, UpstreamError> {
+        tokio::time::timeout(self.connect_timeout, self.tcp()).await.map_err(|_| UpstreamError::ConnectTimeout)?
+    }
+
     async fn connect(&self) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
         let Some(tls) = &self.tls else {
-            let stream = tokio::time::timeout(self.connect_timeout, self.tcp())
-                .await
-                .map_err(|_| UpstreamError::ConnectTimeout)??;
-            return handshake(stream).await;
+            return handshake(self.tcp_within().await?).await;
         };
         let stream = tokio::time::timeout(self.connect_timeout, async {
             let tcp = self.tcp().await?;
