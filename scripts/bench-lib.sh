@@ -8,33 +8,47 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # CPU ticks (utime+stime, all threads) of the given processes.
 ticks() { local total=0; for p in "$@"; do read -r -a f < "/proc/$p/stat"; total=$((total + f[13] + f[14])); done; echo "$total"; }
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+# The head of an nginx configuration whose files live in $work/NAME, up to
+# and inside `http {`: nginx_prelude NAME WORKERS. nginx's workers drop to an
+# unprivileged user: they must be able to reach and write their temp
+# directories, or a buffered answer too big for memory fails (and the client
+# is cut) instead of spilling to disk.
+nginx_prelude() {
+  mkdir -p "$work/$1"
+  chmod 755 "$work"
+  chmod 777 "$work/$1"
+  cat <<NGINX
+worker_processes $2;
+daemon off;
+pid $work/$1.pid;
+error_log $work/$1/error.log crit;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $work/$1/body;
+  proxy_temp_path $work/$1/proxy;
+  fastcgi_temp_path $work/$1/fastcgi;
+  uwsgi_temp_path $work/$1/uwsgi;
+  scgi_temp_path $work/$1/scgi;
+NGINX
+}
+# Runs nginx on the configuration $work/NAME.conf, waits for PORT, adds its
+# pid to pids and prints it: run_nginx NAME PORT.
+run_nginx() {
+  nginx -c "$work/$1.conf" -p "$work/$1" > /dev/null 2>&1 &
+  pids+=($!)
+  wait_port "$2"
+  echo $!
+}
 # Starts nginx as a reverse proxy to the upstream: start_nginx LISTEN_PORT
 # UPSTREAM_PORT WORKERS [CERT KEY] (with a pair: HTTPS only, TLS 1.2 and
 # 1.3). Its pid is added to pids and printed.
 start_nginx() {
-  # nginx's workers drop to an unprivileged user: they must be able to reach
-  # and write their temp directories, or a buffered answer too big for
-  # memory fails (and the client is cut) instead of spilling to disk.
-  mkdir -p "$work/nginx"
-  chmod 755 "$work"
-  chmod 777 "$work/nginx"
   local listen="listen 127.0.0.1:$1;"
   if [ -n "${4:-}" ]; then
     listen="listen 127.0.0.1:$1 ssl; ssl_certificate $4; ssl_certificate_key $5; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;"
   fi
-  cat > "$work/nginx.conf" <<NGINX
-worker_processes $3;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log crit;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
+  { nginx_prelude nginx "$3"; cat <<NGINX
   upstream app { server 127.0.0.1:$2; keepalive 128; }
   server {
     $listen
@@ -48,31 +62,14 @@ http {
   }
 }
 NGINX
-  nginx -c "$work/nginx.conf" -p "$work/nginx" > /dev/null 2>&1 &
-  pids+=($!)
-  wait_port "$1"
-  echo $!
+  } > "$work/nginx.conf"
+  run_nginx nginx "$1"
 }
 # Starts nginx answering every request itself with a small JSON object, one
 # worker, as an upstream that costs little: start_json_nginx PORT.
 start_json_nginx() {
-  mkdir -p "$work/upnginx"
-  chmod 755 "$work"
-  chmod 777 "$work/upnginx"
-  cat > "$work/upnginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/upnginx.pid;
-error_log $work/upnginx/error.log crit;
-events { worker_connections 8192; }
-http {
-  access_log off;
+  { nginx_prelude upnginx 1; cat <<NGINX
   keepalive_requests 1000000;
-  client_body_temp_path $work/upnginx/body;
-  proxy_temp_path $work/upnginx/proxy;
-  fastcgi_temp_path $work/upnginx/fastcgi;
-  uwsgi_temp_path $work/upnginx/uwsgi;
-  scgi_temp_path $work/upnginx/scgi;
   server {
     listen 127.0.0.1:$1;
     location / {
@@ -82,10 +79,8 @@ http {
   }
 }
 NGINX
-  nginx -c "$work/upnginx.conf" -p "$work/upnginx" > /dev/null 2>&1 &
-  pids+=($!)
-  wait_port "$1"
-  echo $!
+  } > "$work/upnginx.conf"
+  run_nginx upnginx "$1"
 }
 # One wrk run: measure NAME URL PIDS... appends to $work/results.tsv the
 # line NAME, req/s, p50 ms, p99 ms, CPU µs per request of PIDS (none for

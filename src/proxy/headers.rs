@@ -91,20 +91,7 @@ pub fn check_framing(method: &http::Method, version: http::Version, headers: &mu
     }
     if lengths > 1 || odd_length {
         // Several values (hyper lets equal ones through) or leading zeros.
-        let mut length = None;
-        for v in headers.get_all(header::CONTENT_LENGTH) {
-            let n = v
-                .to_str()
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or(Refusal::Malformed("invalid Content-Length"))?;
-            if length.is_some_and(|m| m != n) {
-                return Err(Refusal::Malformed("conflicting Content-Length values"));
-            }
-            length = Some(n);
-        }
-        if let Some(n) = length {
+        if let Some(n) = crate::upstream::content_length(headers).map_err(Refusal::Malformed)? {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         }
     }

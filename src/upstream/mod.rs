@@ -25,7 +25,7 @@ mod raw;
 
 pub use body::UpstreamBody;
 use raw::RawConn;
-pub use raw::{RawBody, RawBodyError, RawError};
+pub use raw::{RawBody, RawBodyError, RawError, content_length};
 
 /// Why the upstream gave no answer.
 #[derive(Debug, thiserror::Error)]

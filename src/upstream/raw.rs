@@ -262,22 +262,29 @@ fn framing(
         }
         return Ok(if chunked { (Framing::Chunked(Chunk::Size), keep_alive) } else { (Framing::Close, false) });
     }
+    Ok(match content_length(headers).map_err(RawError::Malformed)? {
+        Some(n) => (Framing::Length(n), keep_alive),
+        None => (Framing::Close, false),
+    })
+}
+
+/// The length all `Content-Length` values of a message agree on (`None`
+/// without one); the error names what is wrong (RFC 9112 §6.3: digits only,
+/// equal values are one value).
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
     let mut length = None;
     for value in headers.get_all(CONTENT_LENGTH) {
         let n = std::str::from_utf8(value.as_bytes())
             .ok()
             .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse::<u64>().ok())
-            .ok_or(RawError::Malformed("invalid Content-Length"))?;
+            .ok_or("invalid Content-Length")?;
         if length.is_some_and(|m| m != n) {
-            return Err(RawError::Malformed("conflicting Content-Length values"));
+            return Err("conflicting Content-Length values");
         }
         length = Some(n);
     }
-    Ok(match length {
-        Some(n) => (Framing::Length(n), keep_alive),
-        None => (Framing::Close, false),
-    })
+    Ok(length)
 }
 
 impl Head {
