@@ -97,11 +97,21 @@ impl Snapshotter {
     }
 
     async fn get(&self, path: &str, req: Request<UpstreamBody>) -> Result<Value, SnapshotError> {
-        let res = self
-            .upstream
-            .send(None, req)
-            .await
-            .map_err(|e| SnapshotError::Upstream(path.to_string(), e.to_string()))?;
+        let unreachable = |e: crate::upstream::UpstreamError| SnapshotError::Upstream(path.to_string(), e.to_string());
+        if self.upstream.speaks_raw() {
+            let res = self.upstream.send_own(req).await.map_err(unreachable)?;
+            return self.read(path, res).await;
+        }
+        let res = self.upstream.send(None, req).await.map_err(unreachable)?;
+        self.read(path, res).await
+    }
+
+    /// The answer's body as JSON, decoded, within `max_bytes`.
+    async fn read<B>(&self, path: &str, res: http::Response<B>) -> Result<Value, SnapshotError>
+    where
+        B: http_body::Body<Data = bytes::Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let status = res.status();
         if !status.is_success() {
             return Err(SnapshotError::Status(path.to_string(), status.as_u16()));

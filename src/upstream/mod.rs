@@ -6,7 +6,9 @@
 //! as SNI; a cleartext upstream's connections are plain sockets, with no
 //! TLS layer in their types.
 
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
@@ -82,6 +84,12 @@ impl Affinity {
     }
 }
 
+/// The most idle lean connections kept for auditgate's own requests.
+const MAX_IDLE_OWN: usize = 64;
+
+/// Idle lean connections shared by auditgate's own requests.
+type IdleOwn = Arc<Mutex<Vec<RawConn>>>;
+
 /// Sends requests to the configured upstream.
 #[derive(Debug)]
 pub struct UpstreamClient {
@@ -93,6 +101,8 @@ pub struct UpstreamClient {
     connect_timeout: Duration,
     pool: Pool,
     tls: Option<UpstreamTls>,
+    /// Lean connections of snapshots and who-am-I requests (cleartext).
+    idle_own: IdleOwn,
 }
 
 impl UpstreamClient {
@@ -140,6 +150,7 @@ impl UpstreamClient {
             connect_timeout,
             pool,
             tls,
+            idle_own: IdleOwn::default(),
         }
     }
 
@@ -204,6 +215,34 @@ impl UpstreamClient {
         Ok(conn.exchange(parts, &affinity.raw, read_timeout).await?)
     }
 
+    /// Sends a request of auditgate's own (a snapshot, a who-am-I; its body
+    /// is not sent) on an idle lean connection of the shared set, or a new
+    /// one; `Host` is the upstream's when the request names none. The
+    /// connection rejoins the set when the answer's body, read to its end,
+    /// is dropped. Cleartext upstreams only (`speaks_raw`).
+    pub async fn send_own(&self, req: Request<UpstreamBody>) -> Result<Response<OwnBody>, UpstreamError> {
+        let (mut parts, _) = req.into_parts();
+        if !parts.headers.contains_key(http::header::HOST)
+            && let Ok(host) = http::HeaderValue::from_str(self.authority.as_str())
+        {
+            parts.headers.insert(http::header::HOST, host);
+        }
+        let idle = loop {
+            let popped = self.idle_own.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match popped {
+                Some(conn) if conn.closed_while_idle() => continue,
+                other => break other,
+            }
+        };
+        let conn = match idle {
+            Some(conn) => conn,
+            None => RawConn::new(Box::pin(self.tcp_within()).await?),
+        };
+        let home = raw::Home::default();
+        let response = conn.exchange(&parts, &home, self.connect_timeout).await?;
+        Ok(response.map(|body| OwnBody { body, home, idle: self.idle_own.clone() }))
+    }
+
     async fn tcp_within(&self) -> Result<TcpStream, UpstreamError> {
         tokio::time::timeout(self.connect_timeout, self.tcp()).await.map_err(|_| UpstreamError::ConnectTimeout)?
     }
@@ -249,4 +288,53 @@ where
         }
     });
     Ok(sender)
+}
+
+pin_project_lite::pin_project! {
+    /// The answer to a request of auditgate's own; dropped once read to its
+    /// end, its connection rejoins the shared set.
+    pub struct OwnBody {
+        #[pin]
+        body: RawBody,
+        home: raw::Home,
+        idle: IdleOwn,
+    }
+
+    impl PinnedDrop for OwnBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(conn) = raw::take_home(this.home) {
+                let mut idle = this.idle.lock().unwrap_or_else(|e| e.into_inner());
+                if idle.len() < MAX_IDLE_OWN {
+                    idle.push(conn);
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for OwnBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnBody").finish_non_exhaustive()
+    }
+}
+
+impl http_body::Body for OwnBody {
+    type Data = bytes::Bytes;
+    type Error = RawBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, RawBodyError>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
