@@ -730,6 +730,13 @@ mod tests {
         }
         let long = [b"1;".as_slice(), &[b'x'; MAX_CHUNK_LINE]].concat();
         assert_eq!(dechunk(&long, long.len()), Err("chunk size line too long"));
+        // At the limit a line may still end; one byte more may not.
+        let mut state = Chunk::Size;
+        assert!(matches!(advance_chunked(&mut state, &mut BytesMut::from(&long[..MAX_CHUNK_LINE])), Ok(Step::More)));
+        // Sixteen hex digits are a size; seventeen are refused, leading zeros or not.
+        assert_eq!(dechunk(b"0000000000000002\r\nhi\r\n0\r\n\r\n", 1).as_deref(), Ok(&b"hi"[..]));
+        assert_eq!(dechunk(b"00000000000000002\r\nhi\r\n0\r\n\r\n", 1), Err("invalid chunk size"));
+        assert_eq!(dechunk(b";ext\r\n", 1), Err("invalid chunk size"));
     }
 
     #[test]
@@ -776,6 +783,69 @@ mod tests {
         };
         peer.abort();
         (body, take_home(&home).is_some())
+    }
+
+    /// A connected pair: the lean connection and the upstream's end.
+    async fn pair() -> (RawConn, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let conn = RawConn::new(TcpStream::connect(listener.local_addr().unwrap()).await.unwrap());
+        (conn, listener.accept().await.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_upstream_closed_or_wrote_to_is_seen_before_writing() {
+        let settle = || tokio::time::sleep(Duration::from_millis(50));
+        let (conn, mut peer) = pair().await;
+        settle().await;
+        assert!(!conn.closed_while_idle(), "quiet: kept");
+        peer.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+        settle().await;
+        assert!(conn.closed_while_idle(), "bytes nobody asked for");
+        let (conn, peer) = pair().await;
+        drop(peer);
+        settle().await;
+        assert!(conn.closed_while_idle(), "closed by the upstream");
+    }
+
+    /// The answer's head read over a real socket from `answer`.
+    async fn answered(answer: &'static [u8], method: Method) -> (Response<RawBody>, Home, TcpStream) {
+        let (conn, mut peer) = pair().await;
+        peer.write_all(answer).await.unwrap();
+        let (parts, ()) = http::Request::builder().method(method).uri("/").body(()).unwrap().into_parts();
+        let home = Home::default();
+        let response = conn.exchange(&parts, &home, Duration::from_secs(5)).await.unwrap();
+        (response, home, peer)
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_over_before_it_is_read_sends_its_connection_home_at_once() {
+        // hyper never polls a body that says it has ended.
+        for (answer, method) in [
+            (&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"[..], Method::HEAD),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", Method::GET),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", Method::GET),
+        ] {
+            let (response, home, _peer) = answered(answer, method).await;
+            assert!(response.body().is_end_stream());
+            assert!(take_home(&home).is_some(), "{:?}", String::from_utf8_lossy(answer));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_says_it_has_ended_exactly_when_it_has() {
+        let (response, home, _peer) = answered(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", Method::GET).await;
+        let mut body = std::pin::pin!(response.into_body());
+        assert!(!body.is_end_stream());
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "hello");
+        assert!(body.is_end_stream(), "the last bytes handed out end it, no further poll needed");
+        assert!(take_home(&home).is_some());
+        // A body to the close has ended once the close was read.
+        let (response, _, peer) = answered(b"HTTP/1.1 200 OK\r\n\r\nbye", Method::GET).await;
+        drop(peer);
+        let mut body = std::pin::pin!(response.into_body());
+        while body.frame().await.is_some() {}
+        assert!(body.is_end_stream());
     }
 
     #[tokio::test]
