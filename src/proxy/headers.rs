@@ -301,5 +301,21 @@ mod tests {
         assert_eq!(forged.get("x-forwarded-for").unwrap(), "10.0.0.2");
         assert_eq!(forged.get("x-forwarded-proto").unwrap(), "http");
         assert!(forged.get("forwarded").is_none());
+        // Each forged one alone is found too.
+        for (name, forged_value) in [("x-forwarded-proto", "https"), ("x-forwarded-host", "evil.example")] {
+            let mut alone = map(&[(name, forged_value)]);
+            set_forwarding(&mut alone, Hop { peer: &peer, peer_trusted: false, proto: "http", host: None });
+            assert_ne!(alone.get(name).map(|v| v.to_str().unwrap()), Some(forged_value), "{name}");
+        }
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_is_dropped_when_it_is_the_only_one() {
+        for name in &HOP_BY_HOP {
+            let mut alone = map(&[(name.as_str(), "x"), ("x-kept", "1")]);
+            strip_hop_by_hop(&mut alone, false);
+            assert!(!alone.contains_key(name), "{name}");
+            assert!(alone.contains_key("x-kept"));
+        }
     }
 }
