@@ -299,7 +299,7 @@ impl Head {
             moved: false,
             stashed: None,
         };
-        body.release_if_done();
+        release_if_ended(body.framing, &mut body.conn, body.keep_alive, &body.home);
         let mut response = Response::new(body);
         *response.status_mut() = self.status;
         *response.version_mut() = self.version;
@@ -422,21 +422,22 @@ pub enum RawBodyError {
     Stalled,
 }
 
-impl RawBody {
-    fn done(&self) -> bool {
-        matches!(self.framing, Framing::Empty | Framing::Length(0) | Framing::Chunked(Chunk::Done))
+impl Framing {
+    /// Whether the whole body has been read from the connection.
+    fn ended(self) -> bool {
+        matches!(self, Framing::Empty | Framing::Length(0) | Framing::Chunked(Chunk::Done))
     }
+}
 
-    /// Once the body has been read to its end, the connection goes home
-    /// (kept alive, and nothing read past the answer) or is closed.
-    fn release_if_done(&mut self) {
-        if self.done()
-            && let Some(conn) = self.conn.take()
-            && self.keep_alive
-            && conn.buf.is_empty()
-        {
-            put_home(&self.home, conn);
-        }
+/// Once the body has been read to its end, the connection goes home (kept
+/// alive, and nothing read past the answer) or is closed.
+fn release_if_ended(framing: Framing, conn: &mut Option<RawConn>, keep_alive: bool, home: &Home) {
+    if framing.ended()
+        && let Some(conn) = conn.take()
+        && keep_alive
+        && conn.buf.is_empty()
+    {
+        put_home(home, conn);
     }
 }
 
@@ -500,20 +501,13 @@ impl Body for RawBody {
                     }
                 }
             };
-            let ended = matches!(this.framing, Framing::Empty | Framing::Length(0) | Framing::Chunked(Chunk::Done));
-            if ended
-                && let Some(conn) = this.conn.take()
-                && *this.keep_alive
-                && conn.buf.is_empty()
-            {
-                put_home(this.home, conn);
-            }
+            release_if_ended(*this.framing, this.conn, *this.keep_alive, this.home);
             return Poll::Ready(data.map(|d| Ok(Frame::data(d))));
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done() || self.conn.is_none()
+        self.framing.ended() || self.conn.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
