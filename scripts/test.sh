@@ -56,6 +56,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
+# A failing test's message, not a backtrace, ends its output: CI shows the
+# output's start and end.
+export RUST_BACKTRACE=0
 # The integration tests spawn target/debug/examples/upstream: build it as a
 # plain binary first (`cargo test --all-targets` would build it as a test
 # harness under another name). --benches runs each criterion benchmark once.
