@@ -159,12 +159,9 @@ impl Store {
 
     /// Adds up to `limit` committed entries to the `q` search's index, for
     /// the recorder to call when it has nothing to write; answers how many
-    /// (0: nothing left). PostgreSQL keeps no such index.
+    /// (0: nothing left, or another instance is indexing).
     pub async fn index_text(&self, limit: u32) -> Result<usize, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.index_text(limit).await,
-            Store::Postgres(_) => Ok(0),
-        }
+        each!(self, s => s.index_text(limit).await)
     }
 
     /// Holds a resource against other instances sharing the database until

@@ -1,6 +1,6 @@
-//! The `q` search on a real store: the same answers whether SQLite's
-//! trigram index holds none, some or all of the entries (PostgreSQL has no
-//! such index, and must answer the same); retention; the recorder filling
+//! The `q` search on a real store: the same answers whether the trigram
+//! index holds none, some or all of the entries (on PostgreSQL, of each of
+//! two instances whose entries interleave); retention; the recorder filling
 //! the index when it has nothing to write.
 
 use auditgate::diff::Change;
@@ -14,11 +14,13 @@ use crate::helpers::*;
 use crate::store::entry;
 
 /// Entries whose changes hold a mixed-case address, and some a non-ASCII
-/// word, a quote, `%` and `_`.
-fn searched(chain: &mut Chain, n: usize) -> Vec<Sealed> {
+/// word, a quote, `%` and `_`; the odd ones of `chains[1]`'s instance when
+/// there are two.
+fn searched(chains: &mut [(&str, Chain)], n: usize) -> Vec<Sealed> {
     (0..n)
         .map(|n| {
-            let mut e = entry("gw", n);
+            let (instance, chain) = &mut chains[n % chains.len()];
+            let mut e = entry(instance, n);
             e.changes =
                 vec![Change { path: "/email".into(), old: json!(null), new: json!(format!("Mail-{n}@Example.com")) }];
             if n.is_multiple_of(3) {
@@ -71,16 +73,27 @@ async fn index_all(store: &Store) {
     while store.index_text(1000).await.unwrap() > 0 {}
 }
 
+fn one_chain() -> Vec<(&'static str, Chain)> {
+    vec![("gw", Chain::resume(None))]
+}
+
 #[tokio::test]
 async fn a_search_finds_the_same_entries_indexed_or_not() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
-    let entries = searched(&mut Chain::resume(None), 30);
-    store.insert_batch(&entries).await.unwrap();
-    let newest_first: Vec<String> = entries.iter().rev().map(|s| s.entry.id.clone()).collect();
+    // Two instances, their entries' ids interleaved, each chain written as
+    // a batch of its own.
+    let entries = searched(&mut [("gw", Chain::resume(None)), ("gx", Chain::resume(None))], 30);
+    let (gw, gx): (Vec<Sealed>, Vec<Sealed>) = entries.iter().cloned().partition(|s| s.entry.instance == "gw");
+    store.insert_batch(&gw).await.unwrap();
+    store.insert_batch(&gx).await.unwrap();
+    let mut newest_first: Vec<String> = entries.iter().map(|s| s.entry.id.clone()).collect();
+    newest_first.sort_by(|a, b| b.cmp(a));
     let mut answers = Vec::new();
-    // Nothing indexed, 7 of 30 (the rest read past the watermark), all.
-    for step in [0, 7, 1000] {
+    // Nothing indexed; 7 of 30 (PostgreSQL: of the first instance; the rest
+    // read past the watermarks); 10 more (its last 8, the other's first 2);
+    // all.
+    for step in [0, 7, 10, 1000] {
         if step > 0 {
             store.index_text(step).await.unwrap();
         }
@@ -97,6 +110,7 @@ async fn a_search_finds_the_same_entries_indexed_or_not() {
     }
     assert_eq!(answers[0], answers[1]);
     assert_eq!(answers[0], answers[2]);
+    assert_eq!(answers[0], answers[3]);
     // Filters combine with a search on either path.
     let filter = Filter { actor: Some("actor-1".into()), ..q("Example") };
     let (page, _) = store.list(&filter, None, 50).await.unwrap();
@@ -108,23 +122,17 @@ async fn a_search_finds_the_same_entries_indexed_or_not() {
 async fn entries_written_after_retention_emptied_the_trail_are_found() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
-    store.insert_batch(&searched(&mut Chain::resume(None), 5)).await.unwrap();
+    store.insert_batch(&searched(&mut one_chain(), 5)).await.unwrap();
     index_all(&store).await;
     let past = ulid::Ulid::from_parts(chrono::Utc::now().timestamp_millis() as u64 + 1, 0).to_string();
     std::thread::sleep(std::time::Duration::from_millis(2));
     assert_eq!(store.delete_before(&past, 100).await.unwrap().0, 5);
     assert!(found(&store, "ail", 50).await.is_empty());
-    if let Store::Sqlite(s) = &store {
-        // Their index rows went with them (else the index only grows).
-        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_text WHERE audit_text MATCH '\"ail\"'")
-            .fetch_one(s.pool())
-            .await
-            .unwrap();
-        assert_eq!(left, 0);
-    }
+    // Their index rows went with them (else the index only grows).
+    assert_eq!(indexed_with(&store, "ail").await, 0);
     // SQLite hands the emptied table's row numbers out again: the index must
     // not count them as indexed, nor refuse to index them.
-    let again = searched(&mut Chain::resume(None), 3);
+    let again = searched(&mut one_chain(), 3);
     store.insert_batch(&again).await.unwrap();
     assert_eq!(found(&store, "ail", 50).await.len(), 3, "before indexing");
     index_all(&store).await;
@@ -132,36 +140,53 @@ async fn entries_written_after_retention_emptied_the_trail_are_found() {
     assert_eq!(found(&store, "mail-1@", 50).await.len(), 1);
 }
 
+/// How many index rows hold the trigram `trigram`.
+async fn indexed_with(store: &Store, trigram: &str) -> i64 {
+    match store {
+        Store::Sqlite(s) => sqlx::query_scalar("SELECT COUNT(*) FROM audit_text WHERE audit_text MATCH ?")
+            .bind(format!("\"{trigram}\""))
+            .fetch_one(s.pool())
+            .await
+            .unwrap(),
+        Store::Postgres(s) => sqlx::query_scalar("SELECT COUNT(*) FROM audit_text WHERE text ILIKE $1")
+            .bind(format!("%{trigram}%"))
+            .fetch_one(s.pool())
+            .await
+            .unwrap(),
+    }
+}
+
+/// Whether every entry stored is indexed: the watermark at the newest.
+async fn all_indexed(store: &Store) -> bool {
+    match store {
+        Store::Sqlite(s) => sqlx::query_scalar("SELECT upto = (SELECT MAX(seq) FROM audit_log) FROM audit_text_upto")
+            .fetch_one(s.pool())
+            .await
+            .unwrap(),
+        Store::Postgres(s) => sqlx::query_scalar(
+            "SELECT bool_and(u.upto IS NOT NULL AND u.upto = h.last_id) \
+             FROM chain_head h LEFT JOIN audit_text_upto u USING (instance)",
+        )
+        .fetch_one(s.pool())
+        .await
+        .unwrap(),
+    }
+}
+
 /// The recorder indexes what it wrote once it has nothing else to do.
 #[tokio::test]
 async fn the_recorder_indexes_entries_when_idle() {
-    if test_postgres().is_some() {
-        return; // no index there
-    }
     let app = spawn_app().await;
     for i in 0..3 {
         as_user(&app, "alice", http::Method::POST, "/api/items/", Some(&json!({"name": format!("needle-{i}")}))).await;
     }
     wait_entries(&app.store, 3).await;
-    let Store::Sqlite(s) = &app.store else { unreachable!() };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let (upto, last): (i64, i64) =
-            sqlx::query_as("SELECT upto, (SELECT MAX(seq) FROM audit_log) FROM audit_text_upto")
-                .fetch_one(s.pool())
-                .await
-                .unwrap();
-        if upto == last {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "indexed {upto} of {last}");
+    while !all_indexed(&app.store).await {
+        assert!(std::time::Instant::now() < deadline, "not indexed after 10 s");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let indexed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_text WHERE audit_text MATCH '\"edl\"'")
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(indexed, 3);
+    assert_eq!(indexed_with(&app.store, "edl").await, 3);
     // Once complete, an idle recorder leaves the index alone.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let steps = metric(&app, "auditgate_search_index_steps_total").await;
@@ -169,4 +194,24 @@ async fn the_recorder_indexes_entries_when_idle() {
     assert!(metric(&app, "auditgate_search_indexed_total").await >= 3);
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(metric(&app, "auditgate_search_index_steps_total").await, steps);
+}
+
+/// On PostgreSQL, instances sharing the database index one step at a time:
+/// while another holds the step's lock, a step indexes nothing and says so.
+#[tokio::test]
+async fn one_instance_indexes_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
+    let Store::Postgres(pg) = &store else { return };
+    store.insert_batch(&searched(&mut one_chain(), 5)).await.unwrap();
+    let mut other = pg.pool().acquire().await.unwrap();
+    // The key of `TEXT_LOCK` in store/postgres/text.rs.
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(0x6175_6469_7467_0002_i64).execute(&mut *other).await.unwrap();
+    assert_eq!(store.index_text(100).await.unwrap(), 0);
+    assert_eq!(indexed_with(&store, "ail").await, 0);
+    sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *other).await.unwrap();
+    assert_eq!(store.index_text(100).await.unwrap(), 5);
+    assert_eq!(indexed_with(&store, "ail").await, 5);
+    assert!(all_indexed(&store).await);
+    assert_eq!(store.index_text(100).await.unwrap(), 0);
 }

@@ -6,6 +6,7 @@
 
 mod configurations;
 mod locks;
+mod text;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -18,6 +19,7 @@ use super::rows::{self, DeletedRow, EntryRow, VerifiedRow, client_ip_key};
 use super::{Filter, Page, StoreError, stats};
 use crate::entry::{AuditEntry, Sealed, Verification};
 pub use locks::SharedLock;
+use text::Candidates;
 
 /// The stored columns, in the order every statement here lists them.
 macro_rules! row_columns {
@@ -191,16 +193,55 @@ impl PgStore {
         limit: u32,
     ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
         let (cursor, compare, order) = page.parts();
+        // A page back from the newest reads the search's candidates (the
+        // stream's reads onward from a recent cursor walk its few entries),
+        // unless the newest entries fill it first.
+        let mut candidates = None;
+        if let (Some(search), Page::Older(_)) = (&filter.q, page)
+            && text::narrows(search)
+        {
+            let rows = self.newest_matching(filter, search, page, limit).await?;
+            if rows.len() > limit as usize {
+                return page_of(&rows, limit);
+            }
+            candidates = text::candidates(&self.pool, &like(search), text::MAX_CANDIDATES).await?;
+        }
         let mut q = QueryBuilder::<Postgres>::new("SELECT id, entry FROM audit_log WHERE TRUE");
         push_filter(&mut q, filter, Order::Id);
+        if let Some(c) = candidates {
+            push_candidates(&mut q, c);
+        }
         if let Some(c) = cursor {
             q.push(compare).push_bind(text(c).into_owned());
         }
         q.push(order).push(" LIMIT ").push_bind(i64::from(limit) + 1);
         let rows: Vec<EntryRow> = q.build_query_as().fetch_all(&self.pool).await?;
-        let more = rows.len() > limit as usize;
-        let entries = rows.iter().take(limit as usize).map(EntryRow::decode).collect::<Result<_, _>>()?;
-        Ok((entries, more))
+        page_of(&rows, limit)
+    }
+
+    /// The entries matching `filter` among the `text::PROBE` newest that
+    /// match it but for its search text: a common text fills a page there
+    /// sooner than the index names its candidates (its trigrams' lists are
+    /// a large part of the index).
+    async fn newest_matching(
+        &self,
+        filter: &Filter,
+        search: &str,
+        page: Page<'_>,
+        limit: u32,
+    ) -> Result<Vec<EntryRow>, StoreError> {
+        let (cursor, compare, order) = page.parts();
+        let mut q = QueryBuilder::<Postgres>::new(
+            "SELECT id, entry FROM (SELECT id, entry, path, changes FROM audit_log WHERE TRUE",
+        );
+        push_filter(&mut q, &Filter { q: None, ..filter.clone() }, Order::Id);
+        if let Some(c) = cursor {
+            q.push(compare).push_bind(text(c).into_owned());
+        }
+        q.push(order).push(" LIMIT ").push_bind(text::PROBE).push(") AS newest WHERE TRUE");
+        push_search(&mut q, search);
+        q.push(order).push(" LIMIT ").push_bind(i64::from(limit) + 1);
+        Ok(q.build_query_as().fetch_all(&self.pool).await?)
     }
 
     /// A resource's entries, oldest first.
@@ -279,6 +320,7 @@ impl PgStore {
                 (timestamp, values, r.instance.as_str())
             });
             add_stats(&mut tx, gone, -1).await?;
+            text::forget(&mut tx, &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()).await?;
             // RETURNING follows no order; checkpoints need id order.
             rows.sort_by(|a, b| a.id.cmp(&b.id));
             let Some(DeletedRow { id: last, .. }) = rows.last() else { break };
@@ -300,6 +342,13 @@ impl PgStore {
             tokio::task::yield_now().await;
         }
         Ok((deleted, through))
+    }
+
+    /// Adds up to `limit` committed entries to the `q` search's index
+    /// (`text::index`): how many, 0 when nothing is left or another
+    /// instance's step is running.
+    pub async fn index_text(&self, limit: u32) -> Result<usize, StoreError> {
+        text::index(&self.pool, limit).await
     }
 
     /// Counts by action, resource type, actor and outcome within the
@@ -376,12 +425,44 @@ fn push_filter(q: &mut QueryBuilder<Postgres>, f: &Filter, order: Order) {
         q.push(" AND timestamp <= ").push_bind(text(u).into_owned());
     }
     if let Some(search) = &f.q {
-        // ILIKE: SQLite's LIKE ignores case too.
-        let escaped = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        let like = format!("%{}%", text(&escaped));
-        q.push(" AND (path ILIKE ").push_bind(like.clone()).push(" ESCAPE '\\' OR changes ILIKE ");
-        q.push_bind(like).push(" ESCAPE '\\')");
+        push_search(q, search);
     }
+}
+
+/// Appends the `q` search: `search` anywhere in the path or the changes.
+fn push_search(q: &mut QueryBuilder<Postgres>, search: &str) {
+    let like = like(search);
+    q.push(" AND (path ILIKE ").push_bind(like.clone()).push(" ESCAPE '\\' OR changes ILIKE ");
+    q.push_bind(like).push(" ESCAPE '\\')");
+}
+
+/// At most `limit` of `rows` (read with `limit + 1`), and whether more
+/// follow.
+fn page_of(rows: &[EntryRow], limit: u32) -> Result<(Vec<AuditEntry>, bool), StoreError> {
+    let more = rows.len() > limit as usize;
+    let entries = rows.iter().take(limit as usize).map(EntryRow::decode).collect::<Result<_, _>>()?;
+    Ok((entries, more))
+}
+
+/// The ILIKE pattern (escape `\`) of a `q` search: the text anywhere.
+/// ILIKE, as SQLite's LIKE ignores case too.
+fn like(search: &str) -> String {
+    let escaped = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{}%", text(&escaped))
+}
+
+/// Narrows a search to the index's candidates and the entries not indexed
+/// when it began (`text::Candidates`); the ILIKE of `push_filter` still
+/// checks each.
+fn push_candidates(q: &mut QueryBuilder<Postgres>, c: Candidates) {
+    q.push(" AND (id = ANY(").push_bind(c.ids).push(")");
+    if let Some(tail) = c.tail {
+        q.push(" OR id > ").push_bind(tail.from);
+        q.push(" AND id > COALESCE((SELECT w.upto FROM unnest(").push_bind(tail.instances);
+        q.push("::text[], ").push_bind(tail.uptos);
+        q.push("::text[]) AS w(instance, upto) WHERE w.instance = audit_log.instance), '') COLLATE \"C\"");
+    }
+    q.push(")");
 }
 
 /// Text as a PostgreSQL text column holds it: NUL, which it cannot hold,
