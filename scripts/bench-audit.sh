@@ -10,9 +10,13 @@
 # that every request has one entry.
 #
 # Usage: scripts/bench-audit.sh   (env: CONNS=4 DURATION=10 ITEMS=64
-#        APP=example|json-server: the in-memory example upstream, or
-#        json-server 0.17 from tests/json-server, a real app at ~1 ms/request;
+#        APP=example|json-server|nginx: the in-memory example upstream,
+#        json-server 0.17 from tests/json-server, a real app at ~1 ms/request,
+#        or one nginx worker answering every request with the same JSON (the
+#        cheapest upstream: what is left is auditgate's own cost; its diffs
+#        are empty, its entries still written);
 #        AUDITGATE=path: another auditgate binary, to compare builds;
+#        AG_THREADS: auditgate's worker_threads (unset: its default);
 #        DURABILITY=async|sync: [recorder] durability)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,13 +41,18 @@ if [ "$APP" = json-server ]; then
   echo '{"/api/*": "/$1"}' > "$work/routes.json"
   (cd "$work" && exec node "$OLDPWD/tests/json-server/node_modules/json-server/lib/cli/bin.js" \
     --host 127.0.0.1 --port "$up" --routes routes.json --quiet db.json > /dev/null) &
+  pids+=($!)
+elif [ "$APP" = nginx ]; then
+  command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
+  start_json_nginx "$up" > /dev/null
 else
   target/release/examples/upstream "127.0.0.1:$up" 1 > /dev/null &
+  pids+=($!)
 fi
-pids+=($!)
 wait_port "$up"
 mkdir -p "$work/rules"
-RUST_LOG=warn AUDITGATE_WORKER_THREADS=1 AUDITGATE_RECORDER__DURABILITY=$DURABILITY \
+if [ -n "${AG_THREADS:-}" ]; then export AUDITGATE_WORKER_THREADS=$AG_THREADS; fi
+RUST_LOG=warn AUDITGATE_RECORDER__DURABILITY=$DURABILITY \
   AUDITGATE_RECORDER__SPOOL="$work/audit.spool" "$AUDITGATE" serve --upstream "http://127.0.0.1:$up" \
   --listen "127.0.0.1:$ag" --query-listen "127.0.0.1:$q" --rules "$work/rules" \
   --database "sqlite://$work/audit.db" 2> "$work/auditgate.log" &
