@@ -215,3 +215,29 @@ async fn one_instance_indexes_at_a_time() {
     assert!(all_indexed(&store).await);
     assert_eq!(store.index_text(100).await.unwrap(), 0);
 }
+
+/// A search whose text is in more entries than a page of candidates can
+/// hold (3,003 of 9,009, too sparse for the newest entries to fill a page
+/// of 1,000) finds every one through the index, or through the walk, never
+/// a truncated list of candidates.
+#[tokio::test]
+async fn a_text_in_more_entries_than_the_candidates_hold_is_found_in_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
+    let mut chain = Chain::resume(None);
+    for start in (0..9_009).step_by(1_001) {
+        let batch: Vec<Sealed> = (start..start + 1_001)
+            .map(|n| {
+                let mut e = entry("gw", n);
+                let word = if n % 3 == 0 { "plentiful" } else { "other" };
+                e.changes = vec![Change { path: "/w".into(), old: json!(null), new: json!(word) }];
+                chain.seal(e)
+            })
+            .collect();
+        store.insert_batch(&batch).await.unwrap();
+    }
+    index_all(&store).await;
+    let ids = found(&store, "plentiful", 1000).await;
+    assert_eq!(ids.len(), 3_003);
+    assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 3_003);
+}
