@@ -62,8 +62,7 @@ pub(super) async fn list(
     if l.format.is_some() {
         return Err(ApiError::BadField { field: "query", reason: "unknown filter `format`".into() });
     }
-    let (items, more) = s.store.list(&l.filter, l.cursor.as_deref(), l.limit).await?;
-    let next = if more { items.last().map(|e| e.id.clone()) } else { None };
+    let (items, next) = s.store.list(&l.filter, l.cursor.as_deref(), l.limit).await?;
     Ok(Json(json!({ "items": items, "next_cursor": next })))
 }
 
@@ -125,7 +124,7 @@ pub(super) async fn export(
         }
         let mut cursor: Option<String> = None;
         loop {
-            let (page, more) = match s.store.list(&l.filter, cursor.as_deref(), EXPORT_PAGE).await {
+            let (page, next) = match s.store.list(&l.filter, cursor.as_deref(), EXPORT_PAGE).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "export stopped");
@@ -142,10 +141,10 @@ pub(super) async fn export(
                     chunk.push(b'\n');
                 }
             }
-            if tx.send(Ok(Bytes::from(chunk))).await.is_err() || !more {
+            if tx.send(Ok(Bytes::from(chunk))).await.is_err() || next.is_none() {
                 return;
             }
-            cursor = page.last().map(|e| e.id.clone());
+            cursor = next;
         }
     });
     let content_type = if csv { "text/csv; charset=utf-8" } else { "application/x-ndjson" };

@@ -73,13 +73,21 @@ impl Store {
     }
 
     /// Entries matching `filter`, newest first, older than `cursor`; at most
-    /// `limit`, plus whether more follow.
+    /// `limit`, and the cursor of the next page while more may follow.
+    ///
+    /// A search its index cannot narrow (`q` of one or two characters, or
+    /// in too many entries to name) reads at most a window of entries a
+    /// page (each store's `SEARCH_WINDOW` of those matching the other
+    /// filters): a page
+    /// can then hold fewer than `limit` entries, or none, and still name a
+    /// next cursor, the end of its window; following the cursors finds
+    /// every match exactly once.
     pub async fn list(
         &self,
         filter: &Filter,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
+    ) -> Result<(Vec<AuditEntry>, Option<String>), StoreError> {
         each!(self, s => s.list(filter, Page::Older(cursor), limit).await)
     }
 
@@ -93,7 +101,8 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
-        each!(self, s => s.list(filter, Page::Newer(after), limit).await)
+        let (entries, next) = each!(self, s => s.list(filter, Page::Newer(after), limit).await)?;
+        Ok((entries, next.is_some()))
     }
 
     /// A resource's last entry whose `timestamp` is at or before `at`
@@ -249,6 +258,19 @@ impl Store {
     /// Closes the connections (shutdown).
     pub async fn close(&self) {
         each!(self, s => s.close().await)
+    }
+}
+
+/// A page of at most `limit` of `entries` (read with `limit + 1`), and the
+/// next page's cursor: the last entry's while more follow, else the end of
+/// the window read (`floor`), if any.
+fn page_of(mut entries: Vec<AuditEntry>, limit: u32, floor: Option<String>) -> (Vec<AuditEntry>, Option<String>) {
+    if entries.len() > limit as usize {
+        entries.truncate(limit as usize);
+        let next = entries.last().map(|e| e.id.clone());
+        (entries, next)
+    } else {
+        (entries, floor)
     }
 }
 

@@ -60,12 +60,12 @@ fn q(text: &str) -> Filter {
 async fn found(store: &Store, text: &str, limit: u32) -> Vec<String> {
     let (mut ids, mut cursor) = (Vec::new(), None::<String>);
     loop {
-        let (page, more) = store.list(&q(text), cursor.as_deref(), limit).await.unwrap();
+        let (page, next) = store.list(&q(text), cursor.as_deref(), limit).await.unwrap();
         ids.extend(page.iter().map(|e| e.id.clone()));
-        if !more {
+        if next.is_none() {
             return ids;
         }
-        cursor = ids.last().cloned();
+        cursor = next;
     }
 }
 
@@ -240,4 +240,50 @@ async fn a_text_in_more_entries_than_the_candidates_hold_is_found_in_each() {
     let ids = found(&store, "plentiful", 1000).await;
     assert_eq!(ids.len(), 3_003);
     assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 3_003);
+}
+
+/// A search no index narrows (two characters) reads a window of entries a
+/// page: a page may hold fewer entries than asked for, or none, and still
+/// name the next; following the cursors finds every match once, newest
+/// first. 60,001 entries: more than one window on either store.
+#[tokio::test]
+async fn a_search_no_index_narrows_reads_a_window_a_page_and_misses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
+    let mut chain = Chain::resume(None);
+    let marked = [0, 5, 6, 30_000, 59_990];
+    let mut expected = Vec::new();
+    for start in (0..60_001).step_by(1_000) {
+        let batch: Vec<Sealed> = (start..(start + 1_000).min(60_001))
+            .map(|n| {
+                let mut e = entry("gw", n);
+                let word = if marked.contains(&n) { "zq" } else { "other" };
+                e.changes = vec![Change { path: "/w".into(), old: json!(null), new: json!(word) }];
+                chain.seal(e)
+            })
+            .collect();
+        expected.extend(batch.iter().filter(|s| s.entry.changes[0].new == "zq").map(|s| s.entry.id.clone()));
+        store.insert_batch(&batch).await.unwrap();
+    }
+    index_all(&store).await;
+    expected.reverse();
+    let (mut ids, mut cursor, mut short_with_next) = (Vec::new(), None::<String>, 0);
+    loop {
+        let (page, next) = store.list(&q("zq"), cursor.as_deref(), 3).await.unwrap();
+        ids.extend(page.iter().map(|e| e.id.clone()));
+        let Some(next) = next else { break };
+        if page.len() < 3 {
+            short_with_next += 1;
+        }
+        cursor = Some(next);
+    }
+    assert_eq!(ids, expected);
+    assert!(short_with_next >= 1, "no page stopped at its window");
+    // A full page still ends at its last entry, and a search the index
+    // narrows is not windowed.
+    let (page, next) = store.list(&q("other"), None, 3).await.unwrap();
+    assert_eq!(next.as_ref(), Some(&page[2].id));
+    let (page, next) = store.list(&q("zq"), None, 100).await.unwrap();
+    assert!(page.len() < marked.len() && next.is_some(), "the first window does not reach the oldest matches");
+    assert_eq!(page[0].id, expected[0]);
 }

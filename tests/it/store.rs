@@ -164,8 +164,8 @@ async fn chains_of_several_instances_interleave_in_one_database() {
     assert_eq!((verdict.ok, verdict.checked), (true, expected as u64));
     let mut only_b = Filter::default();
     only_b.set("instance", "gw-b").unwrap();
-    let (found, more) = store.list(&only_b, None, 100).await.unwrap();
-    assert_eq!((found.len(), more), (13, false));
+    let (found, next) = store.list(&only_b, None, 100).await.unwrap();
+    assert_eq!((found.len(), next), (13, None));
     assert!(found.iter().all(|e| e.instance == "gw-b"));
     // Each instance resumes its own chain.
     let mut only_a = Filter::default();

@@ -270,7 +270,11 @@ async function listView() {
     // The live tail belongs to the newest page.
     cursor ? null : h('div', { class: 'actions' },
       h('label', { class: 'inline' }, live, 'Live tail (new entries appear on top)'), status),
-    page.items.length ? null : h('p', { class: 'muted', id: 'empty' }, 'No entry matches.'),
+    // A search no index narrows reads a stretch of the trail a page: an
+    // empty page with an older one to follow is not the end.
+    page.items.length ? null : h('p', { class: 'muted', id: 'empty' }, page.next_cursor
+      ? 'No entry matches in this stretch of the trail; older entries are searched on the next page.'
+      : 'No entry matches.'),
     table,
     paging,
   );

@@ -57,6 +57,10 @@ const RETENTION_LOCK: i64 = 0x6175_6469_7467_0001;
 /// Connections for everything but resource locks.
 const CONNECTIONS: u32 = 8;
 
+/// How many entries matching a search's other filters a page reads when
+/// no index narrows the search (`Store::list`): about 100 ms of ILIKE.
+const SEARCH_WINDOW: i64 = 50_000;
+
 /// The smallest batch written as two halves at once (`insert_batch`).
 const SPLIT_FROM: usize = 200;
 
@@ -191,7 +195,7 @@ impl PgStore {
         filter: &Filter,
         page: Page<'_>,
         limit: u32,
-    ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
+    ) -> Result<(Vec<AuditEntry>, Option<String>), StoreError> {
         let (cursor, compare, order) = page.parts();
         // A page back from the newest reads the search's candidates (the
         // stream's reads onward from a recent cursor walk its few entries),
@@ -202,10 +206,15 @@ impl PgStore {
         {
             let rows = self.newest_matching(filter, search, page, limit).await?;
             if rows.len() > limit as usize {
-                return page_of(&rows, limit);
+                return Ok(super::page_of(decoded(&rows)?, limit, None));
             }
             candidates = text::candidates(&self.pool, &like(search), text::MAX_CANDIDATES).await?;
         }
+        // A search no index narrows reads a window a page.
+        let floor = match (&filter.q, page, &candidates) {
+            (Some(_), Page::Older(_), None) => self.window_floor(filter, cursor).await?,
+            _ => None,
+        };
         let mut q = QueryBuilder::<Postgres>::new("SELECT id, entry FROM audit_log WHERE TRUE");
         push_filter(&mut q, filter, Order::Id);
         if let Some(c) = candidates {
@@ -214,9 +223,25 @@ impl PgStore {
         if let Some(c) = cursor {
             q.push(compare).push_bind(text(c).into_owned());
         }
+        if let Some(f) = &floor {
+            q.push(" AND id >= ").push_bind(f.clone());
+        }
         q.push(order).push(" LIMIT ").push_bind(i64::from(limit) + 1);
         let rows: Vec<EntryRow> = q.build_query_as().fetch_all(&self.pool).await?;
-        page_of(&rows, limit)
+        Ok(super::page_of(decoded(&rows)?, limit, floor))
+    }
+
+    /// The lowest id of the `SEARCH_WINDOW` newest entries older than
+    /// `cursor` that match `filter` but for its search text; `None` when
+    /// fewer match.
+    async fn window_floor(&self, filter: &Filter, cursor: Option<&str>) -> Result<Option<String>, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT id FROM audit_log WHERE TRUE");
+        push_filter(&mut q, &Filter { q: None, ..filter.clone() }, Order::Id);
+        if let Some(c) = cursor {
+            q.push(" AND id < ").push_bind(text(c).into_owned());
+        }
+        q.push(" ORDER BY id DESC LIMIT 1 OFFSET ").push_bind(SEARCH_WINDOW - 1);
+        Ok(q.build_query_scalar().fetch_optional(&self.pool).await?)
     }
 
     /// The entries matching `filter` among the `text::PROBE` newest that
@@ -436,12 +461,8 @@ fn push_search(q: &mut QueryBuilder<Postgres>, search: &str) {
     q.push_bind(like).push(" ESCAPE '\\')");
 }
 
-/// At most `limit` of `rows` (read with `limit + 1`), and whether more
-/// follow.
-fn page_of(rows: &[EntryRow], limit: u32) -> Result<(Vec<AuditEntry>, bool), StoreError> {
-    let more = rows.len() > limit as usize;
-    let entries = rows.iter().take(limit as usize).map(EntryRow::decode).collect::<Result<_, _>>()?;
-    Ok((entries, more))
+fn decoded(rows: &[EntryRow]) -> Result<Vec<AuditEntry>, StoreError> {
+    rows.iter().map(EntryRow::decode).collect()
 }
 
 /// The ILIKE pattern (escape `\`) of a `q` search: the text anywhere.

@@ -34,6 +34,11 @@ pub(super) struct Walk {
 }
 
 impl Walk {
+    /// Whether the search's index narrows it to its candidates.
+    pub(super) fn narrowed(&self) -> bool {
+        self.candidates.is_some()
+    }
+
     /// For counting every match (the statistics): no page to fill, so a
     /// time range is read through its index.
     pub(super) fn counting() -> Walk {
