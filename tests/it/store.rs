@@ -477,3 +477,28 @@ async fn stats_match(store: &Store, kept: &[&Sealed], filters: &[Filter]) {
         assert_eq!(answer, serde_json::Value::Object(expected), "since {:?} until {:?}", f.since, f.until);
     }
 }
+
+/// SQLite: a batch written while another connection holds the write lock
+/// (retention, a configuration change) waits for it and is stored. Begun
+/// deferred, the batch read a snapshot first, and its upgrade to a writer
+/// failed at once ("database is locked") when the other committed; a
+/// RESTART checkpoint waiting for readers deadlocked it the same way.
+#[tokio::test]
+async fn a_batch_waits_for_the_write_lock_another_connection_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir), false).await.unwrap();
+    let Store::Sqlite(s) = &store else { unreachable!() };
+    store.insert_batch(&sealed(&mut Chain::resume(None), "gw-a", 0..3)).await.unwrap();
+    let mut other = s.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("INSERT INTO chain_checkpoint (instance, last_id, last_hash) VALUES ('elsewhere', '0', 'x')")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let batch = sealed(&mut Chain::resume(None), "gw-b", 0..2);
+    let writer = store.clone();
+    let writing = tokio::spawn(async move { writer.insert_batch(&batch).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    other.commit().await.unwrap();
+    writing.await.unwrap().expect("the batch waited for the lock and was stored");
+    assert_eq!(store.list(&Filter::default(), None, 10).await.unwrap().0.len(), 5);
+}

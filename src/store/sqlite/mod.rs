@@ -74,7 +74,11 @@ impl SqliteStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        // The write lock first: this transaction reads before it writes
+        // (`write_transaction`). Begun deferred, it also deadlocked a RESTART
+        // checkpoint (which holds the write lock while it waits for readers
+        // to leave the WAL) until one gave up: sustained writes failed.
+        let mut tx = self.write_transaction().await?;
         // A replayed spool may hold entries a crash stored already: they are
         // skipped, and not counted in the statistics again. Found by one
         // seek (a new batch's ids are past every stored one).
