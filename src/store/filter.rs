@@ -127,6 +127,15 @@ pub(super) fn id_floor(since: &str) -> Option<String> {
     Some(ulid::Ulid::from_parts(u64::try_from(ms).unwrap_or(0), 0).to_string())
 }
 
+/// An id past every id of an entry answered at or before `at`, but for
+/// one sealed over an hour after its answer: where a walk down a
+/// resource's ids for its state as of `at` begins (`state_at`).
+pub(super) fn id_ceiling(at: &str) -> Option<String> {
+    let at = chrono::DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&chrono::Utc);
+    let ms = (at + chrono::Duration::hours(1)).timestamp_millis();
+    Some(ulid::Ulid::from_parts(u64::try_from(ms).unwrap_or(0), u128::MAX).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +151,16 @@ mod tests {
         assert!(ulid::Ulid::from_parts(at - 3_600_000, 0).to_string() >= floor, "an hour of slack");
         assert!(ulid::Ulid::from_parts(at - 3_600_001, u128::MAX).to_string() < floor);
         assert_eq!(id_floor("yesterday"), None);
+    }
+
+    #[test]
+    fn the_id_ceiling_is_an_hour_past_at() {
+        let at = "2026-11-23T11:02:03.000000Z";
+        let ms = chrono::DateTime::parse_from_rfc3339(at).unwrap().timestamp_millis() as u64;
+        let ceiling = id_ceiling(at).unwrap();
+        assert!(ulid::Ulid::from_parts(ms + 3_600_000, u128::MAX).to_string() <= ceiling, "an hour of slack");
+        assert!(ulid::Ulid::from_parts(ms + 3_600_001, 0).to_string() > ceiling);
+        assert_eq!(id_ceiling("now"), None);
     }
 
     #[test]

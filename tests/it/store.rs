@@ -502,3 +502,47 @@ async fn a_batch_waits_for_the_write_lock_another_connection_holds() {
     writing.await.unwrap().expect("the batch waited for the lock and was stored");
     assert_eq!(store.list(&Filter::default(), None, 10).await.unwrap().0.len(), 5);
 }
+
+/// The state as of a moment is the resource's entry answered last by then,
+/// by `timestamp`, whatever its id says: one answered later but sealed with
+/// an older id (a clock stepped back, another instance), one sealed two
+/// hours after its answer, and one whose only entry was sealed late.
+#[tokio::test]
+async fn the_state_as_of_a_moment_follows_timestamps_not_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let t0 = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
+    let minutes = |m: u64| t0 + std::time::Duration::from_secs(m * 60);
+    let stamp = |m: u64| auditgate::entry::format_time(minutes(m).into());
+    // (instance, answered at, sealed at, resource) in minutes after t0.
+    let written = [
+        ("gw-a", 0, 0, "1"),
+        ("gw-a", 10, 10, "1"),
+        ("gw-a", 180, 180, "1"),
+        ("gw-a", 240, 360, "1"),
+        ("gw-b", 20, 5, "1"),
+        ("gw-b", 30, 150, "2"),
+    ];
+    let mut chains = [Chain::resume(None), Chain::resume(None)];
+    let mut ids = Vec::new();
+    for (instance, answered, sealed_at, resource) in written {
+        let mut e = entry(instance, 1);
+        (e.timestamp, e.resource_id) = (stamp(answered), Some(resource.into()));
+        let chain = &mut chains[usize::from(instance == "gw-b")];
+        let sealed = chain.seal_at(e, minutes(sealed_at));
+        ids.push(sealed.entry.id.clone());
+        store.insert_batch(&[sealed]).await.unwrap();
+    }
+    let state = |resource: &'static str, at: u64| {
+        let store = store.clone();
+        async move { store.state_at("user", resource, &stamp(at)).await.unwrap().map(|e| e.id) }
+    };
+    assert_eq!(state("1", 25).await.as_ref(), Some(&ids[4]), "answered at 20, its id from 5");
+    assert_eq!(state("1", 15).await.as_ref(), Some(&ids[1]));
+    assert_eq!(state("1", 120).await.as_ref(), Some(&ids[4]));
+    assert_eq!(state("1", 200).await.as_ref(), Some(&ids[2]));
+    assert_eq!(state("1", 241).await.as_ref(), Some(&ids[3]), "answered at 240, sealed two hours later");
+    assert_eq!(state("2", 31).await.as_ref(), Some(&ids[5]), "its only entry sealed two hours late");
+    assert_eq!(state("2", 29).await, None);
+    assert_eq!(state("1", 0).await.as_ref(), Some(&ids[0]));
+}

@@ -282,13 +282,32 @@ impl PgStore {
 
     /// A resource's last entry at or before `at`, by `timestamp` (the
     /// order its changes were applied in, across instances too).
+    /// Read from the resource's newest entries down, as on SQLite
+    /// (`SqliteStore::state_at`).
     pub async fn state_at(&self, kind: &str, id: &str, at: &str) -> Result<Option<AuditEntry>, StoreError> {
+        let reached: Option<String> = match super::filter::id_ceiling(at) {
+            Some(ceiling) => {
+                sqlx::query_scalar(
+                    "SELECT timestamp FROM audit_log WHERE resource_type = $1 AND resource_id = $2 \
+                 AND id <= $3 AND timestamp <= $4 ORDER BY id DESC LIMIT 1",
+                )
+                .bind(text(kind))
+                .bind(text(id))
+                .bind(ceiling)
+                .bind(at)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            None => None,
+        };
+        let floor = reached.as_deref().and_then(super::filter::id_floor).unwrap_or_default();
         let row: Option<EntryRow> = sqlx::query_as(
             "SELECT id, entry FROM audit_log WHERE resource_type = $1 AND resource_id = $2 \
-             AND timestamp <= $3 ORDER BY timestamp DESC, id DESC LIMIT 1",
+             AND id >= $3 AND timestamp <= $4 ORDER BY timestamp DESC, id DESC LIMIT 1",
         )
         .bind(text(kind))
         .bind(text(id))
+        .bind(floor)
         .bind(at)
         .fetch_optional(&self.pool)
         .await?;
