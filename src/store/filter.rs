@@ -127,6 +127,12 @@ pub(super) fn id_floor(since: &str) -> Option<String> {
     Some(ulid::Ulid::from_parts(u64::try_from(ms).unwrap_or(0), 0).to_string())
 }
 
+/// The LIKE pattern (escape `\`) of a `q` search: `search` anywhere, its
+/// `\`, `%` and `_` taken literally.
+pub(super) fn like(search: &str) -> String {
+    format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
 /// An id past every id of an entry answered at or before `at`, but for
 /// one sealed over an hour after its answer: where a walk down a
 /// resource's ids for its state as of `at` begins (`state_at`).

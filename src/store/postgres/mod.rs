@@ -280,27 +280,38 @@ impl PgStore {
         rows.iter().map(EntryRow::decode).collect()
     }
 
-    /// A resource's last entry at or before `at`, by `timestamp` (the
-    /// order its changes were applied in, across instances too).
-    /// Read from the resource's newest entries down, as on SQLite
-    /// (`SqliteStore::state_at`).
-    pub async fn state_at(&self, kind: &str, id: &str, at: &str) -> Result<Option<AuditEntry>, StoreError> {
-        let reached: Option<String> = match super::filter::id_ceiling(at) {
-            Some(ceiling) => {
-                sqlx::query_scalar(
-                    "SELECT timestamp FROM audit_log WHERE resource_type = $1 AND resource_id = $2 \
-                 AND id <= $3 AND timestamp <= $4 ORDER BY id DESC LIMIT 1",
-                )
-                .bind(text(kind))
-                .bind(text(id))
-                .bind(ceiling)
-                .bind(at)
-                .fetch_optional(&self.pool)
-                .await?
-            }
-            None => None,
-        };
-        let floor = reached.as_deref().and_then(super::filter::id_floor).unwrap_or_default();
+    /// The timestamp of the resource's entry with the highest id up to
+    /// `ceiling` answered at or before `at` (`Store::state_at`).
+    pub(super) async fn answered_by(
+        &self,
+        kind: &str,
+        id: &str,
+        ceiling: &str,
+        at: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let timestamp = sqlx::query_scalar(
+            "SELECT timestamp FROM audit_log WHERE resource_type = $1 AND resource_id = $2 \
+             AND id <= $3 AND timestamp <= $4 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(text(kind))
+        .bind(text(id))
+        .bind(ceiling)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(timestamp)
+    }
+
+    /// The resource's last entry at or before `at`, by `timestamp` (the
+    /// order its changes were applied in, across instances too), among
+    /// those whose id is at least `floor`.
+    pub(super) async fn last_answered(
+        &self,
+        kind: &str,
+        id: &str,
+        floor: &str,
+        at: &str,
+    ) -> Result<Option<AuditEntry>, StoreError> {
         let row: Option<EntryRow> = sqlx::query_as(
             "SELECT id, entry FROM audit_log WHERE resource_type = $1 AND resource_id = $2 \
              AND id >= $3 AND timestamp <= $4 ORDER BY timestamp DESC, id DESC LIMIT 1",
@@ -484,11 +495,10 @@ fn decoded(rows: &[EntryRow]) -> Result<Vec<AuditEntry>, StoreError> {
     rows.iter().map(EntryRow::decode).collect()
 }
 
-/// The ILIKE pattern (escape `\`) of a `q` search: the text anywhere.
-/// ILIKE, as SQLite's LIKE ignores case too.
+/// The ILIKE pattern (escape `\`) of a `q` search (`filter::like`), as
+/// a text column holds it. ILIKE, as SQLite's LIKE ignores case too.
 fn like(search: &str) -> String {
-    let escaped = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    format!("%{}%", text(&escaped))
+    text(&super::filter::like(search)).into_owned()
 }
 
 /// Narrows a search to the index's candidates and the entries not indexed

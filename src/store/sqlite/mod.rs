@@ -202,33 +202,40 @@ impl SqliteStore {
         rows.iter().map(EntryRow::decode).collect()
     }
 
-    /// A resource's last entry at or before `at`, by `timestamp` (the
-    /// order its changes were applied in, across instances too).
-    ///
-    /// Read from the resource's newest entries down, not all of them: the
-    /// first entry answered by `at` walking its ids down from an hour past
-    /// `at` gives a timestamp the answer cannot be older than, and an entry
-    /// answered at or after that has an id from an hour before it or later
-    /// (`filter::id_floor`). Without such an entry, every one is read. The
-    /// resource's index serves both (`+timestamp` keeps SQLite off the
-    /// time index).
-    pub async fn state_at(&self, kind: &str, id: &str, at: &str) -> Result<Option<AuditEntry>, StoreError> {
-        let reached: Option<String> = match super::filter::id_ceiling(at) {
-            Some(ceiling) => {
-                sqlx::query_scalar(
-                    "SELECT timestamp FROM audit_log WHERE resource_type = ? AND resource_id = ? \
-                 AND id <= ? AND +timestamp <= ? ORDER BY id DESC LIMIT 1",
-                )
-                .bind(kind)
-                .bind(id)
-                .bind(ceiling)
-                .bind(at)
-                .fetch_optional(&self.pool)
-                .await?
-            }
-            None => None,
-        };
-        let floor = reached.as_deref().and_then(super::filter::id_floor).unwrap_or_default();
+    /// The timestamp of the resource's entry with the highest id up to
+    /// `ceiling` answered at or before `at` (`Store::state_at`). The
+    /// resource's index serves it (`+timestamp` keeps SQLite off the time
+    /// index), as it does `last_answered`.
+    pub(super) async fn answered_by(
+        &self,
+        kind: &str,
+        id: &str,
+        ceiling: &str,
+        at: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let timestamp = sqlx::query_scalar(
+            "SELECT timestamp FROM audit_log WHERE resource_type = ? AND resource_id = ? \
+             AND id <= ? AND +timestamp <= ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(kind)
+        .bind(id)
+        .bind(ceiling)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(timestamp)
+    }
+
+    /// The resource's last entry at or before `at`, by `timestamp` (the
+    /// order its changes were applied in, across instances too), among
+    /// those whose id is at least `floor`.
+    pub(super) async fn last_answered(
+        &self,
+        kind: &str,
+        id: &str,
+        floor: &str,
+        at: &str,
+    ) -> Result<Option<AuditEntry>, StoreError> {
         let row: Option<EntryRow> = sqlx::query_as(
             "SELECT id, entry FROM audit_log WHERE resource_type = ? AND resource_id = ? \
              AND id >= ? AND +timestamp <= ? ORDER BY timestamp DESC, id DESC LIMIT 1",

@@ -151,7 +151,7 @@ pub(super) fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter, walk: Walk) 
         q.push(" AND json_extract(entry, '$.status') = ").push_bind(i64::from(s));
     }
     if let Some(text) = &f.q {
-        let like = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let like = crate::store::filter::like(text);
         q.push(" AND (json_extract(entry, '$.path') LIKE ")
             .push_bind(like.clone())
             .push(" ESCAPE '\\' OR json_extract(entry, '$.changes') LIKE ");
