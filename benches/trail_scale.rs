@@ -9,6 +9,7 @@
 //! a store that already holds `ENTRIES` is not filled again; a
 //! `postgres://…` URL works too). `cargo test --benches` runs it once on
 //! 3,000 entries. Prints one line a query: p50 and p95 of its runs in ms.
+//! `ONLY=since,stats` times only what is named with one of those words.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -131,8 +132,10 @@ async fn measure(store: &Store, smoke: bool, end: SystemTime) {
             vec![("outcome", "failure".into()), ("status", "422".into()), ("since", week_ago.clone())],
         ),
     ];
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|w| name.contains(w));
     println!("{:<34} {:>9} {:>9} {:>7}", "query (a page of 50)", "p50 ms", "p95 ms", "found");
-    for (name, pairs) in &filters {
+    for (name, pairs) in filters.iter().filter(|(name, _)| wanted(name)) {
         let mut f = Filter::default();
         for (k, v) in pairs {
             f.set(k, v).unwrap();
@@ -140,83 +143,97 @@ async fn measure(store: &Store, smoke: bool, end: SystemTime) {
         let (times, found) = timed(runs, || async { store.list(&f, None, 50).await.unwrap().0.len() }).await;
         report(name, &times, Some(found));
     }
-    // A search no index narrows, every page (each reads a bounded
-    // stretch of the trail) to the end.
-    let mut two = Filter::default();
-    two.set("q", "zq").unwrap();
-    let (times, pages) = timed(runs.min(3), || async {
-        let (mut cursor, mut pages) = (None::<String>, 0);
-        loop {
-            pages += 1;
-            let (_, next) = store.list(&two, cursor.as_deref(), 50).await.unwrap();
-            let Some(next) = next else { return pages };
-            cursor = Some(next);
-        }
-    })
-    .await;
-    report(&format!("q (two characters), {pages} pages"), &times, None);
-    // Twenty pages deep, following the cursor.
-    let times = timed(runs.min(5), || async {
-        let mut cursor: Option<String> = None;
-        for _ in 0..20 {
-            let (page, _) = store.list(&Filter::default(), cursor.as_deref(), 50).await.unwrap();
-            cursor = page.last().map(|e| e.id.clone());
-        }
-    })
-    .await
-    .0;
-    report("20 pages deep (whole walk)", &times, None);
-    let times = timed(runs, || async {
-        store.history("user", "3").await.unwrap();
-    })
-    .await
-    .0;
-    report("history of a busy resource", &times, None);
-    let times = timed(runs, || async {
-        store.state_at("user", "3", &yesterday).await.unwrap();
-    })
-    .await
-    .0;
-    report("state as of yesterday", &times, None);
-    for (name, since) in [("stats (all time)", None), ("stats (last 7 days)", Some(week_ago.clone()))] {
-        let mut f = Filter::default();
-        if let Some(s) = since {
-            f.set("since", &s).unwrap();
-            f.set("until", &today).unwrap();
-        }
+    if wanted("q (two characters), pages") {
+        // A search no index narrows, every page (each reads a bounded
+        // stretch of the trail) to the end.
+        let mut two = Filter::default();
+        two.set("q", "zq").unwrap();
+        let (times, pages) = timed(runs.min(3), || async {
+            let (mut cursor, mut pages) = (None::<String>, 0);
+            loop {
+                pages += 1;
+                let (_, next) = store.list(&two, cursor.as_deref(), 50).await.unwrap();
+                let Some(next) = next else { return pages };
+                cursor = Some(next);
+            }
+        })
+        .await;
+        report(&format!("q (two characters), {pages} pages"), &times, None);
+    }
+    if wanted("20 pages deep") {
+        // Twenty pages deep, following the cursor.
         let times = timed(runs.min(5), || async {
-            store.stats(&f).await.unwrap();
+            let mut cursor: Option<String> = None;
+            for _ in 0..20 {
+                let (page, _) = store.list(&Filter::default(), cursor.as_deref(), 50).await.unwrap();
+                cursor = page.last().map(|e| e.id.clone());
+            }
         })
         .await
         .0;
-        report(name, &times, None);
+        report("20 pages deep (whole walk)", &times, None);
     }
-    // Export: every entry as NDJSON, page by page, as the API does.
-    let started = Instant::now();
-    let (mut bytes, mut cursor) = (0usize, None::<String>);
-    loop {
-        let (page, next) = store.list(&Filter::default(), cursor.as_deref(), 500).await.unwrap();
-        for e in &page {
-            bytes += serde_json::to_vec(e).unwrap().len() + 1;
-        }
-        if next.is_none() {
-            break;
-        }
-        cursor = next;
+    if wanted("history") {
+        let times = timed(runs, || async {
+            store.history("user", "3").await.unwrap();
+        })
+        .await
+        .0;
+        report("history of a busy resource", &times, None);
     }
-    let secs = started.elapsed().as_secs_f64();
-    println!("{:<34} {:>9.0} ms, {:.0} MB/s", "export NDJSON (all)", secs * 1e3, bytes as f64 / secs / 1e6);
-    let started = Instant::now();
-    let v = store.verify().await.unwrap();
-    assert!(v.ok, "the filled trail verifies");
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "{:<34} {:>9.0} ms, {} entries, {:.0} entries/ms",
-        "verify",
-        secs * 1e3,
-        v.checked,
-        v.checked as f64 / secs / 1e3
-    );
+    if wanted("state as of") {
+        let times = timed(runs, || async {
+            store.state_at("user", "3", &yesterday).await.unwrap();
+        })
+        .await
+        .0;
+        report("state as of yesterday", &times, None);
+    }
+    if wanted("stats") {
+        for (name, since) in [("stats (all time)", None), ("stats (last 7 days)", Some(week_ago.clone()))] {
+            let mut f = Filter::default();
+            if let Some(s) = since {
+                f.set("since", &s).unwrap();
+                f.set("until", &today).unwrap();
+            }
+            let times = timed(runs.min(5), || async {
+                store.stats(&f).await.unwrap();
+            })
+            .await
+            .0;
+            report(name, &times, None);
+        }
+    }
+    if wanted("export") {
+        // Export: every entry as NDJSON, page by page, as the API does.
+        let started = Instant::now();
+        let (mut bytes, mut cursor) = (0usize, None::<String>);
+        loop {
+            let (page, next) = store.list(&Filter::default(), cursor.as_deref(), 500).await.unwrap();
+            for e in &page {
+                bytes += serde_json::to_vec(e).unwrap().len() + 1;
+            }
+            if next.is_none() {
+                break;
+            }
+            cursor = next;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!("{:<34} {:>9.0} ms, {:.0} MB/s", "export NDJSON (all)", secs * 1e3, bytes as f64 / secs / 1e6);
+    }
+    if wanted("verify") {
+        let started = Instant::now();
+        let v = store.verify().await.unwrap();
+        assert!(v.ok, "the filled trail verifies");
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{:<34} {:>9.0} ms, {} entries, {:.0} entries/ms",
+            "verify",
+            secs * 1e3,
+            v.checked,
+            v.checked as f64 / secs / 1e3
+        );
+    }
 }
 
 /// Runs `f` `runs` times: the sorted times in ms, and what the last run answered.

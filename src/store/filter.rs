@@ -142,6 +142,13 @@ pub(super) fn id_ceiling(at: &str) -> Option<String> {
     Some(ulid::Ulid::from_parts(u64::try_from(ms).unwrap_or(0), u128::MAX).to_string())
 }
 
+/// Whether an entry was sealed more than an hour after its answer: its id
+/// lies past `id_ceiling(timestamp)`, where a walk bounded by an `until`
+/// would not find it (PostgreSQL keeps these in `audit_late`).
+pub(super) fn sealed_late(id: &str, timestamp: &str) -> bool {
+    id_ceiling(timestamp).is_some_and(|ceiling| id > ceiling.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +164,20 @@ mod tests {
         assert!(ulid::Ulid::from_parts(at - 3_600_000, 0).to_string() >= floor, "an hour of slack");
         assert!(ulid::Ulid::from_parts(at - 3_600_001, u128::MAX).to_string() < floor);
         assert_eq!(id_floor("yesterday"), None);
+    }
+
+    #[test]
+    fn an_entry_sealed_over_an_hour_after_its_answer_is_late() {
+        let at = "2026-11-20T10:00:00.000500Z";
+        let id = |ms: i64| {
+            let t = chrono::DateTime::parse_from_rfc3339(at).unwrap().timestamp_millis() + ms;
+            ulid::Ulid::from_parts(u64::try_from(t).unwrap(), u128::MAX).to_string()
+        };
+        assert!(!sealed_late(&id(0), at));
+        assert!(!sealed_late(&id(3_600_000), at), "an hour after: the ceiling itself");
+        assert!(sealed_late(&id(3_600_001), at));
+        assert!(!sealed_late(&id(-5_000), at), "sealed before its answer (a clock stepped back)");
+        assert!(!sealed_late(&id(9_000_000), "not a time"));
     }
 
     #[test]

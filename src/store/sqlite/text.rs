@@ -27,13 +27,22 @@ pub(super) struct Candidates {
     pub upto: i64,
 }
 
-/// The FTS5 query for `text`: each of its trigrams, quoted, all required.
-/// `None` when it has none (under three characters): no index can narrow
-/// such a search.
-pub(super) fn trigrams(text: &str) -> Option<String> {
+/// How many of a search's trigrams its candidates must hold: the rarest.
+/// Every trigram more would cut the candidates little and cost a walk of
+/// its entries (a common trigram names millions: requiring all 17 of an
+/// email address read 230 ms at 10M entries, its three rarest 2 ms).
+const RAREST: usize = 3;
+
+/// At most this many of a long text's trigrams are counted (spread over
+/// it), so a long search costs a bounded number of counts.
+const COUNTED: usize = 24;
+
+/// Each of `text`'s trigrams once, quoted for an FTS5 query. Empty when it
+/// has none (under three characters): no index can narrow such a search.
+pub(super) fn trigrams(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     let mut seen = std::collections::HashSet::new();
-    let terms: Vec<String> = chars
+    chars
         .windows(3)
         // A NUL would end the query string early; leaving a trigram out
         // only widens the candidates.
@@ -41,23 +50,56 @@ pub(super) fn trigrams(text: &str) -> Option<String> {
         .map(|w| w.iter().collect::<String>())
         .filter(|t| seen.insert(t.to_lowercase()))
         .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-        .collect();
-    (!terms.is_empty()).then(|| terms.join(" AND "))
+        .collect()
+}
+
+/// At most `n` of `terms`, spread evenly from the first to the last.
+fn spread(terms: &[String], n: usize) -> impl Iterator<Item = &String> {
+    let len = terms.len();
+    (0..len.min(n)).map(move |i| &terms[if len <= n { i } else { i * (len - 1) / (n - 1) }])
 }
 
 /// The candidates for searching `text`, or `None` when the index cannot
-/// narrow it (too short, or more than `max`: `MAX_CANDIDATES`).
+/// narrow it: too short, or more than `max` (`MAX_CANDIDATES`).
+///
+/// Each trigram's entries are counted up to five times `max` (a count
+/// stops there: past it the trigram is common), and the candidates are the
+/// entries holding the `RAREST` rarest of those not common. Every entry
+/// matching holds them, so this only widens what all the text's trigrams
+/// would name. When every trigram is common, the text is not narrowed:
+/// naming its candidates could read millions of entries.
 ///
 /// The watermark is read before the index: a concurrent indexing step only
 /// adds to the index, so every entry up to the watermark read is in the
 /// index read after it.
 pub(super) async fn candidates(pool: &SqlitePool, text: &str, max: usize) -> Result<Option<Candidates>, StoreError> {
-    let Some(query) = trigrams(text) else { return Ok(None) };
-    let upto: i64 = sqlx::query_scalar("SELECT upto FROM audit_text_upto").fetch_one(pool).await?;
+    let terms = trigrams(text);
+    if terms.is_empty() {
+        return Ok(None);
+    }
+    let mut conn = pool.acquire().await?;
+    let upto: i64 = sqlx::query_scalar("SELECT upto FROM audit_text_upto").fetch_one(&mut *conn).await?;
+    let common = 5 * max as i64;
+    let mut counted = Vec::new();
+    for term in spread(&terms, COUNTED) {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM audit_text WHERE audit_text MATCH ? LIMIT ?)")
+                .bind(term)
+                .bind(common + 1)
+                .fetch_one(&mut *conn)
+                .await?;
+        counted.push((n, term));
+    }
+    counted.sort_by_key(|(n, _)| *n);
+    if counted[0].0 > common {
+        return Ok(None);
+    }
+    let rare = counted.iter().take(RAREST).filter(|(n, _)| *n <= common);
+    let query = rare.map(|(_, t)| t.as_str()).collect::<Vec<_>>().join(" AND ");
     let seqs: Vec<i64> = sqlx::query_scalar("SELECT rowid FROM audit_text WHERE audit_text MATCH ? LIMIT ?")
         .bind(query)
         .bind(max as i64 + 1)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
     if seqs.len() > max {
         return Ok(None);
@@ -121,17 +163,28 @@ mod tests {
 
     #[test]
     fn a_search_needs_every_trigram_once_quoted() {
-        assert_eq!(trigrams("abcd").as_deref(), Some(r#""abc" AND "bcd""#));
+        let joined = |text: &str| trigrams(text).join(" AND ");
+        assert_eq!(joined("abcd"), r#""abc" AND "bcd""#);
         // Repeats (also in another case: the index folds case) appear once.
-        assert_eq!(trigrams("abcabc").as_deref(), Some(r#""abc" AND "bca" AND "cab""#));
-        assert_eq!(trigrams("aaaAAA").as_deref(), Some(r#""aaa""#));
+        assert_eq!(joined("abcabc"), r#""abc" AND "bca" AND "cab""#);
+        assert_eq!(joined("aaaAAA"), r#""aaa""#);
         // Quotes are doubled; operators and columns are just text.
-        assert_eq!(trigrams(r#"a"b"#).as_deref(), Some(r#""a""b""#));
-        assert_eq!(trigrams("OR").as_deref(), None);
-        assert_eq!(trigrams("ab").as_deref(), None);
+        assert_eq!(joined(r#"a"b"#), r#""a""b""#);
+        assert!(trigrams("OR").is_empty());
+        assert!(trigrams("ab").is_empty());
         // Characters, not bytes.
-        assert_eq!(trigrams("żółw").as_deref(), Some(r#""żół" AND "ółw""#));
-        assert_eq!(trigrams("a\0bcd").as_deref(), Some(r#""bcd""#));
+        assert_eq!(joined("żółw"), r#""żół" AND "ółw""#);
+        assert_eq!(joined("a\0bcd"), r#""bcd""#);
+    }
+
+    #[test]
+    fn a_long_text_counts_trigrams_spread_from_its_first_to_its_last() {
+        let terms: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        let picked = |n| spread(&terms, n).map(String::as_str).collect::<Vec<_>>().join(",");
+        assert_eq!(picked(4), "0,3,6,9");
+        assert_eq!(picked(2), "0,9");
+        assert_eq!(picked(10), "0,1,2,3,4,5,6,7,8,9");
+        assert_eq!(picked(24), "0,1,2,3,4,5,6,7,8,9");
     }
 
     #[tokio::test]
@@ -154,5 +207,41 @@ mod tests {
         assert!(candidates(pool, "abc", 2).await.unwrap().is_none());
         assert!(candidates(pool, "ab", 10).await.unwrap().is_none());
         assert_eq!(candidates(pool, "zzz", 1).await.unwrap().unwrap().seqs, "[4]");
+    }
+
+    /// A text whose trigrams are common but for a few is narrowed to the
+    /// entries holding its rarest three; one whose every trigram is common
+    /// is not narrowed, whatever the whole text would name.
+    #[tokio::test]
+    async fn a_search_is_narrowed_by_its_rarest_trigrams() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            super::super::SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let pool = store.pool();
+        // 60 of "common", 4 of "commonxyzw", 3 of "xyzw", 2 of "commonxy":
+        // "onx" and "nxy" are in 6 entries, "xyz" and "yzw" in 7.
+        let texts = [("/common", 60), ("/commonxyzw", 4), ("/xyzw", 3), ("/commonxy", 2)];
+        let mut seq = 0;
+        for (text, n) in texts {
+            for _ in 0..n {
+                seq += 1;
+                sqlx::query("INSERT INTO audit_text (rowid, path, changes) VALUES (?, ?, '')")
+                    .bind(seq)
+                    .bind(text)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+        // The limit 10 counts to 50: "com", "omm", "mmo", "mon" are common.
+        let found = candidates(pool, "commonxyzw", 10).await.unwrap().expect("narrowed by its rare trigrams");
+        assert_eq!(found.seqs, "[61,62,63,64]");
+        // "xyz" and "yzw" (7 each) hold the "/xyzw" entries too.
+        let found = candidates(pool, "xyzw", 10).await.unwrap().expect("narrowed");
+        assert_eq!(found.seqs, "[61,62,63,64,65,66,67]");
+        assert!(candidates(pool, "common", 10).await.unwrap().is_none(), "every trigram common");
+        // Rare enough to count (7 ≤ 20), too many to name (> 4).
+        assert!(candidates(pool, "xyzw", 4).await.unwrap().is_none());
+        assert_eq!(candidates(pool, "qqqq", 10).await.unwrap().unwrap().seqs, "[]");
     }
 }
