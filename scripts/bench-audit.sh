@@ -7,7 +7,9 @@
 # proxy, snapshots, diff, writer; the figure that holds on a noisy box), and
 # the ratios audited PATCH p50 / (PATCH p50 + 2 × GET p50) and audited POST
 # p50 / (POST p50 + GET p50), the inherent cost of snapshots; then checks
-# that every request has one entry.
+# that every request has one entry, and auditgate's resident memory idle and
+# after each audited load, split into anonymous memory (heap, SQLite's page
+# caches) and file pages (the database mapped with mmap), from /proc.
 #
 # Usage: scripts/bench-audit.sh   (env: CONNS=4 DURATION=10 ITEMS=64
 #        APP=example|json-server|nginx: the in-memory example upstream,
@@ -59,6 +61,9 @@ RUST_LOG=warn AUDITGATE_RECORDER__DURABILITY=$DURABILITY \
 pids+=($!)
 agpid=$!
 wait_port "$ag"; wait_port "$q"
+# Resident memory of auditgate, "total anon file" in KiB.
+rss() { awk '/^VmRSS/ {t=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {print t, a, f}' "/proc/$agpid/status"; }
+rss > "$work/idle.rss"
 
 for _ in $(seq "$ITEMS"); do
   curl -s -o /dev/null -X POST -H 'content-type: application/json' \
@@ -96,6 +101,7 @@ run() {
   wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$2" "http://127.0.0.1:$1" > "$work/$3.out"
   sleep 0.5 # the writer finishes the last batch
   echo "$(( $(ticks "$agpid") - before ))" > "$work/$3.ticks"
+  rss > "$work/$3.rss"
 }
 run "$up" "$work/patch.lua" direct-patch
 run "$up" "$work/get.lua" direct-get
@@ -136,5 +142,9 @@ stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{q}/api/v1/stats"))
 verify = json.load(urllib.request.urlopen(f"http://127.0.0.1:{q}/api/v1/verify"))
 n = res["audited-patch"]["n"] + res["audited-post"]["n"]
 by = stats["by_action"]
+for name in ["idle", "audited-patch", "audited-post"]:
+    total, anon, mapped = (int(v) / 1024 for v in open(f"{work}/{name}.rss").read().split())
+    after = "idle" if name == "idle" else f"after {name}"
+    print(f"auditgate RSS {after}: {total:.1f} MiB ({anon:.1f} anonymous, {mapped:.1f} file pages)")
 print(f"entries: {stats['total']} ({by.get('update', 0)} updates, {by.get('create', 0)} creates) for {n} audited requests; chain ok: {verify['ok']}")
 PY

@@ -310,6 +310,8 @@ impl<'a> Page<'a> {
 pub enum StoreError {
     #[error("database URL `{0}` is not supported (sqlite://PATH or postgres://…)")]
     UnsupportedUrl(String),
+    #[error("database URL `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
     #[error(transparent)]

@@ -246,6 +246,15 @@ fn migrate_creates_the_schema() {
     assert!(again.status.success());
     let bad = auditgate().args(["migrate", "--database", "mysql://nope"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
+    // The page cache set in the URL; a value that is not one is refused.
+    let sized = format!("sqlite://{}?cache_mib=8&mmap_mib=0", file.display());
+    let out = auditgate().args(["migrate", "--database", &sized]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bad = format!("sqlite://{}?cache_mib=-1", file.display());
+    let out = auditgate().args(["migrate", "--database", &bad]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("`cache_mib` must be a whole number of MiB under 1048576, not `-1`"), "{said}");
 }
 
 /// `migrate` and `verify` on the test database (PostgreSQL in the suite's

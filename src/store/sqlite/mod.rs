@@ -19,12 +19,91 @@ use crate::entry::{AuditEntry, Sealed, Verification};
 /// no index narrows the search (`Store::list`): about 130 ms of LIKE.
 const SEARCH_WINDOW: i64 = 20_000;
 
-/// Columns written per row; SQLite allows 32,766 bound parameters.
-const COLUMNS: usize = 7;
-const ROWS_PER_STATEMENT: usize = 32_766 / COLUMNS;
+/// The most rows one INSERT writes (7 columns a row is far under SQLite's
+/// 32,766 bound parameters): a batch of the default 500 is one statement.
+const ROWS_PER_STATEMENT: usize = 512;
+
+/// `items` in runs of at most `ROWS_PER_STATEMENT`, each with the number of
+/// rows its statement has: the run's length rounded up to a power of two,
+/// the rest NULL rows the statement leaves out (`push_padded`). A prepared
+/// statement is kept in the connection's statement cache for each number
+/// of rows met: one statement a batch of any size left one for every
+/// size (27 MB of them after a few seconds of audited load,
+/// BENCHMARKS.md); this way there are ten. Splitting a batch into runs of
+/// powers of two instead cost the writer 7% (six statements for 500 rows);
+/// the padding costs it about 2%.
+fn runs<T>(items: &[T]) -> impl Iterator<Item = (&[T], usize)> {
+    items.chunks(ROWS_PER_STATEMENT).map(|run| (run, run.len().next_power_of_two()))
+}
+
+/// Appends ` SELECT * FROM (VALUES …) WHERE column1 IS NOT NULL`: `run`'s
+/// rows as `bind` binds them, then NULL rows of `columns` up to `rows`.
+fn push_padded<T>(
+    q: &mut QueryBuilder<Sqlite>,
+    (run, rows): (&[T], usize),
+    columns: usize,
+    mut bind: impl FnMut(&mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>, &T),
+) {
+    q.push(" SELECT * FROM (");
+    let padding = std::iter::repeat_n(None, rows - run.len());
+    q.push_values(run.iter().map(Some).chain(padding), |mut b, row| match row {
+        Some(row) => bind(&mut b, row),
+        None => {
+            for _ in 0..columns {
+                b.push_bind(None::<String>);
+            }
+        }
+    });
+    q.push(") WHERE column1 IS NOT NULL");
+}
 
 /// Columns a stored row repeats from its entry, for `verify` to compare.
 const ROW: &str = "id, timestamp, resource_type, resource_id, actor, client_ip_key, entry";
+
+/// The memory a SQLite store may use, set in its URL
+/// (`sqlite://auditgate.db?cache_mib=16&mmap_mib=64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Memory {
+    /// Each connection's page cache (`cache_size`), in MiB: the pool has
+    /// `CONNECTIONS`, and each holds at most this much of the pages it read
+    /// or wrote, in the process's own memory.
+    cache_mib: u64,
+    /// The database file mapped for reading (`mmap_size`), in MiB: pages
+    /// read through the map count in the process's resident memory, but
+    /// they are the kernel's page cache, shared and reclaimable.
+    mmap_mib: u64,
+}
+
+impl Memory {
+    const DEFAULT: Memory = Memory { cache_mib: 64, mmap_mib: 256 };
+
+    /// The URL without auditgate's own parameters, and the memory they set.
+    fn of(url: &str) -> Result<(String, Memory), StoreError> {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let (mut memory, mut rest) = (Memory::DEFAULT, Vec::new());
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let field = match key {
+                "cache_mib" => &mut memory.cache_mib,
+                "mmap_mib" => &mut memory.mmap_mib,
+                _ => {
+                    rest.push(pair);
+                    continue;
+                }
+            };
+            *field = value.parse().ok().filter(|mib| *mib < 1 << 20).ok_or_else(|| StoreError::BadUrl {
+                url: url.to_string(),
+                reason: format!("`{key}` must be a whole number of MiB under 1048576, not `{value}`"),
+            })?;
+        }
+        let url = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
+        Ok((url, memory))
+    }
+}
+
+/// Connections in the pool: the writer, the query port's readers, the
+/// checkpoints.
+const CONNECTIONS: u32 = 4;
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
@@ -47,20 +126,21 @@ impl SqliteStore {
         if !url.starts_with("sqlite:") {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         }
-        let options = SqliteConnectOptions::from_str(url)?
+        let (url, memory) = Memory::of(url)?;
+        let options = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(if power_safe { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
             .busy_timeout(Duration::from_secs(5))
             // Pages are read through the map and cached, not copied per read().
-            .pragma("mmap_size", "268435456")
-            .pragma("cache_size", "-65536")
+            .pragma("mmap_size", (memory.mmap_mib << 20).to_string())
+            .pragma("cache_size", format!("-{}", memory.cache_mib << 10))
             // ~1.3 KiB rows: larger pages mean fewer splits and overflow pages.
             .pragma("page_size", PAGE_SIZE.to_string())
             // Checkpoints run from a background connection (below), not
             // inside the writer's commits.
             .pragma("wal_autocheckpoint", "0");
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new().max_connections(CONNECTIONS).connect_with(options).await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         tokio::spawn(checkpoints(pool.clone()));
         Ok(SqliteStore { pool })
@@ -88,11 +168,11 @@ impl SqliteStore {
             .bind(last)
             .fetch_all(&mut *tx)
             .await?;
-        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        for run in runs(entries) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO audit_log (id, timestamp, resource_type, resource_id, actor, client_ip_key, entry) ",
+                "INSERT INTO audit_log (id, timestamp, resource_type, resource_id, actor, client_ip_key, entry)",
             );
-            q.push_values(chunk, |mut b, Sealed { entry: e, json }| {
+            push_padded(&mut q, run, 7, |b, Sealed { entry: e, json }: &Sealed| {
                 b.push_bind(e.id.clone())
                     .push_bind(e.timestamp.clone())
                     .push_bind(e.resource_type.clone())
@@ -437,9 +517,10 @@ async fn add_stats(
     }
     for (table, unit, counts) in [("audit_stats", "hour", counts), ("audit_stats_daily", "day", daily)] {
         let counts: Vec<_> = counts.into_iter().collect();
-        for chunk in counts.chunks(32_766 / 4) {
-            let mut q = QueryBuilder::<Sqlite>::new(format!("INSERT INTO {table} (dimension, {unit}, value, n) "));
-            q.push_values(chunk, |mut b, ((column, value, at), n)| {
+        for run in runs(&counts) {
+            let chunk = run.0;
+            let mut q = QueryBuilder::<Sqlite>::new(format!("INSERT INTO {table} (dimension, {unit}, value, n)"));
+            push_padded(&mut q, run, 4, |b, ((column, value, at), n)| {
                 b.push_bind(*column).push_bind(*at).push_bind(*value).push_bind(sign * n);
             });
             q.push(format!(" ON CONFLICT (dimension, {unit}, value) DO UPDATE SET n = n + excluded.n"));
@@ -500,5 +581,52 @@ impl stats::Counts for SqliteStore {
             groups.push((group, q.build_query_as().fetch_all(&self.pool).await?));
         }
         Ok(groups)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_sets_the_memory_and_keeps_sqlites_own_parameters() {
+        let of = |url: &str| Memory::of(url).map(|(url, m)| (url, m.cache_mib, m.mmap_mib));
+        assert_eq!(of("sqlite://a.db").unwrap(), ("sqlite://a.db".into(), 64, 256));
+        assert_eq!(of("sqlite://a.db?cache_mib=8").unwrap(), ("sqlite://a.db".into(), 8, 256));
+        assert_eq!(
+            of("sqlite://a.db?mode=rwc&mmap_mib=0&cache_mib=2").unwrap(),
+            ("sqlite://a.db?mode=rwc".into(), 2, 0)
+        );
+        let err = of("sqlite://a.db?cache_mib=lots").unwrap_err().to_string();
+        assert!(err.contains("`cache_mib` must be a whole number of MiB") && err.contains("`lots`"), "{err}");
+        assert!(of("sqlite://a.db?mmap_mib=1048576").is_err());
+        assert!(of("sqlite://a.db?mmap_mib=1048575").is_ok());
+    }
+
+    /// What the URL sets is what each connection runs with.
+    #[tokio::test]
+    async fn every_connection_has_the_memory_the_url_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?cache_mib=3&mmap_mib=5", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let mut conn = store.pool.acquire().await.unwrap();
+            let cache: i64 = sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut *conn).await.unwrap();
+            let mmap: i64 = sqlx::query_scalar("PRAGMA mmap_size").fetch_one(&mut *conn).await.unwrap();
+            assert_eq!((cache, mmap), (-3 * 1024, 5 << 20));
+            held.push(conn);
+        }
+    }
+
+    #[test]
+    fn statements_have_a_power_of_two_rows() {
+        let sizes = |n: usize| runs(&vec![0u8; n]).map(|(run, rows)| (run.len(), rows)).collect::<Vec<_>>();
+        assert!(sizes(0).is_empty());
+        assert_eq!(sizes(1), [(1, 1)]);
+        assert_eq!(sizes(5), [(5, 8)]);
+        assert_eq!(sizes(500), [(500, 512)]);
+        assert_eq!(sizes(512), [(512, 512)]);
+        assert_eq!(sizes(1100), [(512, 512), (512, 512), (76, 128)]);
     }
 }
