@@ -620,6 +620,19 @@ mod tests {
     }
 
     #[test]
+    fn a_run_is_padded_with_null_rows_up_to_its_statements_rows() {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO t (a, b)");
+        push_padded(&mut q, (&["x", "y", "z"][..], 8), 2, |b, v| {
+            b.push_bind(v.to_string()).push_bind(1);
+        });
+        let tuples = ["(?, ?)"; 8].join(", ");
+        assert_eq!(
+            q.sql().as_str(),
+            format!("INSERT INTO t (a, b) SELECT * FROM (VALUES {tuples}) WHERE column1 IS NOT NULL")
+        );
+    }
+
+    #[test]
     fn statements_have_a_power_of_two_rows() {
         let sizes = |n: usize| runs(&vec![0u8; n]).map(|(run, rows)| (run.len(), rows)).collect::<Vec<_>>();
         assert!(sizes(0).is_empty());

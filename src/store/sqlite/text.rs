@@ -220,7 +220,22 @@ mod tests {
         let pool = store.pool();
         // 60 of "common", 4 of "commonxyzw", 3 of "xyzw", 2 of "commonxy":
         // "onx" and "nxy" are in 6 entries, "xyz" and "yzw" in 7.
-        let texts = [("/common", 60), ("/commonxyzw", 4), ("/xyzw", 3), ("/commonxy", 2)];
+        let texts = [
+            ("/common", 60),
+            ("/commonxyzw", 4),
+            ("/xyzw", 3),
+            ("/commonxy", 2),
+            ("/pqrs", 10),
+            ("/qrst", 10),
+            ("/pqrst", 3),
+            ("/abcd", 25),
+            ("/bcde", 25),
+            ("/abcde", 2),
+            ("/ghiz", 17),
+            ("/zhij", 17),
+            ("/ijkz", 17),
+            ("/ghijk", 3),
+        ];
         let mut seq = 0;
         for (text, n) in texts {
             for _ in 0..n {
@@ -243,5 +258,13 @@ mod tests {
         // Rare enough to count (7 ≤ 20), too many to name (> 4).
         assert!(candidates(pool, "xyzw", 4).await.unwrap().is_none());
         assert_eq!(candidates(pool, "qqqq", 10).await.unwrap().unwrap().seqs, "[]");
+        // "pqr" and "rst" in 13 entries each, "qrs" in 23: with the limit 4
+        // the first two count as rare (up to 20), and name the 3 "/pqrst".
+        assert_eq!(candidates(pool, "pqrst", 4).await.unwrap().expect("narrowed").seqs, "[90,91,92]");
+        // Every trigram of "abcde" is in over 20 entries: not narrowed,
+        // though together they name only two.
+        assert!(candidates(pool, "abcde", 4).await.unwrap().is_none());
+        // Each of "ghijk"'s in exactly 20: still rare.
+        assert_eq!(candidates(pool, "ghijk", 4).await.unwrap().expect("narrowed").seqs, "[196,197,198]");
     }
 }
