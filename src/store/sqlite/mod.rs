@@ -19,6 +19,9 @@ use crate::entry::{AuditEntry, Sealed, Verification};
 /// no index narrows the search (`Store::list`): about 130 ms of LIKE.
 const SEARCH_WINDOW: i64 = 20_000;
 
+/// How long a statement waits for a lock another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The most rows one INSERT writes (7 columns a row is far under SQLite's
 /// 32,766 bound parameters): a batch of the default 500 is one statement.
 const ROWS_PER_STATEMENT: usize = 512;
@@ -131,7 +134,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(if power_safe { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(BUSY_TIMEOUT)
             // Pages are read through the map and cached, not copied per read().
             .pragma("mmap_size", (memory.mmap_mib << 20).to_string())
             .pragma("cache_size", format!("-{}", memory.cache_mib << 10))
@@ -442,6 +445,13 @@ const WAL_LIMIT_BYTES: i64 = 256 << 20;
 /// writer: PASSIVE passes catch up to this first.
 const RESTART_BACKLOG_FRAMES: i64 = 1024;
 const PAGE_SIZE: i64 = 16 << 10;
+/// How long a RESTART checkpoint may wait, for the writer's lock and then,
+/// holding it, for readers to leave the WAL. With the connections' 5 s, a
+/// long read (a verify, an export) held the writer 5 s a try, every try.
+const RESTART_WAIT: Duration = Duration::from_millis(100);
+/// After a RESTART that readers kept from finishing, the next waits this
+/// long, so a long read costs the writer `RESTART_WAIT` this often at most.
+const RESTART_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Copies the WAL back into the database file every 250 ms. PASSIVE
 /// checkpoints never block the writer, but under sustained writes they never
@@ -456,17 +466,23 @@ async fn checkpoints(pool: SqlitePool) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    let mut restart_from = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         if pool.is_closed() {
             return;
         }
-        match checkpoint(&pool).await {
-            Ok(()) if failing => {
-                failing = false;
-                tracing::info!("WAL checkpoints work again");
+        let may_restart = tokio::time::Instant::now() >= restart_from;
+        match checkpoint(&pool, WAL_LIMIT_BYTES, may_restart).await {
+            Ok(restarted) => {
+                if !restarted {
+                    restart_from = tokio::time::Instant::now() + RESTART_BACKOFF;
+                }
+                if failing {
+                    failing = false;
+                    tracing::info!("WAL checkpoints work again");
+                }
             }
-            Ok(()) => {}
             Err(_) if pool.is_closed() => return,
             Err(e) if !failing => {
                 failing = true;
@@ -477,12 +493,16 @@ async fn checkpoints(pool: SqlitePool) {
     }
 }
 
-async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+/// One pass: PASSIVE, and when the WAL is over `limit` bytes and
+/// `may_restart`, the catch-up and a RESTART waiting at most
+/// `RESTART_WAIT`. Answers false when a RESTART could not finish (a reader
+/// still in the WAL, or the writer's lock not free in time).
+async fn checkpoint(pool: &SqlitePool, limit: i64, may_restart: bool) -> Result<bool, sqlx::Error> {
     // (busy, frames in the WAL, frames copied back)
     let passive = || sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool);
     let (_, frames, _) = passive().await?;
-    if frames * PAGE_SIZE <= WAL_LIMIT_BYTES {
-        return Ok(());
+    if frames * PAGE_SIZE <= limit || !may_restart {
+        return Ok(true);
     }
     for _ in 0..16 {
         let (_, frames, copied) = passive().await?;
@@ -490,8 +510,12 @@ async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
             break;
         }
     }
-    sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(pool).await?;
-    Ok(())
+    let mut conn = pool.acquire().await?;
+    let wait = |d: Duration| format!("PRAGMA busy_timeout = {}", d.as_millis());
+    sqlx::query(sqlx::AssertSqlSafe(wait(RESTART_WAIT))).execute(&mut *conn).await?;
+    let restarted = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await;
+    sqlx::query(sqlx::AssertSqlSafe(wait(BUSY_TIMEOUT))).execute(&mut *conn).await?;
+    Ok(restarted?.0 == 0)
 }
 
 /// The SQL for a statistics dimension of an `audit_log` row (action and
@@ -630,6 +654,53 @@ mod tests {
             q.sql().as_str(),
             format!("INSERT INTO t (a, b) SELECT * FROM (VALUES {tuples}) WHERE column1 IS NOT NULL")
         );
+    }
+
+    /// A RESTART checkpoint that a reader keeps from finishing gives the
+    /// writer's lock back within `RESTART_WAIT`, not the connections' 5 s
+    /// (a long verify or export held the writer each try), and says so;
+    /// once the reader leaves, it finishes.
+    #[tokio::test]
+    async fn a_restart_checkpoint_a_reader_holds_up_gives_the_writer_back() {
+        use crate::entry::Chain;
+        use crate::entry::tests::sample;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let mut chain = Chain::resume(None);
+        let mut write = async |n: usize| {
+            let batch: Vec<_> = (0..n).map(|_| chain.seal(sample(1))).collect();
+            store.insert_batch(&batch).await.unwrap();
+        };
+        write(20).await;
+        // A reader whose snapshot the WAL's newer frames are past.
+        let mut reader = store.pool.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
+        let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(&mut *reader).await.unwrap();
+        assert_eq!(seen, 20);
+        write(20).await;
+        let checkpointing = tokio::spawn({
+            let pool = store.pool.clone();
+            async move { checkpoint(&pool, 0, true).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A writer of its own, which waits 2 s for the lock at most.
+        let options = SqliteConnectOptions::from_str(&url).unwrap().busy_timeout(Duration::from_secs(2));
+        let mut writer = sqlx::ConnectOptions::connect(&options).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut writer).await.expect("the writer's lock, while the reader stays");
+        sqlx::query("ROLLBACK").execute(&mut writer).await.unwrap();
+        assert!(!checkpointing.await.unwrap(), "the reader kept the RESTART from finishing");
+        sqlx::query("COMMIT").execute(&mut *reader).await.unwrap();
+        drop(reader);
+        assert!(checkpoint(&store.pool, 0, true).await.unwrap(), "no reader left: it finishes");
+        // Its connection waits for locks as long as the others again.
+        let mut held = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let mut conn = store.pool.acquire().await.unwrap();
+            let wait: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap();
+            assert_eq!(wait, 5000);
+            held.push(conn);
+        }
     }
 
     #[test]
