@@ -690,6 +690,11 @@ mod tests {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut writer).await.expect("the writer's lock, while the reader stays");
         sqlx::query("ROLLBACK").execute(&mut writer).await.unwrap();
         assert!(!checkpointing.await.unwrap(), "the reader kept the RESTART from finishing");
+        // Not asked to restart, or the WAL under the bound (frames of 16 KiB,
+        // a few hundred here): no RESTART is tried.
+        assert!(checkpoint(&store.pool, 0, false).await.unwrap());
+        assert!(checkpoint(&store.pool, 64 << 20, true).await.unwrap());
+        assert!(!checkpoint(&store.pool, 20_000, true).await.unwrap(), "two frames are over 20,000 bytes");
         sqlx::query("COMMIT").execute(&mut *reader).await.unwrap();
         drop(reader);
         assert!(checkpoint(&store.pool, 0, true).await.unwrap(), "no reader left: it finishes");
