@@ -134,8 +134,9 @@ pub(super) fn like(search: &str) -> String {
 }
 
 /// An id past every id of an entry answered at or before `at`, but for
-/// one sealed over an hour after its answer: where a walk down a
-/// resource's ids for its state as of `at` begins (`state_at`).
+/// one sealed over an hour after its answer (`sealed_late`): where a walk
+/// down a resource's ids for its state as of `at` begins (`state_at`), and
+/// PostgreSQL's bound for `until`.
 pub(super) fn id_ceiling(at: &str) -> Option<String> {
     let at = chrono::DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&chrono::Utc);
     let ms = (at + chrono::Duration::hours(1)).timestamp_millis();

@@ -238,7 +238,7 @@ impl PgStore {
     async fn ceiling(&self, filter: &Filter) -> Result<Ceiling, StoreError> {
         let Some((until, ceiling)) = filter.until.as_ref().and_then(|u| Some((u, super::filter::id_ceiling(u)?)))
         else {
-            return Ok(Ceiling::None);
+            return Ok(Ceiling::Open);
         };
         let late: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM audit_late WHERE timestamp <= $1 AND timestamp >= $2 AND id > $3)",
@@ -472,7 +472,7 @@ impl PgStore {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Ceiling {
     /// No `until`.
-    None,
+    Open,
     /// Ids up to this one: entries answered by `until` were sealed within
     /// an hour after it (`id_ceiling`), and none in the range later.
     Below(String),
@@ -538,10 +538,11 @@ fn push_filter(q: &mut QueryBuilder<Postgres>, f: &Filter) {
     // ids from an hour before it on (`id_floor`), and those answered by
     // `until` ids up to an hour after it (the ceiling, `push_select`). The
     // timestamp only filters that range. Written as an expression no index
-    // or statistic knows, it keeps the planner off the BRIN index: taking
-    // the id range and the time range for independent, it expected a few
-    // rows and read a whole day through the BRIN (200 ms at 10M entries,
-    // where the walk reads 5,000 rows in 4 ms).
+    // or statistic knows, it keeps the planner from estimating the two
+    // ranges as independent: with the BRIN index on `timestamp` (dropped
+    // since, migration 0006) it expected a few rows and read a whole day
+    // through it (200 ms at 10M entries, where the walk reads 5,000 rows
+    // in 4 ms).
     if let Some(s) = &f.since {
         if let Some(floor) = super::filter::id_floor(s) {
             q.push(" AND id >= ").push_bind(floor);
@@ -733,7 +734,8 @@ async fn insert_rows(
         .execute(&mut *conn)
         .await?;
     // Entries sealed over an hour after their answer: a walk bounded by
-    // `until` reads these besides (`push_filter`). A replay adds none twice.
+    // `until` reads these besides (`PgStore::ceiling`, `push_source`). A
+    // replay adds none twice.
     let (ids, stamps): (Vec<&str>, Vec<Cow<'_, str>>) = rows
         .iter()
         .filter(|c| super::filter::sealed_late(&c.e.id, &c.e.timestamp))

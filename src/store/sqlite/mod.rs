@@ -514,7 +514,11 @@ async fn checkpoint(pool: &SqlitePool, limit: i64, may_restart: bool) -> Result<
     let wait = |d: Duration| format!("PRAGMA busy_timeout = {}", d.as_millis());
     sqlx::query(sqlx::AssertSqlSafe(wait(RESTART_WAIT))).execute(&mut *conn).await?;
     let restarted = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await;
-    sqlx::query(sqlx::AssertSqlSafe(wait(BUSY_TIMEOUT))).execute(&mut *conn).await?;
+    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(wait(BUSY_TIMEOUT))).execute(&mut *conn).await {
+        // Its short wait must not go back to the pool with it.
+        conn.close_on_drop();
+        return Err(e);
+    }
     Ok(restarted?.0 == 0)
 }
 
