@@ -199,6 +199,13 @@ async fn d19_postgresql_stopped_under_load_loses_no_entry_and_stores_none_twice(
         tokio::time::sleep(Duration::from_millis(300)).await;
         pg.stop();
         tokio::time::sleep(Duration::from_secs(7)).await;
+        // On a busy machine a request may spend the outage waiting for the
+        // shared lock and its entry reach the writer only then: the store
+        // stays down until a batch has failed over to the spool.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while metric(&app, "auditgate_entries_spooled_total").await == 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         pg.start();
         back.store(true, std::sync::atomic::Ordering::Relaxed);
     };
