@@ -70,7 +70,9 @@ cargo test --locked --lib --bins --benches --test allocations
 cargo test --locked --test it -- --skip postgres::
 
 echo "== cargo test: the integration tests again, against PostgreSQL"
-start_postgres
+# A small WAL: a full run makes some 200 databases, each written to the WAL
+# whole, and a CI disk is small (the default keeps up to 1 GB of it).
+PG_OPTIONS="-c fsync=off -c max_wal_size=64MB -c min_wal_size=32MB" start_postgres
 trap stop_postgres EXIT
 # TEST_POSTGRES_URL: every test database is made on this server (tests
 # that are about SQLite itself, or about the process, keep their files);

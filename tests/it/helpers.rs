@@ -199,9 +199,40 @@ pub async fn test_database(dir: &std::path::Path) -> String {
     if let Ok(url) = std::fs::read_to_string(&kept) {
         return url;
     }
+    drop_finished_databases(&server).await;
     let url = new_postgres_database(&server).await;
     std::fs::write(&kept, &url).unwrap();
+    MADE.lock().unwrap().push((dir.to_path_buf(), url.rsplit_once('/').unwrap().1.to_string()));
     url
+}
+
+/// The databases `test_database` made, each with the directory of the test
+/// that owns it.
+static MADE: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Drops the databases of tests whose directory is gone (the test is over):
+/// a full run made some 200 and filled a small CI disk. A database still
+/// connected to (a store a test kept past its directory) is left to a later
+/// sweep: `DROP DATABASE` without `FORCE` refuses it.
+async fn drop_finished_databases(server: &str) {
+    use sqlx::Connection;
+    let finished: Vec<(PathBuf, String)> = {
+        let mut made = MADE.lock().unwrap();
+        let (gone, kept) = made.drain(..).partition(|(dir, _)| !dir.exists());
+        *made = kept;
+        gone
+    };
+    if finished.is_empty() {
+        return;
+    }
+    let mut conn = sqlx::PgConnection::connect(server).await.expect("the test PostgreSQL answers");
+    for (dir, name) in finished {
+        let drop = format!("DROP DATABASE IF EXISTS {name}");
+        if sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await.is_err() {
+            MADE.lock().unwrap().push((dir, name));
+        }
+    }
+    conn.close().await.unwrap();
 }
 
 /// A new database on the PostgreSQL `server` (a `postgres://…/postgres`
