@@ -209,7 +209,7 @@ impl PgStore {
             if rows.len() > limit as usize {
                 return Ok(super::page_of(decoded(&rows)?, limit, None));
             }
-            candidates = text::candidates(&self.pool, &like(search), text::MAX_CANDIDATES).await?;
+            candidates = text::candidates(&self.pool, search, &like(search), text::MAX_CANDIDATES).await?;
         }
         // A search no index narrows reads a window a page.
         let floor = match (&filter.q, page, &candidates) {
