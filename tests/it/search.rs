@@ -257,12 +257,12 @@ async fn a_search_no_index_narrows_reads_a_window_a_page_and_misses_nothing() {
         let batch: Vec<Sealed> = (start..(start + 1_000).min(60_001))
             .map(|n| {
                 let mut e = entry("gw", n);
-                let word = if marked.contains(&n) { "zq" } else { "other" };
+                let word = if marked.contains(&n) { "zq xkcdw" } else { "other" };
                 e.changes = vec![Change { path: "/w".into(), old: json!(null), new: json!(word) }];
                 chain.seal(e)
             })
             .collect();
-        expected.extend(batch.iter().filter(|s| s.entry.changes[0].new == "zq").map(|s| s.entry.id.clone()));
+        expected.extend(batch.iter().filter(|s| s.entry.changes[0].new != "other").map(|s| s.entry.id.clone()));
         store.insert_batch(&batch).await.unwrap();
     }
     index_all(&store).await;
@@ -286,4 +286,9 @@ async fn a_search_no_index_narrows_reads_a_window_a_page_and_misses_nothing() {
     let (page, next) = store.list(&q("zq"), None, 100).await.unwrap();
     assert!(page.len() < marked.len() && next.is_some(), "the first window does not reach the oldest matches");
     assert_eq!(page[0].id, expected[0]);
+    // Three letters in a row the index names: every match on one page,
+    // the oldest 60,000 entries back.
+    let (page, next) = store.list(&q("XKCDW"), None, 100).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), expected);
+    assert_eq!(next, None);
 }
