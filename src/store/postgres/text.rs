@@ -158,20 +158,22 @@ pub(super) async fn candidates(
 }
 
 /// How many of the `SAMPLE` newest indexed entries hold each of
-/// `trigrams` (ignoring case), how many were sampled, and the planner's
-/// estimate of the entries indexed.
+/// `trigrams` (ignoring case), how many were sampled, and how many
+/// entries are indexed (the planner's estimate, or the statistics' count
+/// of live rows when higher: a table not analysed yet has none).
 async fn sample(pool: &PgPool, trigrams: &[&str]) -> Result<(Vec<i64>, i64, f64), StoreError> {
-    let rows: Vec<(i64, i64, f32)> = sqlx::query_as(
+    let rows: Vec<(i64, i64, f64)> = sqlx::query_as(
         "WITH s AS MATERIALIZED (SELECT lower(text) AS t FROM audit_text ORDER BY id DESC LIMIT $2) \
          SELECT (SELECT COUNT(*) FROM s WHERE strpos(s.t, lower(u.tri)) > 0), (SELECT COUNT(*) FROM s), \
-           (SELECT reltuples FROM pg_class WHERE oid = 'audit_text'::regclass) \
+           GREATEST((SELECT reltuples FROM pg_class WHERE oid = 'audit_text'::regclass), \
+             pg_stat_get_live_tuples('audit_text'::regclass))::float8 \
          FROM unnest($1::text[]) WITH ORDINALITY AS u(tri, n) ORDER BY u.n",
     )
     .bind(trigrams)
     .bind(SAMPLE)
     .fetch_all(pool)
     .await?;
-    let (sampled, entries) = rows.first().map_or((0, 0.0), |&(_, s, e)| (s, f64::from(e)));
+    let (sampled, entries) = rows.first().map_or((0, 0.0), |&(_, s, e)| (s, e));
     Ok((rows.into_iter().map(|(n, _, _)| n).collect(), sampled, entries))
 }
 
