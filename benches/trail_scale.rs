@@ -9,7 +9,9 @@
 //! a store that already holds `ENTRIES` is not filled again; a
 //! `postgres://…` URL works too). `cargo test --benches` runs it once on
 //! 3,000 entries. Prints one line a query: p50 and p95 of its runs in ms.
-//! `ONLY=since,stats` times only what is named with one of those words.
+//! `ONLY=since,stats` times only what is named with one of those words;
+//! `INDEX_STEP` sets the entries a search-index step takes (default 4,096;
+//! the recorder takes 256).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -79,10 +81,11 @@ async fn fill(store: &Store, total: usize, end: SystemTime) {
 /// Brings the `q` search's index up to date (a trail written before it
 /// existed, or by `fill` faster than the recorder's idle time would index).
 async fn index_text(store: &Store) {
+    let size = std::env::var("INDEX_STEP").ok().and_then(|v| v.parse().ok()).unwrap_or(4096);
     let started = Instant::now();
     let mut n = 0;
     loop {
-        let step = store.index_text(4096).await.unwrap();
+        let step = store.index_text(size).await.unwrap();
         if step == 0 {
             break;
         }
