@@ -22,7 +22,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Versio
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use answer::AnswerBody;
+use answer::{AnswerBody, AnswerError};
 pub use body::ResponseBody;
 pub use error::ProxyError;
 pub use headers::strip_hop_by_hop;
@@ -41,7 +41,7 @@ use crate::resource::{
     changes_state, effective_method, form_method_override,
 };
 use crate::snapshot::{ResourceGuard, ResourceLocks, Snapshotter};
-use crate::upstream::{Affinity, UpstreamBody, UpstreamClient, UpstreamError};
+use crate::upstream::{Affinity, RawBody, UpstreamBody, UpstreamClient, UpstreamError};
 use crate::whoami::Whoami;
 
 /// Whether a path holds `%2F` or `%5C` (any case).
@@ -178,21 +178,51 @@ impl Proxy {
         upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let (body, audit) = self.begin_audit(conn, &mut parts, body, classified, policy).await?;
-        let sent = self.send(conn, version, parts, body).await;
         match audit {
-            Audit::Recorded(pending) => match sent {
-                Ok(response) => Ok(self.finish_audit(*pending, response).await),
-                Err(e) => {
-                    self.auditor.fail(*pending, e.status().as_u16()).await;
-                    Err(e)
+            Audit::Recorded(pending) => {
+                let lean = upgrade.is_none() && version != Version::HTTP_2 && self.upstream.speaks_raw();
+                let sent = match body {
+                    ClientBody::Read(whole) if lean => self.send_whole(conn, parts, whole).await,
+                    body => self.send(conn, version, parts, body.into_upstream()).await.map(|response| {
+                        let (parts, body) = response.into_parts();
+                        (parts, Sent::Hyper(body))
+                    }),
+                };
+                match sent {
+                    Ok((parts, body)) => Ok(self.finish_audit(*pending, parts, body).await),
+                    Err(e) => {
+                        self.auditor.fail(*pending, e.status().as_u16()).await;
+                        Err(e)
+                    }
                 }
-            },
+            }
             // The change is made (or failed): the resource's turn ends here.
             Audit::Unrecorded(turn) => {
+                let sent = self.send(conn, version, parts, body.into_upstream()).await;
                 drop(turn);
                 Ok(self.streamed(sent?, upgrade))
             }
         }
+    }
+
+    /// Sends an audited HTTP/1.x request whose body was read whole on the
+    /// client connection's lean upstream connection, as `pass_bodiless`
+    /// does (hyper's client connection would add its task and channel).
+    async fn send_whole(
+        &self,
+        conn: &ConnInfo,
+        parts: request::Parts,
+        body: Bytes,
+    ) -> Result<(http::response::Parts, Sent), ProxyError> {
+        let mut parts = self.upstream_parts(conn, parts, false);
+        // The body goes whole: its length frames it (a chunked client body
+        // lost its Transfer-Encoding with the hop-by-hop headers).
+        if !body.is_empty() {
+            parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        let sending = self.upstream.send_raw(&conn.affinity, &parts, &body, self.limits.upstream_read_timeout);
+        let (parts, body) = self.within(sending, None).await?.into_parts();
+        Ok((parts, Sent::Raw(body)))
     }
 
     /// A bodiless HTTP/1.x request passed through on the client connection's
@@ -203,7 +233,7 @@ impl Proxy {
         parts: request::Parts,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let parts = self.upstream_parts(conn, parts, false);
-        let sending = self.upstream.send_raw(&conn.affinity, &parts, self.limits.upstream_read_timeout);
+        let sending = self.upstream.send_raw(&conn.affinity, &parts, b"", self.limits.upstream_read_timeout);
         // With no body to wait for, `upstream_timeout` runs from now.
         let (parts, body) = match tokio::time::timeout(self.limits.upstream_timeout, sending).await {
             Ok(sent) => sent.map_err(ProxyError::Upstream)?.into_parts(),
@@ -292,7 +322,7 @@ impl Proxy {
         body: Inbound,
         classified: Classified,
         policy: &Compiled,
-    ) -> Result<(UpstreamBody, Audit), ProxyError> {
+    ) -> Result<(ClientBody, Audit), ProxyError> {
         let started = Instant::now();
         let body_first = classified.action == Action::Login || Self::may_override_by_form(parts);
         let mut body =
@@ -310,7 +340,7 @@ impl Proxy {
         let question = Question::new(&classified.action, &classified.resource.kind, &actor, addr.client);
         let Decision::Audit { capture, configuration } = policy.decide(&question) else {
             let turn = self.auditor.turn(&classified).await;
-            return Ok((body.into_upstream(), Audit::Unrecorded(turn)));
+            return Ok((body, Audit::Unrecorded(turn)));
         };
         // Reads and logins are recorded without snapshots or bodies.
         let capture = if classified.action.is_mutation() { capture } else { Capture::Metadata };
@@ -328,7 +358,7 @@ impl Proxy {
         let facts = RequestFacts::new(parts, actor, addr, request_id, carried, started);
         let recording = Recording { capture, configuration, body: body.bytes().cloned() };
         let pending = self.auditor.begin(classified, rule, facts, recording).await?;
-        Ok((body.into_upstream(), Audit::Recorded(Box::new(pending))))
+        Ok((body, Audit::Recorded(Box::new(pending))))
     }
 
     /// Hands the answer to the client and completes the entry behind it
@@ -336,8 +366,7 @@ impl Proxy {
     /// entry needs the answer's body (a created id), the answer streams
     /// through the tee, which keeps a copy within `snapshot.max_bytes`; the
     /// entry is completed once the answer has ended, or broken off.
-    async fn finish_audit(&self, pending: Pending, response: Response<Incoming>) -> Response<ResponseBody> {
-        let (parts, body) = response.into_parts();
+    async fn finish_audit(&self, pending: Pending, parts: http::response::Parts, body: Sent) -> Response<ResponseBody> {
         let answered = Answered::now(&pending, parts.status.as_u16(), parts.headers.clone());
         let auditor = self.auditor.clone();
         if !pending.reads_answer(answered.status) {
@@ -347,10 +376,17 @@ impl Proxy {
             } else {
                 tokio::spawn(async move { auditor.finish(pending, answered, None).await });
             }
-            return self.client_response(parts, ResponseBody::stream(self.answer_body(body)), None);
+            let body = match body {
+                Sent::Hyper(body) => ResponseBody::stream(self.answer_body(body)),
+                Sent::Raw(body) => ResponseBody::raw(body),
+            };
+            return self.client_response(parts, body, None);
         }
         let (hook, read) = auditor.answer_hook(&pending, &parts.headers);
-        let body = self.answer_body(body);
+        let body: tee::Answer = match body {
+            Sent::Hyper(body) => Box::pin(self.answer_body(body)),
+            Sent::Raw(body) => Box::pin(body.map_err(AnswerError::from)),
+        };
         let body = Tee::new(body, auditor.snapshots.max_bytes(), hook);
         tokio::spawn(async move { auditor.finish(pending, answered, read.await.ok()).await });
         self.client_response(parts, ResponseBody::tee(body), None)
@@ -540,6 +576,15 @@ fn login_actor(rule: Option<&Rule>, body: &[u8], parts: &request::Parts) -> Acto
 enum Audit {
     Recorded(Box<Pending>),
     Unrecorded(Option<ResourceGuard>),
+}
+
+/// An audited request's answer body, from the connection that carried it.
+/// Unboxed: it is moved once, into the client's answer body, and a box
+/// would be an allocation per audited request.
+#[allow(clippy::large_enum_variant)]
+enum Sent {
+    Hyper(Incoming),
+    Raw(RawBody),
 }
 
 /// A client's request body: read whole, or still to be streamed.

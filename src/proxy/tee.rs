@@ -13,17 +13,21 @@ use std::task::{Context, Poll, ready};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 
-use super::answer::{AnswerBody, AnswerError};
+use super::answer::AnswerError;
 
 /// What runs when the answer has ended: given the copy, or `None` when the
 /// answer was larger than the bound. Not run when the answer breaks off
 /// (the hook is dropped instead).
 pub type EndHook = Box<dyn FnOnce(Option<Bytes>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
+/// An upstream answer's body as the tee reads it: from hyper's client
+/// connection or from the lean connection, its errors the answer's.
+pub type Answer = Pin<Box<dyn Body<Data = Bytes, Error = AnswerError> + Send>>;
+
 /// The answer's body as the client receives it, with the copy on the side.
 pub struct Tee {
     /// Taken only when the tee is dropped before the answer's end.
-    inner: Option<Pin<Box<AnswerBody>>>,
+    inner: Option<Answer>,
     copy: Kept,
     hook: Option<EndHook>,
     /// The hook's work, polled to completion before `held` is released.
@@ -70,9 +74,9 @@ impl Kept {
 
 impl Tee {
     /// Streams `inner`, copying up to `limit` bytes, and runs `hook` at its end.
-    pub fn new(inner: AnswerBody, limit: usize, hook: EndHook) -> Tee {
+    pub fn new(inner: Answer, limit: usize, hook: EndHook) -> Tee {
         Tee {
-            inner: Some(Box::pin(inner)),
+            inner: Some(inner),
             copy: Kept { bytes: BytesMut::new(), limit, overflowed: false },
             hook: Some(hook),
             ending: None,

@@ -198,21 +198,23 @@ impl UpstreamClient {
         self.tls.is_none()
     }
 
-    /// Sends a bodiless request (its head already as the upstream receives
-    /// it) on the client connection's own lean connection, made on first use
-    /// and made again when the upstream closed it while idle (looked at
-    /// before anything is written: a request is never sent twice).
+    /// Sends a request (its head already as the upstream receives it, and
+    /// `body` whole, as that head's `Content-Length` says) on the client
+    /// connection's own lean connection, made on first use and made again
+    /// when the upstream closed it while idle (looked at before anything is
+    /// written: a request is never sent twice).
     pub async fn send_raw(
         &self,
         affinity: &Affinity,
         parts: &http::request::Parts,
+        body: &[u8],
         read_timeout: Duration,
     ) -> Result<Response<RawBody>, UpstreamError> {
         let conn = match raw::take_home(&affinity.raw).filter(|c| !c.closed_while_idle()) {
             Some(conn) => conn,
             None => RawConn::new(Box::pin(self.tcp_within()).await?),
         };
-        Ok(conn.exchange(parts, &affinity.raw, read_timeout).await?)
+        Ok(conn.exchange(parts, body, &affinity.raw, read_timeout).await?)
     }
 
     /// Sends a request of auditgate's own (a snapshot, a who-am-I; its body
@@ -239,7 +241,7 @@ impl UpstreamClient {
             None => RawConn::new(Box::pin(self.tcp_within()).await?),
         };
         let home = raw::Home::default();
-        let response = conn.exchange(&parts, &home, self.connect_timeout).await?;
+        let response = conn.exchange(&parts, b"", &home, self.connect_timeout).await?;
         Ok(response.map(|body| OwnBody { body, home, idle: self.idle_own.clone() }))
     }
 

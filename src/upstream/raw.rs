@@ -31,6 +31,8 @@ const MAX_CHUNK_LINE: usize = 4096;
 const MAX_TRAILERS: usize = 16 * 1024;
 /// How much is read at a time.
 const READ_SIZE: usize = 16 * 1024;
+/// The largest request body written together with its head.
+const WRITE_WITH_HEAD: usize = 16 * 1024;
 
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,16 +89,27 @@ impl RawConn {
         }
     }
 
-    /// Sends a bodiless request and reads its answer's head. `home` receives
-    /// the connection back once the answer's body has been read.
+    /// Sends a request (`body`: all of it, framed by the head's
+    /// `Content-Length`; empty for a bodiless one) and reads its answer's
+    /// head. `home` receives the connection back once the answer's body has
+    /// been read.
     pub async fn exchange(
         mut self,
         parts: &request::Parts,
+        body: &[u8],
         home: &Home,
         read_timeout: Duration,
     ) -> Result<Response<RawBody>, RawError> {
         write_head(&mut self.out, parts);
-        self.io.write_all(&self.out).await?;
+        // A small body goes out with the head in one write; a large one on
+        // its own, so the connection's buffer does not keep its size.
+        if body.len() <= WRITE_WITH_HEAD {
+            self.out.extend_from_slice(body);
+            self.io.write_all(&self.out).await?;
+        } else {
+            self.io.write_all(&self.out).await?;
+            self.io.write_all(body).await?;
+        }
         let head_only = parts.method == Method::HEAD;
         loop {
             match parse_head(&mut self.buf, head_only)? {
@@ -298,6 +311,8 @@ impl Head {
             deadline: None,
             moved: false,
             stashed: None,
+            handed: false,
+            held: None,
         };
         release_if_ended(body.framing, &mut body.conn, body.keep_alive, &body.home);
         let mut response = Response::new(body);
@@ -404,6 +419,10 @@ pin_project_lite::pin_project! {
         moved: bool,
         // An error found while looking past the data just handed out.
         stashed: Option<RawError>,
+        // Data was handed out since the body last waited for the socket.
+        handed: bool,
+        // An error held back one wait (see `poll_frame`).
+        held: Option<RawBodyError>,
     }
 }
 
@@ -445,7 +464,52 @@ impl Body for RawBody {
     type Data = Bytes;
     type Error = RawBodyError;
 
+    /// An error that follows data without a wait in between (an answer
+    /// that breaks off right after its last bytes came) is given after one
+    /// `Pending`: the server then writes what it was handed, the answer's
+    /// head included, before the error makes it drop the connection. The
+    /// client sees the status and the bytes that came, as when the answer
+    /// comes through hyper's client connection.
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, RawBodyError>>> {
+        let mut this = self;
+        if let Some(e) = this.as_mut().project().held.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        let polled = this.as_mut().poll_next(cx);
+        let p = this.project();
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                *p.handed = true;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) if std::mem::take(p.handed) => {
+                *p.held = Some(e);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Pending => {
+                *p.handed = false;
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.held.is_none() && (self.framing.ended() || self.conn.is_none())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Empty => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl RawBody {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, RawBodyError>>> {
         let mut this = self.project();
         if let Some(e) = this.stashed.take() {
             return Poll::Ready(Some(Err(e.into())));
@@ -503,18 +567,6 @@ impl Body for RawBody {
             };
             release_if_ended(*this.framing, this.conn, *this.keep_alive, this.home);
             return Poll::Ready(data.map(|d| Ok(Frame::data(d))));
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.framing.ended() || self.conn.is_none()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.framing {
-            Framing::Empty => SizeHint::with_exact(0),
-            Framing::Length(n) => SizeHint::with_exact(n),
-            _ => SizeHint::default(),
         }
     }
 }
@@ -769,7 +821,7 @@ mod tests {
         let method = if head_only { Method::HEAD } else { Method::GET };
         let (parts, ()) = http::Request::builder().method(method).uri("/").body(()).unwrap().into_parts();
         let home = Home::default();
-        let body = match conn.exchange(&parts, &home, Duration::from_millis(300)).await {
+        let body = match conn.exchange(&parts, b"", &home, Duration::from_millis(300)).await {
             Ok(response) => {
                 response.into_body().collect().await.map(|b| b.to_bytes().to_vec()).map_err(|e| e.to_string())
             }
@@ -807,7 +859,7 @@ mod tests {
         peer.write_all(answer).await.unwrap();
         let (parts, ()) = http::Request::builder().method(method).uri("/").body(()).unwrap().into_parts();
         let home = Home::default();
-        let response = conn.exchange(&parts, &home, Duration::from_secs(5)).await.unwrap();
+        let response = conn.exchange(&parts, b"", &home, Duration::from_secs(5)).await.unwrap();
         (response, home, peer)
     }
 

@@ -231,6 +231,53 @@ async fn a_close_delimited_answer_names_its_id_and_a_broken_one_is_still_recorde
     assert_eq!((e[0].outcome.as_str(), e[0].status), ("success", 201));
 }
 
+/// An answer that breaks off right after its last bytes came (they and the
+/// end of the connection read together): the client still gets its head and
+/// those bytes, then the break, whether the request was passed through or
+/// audited (both read the answer from the lean connection).
+#[tokio::test]
+async fn an_answer_that_breaks_off_at_once_still_gives_the_client_its_head() {
+    let half = b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 40\r\n\r\n{\"id\": 43";
+    let upstream = raw_upstream(half, r#"{"id": 43}"#).await;
+    let app = spawn_app_to(&format!("http://{upstream}"), &[], None).await;
+    let req = Request::post(app.url("/api/widgets/")).body(Full::new(Bytes::from_static(b"{}"))).unwrap();
+    let res = client().request(req).await.unwrap();
+    assert_eq!(res.status(), 201);
+    assert!(res.into_body().collect().await.is_err(), "the client sees the answer break off");
+    assert_eq!(summary(&wait_entries(&app.store, 1).await[0]).0, "create");
+
+    let broken_get = b"HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n{\"id\": 44";
+    let upstream = raw_get_upstream(broken_get).await;
+    let app = spawn_app_to(&format!("http://{upstream}"), &[], None).await;
+    let res = client().request(Request::get(app.url("/api/widgets/44/")).body(Full::new(Bytes::new())).unwrap());
+    let res = res.await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.into_body().collect().await.is_err(), "the client sees the answer break off");
+}
+
+/// An upstream that answers every request with `answer` and closes.
+async fn raw_get_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = socket.write_all(answer).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
 /// `PATCH` (or `POST` to the collection) of `/accounts/`, the app that ignores,
 /// normalises and hides fields.
 async fn account(app: &TestApp, method: http::Method, path: &str, body: Value) -> Value {
