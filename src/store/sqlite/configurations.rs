@@ -2,7 +2,7 @@
 //! written one at a time, each write moving `configuration_version` in the
 //! same transaction.
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::SqliteConnection;
 
 use super::SqliteStore;
 use crate::policy::AuditConfiguration;
@@ -109,10 +109,7 @@ impl SqliteStore {
     }
 }
 
-async fn insert(
-    tx: &mut Transaction<'_, Sqlite>,
-    config: &AuditConfiguration,
-) -> Result<AuditConfiguration, StoreError> {
+async fn insert(tx: &mut SqliteConnection, config: &AuditConfiguration) -> Result<AuditConfiguration, StoreError> {
     let at = now();
     let mut stored = AuditConfiguration { id: 0, created_at: at.clone(), updated_at: at, ..config.clone() };
     let result = sqlx::query(
@@ -123,7 +120,7 @@ async fn insert(
     .bind(stored.to_json().to_string())
     .bind(&stored.created_at)
     .bind(&stored.updated_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(|e| duplicate(e, &stored.name))?;
     stored.id = result.last_insert_rowid();
@@ -131,12 +128,12 @@ async fn insert(
 }
 
 async fn update(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     config: &AuditConfiguration,
 ) -> Result<Option<AuditConfiguration>, StoreError> {
     let created: Option<String> = sqlx::query_scalar("SELECT created_at FROM audit_configuration WHERE id = ?")
         .bind(config.id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
     let Some(created_at) = created else { return Ok(None) };
     let stored = AuditConfiguration { created_at, updated_at: now(), ..config.clone() };
@@ -146,15 +143,13 @@ async fn update(
         .bind(stored.to_json().to_string())
         .bind(&stored.updated_at)
         .bind(stored.id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(|e| duplicate(e, &stored.name))?;
     Ok(Some(stored))
 }
 
-async fn bump(tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
-    sqlx::query("UPDATE configuration_version SET version = version + 1 WHERE singleton = 1")
-        .execute(&mut **tx)
-        .await?;
+async fn bump(tx: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::query("UPDATE configuration_version SET version = version + 1 WHERE singleton = 1").execute(&mut *tx).await?;
     Ok(())
 }

@@ -8,7 +8,7 @@
 //! as LIKE does (ASCII), so an entry LIKE matches holds every trigram of the
 //! search text.
 
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::store::StoreError;
 
@@ -111,8 +111,8 @@ pub(super) async fn candidates(pool: &SqlitePool, text: &str, max: usize) -> Res
 /// Indexes up to `limit` entries past the watermark, oldest first, and
 /// moves it; answers how many. One short write transaction, so the writer
 /// waits for one step at most.
-pub(super) async fn index(pool: &SqlitePool, limit: u32) -> Result<usize, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub(super) async fn index(store: &super::SqliteStore, limit: u32) -> Result<usize, StoreError> {
+    let mut tx = store.write_transaction().await?;
     let upto: i64 = sqlx::query_scalar("SELECT upto FROM audit_text_upto").fetch_one(&mut *tx).await?;
     let (n, last): (i64, Option<i64>) =
         sqlx::query_as("SELECT COUNT(*), MAX(seq) FROM (SELECT seq FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?)")
@@ -139,20 +139,20 @@ pub(super) async fn index(pool: &SqlitePool, limit: u32) -> Result<usize, StoreE
 /// transaction): their index rows go too, and the watermark comes back to
 /// the newest entry that stays. Emptied, the table hands out `seq`s again
 /// from 1, and they must not count as indexed.
-pub(super) async fn forget(tx: &mut sqlx::Transaction<'_, Sqlite>, last_id: &str) -> Result<(), StoreError> {
+pub(super) async fn forget(tx: &mut sqlx::SqliteConnection, last_id: &str) -> Result<(), StoreError> {
     sqlx::query(
         "DELETE FROM audit_text WHERE rowid IN \
          (SELECT seq FROM audit_log WHERE id <= ? AND seq <= (SELECT upto FROM audit_text_upto))",
     )
     .bind(last_id)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     sqlx::query(
         "UPDATE audit_text_upto SET upto = MIN(upto, \
          COALESCE((SELECT MAX(seq) FROM audit_log WHERE id > ?), 0))",
     )
     .bind(last_id)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
