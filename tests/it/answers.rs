@@ -185,14 +185,7 @@ async fn raw_upstream(create: &'static [u8], state: &'static str) -> std::net::S
         loop {
             let Ok((mut socket, _)) = listener.accept().await else { return };
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
+                let Some(head) = read_head(&mut socket).await else { return };
                 if head.starts_with(b"POST") {
                     let _ = socket.write_all(create).await;
                 } else {
@@ -262,13 +255,8 @@ async fn raw_get_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
+                if read_head(&mut socket).await.is_none() {
+                    return;
                 }
                 let _ = socket.write_all(answer).await;
                 let _ = socket.shutdown().await;
@@ -276,6 +264,20 @@ async fn raw_get_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
         }
     });
     addr
+}
+
+/// Reads a request's head (and whatever came with it); `None` when the
+/// connection ends first.
+async fn read_head(socket: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(head)
 }
 
 /// `PATCH` (or `POST` to the collection) of `/accounts/`, the app that ignores,
