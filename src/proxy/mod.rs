@@ -142,11 +142,7 @@ impl Proxy {
         let policy = self.policy.current();
         let body = Inbound::new(body, self.body_rate);
         let Some(classified) = self.candidate(&method, &parts, &policy) else {
-            if upgrade.is_none()
-                && version != Version::HTTP_2
-                && http_body::Body::is_end_stream(&body)
-                && self.upstream.speaks_raw()
-            {
+            if self.goes_lean(version, &upgrade) && http_body::Body::is_end_stream(&body) {
                 return self.pass_bodiless(conn, parts).await;
             }
             // Boxed like the audit: a streamed body is the exception, and its
@@ -180,16 +176,14 @@ impl Proxy {
         let (body, audit) = self.begin_audit(conn, &mut parts, body, classified, policy).await?;
         match audit {
             Audit::Recorded(pending) => {
-                let lean = upgrade.is_none() && version != Version::HTTP_2 && self.upstream.speaks_raw();
                 let sent = match body {
-                    ClientBody::Read(whole) if lean => self.send_whole(conn, parts, whole).await,
-                    body => self.send(conn, version, parts, body.into_upstream()).await.map(|response| {
-                        let (parts, body) = response.into_parts();
-                        (parts, Sent::Hyper(body))
-                    }),
+                    ClientBody::Read(whole) if self.goes_lean(version, &upgrade) => {
+                        self.send_lean(conn, parts, &whole).await.map(|r| r.map(Sent::Raw))
+                    }
+                    body => self.send(conn, version, parts, body.into_upstream()).await.map(|r| r.map(Sent::Hyper)),
                 };
                 match sent {
-                    Ok((parts, body)) => Ok(self.finish_audit(*pending, parts, body).await),
+                    Ok(response) => Ok(self.finish_audit(*pending, response).await),
                     Err(e) => {
                         self.auditor.fail(*pending, e.status().as_u16()).await;
                         Err(e)
@@ -205,24 +199,10 @@ impl Proxy {
         }
     }
 
-    /// Sends an audited HTTP/1.x request whose body was read whole on the
-    /// client connection's lean upstream connection, as `pass_bodiless`
-    /// does (hyper's client connection would add its task and channel).
-    async fn send_whole(
-        &self,
-        conn: &ConnInfo,
-        parts: request::Parts,
-        body: Bytes,
-    ) -> Result<(http::response::Parts, Sent), ProxyError> {
-        let mut parts = self.upstream_parts(conn, parts, false);
-        // The body goes whole: its length frames it (a chunked client body
-        // lost its Transfer-Encoding with the hop-by-hop headers).
-        if !body.is_empty() {
-            parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        }
-        let sending = self.upstream.send_raw(&conn.affinity, &parts, &body, self.limits.upstream_read_timeout);
-        let (parts, body) = self.within(sending, None).await?.into_parts();
-        Ok((parts, Sent::Raw(body)))
+    /// Whether a request can go on the client connection's lean upstream
+    /// connection: HTTP/1.x, no upgrade, a cleartext upstream.
+    fn goes_lean(&self, version: Version, upgrade: &Option<hyper::upgrade::OnUpgrade>) -> bool {
+        upgrade.is_none() && version != Version::HTTP_2 && self.upstream.speaks_raw()
     }
 
     /// A bodiless HTTP/1.x request passed through on the client connection's
@@ -232,14 +212,31 @@ impl Proxy {
         conn: &ConnInfo,
         parts: request::Parts,
     ) -> Result<Response<ResponseBody>, ProxyError> {
-        let parts = self.upstream_parts(conn, parts, false);
-        let sending = self.upstream.send_raw(&conn.affinity, &parts, b"", self.limits.upstream_read_timeout);
-        // With no body to wait for, `upstream_timeout` runs from now.
-        let (parts, body) = match tokio::time::timeout(self.limits.upstream_timeout, sending).await {
-            Ok(sent) => sent.map_err(ProxyError::Upstream)?.into_parts(),
-            Err(_) => return Err(ProxyError::UpstreamTimeout),
-        };
+        let (parts, body) = self.send_lean(conn, parts, b"").await?.into_parts();
         Ok(self.client_response(parts, ResponseBody::raw(body), None))
+    }
+
+    /// Sends a request with its whole `body` (none, or an audited request's,
+    /// read) on the client connection's lean upstream connection, where
+    /// hyper's client connection would add its task and channel.
+    async fn send_lean(
+        &self,
+        conn: &ConnInfo,
+        parts: request::Parts,
+        body: &[u8],
+    ) -> Result<Response<RawBody>, ProxyError> {
+        let mut parts = self.upstream_parts(conn, parts, false);
+        // The body goes whole: its length frames it (a chunked client body
+        // lost its Transfer-Encoding with the hop-by-hop headers).
+        if !body.is_empty() {
+            parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        let sending = self.upstream.send_raw(&conn.affinity, &parts, body, self.limits.upstream_read_timeout);
+        // With the body already whole, `upstream_timeout` runs from now.
+        match tokio::time::timeout(self.limits.upstream_timeout, sending).await {
+            Ok(sent) => sent.map_err(ProxyError::Upstream),
+            Err(_) => Err(ProxyError::UpstreamTimeout),
+        }
     }
 
     /// The upstream's answer, streamed to the client.
@@ -366,7 +363,8 @@ impl Proxy {
     /// entry needs the answer's body (a created id), the answer streams
     /// through the tee, which keeps a copy within `snapshot.max_bytes`; the
     /// entry is completed once the answer has ended, or broken off.
-    async fn finish_audit(&self, pending: Pending, parts: http::response::Parts, body: Sent) -> Response<ResponseBody> {
+    async fn finish_audit(&self, pending: Pending, response: Response<Sent>) -> Response<ResponseBody> {
+        let (parts, body) = response.into_parts();
         let answered = Answered::now(&pending, parts.status.as_u16(), parts.headers.clone());
         let auditor = self.auditor.clone();
         if !pending.reads_answer(answered.status) {

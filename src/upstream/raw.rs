@@ -310,7 +310,6 @@ impl Head {
             limit: read_timeout,
             deadline: None,
             moved: false,
-            stashed: None,
             handed: false,
             held: None,
         };
@@ -417,11 +416,10 @@ pin_project_lite::pin_project! {
         #[pin]
         deadline: Option<Sleep>,
         moved: bool,
-        // An error found while looking past the data just handed out.
-        stashed: Option<RawError>,
         // Data was handed out since the body last waited for the socket.
         handed: bool,
-        // An error held back one wait (see `poll_frame`).
+        // An error not given yet: found while looking past the data just
+        // handed out, or held back one wait (see `poll_frame`).
         held: Option<RawBodyError>,
     }
 }
@@ -472,10 +470,10 @@ impl Body for RawBody {
     /// comes through hyper's client connection.
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, RawBodyError>>> {
         let mut this = self;
-        if let Some(e) = this.as_mut().project().held.take() {
-            return Poll::Ready(Some(Err(e)));
-        }
-        let polled = this.as_mut().poll_next(cx);
+        let polled = match this.as_mut().project().held.take() {
+            Some(e) => Poll::Ready(Some(Err(e))),
+            None => this.as_mut().poll_next(cx),
+        };
         let p = this.project();
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -511,9 +509,6 @@ impl Body for RawBody {
 impl RawBody {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, RawBodyError>>> {
         let mut this = self.project();
-        if let Some(e) = this.stashed.take() {
-            return Poll::Ready(Some(Err(e.into())));
-        }
         loop {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);
@@ -539,7 +534,7 @@ impl RawBody {
                         let data = conn.buf.split_to(take).freeze();
                         // Look past the data: the end may be buffered already.
                         if let Err(e) = advance_chunked(state, &mut conn.buf) {
-                            *this.stashed = Some(e);
+                            *this.held = Some(e.into());
                         }
                         Some(data)
                     }

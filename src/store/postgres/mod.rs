@@ -632,12 +632,13 @@ impl stats::Counts for PgStore {
     async fn counted(&self, filter: &Filter) -> Result<Vec<(&'static str, Vec<rows::Count>)>, StoreError> {
         // Every dimension in one pass over the rows: a grouping set each,
         // told apart by GROUPING() (the columns are never NULL).
-        let columns = stats::DIMENSIONS.map(|(_, column)| column).join(", ");
+        let columns = stats::DIMENSIONS.map(|(_, column)| column);
+        let listed = columns.join(", ");
         let ceiling = self.ceiling(filter).await?;
         let mut q = QueryBuilder::<Postgres>::new("");
-        let counts = format!("GROUPING({columns}) AS g, COALESCE({columns}) AS k, COUNT(*) AS n");
+        let counts = format!("GROUPING({listed}) AS g, COALESCE({listed}) AS k, COUNT(*) AS n");
         push_select(&mut q, &counts, filter, &ceiling);
-        q.push(format!(" GROUP BY GROUPING SETS (({}))", stats::DIMENSIONS.map(|(_, c)| c).join("), (")));
+        q.push(format!(" GROUP BY GROUPING SETS (({}))", columns.join("), (")));
         let rows: Vec<(i32, Option<String>, i64)> = q.build_query_as().fetch_all(&self.pool).await?;
         let last = stats::DIMENSIONS.len() - 1;
         let groups = stats::DIMENSIONS.iter().enumerate().map(|(i, (group, _))| {

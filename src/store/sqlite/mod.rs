@@ -484,9 +484,10 @@ const WAL_LIMIT_BYTES: i64 = 256 << 20;
 /// writer: PASSIVE passes catch up to this first.
 const RESTART_BACKLOG_FRAMES: i64 = 1024;
 const PAGE_SIZE: i64 = 16 << 10;
-/// How long a RESTART checkpoint may wait, for the writer's lock and then,
-/// holding it, for readers to leave the WAL. With the connections' 5 s, a
-/// long read (a verify, an export) held the writer 5 s a try, every try.
+/// How long a RESTART checkpoint, holding the write gate, may wait for
+/// readers to leave the WAL (and for SQLite's lock, should another process
+/// hold it). With the connections' 5 s, a long read (a verify, an export)
+/// held the writer 5 s a try, every try.
 const RESTART_WAIT: Duration = Duration::from_millis(100);
 /// After a RESTART that readers kept from finishing, the next waits this
 /// long, so a long read costs the writer `RESTART_WAIT` this often at most.
