@@ -132,6 +132,30 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// What serves one connection of the query port.
+#[derive(Debug)]
+struct ApiConn {
+    app: Router,
+    peer: std::net::SocketAddr,
+    body_rate: crate::inbound::BodyRate,
+}
+
+impl crate::conn::Serve for ApiConn {
+    type Body = axum::body::Body;
+
+    fn call(
+        self: Arc<Self>,
+        mut req: http::Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = http::Response<axum::body::Body>> + Send + 'static {
+        use tower::ServiceExt;
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        // The proxy port's minimum body rate holds here too.
+        let req = req.map(|body| axum::body::Body::new(crate::inbound::Inbound::new(body, self.body_rate)));
+        let app = self.app.clone();
+        async move { app.oneshot(req).await.unwrap_or_else(|e| match e {}) }
+    }
+}
+
 /// Serves the router on a bound listener until `shutdown` resolves, with
 /// the proxy port's connection deadlines and cap (`crate::conn`).
 pub async fn serve(
@@ -141,17 +165,7 @@ pub async fn serve(
     body_rate: crate::inbound::BodyRate,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    use tower::ServiceExt;
     let app = router(state);
-    let handler = |peer: std::net::SocketAddr| {
-        let app = app.clone();
-        move |mut req: http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            let app = app.clone();
-            // The proxy port's minimum body rate holds here too.
-            let req = req.map(|body| axum::body::Body::new(crate::inbound::Inbound::new(body, body_rate)));
-            async move { app.oneshot(req).await.unwrap_or_else(|e| match e {}) }
-        }
-    };
+    let handler = |peer: std::net::SocketAddr| ApiConn { app: app.clone(), peer, body_rate };
     crate::conn::serve(listener, limits, handler, shutdown).await;
 }

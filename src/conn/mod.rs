@@ -4,7 +4,9 @@
 //! one), the deadlines every connection lives by (`watch`), and graceful
 //! shutdown.
 
+mod lane;
 mod watch;
+mod write;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -15,14 +17,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, request};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::sync::watch as signal;
 
 pub use watch::Deadlines;
 use watch::{Clock, Tracked, Verdict, Watched};
@@ -69,20 +72,34 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// several MiB, which a slow-read attack multiplies by its connections.
 const NOTSENT_LOWAT: u32 = 128 * 1024;
 
+/// What serves the requests of one connection (made per connection, so it
+/// can hold what the connection shares between its requests).
+pub trait Serve: Send + Sync + 'static {
+    type Body: http_body::Body<Data = Bytes, Error: Into<BoxError> + Send> + Send + 'static;
+
+    /// Serves a request hyper read: any version, any body.
+    fn call(self: Arc<Self>, req: Request<Incoming>) -> impl Future<Output = Response<Self::Body>> + Send + 'static;
+
+    /// Whether the lean lane reads this connection's HTTP/1.1 heads first.
+    fn lean(&self) -> bool {
+        false
+    }
+
+    /// Serves a bodiless HTTP/1.1 request the lean lane read, or `None`: the
+    /// connection then goes to hyper, this request first.
+    fn call_lean(&self, parts: request::Parts) -> impl Future<Output = Option<Response<Self::Body>>> + Send {
+        let _ = parts;
+        std::future::ready(None)
+    }
+}
+
 /// Accepts connections until `shutdown` resolves, then lets in-flight
 /// requests finish for at most `shutdown_timeout`. `handler(peer)` makes
-/// the request handler of a connection from `peer`.
-pub async fn serve<M, H, F, B>(
-    listener: TcpListener,
-    limits: ConnLimits,
-    handler: M,
-    shutdown: impl Future<Output = ()>,
-) where
-    M: Fn(SocketAddr) -> H,
-    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
-    F: Future<Output = Response<B>> + Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+/// what serves the requests of a connection from `peer`.
+pub async fn serve<M, S>(listener: TcpListener, limits: ConnLimits, handler: M, shutdown: impl Future<Output = ()>)
+where
+    M: Fn(SocketAddr) -> S,
+    S: Serve,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // The head's deadline is the watchdog's, for the first request (which
@@ -100,7 +117,9 @@ pub async fn serve<M, H, F, B>(
         .max_concurrent_streams(256)
         .max_pending_accept_reset_streams(64);
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    // Every connection holds a receiver; shutdown sets it and waits for all
+    // of them to be dropped.
+    let (stopping, stop) = signal::channel(false);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let open = Arc::new(Open::default());
     tokio::pin!(shutdown);
@@ -133,37 +152,23 @@ pub async fn serve<M, H, F, B>(
         let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT);
         let clock = Arc::new(Clock::new());
         let key = open.add(clock.clone());
-        let handle = Arc::new(handler(peer));
-        let requests = clock.clone();
-        let service = service_fn(move |req| {
-            let busy = requests.begin();
-            // Boxed once: hyper moves the request's future into its own
-            // state, a copy of every byte of it without the box.
-            let answer = Box::pin(handle(req));
-            async move { Ok::<_, Infallible>(answer.await.map(|body| Tracked::new(body, busy))) }
-        });
-        let (open, deadlines, tls) = (open.clone(), limits.deadlines, limits.tls.clone());
-        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let conn = Conn {
+            service: Arc::new(handler(peer)),
+            clock,
+            peer,
+            deadlines: limits.deadlines,
+            max_head: limits.max_header_bytes,
+            builder: builder.clone(),
+            stop: stop.clone(),
+        };
+        let (open, tls) = (open.clone(), limits.tls.clone());
         tokio::spawn(async move {
-            // Over TLS as in cleartext, the version is told by the first
-            // bytes (an HTTP/2 preface or not), whatever ALPN chose. A macro,
-            // not a match on the stream's type: each kind of stream gets its
-            // own copy of hyper's connection, so cleartext pays nothing for TLS.
-            macro_rules! serve_http {
-                ($io:expr) => {{
-                    let io = TokioIo::new($io);
-                    let connection = watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
-                    if let Some(Err(e)) = under_deadlines(&clock, deadlines, peer, connection).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }};
-            }
-            let io = Watched::new(stream, clock.clone());
+            let io = Watched::new(stream, conn.clock.clone());
             match tls {
-                None => serve_http!(io),
+                None => conn.run(io).await,
                 Some(tls) => {
-                    if let Some(io) = handshake(&tls, io, &clock, deadlines, peer).await {
-                        serve_http!(io);
+                    if let Some(io) = handshake(&tls, io, &conn.clock, conn.deadlines, conn.peer).await {
+                        conn.run(io).await;
                     }
                 }
             }
@@ -172,9 +177,70 @@ pub async fn serve<M, H, F, B>(
         });
     }
     drop(listener);
-    tracing::info!(connections = graceful.count(), "listener closed, draining");
-    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown()).await.is_err() {
+    drop(stop);
+    tracing::info!(connections = stopping.receiver_count(), "listener closed, draining");
+    let _ = stopping.send(true);
+    if tokio::time::timeout(limits.shutdown_timeout, stopping.closed()).await.is_err() {
         tracing::warn!(timeout = ?limits.shutdown_timeout, "connections still open after shutdown_timeout, closing them");
+    }
+}
+
+/// One client connection and what it is served with.
+struct Conn<S> {
+    service: Arc<S>,
+    clock: Arc<Clock>,
+    peer: SocketAddr,
+    deadlines: Deadlines,
+    max_head: usize,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    /// Set at shutdown; held until the connection ends.
+    stop: signal::Receiver<bool>,
+}
+
+impl<S: Serve> Conn<S> {
+    /// Serves the connection (the lean lane first, when the service takes
+    /// it, then hyper) under its deadlines. Generic over the stream: each
+    /// kind gets its own copy of hyper's connection, so cleartext pays
+    /// nothing for TLS.
+    async fn run<IO>(mut self, io: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = if self.service.lean() {
+            let lane = lane::serve(io, &*self.service, &self.clock, self.max_head, &mut self.stop);
+            match under_deadlines(&self.clock, self.deadlines, self.peer, lane).await {
+                Some(lane::End::HandOver(io)) => io,
+                Some(lane::End::Closed) | None => return,
+            }
+        } else {
+            lane::Replay::new(Bytes::new(), io)
+        };
+        let (service, requests) = (self.service.clone(), self.clock.clone());
+        let service = service_fn(move |req| {
+            let busy = requests.begin();
+            // Boxed once: hyper moves the request's future into its own
+            // state, a copy of every byte of it without the box.
+            let answer = Box::pin(service.clone().call(req));
+            async move { Ok::<_, Infallible>(answer.await.map(|body| Tracked::new(body, busy))) }
+        });
+        let connection = self.builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        let mut stop = self.stop;
+        let connection = async move {
+            tokio::pin!(connection);
+            let mut asked = false;
+            loop {
+                tokio::select! {
+                    done = connection.as_mut() => return done,
+                    _ = stop.wait_for(|stopping| *stopping), if !asked => {
+                        connection.as_mut().graceful_shutdown();
+                        asked = true;
+                    }
+                }
+            }
+        };
+        if let Some(Err(e)) = under_deadlines(&self.clock, self.deadlines, self.peer, connection).await {
+            tracing::debug!(peer = %self.peer, error = %e, "connection ended with an error");
+        }
     }
 }
 

@@ -130,16 +130,7 @@ impl Proxy {
             .then(|| hyper::upgrade::on(&mut req));
         let version = req.version();
         let (mut parts, body) = req.into_parts();
-        headers::check_framing(&parts.method, version, &mut parts.headers).map_err(|r| match r {
-            Refusal::Malformed(why) => ProxyError::BadRequest(why),
-            Refusal::Method => ProxyError::MethodNotAllowed("CONNECT is not served by a reverse proxy"),
-            Refusal::Coding => ProxyError::NotImplemented("only the chunked transfer coding is accepted"),
-        })?;
-        // Classified exactly as forwarded (SPEC 2): the headers `Connection`
-        // names are gone before the effective method or the actor is read.
-        headers::strip_hop_by_hop(&mut parts.headers, upgrade.is_some());
-        let method = self.effective_method(&mut parts)?;
-        let policy = self.policy.current();
+        let (method, policy) = self.prepare(version, &mut parts, upgrade.is_some())?;
         let body = Inbound::new(body, self.body_rate);
         let Some(classified) = self.candidate(&method, &parts, &policy) else {
             if self.goes_lean(version, &upgrade) && http_body::Body::is_end_stream(&body) {
@@ -158,6 +149,47 @@ impl Proxy {
         // Boxed: the audit's state is kilobytes, and a future that holds it
         // inline would be moved whole for every request, passed through or not.
         Box::pin(self.forward_candidate(conn, version, parts, body, classified, &policy, upgrade)).await
+    }
+
+    /// What every request goes through first: its framing checked, the
+    /// hop-by-hop headers dropped (so it is classified exactly as
+    /// forwarded, SPEC 2), its effective method, and the configurations in
+    /// force.
+    fn prepare(
+        &self,
+        version: Version,
+        parts: &mut request::Parts,
+        upgrade: bool,
+    ) -> Result<(Method, arc_swap::Guard<Arc<Compiled>>), ProxyError> {
+        headers::check_framing(&parts.method, version, &mut parts.headers).map_err(|r| match r {
+            Refusal::Malformed(why) => ProxyError::BadRequest(why),
+            Refusal::Method => ProxyError::MethodNotAllowed("CONNECT is not served by a reverse proxy"),
+            Refusal::Coding => ProxyError::NotImplemented("only the chunked transfer coding is accepted"),
+        })?;
+        headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+        let method = self.effective_method(parts)?;
+        Ok((method, self.policy.current()))
+    }
+
+    /// Whether connections' lean lanes may serve requests: they pass
+    /// through on the lean upstream connection, which a TLS upstream lacks.
+    pub fn serves_lean(&self) -> bool {
+        self.upstream.speaks_raw()
+    }
+
+    /// A bodiless HTTP/1.1 request a connection's lean lane read: answered
+    /// here when it passes through, `None` when it may be recorded (the
+    /// connection's hyper server then serves it, from its first byte).
+    pub async fn handle_lean(&self, conn: &ConnInfo, mut parts: request::Parts) -> Option<Response<ResponseBody>> {
+        let (method, policy) = match self.prepare(Version::HTTP_11, &mut parts, false) {
+            Ok(prepared) => prepared,
+            Err(e) => return Some(e.into_response()),
+        };
+        if self.candidate(&method, &parts, &policy).is_some() {
+            return None;
+        }
+        drop(policy);
+        Some(self.pass_bodiless(conn, parts).await.unwrap_or_else(ProxyError::into_response))
     }
 
     /// A request that may be recorded: its entry begun, sent, and completed

@@ -5,10 +5,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::HeaderValue;
+use http::{HeaderValue, Request, Response, request};
+use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
-use super::{Affinity, Proxy};
+use super::{Affinity, Proxy, ResponseBody};
 use crate::conn::{self, ConnLimits};
 
 /// Facts about one client connection, computed once per connection.
@@ -25,6 +26,29 @@ pub struct ConnInfo {
     pub affinity: Affinity,
 }
 
+/// What serves one client connection of the proxy port.
+#[derive(Debug)]
+struct ProxyConn {
+    proxy: Arc<Proxy>,
+    info: ConnInfo,
+}
+
+impl conn::Serve for ProxyConn {
+    type Body = ResponseBody;
+
+    async fn call(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
+        self.proxy.handle(&self.info, req).await
+    }
+
+    fn lean(&self) -> bool {
+        self.proxy.serves_lean()
+    }
+
+    fn call_lean(&self, parts: request::Parts) -> impl Future<Output = Option<Response<ResponseBody>>> + Send {
+        self.proxy.handle_lean(&self.info, parts)
+    }
+}
+
 /// Serves the proxy port (over TLS with `tls`) until `shutdown` resolves,
 /// then drains.
 pub async fn serve(
@@ -35,20 +59,16 @@ pub async fn serve(
 ) {
     let proto = if tls.is_some() { "https" } else { "http" };
     let limits = ConnLimits::new(&proxy.limits).with_tls(tls);
-    let handler = |peer: SocketAddr| {
-        let conn = Arc::new(ConnInfo {
+    let handler = |peer: SocketAddr| ProxyConn {
+        info: ConnInfo {
             peer,
             peer_value: HeaderValue::from_str(&peer.ip().to_canonical().to_string())
                 .expect("an IP address is a header value"),
             peer_trusted: proxy.trusts(peer),
             proto,
             affinity: Affinity::default(),
-        });
-        let proxy = proxy.clone();
-        move |req| {
-            let (proxy, conn) = (proxy.clone(), conn.clone());
-            async move { proxy.handle(&conn, req).await }
-        }
+        },
+        proxy: proxy.clone(),
     };
     conn::serve(listener, limits, handler, shutdown).await;
 }

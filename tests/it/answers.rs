@@ -249,7 +249,7 @@ async fn an_answer_that_breaks_off_at_once_still_gives_the_client_its_head() {
 }
 
 /// An upstream that answers every request with `answer` and closes.
-async fn raw_get_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
+pub(crate) async fn raw_get_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

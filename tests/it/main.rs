@@ -13,6 +13,7 @@ mod hardening;
 mod helpers;
 mod identity;
 mod json_server;
+mod lane;
 mod limits;
 mod live;
 mod openapi;

@@ -1,0 +1,258 @@
+//! The lean lane of an HTTP/1.1 connection: request heads read and parsed
+//! here (`httparse`, as hyper does), the bodiless ones the handler takes
+//! served without hyper's dispatcher, and the connection handed to hyper,
+//! the unread bytes replayed, at the first request it does not take.
+//!
+//! The lane only narrows: anything it is not sure of (another version, a
+//! body, an upgrade, an expectation, a head it cannot parse or that is too
+//! large) goes to hyper whole, which answers it as it answers everything.
+
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, request};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+
+use super::Serve;
+use super::watch::Clock;
+use super::write::write_answer;
+
+/// The most headers a lean request carries (hyper's limit too).
+const MAX_HEADERS: usize = 100;
+
+/// What a read asks for at least.
+const READ_SIZE: usize = 8192;
+
+/// Headers a request's map has room for beyond its own.
+const ROOM: usize = 8;
+
+/// The longest request target hyper takes.
+const MAX_TARGET: usize = u16::MAX as usize - 1;
+
+/// How the lane left its connection.
+pub(super) enum End<IO> {
+    /// Closed: the client went, a write failed, or `Connection: close`.
+    Closed,
+    /// For hyper, from the request the lane did not serve on.
+    HandOver(Replay<IO>),
+}
+
+/// Serves the connection's requests while they are lean; `stop` (true)
+/// asks it to close once the request in hand is answered.
+pub(super) async fn serve<IO, S>(
+    mut io: IO,
+    service: &S,
+    clock: &Arc<Clock>,
+    max_head: usize,
+    stop: &mut watch::Receiver<bool>,
+) -> End<IO>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    S: Serve,
+{
+    let mut buf = BytesMut::with_capacity(READ_SIZE);
+    let mut out = Vec::with_capacity(1024);
+    // Where each header of the head in hand lies, kept for its allocation.
+    let mut fields = Vec::new();
+    loop {
+        let shape = loop {
+            if !buf.is_empty() {
+                match parse(&buf, &mut fields) {
+                    Parsed::Lean(shape) => break shape,
+                    Parsed::Partial if buf.len() < max_head => {}
+                    Parsed::Partial | Parsed::NotLean => return End::HandOver(Replay::new(buf.freeze(), io)),
+                }
+            }
+            buf.reserve(READ_SIZE);
+            let read = if buf.is_empty() {
+                // Between requests: a shutdown closes an idle connection.
+                tokio::select! {
+                    read = io.read_buf(&mut buf) => read,
+                    _ = stop.wait_for(|stopping| *stopping) => return End::Closed,
+                }
+            } else {
+                io.read_buf(&mut buf).await
+            };
+            match read {
+                Ok(0) | Err(_) if buf.is_empty() => return End::Closed,
+                // A head cut short: hyper answers it as it would.
+                Ok(0) | Err(_) => return End::HandOver(Replay::new(buf.freeze(), io)),
+                Ok(_) => {}
+            }
+        };
+        let head = buf.split_to(shape.len).freeze();
+        let Some(parts) = shape.parts(&head, &fields) else {
+            return End::HandOver(Replay::new(rejoin(head, buf), io));
+        };
+        let busy = clock.begin();
+        let head_only = parts.method == Method::HEAD;
+        let Some(response) = service.call_lean(parts).await else {
+            drop(busy);
+            return End::HandOver(Replay::new(rejoin(head, buf), io));
+        };
+        drop(head);
+        let close = shape.close || *stop.borrow();
+        let written = write_answer(&mut io, &mut out, head_only, close, response).await;
+        drop(busy);
+        if written.is_err() || close {
+            return End::Closed;
+        }
+    }
+}
+
+/// A head and the bytes read after it, as one.
+fn rejoin(head: Bytes, rest: BytesMut) -> Bytes {
+    let mut whole = BytesMut::with_capacity(head.len() + rest.len());
+    whole.extend_from_slice(&head);
+    whole.extend_from_slice(&rest);
+    whole.freeze()
+}
+
+/// What a look at the buffer found.
+#[derive(Debug)]
+enum Parsed {
+    /// No whole head yet.
+    Partial,
+    /// A head the lane serves.
+    Lean(Shape),
+    /// One for hyper (or nothing HTTP/1.1 the lane can read).
+    NotLean,
+}
+
+/// Where the parts of a lean head lie in the buffer (its headers' names
+/// and values in the `fields` `parse` fills).
+#[derive(Debug)]
+struct Shape {
+    len: usize,
+    method: Range<usize>,
+    target: Range<usize>,
+    /// `Connection: close`.
+    close: bool,
+}
+
+/// A header's name and value, as ranges of the head.
+type Field = (Range<usize>, Range<usize>);
+
+fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::NotLean,
+    };
+    let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
+        return Parsed::NotLean;
+    };
+    if target.len() > MAX_TARGET {
+        return Parsed::NotLean;
+    }
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - buf.as_ptr() as usize;
+        start..start + s.len()
+    };
+    let mut close = false;
+    let mut length_seen = false;
+    fields.clear();
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let is = |known: &str| name.len() == known.len() && name.eq_ignore_ascii_case(known.as_bytes());
+        if is("transfer-encoding") || is("expect") || is("upgrade") {
+            return Parsed::NotLean;
+        }
+        if is("content-length") {
+            if length_seen || h.value != b"0" {
+                return Parsed::NotLean;
+            }
+            length_seen = true;
+        } else if is("connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"upgrade") {
+                    return Parsed::NotLean;
+                }
+                close |= token.eq_ignore_ascii_case(b"close");
+            }
+        }
+        fields.push((at(name), at(h.value)));
+    }
+    Parsed::Lean(Shape { len, method: at(method.as_bytes()), target: at(target.as_bytes()), close })
+}
+
+impl Shape {
+    /// The request head, its values sharing `head`'s bytes; `None` for one
+    /// hyper should judge (a method, target or name the `http` types refuse).
+    fn parts(&self, head: &Bytes, fields: &[Field]) -> Option<request::Parts> {
+        let method = Method::from_bytes(&head[self.method.clone()]).ok()?;
+        let uri = Uri::from_maybe_shared(head.slice(self.target.clone())).ok()?;
+        // Room for the few a proxy adds (forwarding headers, a request id).
+        let mut headers = HeaderMap::with_capacity(fields.len() + ROOM);
+        for (name, value) in fields {
+            let name = HeaderName::from_bytes(&head[name.clone()]).ok()?;
+            let value = HeaderValue::from_maybe_shared(head.slice(value.clone())).ok()?;
+            headers.append(name, value);
+        }
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.method = method;
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+        parts.headers = headers;
+        Some(parts)
+    }
+}
+
+/// A connection with bytes already read put back in front of it.
+#[derive(Debug)]
+pub(super) struct Replay<IO> {
+    prefix: Bytes,
+    io: IO,
+}
+
+impl<IO> Replay<IO> {
+    pub(super) fn new(prefix: Bytes, io: IO) -> Replay<IO> {
+        Replay { prefix, io }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Replay<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.io).poll_read(cx, buf);
+        }
+        let n = self.prefix.len().min(buf.remaining());
+        buf.put_slice(&self.prefix[..n]);
+        self.prefix.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Replay<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
