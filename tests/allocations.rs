@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 
 /// At most this many allocations per request passed through, on average
 /// (BENCHMARKS.md, "Allocations per request").
-const LIMIT: f64 = 5.0;
+const LIMIT: f64 = 2.0;
 
 struct Counting;
 

@@ -86,12 +86,9 @@ where
             }
         };
         let head = buf.split_to(shape.len).freeze();
-        let Some(parts) = shape.parts(&head, &fields) else {
-            return End::HandOver(Replay::new(rejoin(head, buf), io));
-        };
         let busy = clock.begin();
-        let head_only = parts.method == Method::HEAD;
-        let Some(response) = service.call_lean(parts).await else {
+        let head_only = &head[shape.method.clone()] == b"HEAD";
+        let Some(response) = service.call_lean(Head { bytes: &head, shape: &shape, fields: &fields }).await else {
             drop(busy);
             return End::HandOver(Replay::new(rejoin(head, buf), io));
         };
@@ -127,7 +124,7 @@ enum Parsed {
 /// Where the parts of a lean head lie in the buffer (its headers' names
 /// and values in the `fields` `parse` fills).
 #[derive(Debug)]
-struct Shape {
+pub(super) struct Shape {
     len: usize,
     method: Range<usize>,
     target: Range<usize>,
@@ -184,15 +181,46 @@ fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
     Parsed::Lean(Shape { len, method: at(method.as_bytes()), target: at(target.as_bytes()), close })
 }
 
-impl Shape {
-    /// The request head, its values sharing `head`'s bytes; `None` for one
-    /// hyper should judge (a method, target or name the `http` types refuse).
-    fn parts(&self, head: &Bytes, fields: &[Field]) -> Option<request::Parts> {
-        let method = Method::from_bytes(&head[self.method.clone()]).ok()?;
-        let uri = Uri::from_maybe_shared(head.slice(self.target.clone())).ok()?;
+/// A request head the lane read: HTTP/1.1, no body, no upgrade, no
+/// expectation; its parts as the client sent them.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    bytes: &'a Bytes,
+    shape: &'a Shape,
+    fields: &'a [Field],
+}
+
+impl<'a> Head<'a> {
+    pub fn method(&self) -> &'a [u8] {
+        &self.bytes[self.shape.method.clone()]
+    }
+
+    /// The request target as sent (any form).
+    pub fn target(&self) -> &'a [u8] {
+        &self.bytes[self.shape.target.clone()]
+    }
+
+    /// The same, sharing the head's bytes.
+    pub fn target_shared(&self) -> Bytes {
+        self.bytes.slice(self.shape.target.clone())
+    }
+
+    /// The headers as sent, names in the client's case, in order.
+    pub fn fields(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone + use<'a> {
+        let bytes: &'a [u8] = self.bytes;
+        self.fields.iter().map(move |(name, value)| (&bytes[name.clone()], &bytes[value.clone()]))
+    }
+
+    /// The request head in the `http` types, its values sharing the head's
+    /// bytes; `None` for one hyper should judge (a method, target or name
+    /// those types refuse).
+    pub fn parts(&self) -> Option<request::Parts> {
+        let head = self.bytes;
+        let method = Method::from_bytes(self.method()).ok()?;
+        let uri = Uri::from_maybe_shared(self.target_shared()).ok()?;
         // Room for the few a proxy adds (forwarding headers, a request id).
-        let mut headers = HeaderMap::with_capacity(fields.len() + ROOM);
-        for (name, value) in fields {
+        let mut headers = HeaderMap::with_capacity(self.fields.len() + ROOM);
+        for (name, value) in self.fields {
             let name = HeaderName::from_bytes(&head[name.clone()]).ok()?;
             let value = HeaderValue::from_maybe_shared(head.slice(value.clone())).ok()?;
             headers.append(name, value);

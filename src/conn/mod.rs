@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, request};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::sync::watch as signal;
 
+pub use lane::Head;
 pub use watch::Deadlines;
 use watch::{Clock, Tracked, Verdict, Watched};
 
@@ -87,8 +88,8 @@ pub trait Serve: Send + Sync + 'static {
 
     /// Serves a bodiless HTTP/1.1 request the lean lane read, or `None`: the
     /// connection then goes to hyper, this request first.
-    fn call_lean(&self, parts: request::Parts) -> impl Future<Output = Option<Response<Self::Body>>> + Send {
-        let _ = parts;
+    fn call_lean(&self, head: Head<'_>) -> impl Future<Output = Option<Response<Self::Body>>> + Send {
+        let _ = head;
         std::future::ready(None)
     }
 }

@@ -10,10 +10,10 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-const VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 auditgate");
+pub(super) const VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 auditgate");
 
 /// Headers that belong to one connection and are never forwarded.
-const HOP_BY_HOP: [HeaderName; 9] = [
+pub(super) const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -27,7 +27,7 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 
 /// Headers a client cannot make the proxy drop by naming them in
 /// `Connection`: the proxy relies on them or the upstream needs them.
-const PROTECTED: [HeaderName; 7] = [
+pub(super) const PROTECTED: [HeaderName; 7] = [
     header::AUTHORIZATION,
     header::COOKIE,
     header::HOST,
@@ -160,6 +160,27 @@ pub struct Hop<'a> {
     pub proto: &'static str,
     /// The host the client addressed (`Host` or the HTTP/2 authority).
     pub host: Option<HeaderValue>,
+}
+
+/// What a request's headers become toward the upstream once its hop-by-hop
+/// headers are gone: an untrusted peer's actor header dropped, the
+/// forwarding headers set, and a request id.
+pub fn forward(headers: &mut HeaderMap, hop: Hop<'_>, actor: &HeaderName) {
+    if !hop.peer_trusted {
+        headers.remove(actor);
+    }
+    set_forwarding(headers, hop);
+    set_request_id(headers);
+}
+
+/// Sets `X-Request-Id` to a new ULID unless the client sent one; allocates
+/// only when it makes one.
+pub fn set_request_id(headers: &mut HeaderMap) {
+    if !headers.contains_key(&X_REQUEST_ID) {
+        let mut buf = [0u8; ulid::ULID_LEN];
+        let id = ulid::Ulid::new().array_to_str(&mut buf);
+        headers.insert(X_REQUEST_ID, HeaderValue::from_str(id).expect("a ULID is a header value"));
+    }
 }
 
 /// Sets `X-Forwarded-For/-Proto/-Host` and `Via` toward the upstream. A

@@ -5,6 +5,7 @@
 mod answer;
 mod body;
 mod error;
+mod forward;
 mod headers;
 mod server;
 mod tee;
@@ -18,7 +19,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::uri::{PathAndQuery, Uri};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, request};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version, request};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
@@ -41,24 +42,17 @@ use crate::resource::{
     changes_state, effective_method, form_method_override,
 };
 use crate::snapshot::{ResourceGuard, ResourceLocks, Snapshotter};
-use crate::upstream::{Affinity, RawBody, UpstreamBody, UpstreamClient, UpstreamError};
+use crate::upstream::{Affinity, RawBody, RequestHead, UpstreamBody, UpstreamClient, UpstreamError};
 use crate::whoami::Whoami;
+
+/// The longest header name the `http` types take.
+const MAX_NAME: usize = u16::MAX as usize;
 
 /// Whether a path holds `%2F` or `%5C` (any case).
 fn has_encoded_slash(path: &str) -> bool {
     path.as_bytes()
         .windows(3)
         .any(|w| w[0] == b'%' && matches!((w[1], w[2].to_ascii_uppercase()), (b'2', b'F') | (b'5', b'C')))
-}
-
-/// Sets `X-Request-Id` to a new ULID unless the client sent one; allocates
-/// only when it makes one.
-fn set_request_id(headers: &mut HeaderMap) {
-    if !headers.contains_key(&X_REQUEST_ID) {
-        let mut buf = [0u8; ulid::ULID_LEN];
-        let id = ulid::Ulid::new().array_to_str(&mut buf);
-        headers.insert(X_REQUEST_ID, HeaderValue::from_str(id).expect("a ULID is a header value"));
-    }
 }
 
 /// Everything a request needs, built once at start and shared.
@@ -179,8 +173,21 @@ impl Proxy {
 
     /// A bodiless HTTP/1.1 request a connection's lean lane read: answered
     /// here when it passes through, `None` when it may be recorded (the
-    /// connection's hyper server then serves it, from its first byte).
-    pub async fn handle_lean(&self, conn: &ConnInfo, mut parts: request::Parts) -> Option<Response<ResponseBody>> {
+    /// connection's hyper server then serves it, from its first byte). A
+    /// plain read goes out as the client wrote it (`RawForward`); anything
+    /// else through the `http` types, as hyper's requests do.
+    pub async fn handle_lean(&self, conn: &ConnInfo, head: crate::conn::Head<'_>) -> Option<Response<ResponseBody>> {
+        if let Some(forward) = self.plain_read(conn, &head) {
+            let answer = self.send_head(conn, &forward, b"").await;
+            return Some(match answer {
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    self.client_response(parts, ResponseBody::raw(body), None)
+                }
+                Err(e) => e.into_response(),
+            });
+        }
+        let mut parts = head.parts()?;
         let (method, policy) = match self.prepare(Version::HTTP_11, &mut parts, false) {
             Ok(prepared) => prepared,
             Err(e) => return Some(e.into_response()),
@@ -190,6 +197,49 @@ impl Proxy {
         }
         drop(policy);
         Some(self.pass_bodiless(conn, parts).await.unwrap_or_else(ProxyError::into_response))
+    }
+
+    /// A read that is never recorded, in the plainest form (an origin-form
+    /// target, one `Host`, no method override header), ready to go out as
+    /// written; `None` for any other request.
+    fn plain_read<'a>(
+        &'a self,
+        conn: &'a ConnInfo,
+        head: &crate::conn::Head<'a>,
+    ) -> Option<forward::RawForward<'a, impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone + use<'a>>> {
+        let method = head.method();
+        let read = matches!(method, b"GET" | b"HEAD");
+        if !(read || matches!(method, b"OPTIONS" | b"TRACE")) || (read && self.policy.current().audits_reads()) {
+            return None;
+        }
+        // The target exactly as the `http` types would keep it (they drop a
+        // fragment, and refuse some bytes httparse lets through).
+        let target = head.target();
+        let kept = PathAndQuery::from_maybe_shared(head.target_shared()).ok()?;
+        if target.first() != Some(&b'/') || kept.as_str().as_bytes() != target {
+            return None;
+        }
+        let mut hosts = 0;
+        for (name, _) in head.fields() {
+            if name.len() > MAX_NAME {
+                return None;
+            } else if name.eq_ignore_ascii_case(b"host") {
+                hosts += 1;
+            } else if OVERRIDE_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes())) {
+                return None;
+            }
+        }
+        (hosts == 1).then(|| forward::RawForward {
+            method,
+            base_path: &self.base_path,
+            target,
+            fields: head.fields(),
+            peer: &conn.peer_value,
+            peer_trusted: conn.peer_trusted,
+            proto: conn.proto,
+            actor: &self.actor.header,
+            request_id: forward::new_id(),
+        })
     }
 
     /// A request that may be recorded: its entry begun, sent, and completed
@@ -263,7 +313,18 @@ impl Proxy {
         if !body.is_empty() {
             parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
-        let sending = self.upstream.send_raw(&conn.affinity, &parts, body, self.limits.upstream_read_timeout);
+        self.send_head(conn, &parts, body).await
+    }
+
+    /// Sends a head as the upstream receives it, and `body`, on the client
+    /// connection's lean upstream connection.
+    async fn send_head(
+        &self,
+        conn: &ConnInfo,
+        head: &(impl RequestHead + Sync),
+        body: &[u8],
+    ) -> Result<Response<RawBody>, ProxyError> {
+        let sending = self.upstream.send_raw(&conn.affinity, head, body, self.limits.upstream_read_timeout);
         // With the body already whole, `upstream_timeout` runs from now.
         match tokio::time::timeout(self.limits.upstream_timeout, sending).await {
             Ok(sent) => sent.map_err(ProxyError::Upstream),
@@ -381,7 +442,7 @@ impl Proxy {
         if let (Some(from), Some(b)) = (classified.pending_id.take(), body.bytes()) {
             classified.resource.id = from.from_body(b);
         }
-        set_request_id(&mut parts.headers);
+        headers::set_request_id(&mut parts.headers);
         let request_id = parts.headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let carried = self.auditor.snapshots.carried(&parts.headers);
         let facts = RequestFacts::new(parts, actor, addr, request_id, carried, started);
@@ -543,14 +604,11 @@ impl Proxy {
             let value = host.clone().unwrap_or_else(|| self.upstream_host.clone());
             parts.headers.insert(HOST, value);
         }
-        if !conn.peer_trusted {
-            parts.headers.remove(&self.actor.header);
-        }
-        headers::set_forwarding(
+        headers::forward(
             &mut parts.headers,
             headers::Hop { peer: &conn.peer_value, peer_trusted: conn.peer_trusted, proto: conn.proto, host },
+            &self.actor.header,
         );
-        set_request_id(&mut parts.headers);
         if chunked {
             parts.headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         }

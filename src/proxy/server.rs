@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{HeaderValue, Request, Response, request};
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
@@ -44,8 +44,8 @@ impl conn::Serve for ProxyConn {
         self.proxy.serves_lean()
     }
 
-    fn call_lean(&self, parts: request::Parts) -> impl Future<Output = Option<Response<ResponseBody>>> + Send {
-        self.proxy.handle_lean(&self.info, parts)
+    fn call_lean(&self, head: conn::Head<'_>) -> impl Future<Output = Option<Response<ResponseBody>>> + Send {
+        self.proxy.handle_lean(&self.info, head)
     }
 }
 

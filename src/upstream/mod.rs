@@ -27,7 +27,7 @@ mod raw;
 
 pub use body::UpstreamBody;
 use raw::RawConn;
-pub use raw::{RawBody, RawBodyError, RawError, content_length};
+pub use raw::{RawBody, RawBodyError, RawError, RequestHead, content_length};
 
 /// Why the upstream gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +206,7 @@ impl UpstreamClient {
     pub async fn send_raw(
         &self,
         affinity: &Affinity,
-        parts: &http::request::Parts,
+        head: &(impl RequestHead + ?Sized),
         body: &[u8],
         read_timeout: Duration,
     ) -> Result<Response<RawBody>, UpstreamError> {
@@ -214,7 +214,7 @@ impl UpstreamClient {
             Some(conn) => conn,
             None => RawConn::new(Box::pin(self.tcp_within()).await?),
         };
-        Ok(conn.exchange(parts, body, &affinity.raw, read_timeout).await?)
+        Ok(conn.exchange(head, body, &affinity.raw, read_timeout).await?)
     }
 
     /// Sends a request of auditgate's own (a snapshot, a who-am-I; its body

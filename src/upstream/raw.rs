@@ -95,12 +95,12 @@ impl RawConn {
     /// been read.
     pub async fn exchange(
         mut self,
-        parts: &request::Parts,
+        head: &(impl RequestHead + ?Sized),
         body: &[u8],
         home: &Home,
         read_timeout: Duration,
     ) -> Result<Response<RawBody>, RawError> {
-        write_head(&mut self.out, parts);
+        head.write_into(&mut self.out);
         // A small body goes out with the head in one write; a large one on
         // its own, so the connection's buffer does not keep its size.
         if body.len() <= WRITE_WITH_HEAD {
@@ -110,7 +110,7 @@ impl RawConn {
             self.io.write_all(&self.out).await?;
             self.io.write_all(body).await?;
         }
-        let head_only = parts.method == Method::HEAD;
+        let head_only = head.is_head();
         loop {
             match parse_head(&mut self.buf, head_only)? {
                 Some(Parsed::Interim) => continue,
@@ -124,6 +124,26 @@ impl RawConn {
                 return Err(RawError::Closed { answered });
             }
         }
+    }
+}
+
+/// A request head as the upstream receives it.
+pub trait RequestHead {
+    /// Writes it into `out` (cleared first): the request line, the headers
+    /// and the empty line.
+    fn write_into(&self, out: &mut Vec<u8>);
+
+    /// Whether it is a `HEAD`, whose answer has no body whatever it says.
+    fn is_head(&self) -> bool;
+}
+
+impl RequestHead for request::Parts {
+    fn write_into(&self, out: &mut Vec<u8>) {
+        write_head(out, self);
+    }
+
+    fn is_head(&self) -> bool {
+        self.method == Method::HEAD
     }
 }
 

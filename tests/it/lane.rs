@@ -142,3 +142,36 @@ async fn shutdown_closes_an_idle_connection_of_the_lane_at_once() {
     tokio::time::timeout(Duration::from_secs(5), app.task.take().unwrap()).await.unwrap().unwrap();
     assert!(started.elapsed() < Duration::from_secs(4), "shutdown waited for the idle connection");
 }
+
+#[tokio::test]
+async fn a_plain_read_reaches_the_upstream_as_the_header_map_would_send_it() {
+    let app = spawn_app().await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    // Written as sent, less what a proxy drops, plus what it adds; the
+    // fragment goes where the `http` types put it (nowhere), through them.
+    stream
+        .write_all(
+            b"GET /inspect?x=1 HTTP/1.1\r\nHost: app.example\r\nConnection: keep-alive, X-Secret\r\n\
+              X-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n\
+              X-Kept: a\r\nx-kept: b\r\n\r\n\
+              GET /inspect#fragment HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let (_, first) = read_answer(&mut stream).await;
+    let (_, second) = read_answer(&mut stream).await;
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["uri"], "/inspect?x=1");
+    assert_eq!(seen_header(&first, "host"), ["app.example"]);
+    assert_eq!(seen_header(&first, "x-kept"), ["a", "b"]);
+    assert_eq!(seen_header(&first, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(seen_header(&first, "x-forwarded-proto"), ["http"]);
+    assert_eq!(seen_header(&first, "x-forwarded-host"), ["app.example"]);
+    assert_eq!(seen_header(&first, "via"), ["1.1 auditgate"]);
+    assert_eq!(seen_header(&first, "x-request-id")[0].len(), 26);
+    for gone in ["connection", "keep-alive", "x-secret"] {
+        assert!(seen_header(&first, gone).is_empty(), "{gone} reached the upstream");
+    }
+    let second: serde_json::Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(second["uri"], "/inspect");
+}
