@@ -96,7 +96,7 @@ where
         let close = shape.close || *stop.borrow();
         let written = write_answer(&mut io, &mut out, head_only, close, response).await;
         drop(busy);
-        if written.is_err() || close {
+        if !matches!(written, Ok(false)) {
             return End::Closed;
         }
     }
@@ -282,5 +282,84 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Replay<IO> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn look(head: &str) -> Parsed {
+        parse(head.as_bytes(), &mut Vec::new())
+    }
+
+    fn lean(head: &str) -> Option<bool> {
+        match look(head) {
+            Parsed::Lean(shape) => Some(shape.close),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_lane_takes_only_plain_http_1_1_heads() {
+        let get = |extra: &str| format!("GET /a?b=1 HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+        assert_eq!(lean(&get("")), Some(false));
+        assert_eq!(lean(&get("Connection: close\r\n")), Some(true));
+        assert_eq!(lean(&get("connection: keep-alive, Close\r\n")), Some(true));
+        assert_eq!(lean(&get("Connection: keep-alive\r\n")), Some(false));
+        assert_eq!(lean(&get("Content-Length: 0\r\n")), Some(false));
+        for refused in [
+            "Connection: keep-alive, Upgrade\r\n",
+            "Upgrade: h2c\r\n",
+            "Transfer-Encoding: chunked\r\n",
+            "transfer-encoding: identity\r\n",
+            "Content-Length: 1\r\n",
+            "Content-Length: 00\r\n",
+            "Content-Length: 0\r\nContent-Length: 0\r\n",
+            "Expect: 100-continue\r\n",
+        ] {
+            assert!(matches!(look(&get(refused)), Parsed::NotLean), "{refused}");
+        }
+        assert!(matches!(look("GET / HTTP/1.0\r\n\r\n"), Parsed::NotLean));
+        assert!(matches!(look("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Parsed::NotLean));
+        assert!(matches!(look("GET / HTTP/1.1\r\nHo st: x\r\n\r\n"), Parsed::NotLean));
+        assert!(matches!(look("GET / HTTP/1.1\r\nHost: x\r\n"), Parsed::Partial));
+        let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(MAX_TARGET));
+        assert!(matches!(look(&long), Parsed::NotLean));
+        let longest = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(MAX_TARGET - 1));
+        assert!(matches!(look(&longest), Parsed::Lean(_)));
+    }
+
+    #[test]
+    fn a_head_gives_its_parts_as_sent() {
+        let text = "GET /items/1?x=2 HTTP/1.1\r\nHost: app\r\nX-A: 1\r\nx-a: 2\r\n\r\nGET /next";
+        let mut fields = Vec::new();
+        let Parsed::Lean(shape) = parse(text.as_bytes(), &mut fields) else { panic!("not lean") };
+        assert_eq!(shape.len, text.len() - "GET /next".len());
+        let bytes = Bytes::copy_from_slice(text.as_bytes());
+        let head = Head { bytes: &bytes, shape: &shape, fields: &fields };
+        assert_eq!((head.method(), head.target()), (&b"GET"[..], &b"/items/1?x=2"[..]));
+        assert_eq!(head.target_shared(), "/items/1?x=2");
+        let sent: Vec<(&[u8], &[u8])> = head.fields().collect();
+        assert_eq!(sent, [(&b"Host"[..], &b"app"[..]), (b"X-A", b"1"), (b"x-a", b"2")]);
+        let parts = head.parts().unwrap();
+        assert_eq!(
+            (parts.method, parts.uri.to_string(), parts.version),
+            (Method::GET, "/items/1?x=2".into(), Version::HTTP_11)
+        );
+        let values: Vec<_> = parts.headers.get_all("x-a").iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(values, ["1", "2"]);
+        assert_eq!(parts.headers.get("host").unwrap(), "app");
+    }
+
+    #[tokio::test]
+    async fn a_replay_gives_the_bytes_read_first_then_the_connection() {
+        let (mut client, server) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut client, b" world").await.unwrap();
+        drop(client);
+        let mut replay = Replay::new(Bytes::from_static(b"hello"), server);
+        let mut all = String::new();
+        replay.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "hello world");
     }
 }

@@ -112,7 +112,8 @@ async fn an_answer_of_unknown_length_goes_chunked_and_one_without_a_date_gets_on
     stream.write_all(b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
     let answer = read_to_close(&mut stream).await;
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 203 Non Authoritative Information\r\n"), "{head}");
+    // The upstream's own reason phrase, as hyper's server keeps it.
+    assert!(head.starts_with("HTTP/1.1 203 Whatever\r\n"), "{head}");
     assert!(head.contains("\r\nx-kept: 1"), "{head}");
     assert!(head.contains("\r\ndate: "), "{head}");
     assert!(head.contains("\r\ntransfer-encoding: chunked"), "{head}");
