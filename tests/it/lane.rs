@@ -176,3 +176,48 @@ async fn a_plain_read_reaches_the_upstream_as_the_header_map_would_send_it() {
     let second: serde_json::Value = serde_json::from_str(&second).unwrap();
     assert_eq!(second["uri"], "/inspect");
 }
+
+/// An upstream that answers every request with its request line.
+async fn request_line_upstream() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_string();
+                let answer =
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{line}", line.len());
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_target_the_http_types_would_change_is_sent_as_they_change_it() {
+    let upstream = request_line_upstream().await;
+    let app = spawn_app_to(&format!("http://{upstream}"), &[], None).await;
+    for (sent, seen) in [
+        ("/plain?q=1", "GET /plain?q=1 HTTP/1.1"),
+        // The `http` types drop a fragment; written raw it would go on.
+        ("/frag?q=1#part", "GET /frag?q=1 HTTP/1.1"),
+    ] {
+        let mut stream = TcpStream::connect(app.addr).await.unwrap();
+        stream
+            .write_all(format!("GET {sent} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let (head, body) = read_answer(&mut stream).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert_eq!(body, seen);
+    }
+}
