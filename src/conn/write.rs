@@ -328,6 +328,8 @@ mod tests {
     fn a_date_is_added_once_and_close_is_said_once() {
         let (text, _, closes) = head(200, None, &[], Some(0), false, false);
         assert_eq!(text.matches("\r\ndate: ").count(), 1, "{text}");
+        let (others, _, _) = head(200, None, &[("x-a", "1")], Some(0), false, false);
+        assert_eq!(others.matches("\r\ndate: ").count(), 1, "a header other than Date is not one: {others}");
         assert!(text.ends_with(" GMT\r\n\r\n"), "{text}");
         assert!(!closes && !text.contains("connection"));
         let (text, _, closes) = head(200, None, &[DATED], Some(0), false, true);
