@@ -248,6 +248,7 @@ mod tests {
                 ("X-Forwarded-Proto", "https"),
             ],
             &[("Host", "h"), ("Connection", "close"), ("Connection", "x-second")],
+            &[("Host", "h"), ("Connection", "x-gone"), ("X-Gone", "1"), ("X-Kept", "1"), ("Accept", "*/*")],
             &[("Host", "h"), ("Connection", "x-\u{e9}, x-kept"), ("X-Kept", "1")],
             &[
                 ("Host", "h"),
