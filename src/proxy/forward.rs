@@ -229,6 +229,25 @@ mod tests {
     }
 
     #[test]
+    fn only_a_head_request_is_a_head() {
+        let peer = HeaderValue::from_static("10.0.0.2");
+        let actor = HeaderName::from_static("x-user");
+        let raw = |method: &'static [u8]| RawForward {
+            method,
+            base_path: "",
+            target: b"/",
+            fields: std::iter::empty::<(&[u8], &[u8])>(),
+            peer: &peer,
+            peer_trusted: false,
+            proto: "http",
+            actor: &actor,
+            request_id: new_id(),
+        };
+        assert!(raw(b"HEAD").is_head());
+        assert!(!raw(b"GET").is_head() && !raw(b"OPTIONS").is_head());
+    }
+
+    #[test]
     fn the_raw_head_holds_what_the_header_map_would() {
         let actor = HeaderName::from_static("x-user");
         let cases: &[&[(&str, &str)]] = &[
