@@ -352,6 +352,16 @@ mod tests {
         assert_eq!(parts.headers.get("host").unwrap(), "app");
     }
 
+    #[test]
+    fn a_head_handed_over_goes_back_in_front_of_what_followed_it() {
+        let mut rest = BytesMut::new();
+        rest.extend_from_slice(b"GET /next");
+        assert_eq!(
+            rejoin(Bytes::from_static(b"PATCH /x HTTP/1.1\r\n\r\n"), rest),
+            "PATCH /x HTTP/1.1\r\n\r\nGET /next"
+        );
+    }
+
     #[tokio::test]
     async fn a_replay_gives_the_bytes_read_first_then_the_connection() {
         let (mut client, server) = tokio::io::duplex(64);
