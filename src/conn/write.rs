@@ -4,7 +4,7 @@
 //! 204 and 304), and the body, small parts in one write with the head.
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -221,19 +221,23 @@ fn chunk_size(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// `date: …` for this second, formatted once a second per thread.
+/// `date: …` for this second, formatted once a second per thread (into
+/// a fixed buffer: no allocation).
 fn date(out: &mut Vec<u8>) {
+    const LEN: usize = 29;
     thread_local! {
-        static CACHED: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+        static CACHED: RefCell<(u64, [u8; LEN])> = const { RefCell::new((u64::MAX, [0; LEN])) };
     }
     let now = SystemTime::now();
     let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     CACHED.with_borrow_mut(|(at, text)| {
         if *at != second {
             *at = second;
-            *text = httpdate::fmt_http_date(now);
+            let mut cursor = io::Cursor::new(&mut text[..]);
+            // An HTTP date is always 29 bytes.
+            let _ = write!(cursor, "{}", httpdate::HttpDate::from(now));
         }
-        header_line(out, b"date: ", text.as_bytes());
+        header_line(out, b"date: ", &text[..]);
     });
 }
 
