@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Pass-through CPU per request of several builds (or settings) side by side,
-# alternated in one run, nginx among them: each variant in front of one
-# nginx answering JSON (one worker), wrk with 64 connections for DUR seconds,
-# RUNS rounds. Prints medians of requests/s and of user and system CPU µs
-# per request (from /proc/PID/stat).
+# alternated in one run, nginx among them if asked: each variant in front of
+# one upstream, wrk with 64 connections for DUR seconds, RUNS rounds. Prints
+# medians of requests/s and of user and system CPU µs per request (from
+# /proc/PID/stat).
 #
 # Usage: scripts/bench-sides.sh "NAME|ENV|BINARY" ...   (BINARY `nginx` for nginx
-#        as the proxy; ENV like `A=1 B=2` or empty; env RUNS=5 DUR=5)
+#        as the proxy; ENV like `A=1 B=2` or empty; env RUNS=5 DUR=5;
+#        UPSTREAM=nginx|example: nginx answering JSON (one worker) or the
+#        example app; AG_THREADS: every auditgate's worker_threads)
 # Example: scripts/bench-sides.sh "nginx||nginx" "before||/tmp/ag-old" "after||target/release/auditgate"
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,15 @@ fi
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
 up=$(free_port)
-start_json_nginx "$up" > /dev/null
+if [ "${UPSTREAM:-nginx}" = nginx ]; then
+  start_json_nginx "$up" > /dev/null
+else
+  cargo build --release --quiet --example upstream
+  target/release/examples/upstream "127.0.0.1:$up" 1 > /dev/null &
+  pids+=($!)
+  wait_port "$up"
+fi
+if [ -n "${AG_THREADS:-}" ]; then export AUDITGATE_WORKER_THREADS=$AG_THREADS; fi
 names=(); ports=(); procs=()
 i=0
 for variant in "$@"; do
