@@ -178,14 +178,7 @@ impl Proxy {
     /// else through the `http` types, as hyper's requests do.
     pub async fn handle_lean(&self, conn: &ConnInfo, head: crate::conn::Head<'_>) -> Option<Response<ResponseBody>> {
         if let Some(forward) = self.plain_read(conn, &head) {
-            let answer = self.send_head(conn, &forward, b"").await;
-            return Some(match answer {
-                Ok(response) => {
-                    let (parts, body) = response.into_parts();
-                    self.client_response(parts, ResponseBody::raw(body), None)
-                }
-                Err(e) => e.into_response(),
-            });
+            return Some(self.pass_head(conn, &forward).await.unwrap_or_else(ProxyError::into_response));
         }
         let mut parts = head.parts()?;
         let (method, policy) = match self.prepare(Version::HTTP_11, &mut parts, false) {
@@ -294,13 +287,24 @@ impl Proxy {
         conn: &ConnInfo,
         parts: request::Parts,
     ) -> Result<Response<ResponseBody>, ProxyError> {
-        let (parts, body) = self.send_lean(conn, parts, b"").await?.into_parts();
+        self.pass_head(conn, &self.upstream_parts(conn, parts, false)).await
+    }
+
+    /// A bodiless request's head, as the upstream receives it, passed
+    /// through on the lean upstream connection; the answer as the client
+    /// receives it.
+    async fn pass_head(
+        &self,
+        conn: &ConnInfo,
+        head: &(impl RequestHead + Sync),
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        let (parts, body) = self.send_head(conn, head, b"").await?.into_parts();
         Ok(self.client_response(parts, ResponseBody::raw(body), None))
     }
 
-    /// Sends a request with its whole `body` (none, or an audited request's,
-    /// read) on the client connection's lean upstream connection, where
-    /// hyper's client connection would add its task and channel.
+    /// Sends a request with its whole `body` (an audited request's, read) on
+    /// the client connection's lean upstream connection, where hyper's
+    /// client connection would add its task and channel.
     async fn send_lean(
         &self,
         conn: &ConnInfo,
