@@ -489,6 +489,10 @@ const PAGE_SIZE: i64 = 16 << 10;
 /// hold it). With the connections' 5 s, a long read (a verify, an export)
 /// held the writer 5 s a try, every try.
 const RESTART_WAIT: Duration = Duration::from_millis(100);
+/// How often, and how far apart, a PASSIVE pass is tried while another
+/// connection's checkpoint keeps it from running.
+const PASSIVE_TRIES: usize = 20;
+const PASSIVE_RETRY: Duration = Duration::from_millis(5);
 /// After a RESTART that readers kept from finishing, the next waits this
 /// long, so a long read costs the writer `RESTART_WAIT` this often at most.
 const RESTART_BACKOFF: Duration = Duration::from_secs(5);
@@ -541,8 +545,19 @@ async fn checkpoints(pool: SqlitePool, gate: Gate) {
 async fn checkpoint(pool: &SqlitePool, gate: &Gate, limit: i64, may_restart: bool) -> Result<bool, sqlx::Error> {
     // (busy, frames in the WAL, frames copied back)
     let passive = || sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool);
-    let (_, frames, _) = passive().await?;
-    if frames * PAGE_SIZE <= limit || !may_restart {
+    let mut frames = -1;
+    // While another connection checkpoints (another instance on the file),
+    // a pass cannot run and says -1 frames: not a small WAL.
+    for _ in 0..PASSIVE_TRIES {
+        (_, frames, _) = passive().await?;
+        if frames >= 0 {
+            break;
+        }
+        tokio::time::sleep(PASSIVE_RETRY).await;
+    }
+    // Under the bound, not to restart, or still held off (the next tick
+    // tries again): no RESTART is tried.
+    if frames < 0 || frames * PAGE_SIZE <= limit || !may_restart {
         return Ok(true);
     }
     for _ in 0..16 {
@@ -798,6 +813,48 @@ mod tests {
             let wait: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap();
             assert_eq!(wait, 5000);
             held.push(conn);
+        }
+    }
+
+    /// A PASSIVE pass held off by another connection's checkpoint (it says
+    /// -1 frames) is tried again, not read as a WAL under the bound: with a
+    /// reader in the WAL, the pass then tries the RESTART and finds it held
+    /// up. (A RESTART read -1 as nothing to do: `a_restart_checkpoint_a_
+    /// reader_holds_up_gives_the_writer_back` failed when the store's own
+    /// checkpointer passed at the same moment.)
+    #[tokio::test]
+    async fn a_pass_another_checkpoint_holds_off_is_tried_again() {
+        use crate::entry::Chain;
+        use crate::entry::tests::sample;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let mut chain = Chain::resume(None);
+        let mut write = async |n: usize| {
+            let batch: Vec<_> = (0..n).map(|_| chain.seal(sample(1))).collect();
+            store.insert_batch(&batch).await.unwrap();
+        };
+        write(20).await;
+        let mut reader = store.pool.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
+        sqlx::query("SELECT COUNT(*) FROM audit_log").execute(&mut *reader).await.unwrap();
+        write(20).await;
+        // Another connection's RESTART, which the reader holds up too, keeps
+        // the checkpoint lock while it waits (60 ms).
+        let options = SqliteConnectOptions::from_str(&url).unwrap().busy_timeout(Duration::from_millis(60));
+        let mut other = sqlx::ConnectOptions::connect(&options).await.unwrap();
+        for _ in 0..3 {
+            write(5).await;
+            let restart = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut other);
+            let ours = async {
+                // Most often while theirs holds the lock (not always: the test
+                // cannot know), so a pass of ours is held off.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                checkpoint(&store.pool, &store.gate, 0, true).await.unwrap()
+            };
+            let (theirs, ours) = tokio::join!(restart, ours);
+            assert_eq!(theirs.unwrap().0, 1, "the reader holds their RESTART up");
+            assert!(!ours, "tried again, it tries the RESTART, which the reader holds up");
         }
     }
 
