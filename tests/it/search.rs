@@ -242,6 +242,35 @@ async fn a_text_in_more_entries_than_the_candidates_hold_is_found_in_each() {
     assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 3_003);
 }
 
+/// A search whose matches among the newest entries exactly fill a page,
+/// with more matches older than those (on PostgreSQL the newest 2,000 are
+/// read first): the page still names the next, and the older matches are
+/// found after it.
+#[tokio::test]
+async fn a_page_the_newest_entries_exactly_fill_names_the_older_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
+    let mut chain = Chain::resume(None);
+    let rare = |n: usize| n < 3 || n >= 2_495;
+    let batch: Vec<Sealed> = (0..2_500)
+        .map(|n| {
+            let mut e = entry("gw", n);
+            let word = if rare(n) { "quixotic" } else { "other" };
+            e.changes = vec![Change { path: "/w".into(), old: json!(null), new: json!(word) }];
+            chain.seal(e)
+        })
+        .collect();
+    let mut expected: Vec<String> =
+        batch.iter().enumerate().filter(|(n, _)| rare(*n)).map(|(_, s)| s.entry.id.clone()).collect();
+    expected.reverse();
+    store.insert_batch(&batch).await.unwrap();
+    index_all(&store).await;
+    let (page, next) = store.list(&q("quixotic"), None, 5).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), expected[..5]);
+    assert_eq!(next.as_ref(), Some(&expected[4]), "three older matches follow");
+    assert_eq!(found(&store, "quixotic", 5).await, expected);
+}
+
 /// A search no index narrows (two characters) reads a window of entries a
 /// page: a page may hold fewer entries than asked for, or none, and still
 /// name the next; following the cursors finds every match once, newest
