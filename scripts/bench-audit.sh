@@ -147,4 +147,9 @@ for name in ["idle", "audited-patch", "audited-post"]:
     after = "idle" if name == "idle" else f"after {name}"
     print(f"auditgate RSS {after}: {total:.1f} MiB ({anon:.1f} anonymous, {mapped:.1f} file pages)")
 print(f"entries: {stats['total']} ({by.get('update', 0)} updates, {by.get('create', 0)} creates) for {n} audited requests; chain ok: {verify['ok']}")
+metrics = urllib.request.urlopen(f"http://127.0.0.1:{q}/metrics").read().decode()
+def metric(name):
+    return sum(float(l.split()[-1]) for l in metrics.splitlines() if l.startswith(name + " "))
+batches = metric("auditgate_batches_total")
+print(f"recorder batches: {batches:.0f}, {metric('auditgate_batch_entries_sum') / max(batches, 1):.1f} entries each")
 PY

@@ -251,7 +251,7 @@ async fn a_page_the_newest_entries_exactly_fill_names_the_older_matches() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
     let mut chain = Chain::resume(None);
-    let rare = |n: usize| n < 3 || n >= 2_495;
+    let rare = |n: usize| !(3..2_495).contains(&n);
     let batch: Vec<Sealed> = (0..2_500)
         .map(|n| {
             let mut e = entry("gw", n);

@@ -359,7 +359,8 @@ async fn one_deletion_batch_over_two_chains_moves_both_checkpoints() {
 /// The statistics a store keeps as it writes answer what counting the
 /// entries answers, on either store: ranges on and off hour and day
 /// boundaries, two instances' entries, a batch written as two halves
-/// (PostgreSQL, from 200), a replay (its stored entries not counted again)
+/// (PostgreSQL, from 200), batches of a few entries and replays (their
+/// stored entries not counted again)
 /// and retention. On PostgreSQL the migration's backfill (SQL) also gives
 /// the counts the writers kept (Rust).
 #[tokio::test]
@@ -390,9 +391,19 @@ async fn kept_statistics_answer_what_counting_the_entries_answers() {
     };
     let a = batch("gw-a", 0, 300, "");
     let b = batch("gw-b", 1000, 40, "");
-    store.insert_batch(&a[..220]).await.unwrap();
+    // Batches of a few entries (SQLite sends them at once) and larger ones.
+    let mut written = 0;
+    for n in [1, 5, 16, 17, 3, 100, 78] {
+        store.insert_batch(&a[written..written + n]).await.unwrap();
+        written += n;
+    }
+    assert_eq!(written, 220);
     store.insert_batch(&b).await.unwrap();
-    // A replay: 120 stored already, 80 new.
+    // A replay: 120 stored already, 80 new; whole and in batches of 16, of
+    // which one is half stored.
+    for replayed in a[100..].chunks(16) {
+        store.insert_batch(replayed).await.unwrap();
+    }
     store.insert_batch(&a[100..]).await.unwrap();
     let time = |h: i64| {
         let ms = i64::try_from(start).unwrap() + h * i64::try_from(HOUR_MS).unwrap() / 60;

@@ -816,6 +816,63 @@ mod tests {
         }
     }
 
+    /// A batch is one transaction: stopped at any statement, nothing of it
+    /// stays (its entries before the one refused, its statistics, its chain
+    /// head), and the connection it used goes back to the pool with no
+    /// transaction open; the next batch is written whole.
+    #[tokio::test]
+    async fn a_batch_stopped_at_a_statement_leaves_nothing() {
+        use crate::entry::Chain;
+        use crate::entry::tests::sample;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let mut chain = Chain::resume(None);
+        let first: Vec<_> = (0..3).map(|_| chain.seal(sample(1))).collect();
+        store.insert_batch(&first).await.unwrap();
+        let counts = || async {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM audit_log) + (SELECT SUM(n) FROM audit_stats) \
+                 + (SELECT SUM(n) FROM audit_stats_daily)",
+            )
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+            let head: String =
+                sqlx::query_scalar("SELECT last_id FROM chain_head").fetch_one(&store.pool).await.unwrap();
+            (n, head)
+        };
+        let before = counts().await;
+        assert_eq!(before, (3 + 2 * 4 * 3, first[2].entry.id.clone()));
+        sqlx::query(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_log WHEN NEW.actor = 'mallory' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let mut refused = sample(2);
+        refused.actor = "mallory".into();
+        let second: Vec<_> = [sample(2), refused, sample(2)].into_iter().map(|e| chain.seal(e)).collect();
+        for _ in 0..CONNECTIONS + 1 {
+            let e = store.insert_batch(&second).await.unwrap_err();
+            assert!(e.to_string().contains("refused"), "{e}");
+            assert_eq!(counts().await, before);
+        }
+        sqlx::query("DROP TRIGGER refuse").execute(&store.pool).await.unwrap();
+        // Every connection of the pool can begin a write: none was left in
+        // the stopped transaction.
+        let mut held = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let mut conn = store.pool.acquire().await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE; ROLLBACK").execute(&mut *conn).await.unwrap();
+            held.push(conn);
+        }
+        drop(held);
+        store.insert_batch(&second).await.unwrap();
+        assert_eq!(counts().await, (6 + 2 * 4 * 6, second[2].entry.id.clone()));
+    }
+
     /// A PASSIVE pass held off by another connection's checkpoint (it says
     /// -1 frames) is tried again, not read as a WAL under the bound: with a
     /// reader in the WAL, the pass then tries the RESTART and finds it held
