@@ -9,7 +9,9 @@
 # p50 / (POST p50 + GET p50), the inherent cost of snapshots; then checks
 # that every request has one entry, and auditgate's resident memory idle and
 # after each audited load, split into anonymous memory (heap, SQLite's page
-# caches) and file pages (the database mapped with mmap), from /proc.
+# caches) and file pages (the database mapped with mmap), from /proc; the
+# audited requests' CPU by thread kind, user and system; and the recorder's
+# batches.
 #
 # Usage: scripts/bench-audit.sh   (env: CONNS=4 DURATION=10 ITEMS=64
 #        APP=example|json-server|nginx: the in-memory example upstream,
@@ -96,12 +98,20 @@ request = function()
 end
 LUA
 
+# Each thread's "tid utime stime name" in clock ticks.
+threads() {
+  for t in "/proc/$agpid/task/"*; do
+    echo "$(basename "$t") $(sed 's/.*) //' "$t/stat" | awk '{print $12, $13}') $(cat "$t/comm")"
+  done
+}
 run() {
+  threads > "$work/$3.threads0"
   local before; before=$(ticks "$agpid")
   wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$2" "http://127.0.0.1:$1" > "$work/$3.out"
   sleep 0.5 # the writer finishes the last batch
   echo "$(( $(ticks "$agpid") - before ))" > "$work/$3.ticks"
   rss > "$work/$3.rss"
+  threads > "$work/$3.threads1"
 }
 run "$up" "$work/patch.lua" direct-patch
 run "$up" "$work/get.lua" direct-get
@@ -147,6 +157,22 @@ for name in ["idle", "audited-patch", "audited-post"]:
     after = "idle" if name == "idle" else f"after {name}"
     print(f"auditgate RSS {after}: {total:.1f} MiB ({anon:.1f} anonymous, {mapped:.1f} file pages)")
 print(f"entries: {stats['total']} ({by.get('update', 0)} updates, {by.get('create', 0)} creates) for {n} audited requests; chain ok: {verify['ok']}")
+# Where an audited request's CPU went: user and system time by thread
+# kind (the tokio workers: proxy, snapshots, diff, sealing; SQLite's
+# connection threads: the statements).
+for name in ["audited-patch", "audited-post"]:
+    def load(suffix):
+        rows = (line.split(maxsplit=3) for line in open(f"{work}/{name}.threads{suffix}"))
+        return {tid: (int(u), int(s), comm.strip()) for tid, u, s, comm in rows}
+    t0, t1, kinds = load(0), load(1), {}
+    for tid, (u, s, comm) in t1.items():
+        u0, s0, _ = t0.get(tid, (0, 0, comm))
+        k = kinds.setdefault(comm, [0, 0])
+        k[0] += u - u0
+        k[1] += s - s0
+    per = lambda ticks: ticks * 1e6 / hz / res[name]["n"]
+    split = ", ".join(f"{c} user {per(u):.1f} sys {per(s):.1f}" for c, (u, s) in sorted(kinds.items()) if u + s)
+    print(f"{name} CPU µs/req by thread: {split}")
 metrics = urllib.request.urlopen(f"http://127.0.0.1:{q}/metrics").read().decode()
 def metric(name):
     return sum(float(l.split()[-1]) for l in metrics.splitlines() if l.startswith(name + " "))
