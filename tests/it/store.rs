@@ -289,6 +289,11 @@ async fn deleting_the_oldest_entries_keeps_each_chain_verifiable_from_its_checkp
     assert!(!verdict.ok);
     let following = all[7..].iter().find(|s| s.entry.instance == next.instance).unwrap();
     assert_eq!(verdict.first_bad, Some(following.entry.id.clone()));
+    // A head kept from then is cut, not retired: it is past the checkpoint.
+    let cut = auditgate::entry::Head { instance: next.instance.clone(), id: next.id.clone(), hash: next.hash.clone() };
+    let why =
+        format!("instance {}: kept head {} is no longer in the trail (the chain was cut)", next.instance, next.id);
+    assert_eq!(store.missing_heads(&[cut]).await.unwrap(), [why]);
 
     // Deleting a whole chain leaves its checkpoint equal to its head.
     let dir = tempfile::tempdir().unwrap();
