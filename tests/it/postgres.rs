@@ -294,8 +294,9 @@ async fn a_lock_wait_given_up_leaves_no_lock_behind() {
 
 /// D19 with `fail_mode = "closed"`: PostgreSQL stopped and no spool to
 /// take entries, so changes are answered 503 and never reach the upstream
-/// while reads keep working; once the server is back, changes flow and
-/// the entry that was waiting is stored.
+/// while reads keep working and `/readyz` says the store is unavailable;
+/// once the server is back, changes flow and the entry that was waiting is
+/// stored.
 #[tokio::test]
 async fn d19_postgresql_stopped_with_fail_closed_refuses_changes_the_upstream_never_sees() {
     let pg = OwnServer::start_new();
@@ -322,9 +323,13 @@ async fn d19_postgresql_stopped_with_fail_closed_refuses_changes_the_upstream_ne
     assert_eq!((status, body["error"].as_str()), (503, Some("the audit trail cannot record this change now")));
     let (status, seen) = call(&app, Method::GET, &item, Value::Null).await;
     assert_eq!((status, &seen["v"]), (200, &json!("first")), "reads work; the upstream never saw the refused change");
+    // Not ready while the store does not answer, ready again once it does.
+    let ready = get(&app.query("/readyz")).await;
+    assert_eq!((ready.status().as_u16(), ready.body().as_ref()), (503, &br#"{"status":"store unavailable"}"#[..]));
 
     pg.start();
     wait_metric(&app, "auditgate_recorder_stuck", 0).await;
+    assert_eq!(get(&app.query("/readyz")).await.status(), 200);
     let (status, _) = call(&app, Method::PATCH, &item, json!({"v": "second"})).await;
     assert_eq!(status, 200);
     let store = Store::open(&database, false).await.unwrap();
