@@ -764,29 +764,38 @@ mod tests {
         writing.await.unwrap();
     }
 
+    /// Seals `n` sample entries into `chain` and writes them as one batch.
+    async fn write_samples(store: &SqliteStore, chain: &mut crate::entry::Chain, n: usize) {
+        let batch: Vec<_> = (0..n).map(|_| chain.seal(crate::entry::tests::sample(1))).collect();
+        store.insert_batch(&batch).await.unwrap();
+    }
+
+    /// A store in `dir` (and its URL) holding 40 entries, its chain, and a
+    /// reader in a transaction that saw the first 20: the WAL's newer frames
+    /// are past its snapshot.
+    async fn with_a_reader_behind(
+        dir: &std::path::Path,
+    ) -> (SqliteStore, String, crate::entry::Chain, sqlx::pool::PoolConnection<Sqlite>) {
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let mut chain = crate::entry::Chain::resume(None);
+        write_samples(&store, &mut chain, 20).await;
+        let mut reader = store.pool.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
+        let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(&mut *reader).await.unwrap();
+        assert_eq!(seen, 20);
+        write_samples(&store, &mut chain, 20).await;
+        (store, url, chain, reader)
+    }
+
     /// A RESTART checkpoint that a reader keeps from finishing gives the
     /// writer's lock back within `RESTART_WAIT`, not the connections' 5 s
     /// (a long verify or export held the writer each try), and says so;
     /// once the reader leaves, it finishes.
     #[tokio::test]
     async fn a_restart_checkpoint_a_reader_holds_up_gives_the_writer_back() {
-        use crate::entry::Chain;
-        use crate::entry::tests::sample;
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = SqliteStore::open(&url).await.unwrap();
-        let mut chain = Chain::resume(None);
-        let mut write = async |n: usize| {
-            let batch: Vec<_> = (0..n).map(|_| chain.seal(sample(1))).collect();
-            store.insert_batch(&batch).await.unwrap();
-        };
-        write(20).await;
-        // A reader whose snapshot the WAL's newer frames are past.
-        let mut reader = store.pool.acquire().await.unwrap();
-        sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
-        let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(&mut *reader).await.unwrap();
-        assert_eq!(seen, 20);
-        write(20).await;
+        let (store, url, _, mut reader) = with_a_reader_behind(dir.path()).await;
         let checkpointing = tokio::spawn({
             let (pool, gate) = (store.pool.clone(), store.gate.clone());
             async move { checkpoint(&pool, &gate, 0, true).await.unwrap() }
@@ -881,27 +890,14 @@ mod tests {
     /// checkpointer passed at the same moment.)
     #[tokio::test]
     async fn a_pass_another_checkpoint_holds_off_is_tried_again() {
-        use crate::entry::Chain;
-        use crate::entry::tests::sample;
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = SqliteStore::open(&url).await.unwrap();
-        let mut chain = Chain::resume(None);
-        let mut write = async |n: usize| {
-            let batch: Vec<_> = (0..n).map(|_| chain.seal(sample(1))).collect();
-            store.insert_batch(&batch).await.unwrap();
-        };
-        write(20).await;
-        let mut reader = store.pool.acquire().await.unwrap();
-        sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
-        sqlx::query("SELECT COUNT(*) FROM audit_log").execute(&mut *reader).await.unwrap();
-        write(20).await;
+        let (store, url, mut chain, _reader) = with_a_reader_behind(dir.path()).await;
         // Another connection's RESTART, which the reader holds up too, keeps
         // the checkpoint lock while it waits (60 ms).
         let options = SqliteConnectOptions::from_str(&url).unwrap().busy_timeout(Duration::from_millis(60));
         let mut other = sqlx::ConnectOptions::connect(&options).await.unwrap();
         for _ in 0..3 {
-            write(5).await;
+            write_samples(&store, &mut chain, 5).await;
             let restart = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut other);
             let ours = async {
                 // Most often while theirs holds the lock (not always: the test
