@@ -469,7 +469,9 @@ impl Proxy {
             if auditor.waits_for_entries() {
                 auditor.finish(pending, answered, None).await;
             } else {
-                tokio::spawn(async move { auditor.finish(pending, answered, None).await });
+                // Boxed: a task's state is written whole as it moves from
+                // running to finished, and this future is kilobytes.
+                tokio::spawn(Box::pin(async move { auditor.finish(pending, answered, None).await }));
             }
             let body = match body {
                 Sent::Hyper(body) => ResponseBody::stream(self.answer_body(body)),
@@ -483,7 +485,7 @@ impl Proxy {
             Sent::Raw(body) => Box::pin(body.map_err(AnswerError::from)),
         };
         let body = Tee::new(body, auditor.snapshots.max_bytes(), hook);
-        tokio::spawn(async move { auditor.finish(pending, answered, read.await.ok()).await });
+        tokio::spawn(Box::pin(async move { auditor.finish(pending, answered, read.await.ok()).await }));
         self.client_response(parts, ResponseBody::tee(body), None)
     }
 
