@@ -628,3 +628,33 @@ async fn a_page_up_to_a_moment_holds_the_entries_sealed_late() {
         assert_eq!(execute(&store, "DELETE FROM audit_late WHERE id = $1", &[f]).await, 1, "F not kept");
     }
 }
+
+/// A closed store (shutdown) answers nothing more, and on PostgreSQL
+/// leaves no session of its own on the server, the resource locks' pool's
+/// included.
+#[tokio::test]
+async fn a_closed_store_gives_its_connections_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = test_database(dir.path()).await;
+    let store = Store::open(&url, false).await.unwrap();
+    store.insert_batch(&sealed(&mut Chain::resume(None), "gw", 0..2)).await.unwrap();
+    drop(store.lock_resource("user", "1").await.unwrap());
+    assert!(store.ping().await && !store.is_closed());
+    store.close().await;
+    assert!(store.is_closed());
+    assert!(!store.ping().await, "a closed store still answers");
+    if matches!(store, Store::Postgres(_)) {
+        let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+        let sessions =
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+        let mut left = -1;
+        for _ in 0..50 {
+            left = sqlx::query_scalar::<_, i64>(sessions).fetch_one(&mut other).await.unwrap();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(left, 0, "sessions of the closed store are left on the server");
+    }
+}
