@@ -545,19 +545,21 @@ async fn checkpoints(pool: SqlitePool, gate: Gate) {
 async fn checkpoint(pool: &SqlitePool, gate: &Gate, limit: i64, may_restart: bool) -> Result<bool, sqlx::Error> {
     // (busy, frames in the WAL, frames copied back)
     let passive = || sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool);
-    let mut frames = -1;
     // While another connection checkpoints (another instance on the file),
-    // a pass cannot run and says -1 frames: not a small WAL.
-    for _ in 0..PASSIVE_TRIES {
-        (_, frames, _) = passive().await?;
-        if frames >= 0 {
-            break;
+    // a pass cannot run and says -1 frames: not a small WAL, so it is tried
+    // again.
+    let mut tries = 1;
+    let frames = loop {
+        let (_, frames, _) = passive().await?;
+        if frames >= 0 || tries == PASSIVE_TRIES {
+            break frames;
         }
+        tries += 1;
         tokio::time::sleep(PASSIVE_RETRY).await;
-    }
-    // Under the bound, not to restart, or still held off (the next tick
-    // tries again): no RESTART is tried.
-    if frames < 0 || frames * PAGE_SIZE <= limit || !may_restart {
+    };
+    // Under the bound, not to restart, or still held off (-1 frames are
+    // under any bound: the next tick tries again): no RESTART is tried.
+    if frames * PAGE_SIZE <= limit || !may_restart {
         return Ok(true);
     }
     for _ in 0..16 {
