@@ -55,6 +55,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+echo "== the Dockerfile's build stage, from exactly what it copies"
+scripts/dockerfile-check.sh
 echo "== cargo test"
 # A failing test's message, not a backtrace, ends its output: CI shows the
 # output's start and end.

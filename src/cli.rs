@@ -1,4 +1,5 @@
-//! The command line (SPEC 10): `serve` and `explain`.
+//! The command line (SPEC 10): `serve`, `demo`, `verify`, `explain`,
+//! `migrate`, and `health` (a container's probe).
 
 use std::path::PathBuf;
 
@@ -26,6 +27,26 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(DbArgs),
+    /// Probe this configuration's query port (`GET /healthz`): exit 0 when
+    /// it answers 200, 1 otherwise (a container's HEALTHCHECK).
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Query-port address to probe [default: the configuration's
+    /// `query_listen`; a wildcard address is probed on loopback].
+    #[arg(long)]
+    pub query_listen: Option<String>,
+    /// TOML configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl HealthArgs {
+    pub fn overrides(&self) -> Overrides {
+        self.query_listen.iter().map(|a| ("query_listen", a.clone())).collect()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,8 @@
 //! - [`recorder`], [`store`]: the bounded queue, the batch writer, SQLite.
 //! - [`api`]: the query port.
 //! - [`app`]: binds listeners, owns start-up and shutdown order.
-//! - [`cli`], [`explain`], [`demo`], [`telemetry`]: the command line and its output.
+//! - [`cli`], [`explain`], [`demo`], [`health`], [`telemetry`]: the command line
+//!   and its output.
 //! - [`toml_file`]: TOML files read with errors naming file, line and key.
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
@@ -31,6 +32,7 @@ pub mod diff;
 pub mod encoding;
 pub mod entry;
 pub mod explain;
+pub mod health;
 pub mod identity;
 pub mod inbound;
 pub mod policy;

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use auditgate::cli::{Cli, Command, DbArgs, DemoArgs, ExplainArgs, ServeArgs, VerifyArgs};
+use auditgate::cli::{Cli, Command, DbArgs, DemoArgs, ExplainArgs, HealthArgs, ServeArgs, VerifyArgs};
 use auditgate::config::Config;
 use auditgate::resource::{Classifier, RulesFile};
 use auditgate::store::Store;
@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo(args),
         Command::Verify(args) => verify(args),
         Command::Migrate(args) => migrate(args),
+        Command::Health(args) => health(args),
     }
 }
 
@@ -125,6 +126,22 @@ fn migrate(args: DbArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+fn health(args: HealthArgs) -> ExitCode {
+    let config = match Config::load(args.config.as_deref(), std::env::vars(), &args.overrides()) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let addr = auditgate::health::probe_addr(config.query_listen);
+    let cert = config.tls.pair.as_ref().map(|p| p.cert.as_path());
+    match runtime(1).block_on(auditgate::health::probe(addr, cert)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("auditgate: health: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -665,3 +665,27 @@ async fn d19_a_read_only_database_spools_and_the_next_start_replays() {
     assert_eq!(child.sigterm().await, Some(0));
     assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0, "the spool is empty once replayed");
 }
+
+/// `auditgate health`: 0 while the query port answers 200, 1 with the
+/// reason once nothing listens there; a wildcard `query_listen` is probed
+/// on loopback.
+#[tokio::test]
+async fn health_exits_0_while_the_query_port_answers_and_1_once_it_is_gone() {
+    let app = spawn_app().await;
+    let port = app.query_addr.port().to_string();
+    // Run beside the test's runtime, which serves the app.
+    let health = |addr: String| {
+        let mut cmd = auditgate();
+        cmd.args(["health", "--query-listen", &addr]);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let out = health(format!("0.0.0.0:{port}")).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    app.stop().await;
+    let out = health(format!("127.0.0.1:{port}")).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with(&format!("auditgate: health: 127.0.0.1:{port}: ")), "{err}");
+    // A bad address is the configuration's fault: 64.
+    assert_eq!(health("nowhere".into()).await.unwrap().status.code(), Some(64));
+}

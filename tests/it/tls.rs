@@ -624,3 +624,30 @@ async fn the_dev_certificate_script_and_demo_over_tls() {
         assert_eq!(sender.send_request(req).await.unwrap().status(), 200, "{name}");
     }
 }
+
+/// `auditgate health` (the container's HEALTHCHECK) against a query port
+/// over TLS: it accepts exactly the certificate `tls.cert` names.
+#[tokio::test]
+async fn health_probes_a_tls_query_port_trusting_only_its_own_certificate() {
+    let pki = Pki::new();
+    let (cert, key) = pki.server_pair("probe", KeyForm::EcdsaPkcs8, false);
+    let app = spawn_tls_app(&cert, &key, &[]).await;
+    let health = |cert: &Path| {
+        let mut cmd = crate::binary::auditgate();
+        cmd.env("AUDITGATE_TLS__CERT", cert).env("AUDITGATE_TLS__KEY", &key);
+        cmd.args(["health", "--query-listen", &app.query_addr.to_string()]);
+        // Run beside the test's runtime, which serves the app.
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let out = health(&cert).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Another certificate of the same CA (valid for 127.0.0.1) is not the
+    // listener's: the probe refuses it.
+    let other = pki.path("other.pem");
+    std::fs::write(&other, pki.make_pair("other", KeyForm::EcdsaPkcs8, false).0).unwrap();
+    let out = health(&other).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not the certificate tls.cert names"), "{err}");
+    app.stop().await;
+}
