@@ -6,7 +6,10 @@
 //! serialising, no database), `INSERT_ONLY=1` (`insert_batch` of sealed
 //! entries, no queue), `RAW=1` (the same JSON into a bare two-column table:
 //! what SQLite itself manages here), `DROP_INDEXES=name,...` (drop these
-//! secondary indexes first; combines with the others).
+//! secondary indexes first; combines with the others). `SINK=webhook`:
+//! the same run with a webhook sink forwarding every entry to a receiver in
+//! this process (plain HTTP on 127.0.0.1, answering 200); prints the
+//! recorder's rate and when the sink had delivered the last entry.
 
 use std::time::Instant;
 
@@ -90,6 +93,27 @@ fn main() {
             return;
         }
         let entries: Vec<AuditEntry> = (0..total).map(entry).collect();
+        let delivered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sinks = match std::env::var("SINK").as_deref() {
+            Ok("webhook") => {
+                let addr = receiver(delivered.clone()).await;
+                let raw = auditgate::sink::RawSink {
+                    name: "bench".into(),
+                    kind: "webhook".into(),
+                    url: format!("http://{addr}/ingest"),
+                    format: "native".into(),
+                    secret: Some("bench-secret".into()),
+                    batch: 100,
+                    ca: None,
+                };
+                let configs = auditgate::sink::validate_sinks(&[raw]).unwrap();
+                let prepared = auditgate::sink::Sinks::prepare(&configs, None).unwrap();
+                let store = auditgate::store::Store::Sqlite(store.clone());
+                Some(auditgate::sink::Sinks::start(prepared, &store, rec.stats(), batch))
+            }
+            Ok(other) => panic!("SINK={other}: only `webhook`"),
+            Err(_) => None,
+        };
         let started = Instant::now();
         let writing = tokio::spawn(writer.run());
         for e in entries {
@@ -110,5 +134,43 @@ fn main() {
             db >> 20,
             wal >> 20
         );
+        if let Some(sinks) = sinks {
+            let at_end = delivered.load(std::sync::atomic::Ordering::Relaxed);
+            while delivered.load(std::sync::atomic::Ordering::Relaxed) < total as u64 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            println!(
+                "webhook sink: {at_end} delivered when the recorder finished, all {total} after {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
+            sinks.stop().await;
+        }
     });
+}
+
+/// A webhook receiver counting the NDJSON lines it is sent.
+async fn receiver(lines: std::sync::Arc<std::sync::atomic::AtomicU64>) -> std::net::SocketAddr {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let lines = lines.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let lines = lines.clone();
+                    async move {
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let n = body.iter().filter(|&&b| b == b'\n').count() as u64;
+                        lines.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        Ok::<_, hyper::Error>(http::Response::new(http_body_util::Full::new(bytes::Bytes::new())))
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(tcp);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    addr
 }

@@ -45,6 +45,8 @@ pub enum AppError {
         "query port {0}: refusing a non-loopback address without [query] tokens; add tokens or listen on 127.0.0.1"
     )]
     QueryNotLoopback(SocketAddr),
+    #[error("{0}")]
+    Sink(#[from] crate::sink::SinkError),
 }
 
 impl From<recorder::RecorderError> for AppError {
@@ -65,6 +67,7 @@ impl AppError {
                 | AppError::NoUpstream
                 | AppError::QueryNotLoopback(_)
                 | AppError::Tls(_)
+                | AppError::Sink(_)
                 | AppError::Store(StoreError::UnsupportedUrl(_) | StoreError::InstanceTaken(_))
         )
     }
@@ -83,6 +86,8 @@ pub struct App {
     instance_claim: Option<SharedLock>,
     /// With `[tls]`: the pair both listeners serve.
     certificates: Option<Arc<crate::tls::Certificates>>,
+    /// `[[sink]]`, started with the writer.
+    sinks: Vec<crate::sink::Sink>,
     config: Config,
 }
 
@@ -126,6 +131,7 @@ impl App {
         let policy = Arc::new(Policy::empty());
         policy.reload(&store).await?;
         let tls_handshakes = Arc::new(crate::tls::HandshakeStats::default());
+        let sinks = crate::sink::Sinks::prepare(&config.sinks, config.tls.upstream_ca.as_deref())?;
         let api = Arc::new(ApiState {
             store: store.clone(),
             recorder: recorder.downgrade(),
@@ -137,6 +143,7 @@ impl App {
             openapi: std::sync::OnceLock::new(),
             shared_lock_errors: Arc::default(),
             tls_handshakes: certificates.as_ref().map(|_| tls_handshakes),
+            sinks: sinks.iter().map(crate::sink::Sink::stats).collect(),
         });
         let locks = ResourceLocks::new(store.clone(), api.shared_lock_errors.clone());
         let upstream_tls = match &config.upstream {
@@ -161,6 +168,7 @@ impl App {
             store,
             instance_claim,
             certificates,
+            sinks,
             config,
         })
     }
@@ -189,6 +197,8 @@ impl App {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let writer = tokio::spawn(self.writer.run());
+        let sinks =
+            crate::sink::Sinks::start(self.sinks, &self.store, self.api.recorder.stats(), self.config.recorder.batch);
         tokio::spawn(self.api.policy.clone().watch(self.store.clone(), self.config.config_refresh));
         let retention = (self.config.retention_days > 0).then(|| {
             let (store, trail, instance) =
@@ -220,6 +230,8 @@ impl App {
         if tokio::time::timeout(self.config.limits.shutdown_timeout, writer).await.is_err() {
             tracing::error!("recorder did not drain within shutdown_timeout");
         }
+        // Each sink stores how far it delivered; the rest goes at the next start.
+        sinks.stop().await;
         // The query port answers until the trail is complete.
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(self.config.limits.shutdown_timeout, query).await;

@@ -13,6 +13,7 @@
 //!   versus applied; the entry and its hash chain.
 //! - [`encoding`]: decoding the bounded copies the trail reads (gzip, deflate, br).
 //! - [`recorder`], [`store`]: the bounded queue, the batch writer, SQLite.
+//! - [`sink`]: committed entries forwarded to syslog and webhook receivers.
 //! - [`api`]: the query port.
 //! - [`app`]: binds listeners, owns start-up and shutdown order.
 //! - [`cli`], [`explain`], [`demo`], [`health`], [`telemetry`]: the command line
@@ -40,6 +41,7 @@ pub mod proxy;
 pub mod recorder;
 pub mod resource;
 pub mod retention;
+pub mod sink;
 pub mod snapshot;
 pub mod spool;
 pub mod store;

@@ -56,6 +56,8 @@ pub struct ApiState {
     pub shared_lock_errors: Arc<std::sync::atomic::AtomicU64>,
     /// TLS handshakes on both listeners (with `[tls]` only).
     pub tls_handshakes: Option<Arc<crate::tls::HandshakeStats>>,
+    /// `[[sink]]`'s counters.
+    pub sinks: Vec<Arc<crate::sink::SinkStats>>,
 }
 
 /// The query-port routes.

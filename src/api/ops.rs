@@ -150,7 +150,44 @@ pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse
     if let Some(tls) = &s.tls_handshakes {
         write_handshakes(&mut out, tls);
     }
+    write_sinks(&mut out, &s.sinks);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// Each sink's counters and lag, labelled by its name.
+fn write_sinks(out: &mut String, sinks: &[Arc<crate::sink::SinkStats>]) {
+    if sinks.is_empty() {
+        return;
+    }
+    type Read = fn(&crate::sink::SinkStats) -> u64;
+    let series: [(&str, &str, &str, Read); 4] = [
+        ("auditgate_sink_sent_total", "counter", "Entries a sink confirmed delivered.", |s| {
+            s.sent.load(Ordering::Relaxed)
+        }),
+        ("auditgate_sink_retries_total", "counter", "Delivery attempts that followed a failed one.", |s| {
+            s.retried.load(Ordering::Relaxed)
+        }),
+        ("auditgate_sink_failures_total", "counter", "Delivery attempts that failed.", |s| {
+            s.failed.load(Ordering::Relaxed)
+        }),
+        (
+            "auditgate_sink_lag_seconds",
+            "gauge",
+            "Age of the oldest entry a sink has not yet delivered (0 when none waits; on the instance forwarding it).",
+            |s| s.lag_ms.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, read) in series {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for sink in sinks {
+            let value = read(sink);
+            if name.ends_with("_seconds") {
+                let _ = writeln!(out, "{name}{{sink=\"{}\"}} {}", sink.name, value as f64 / 1000.0);
+            } else {
+                let _ = writeln!(out, "{name}{{sink=\"{}\"}} {value}", sink.name);
+            }
+        }
+    }
 }
 
 /// The TLS handshake metrics: time of the completed ones, and those that

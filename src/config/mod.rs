@@ -115,6 +115,8 @@ pub struct Config {
     /// `[query] tokens`; empty means the query port is loopback-only.
     pub query_tokens: Vec<crate::api::Token>,
     pub tls: TlsConfig,
+    /// `[[sink]]`, validated.
+    pub sinks: Vec<crate::sink::SinkConfig>,
 }
 
 impl Config {
@@ -245,6 +247,10 @@ impl RawConfig {
         if self.recorder.batch == 0 || self.recorder.queue == 0 {
             p.add("recorder.queue and recorder.batch: must be at least 1");
         }
+        let sinks = crate::sink::validate_sinks(&self.sink).unwrap_or_else(|problems| {
+            problems.into_iter().for_each(|e| p.add(e));
+            Vec::new()
+        });
         for t in &self.query.tokens {
             if t.token.trim().is_empty() {
                 p.add(format!("query.tokens: the token of `{}` is empty", t.name));
@@ -343,6 +349,7 @@ impl RawConfig {
                 max_connections: usize::try_from(self.limits.max_connections).unwrap_or(usize::MAX),
             },
             tls: tls.unwrap_or_default(),
+            sinks,
             query_tokens: self
                 .query
                 .tokens

@@ -32,6 +32,8 @@ pub struct RawConfig {
     pub recorder: RawRecorder,
     pub query: RawQuery,
     pub tls: Option<RawTls>,
+    /// `[[sink]]`: where committed entries are forwarded (SPEC 12).
+    pub sink: Vec<crate::sink::RawSink>,
 }
 
 impl Default for RawConfig {
@@ -57,6 +59,7 @@ impl Default for RawConfig {
             recorder: RawRecorder::default(),
             query: RawQuery::default(),
             tls: None,
+            sink: Vec::new(),
         }
     }
 }

@@ -191,3 +191,22 @@ fn the_default_runtime_leaves_one_core_to_the_rest_of_the_machine() {
     let set = Config::load(None, env(&[("AUDITGATE_WORKER_THREADS", "2")]), &Vec::new()).unwrap();
     assert_eq!(set.worker_threads, 2, "a set value is kept");
 }
+
+#[test]
+fn sinks_come_from_the_file_or_the_environment_and_their_problems_are_named() {
+    let f = file(
+        "[[sink]]\nname = \"siem\"\nkind = \"syslog\"\nurl = \"tcp://127.0.0.1:6514\"\n\n\
+         [[sink]]\nname = \"hec\"\nkind = \"webhook\"\nurl = \"https://collector.example/ingest\"\nsecret = \"k\"\nbatch = 100\n",
+    );
+    let c = Config::load(Some(f.path()), env(&[]), &Vec::new()).unwrap();
+    let names: Vec<&str> = c.sinks.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["siem", "hec"]);
+    assert_eq!(c.sinks[0].format, crate::sink::Format::Native);
+    let e = env(&[("AUDITGATE_SINK", r#"[{ name = "x", kind = "kafka", url = "https://h/" }]"#)]);
+    let err = Config::load(None, e, &Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("sink `x`: kind: `kafka` is not `syslog` or `webhook`"), "{err}");
+    // An unknown key names its line.
+    let f = file("[[sink]]\nname = \"x\"\nkind = \"syslog\"\nurl = \"tcp://h:1\"\nretries = 3\n");
+    let err = Config::load(Some(f.path()), env(&[]), &Vec::new()).unwrap_err().to_string();
+    assert!(err.contains(":5:") && err.contains("retries"), "{err}");
+}

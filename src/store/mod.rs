@@ -23,6 +23,23 @@ pub enum Store {
     Postgres(PgStore),
 }
 
+/// An entry as stored: its id and its sealed JSON text (forwarding sends
+/// it on as it is).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEntry {
+    pub id: String,
+    pub entry: String,
+}
+
+/// Whether this instance forwards a sink ([`Store::claim_sink`]).
+#[derive(Debug)]
+pub enum SinkClaim {
+    /// It does, for as long as the lock (on a shared store) is held.
+    Held(Option<SharedLock>),
+    /// Another instance sharing the store does.
+    Elsewhere,
+}
+
 /// Runs the same call on whichever backend `$store` is.
 macro_rules! each {
     ($store:expr, $s:ident => $call:expr) => {
@@ -207,6 +224,47 @@ impl Store {
                 None => Err(StoreError::InstanceTaken(name.to_string())),
             },
         }
+    }
+
+    /// Holds the forwarding to sink `name` for as long as the answer lives,
+    /// so that one instance of those sharing the store forwards it.
+    /// `Elsewhere` while another holds it. SQLite (one instance a file)
+    /// claims nothing.
+    pub async fn claim_sink(&self, name: &str) -> Result<SinkClaim, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(SinkClaim::Held(None)),
+            Store::Postgres(s) => {
+                Ok(s.claim_sink(name).await?.map_or(SinkClaim::Elsewhere, |l| SinkClaim::Held(Some(l))))
+            }
+        }
+    }
+
+    /// Each instance's newest committed id, by instance name.
+    pub async fn heads(&self) -> Result<Vec<(String, String)>, StoreError> {
+        each!(self, s => s.heads().await)
+    }
+
+    /// The entries after `after` (all of them without), oldest first, at
+    /// most `limit`, as stored: `instance`'s, or every instance's.
+    pub async fn entries_after(
+        &self,
+        instance: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        each!(self, s => s.entries_after(instance, after.unwrap_or(""), limit).await)
+    }
+
+    /// How far sink `sink` has delivered each instance's chain (instance,
+    /// newest id delivered); empty for a sink that never delivered.
+    pub async fn sink_cursor(&self, sink: &str) -> Result<Vec<(String, String)>, StoreError> {
+        each!(self, s => s.sink_cursor(sink).await)
+    }
+
+    /// Records a sink's delivery up to these ids (instance, id); a cursor
+    /// never moves back.
+    pub async fn save_sink_cursor(&self, sink: &str, cursor: &[(String, String)]) -> Result<(), StoreError> {
+        each!(self, s => s.save_sink_cursor(sink, cursor).await)
     }
 
     /// The version that moves with every configuration change.

@@ -20,6 +20,7 @@ mod openapi;
 mod postgres;
 mod query;
 mod search;
+mod sinks;
 mod store;
 mod tls;
 mod transparency;

@@ -467,3 +467,70 @@ async fn the_stream_sends_an_entry_another_instance_commits_late() {
     let (id, entry) = events.next(Duration::from_secs(10)).await.expect("the late entry is streamed");
     assert_eq!((id.as_str(), entry["instance"].as_str()), (sealed.entry.id.as_str(), Some("other")));
 }
+
+/// SPEC 12 on a shared store: two instances configured with the same sink;
+/// one forwards it (both chains, each in order, each entry once), and when
+/// it stops the other takes over from the stored cursor.
+#[tokio::test]
+async fn one_instance_forwards_a_shared_sink_and_the_other_takes_over() {
+    use crate::sinks::{Hook, acceptor, changes, hook_sink, ids};
+    let pki = crate::tls::Pki::new();
+    let (tls, ca) = acceptor(&pki);
+    let hook = Hook::start(tls).await;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = spawn_upstream();
+    let database = test_database(dir.path()).await;
+    let sink = hook_sink(&hook, &ca, "");
+    let spool = |name: &str| dir.path().join(name).display().to_string();
+    let (spool_a, spool_b) = (spool("a.spool"), spool("b.spool"));
+    let env = |instance: &'static str, spool: &str| {
+        let owned = [database.clone(), instance.to_string(), spool.to_string(), sink.clone()];
+        let keys = ["AUDITGATE_DATABASE", "AUDITGATE_INSTANCE", "AUDITGATE_RECORDER__SPOOL", "AUDITGATE_SINK"];
+        keys.into_iter().zip(owned).collect::<Vec<(&str, String)>>()
+    };
+    let (env_a, env_b) = (env("gw-a", &spool_a), env("gw-b", &spool_b));
+    fn refs<'a>(e: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+        e.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+    let a = spawn_app_to(&upstream.url(), &refs(&env_a), None).await;
+    let b = spawn_app_to(&upstream.url(), &refs(&env_b), None).await;
+    changes(&a, 3).await;
+    changes(&b, 3).await;
+    let got = hook.wait_accepted(6).await;
+    let stored = wait_entries(&a.store, 6).await;
+    let mut want: Vec<String> = stored.iter().map(|e| e.id.clone()).collect();
+    let mut sent = ids(&got);
+    for instance in ["gw-a", "gw-b"] {
+        let of = |ids: &[String]| {
+            ids.iter()
+                .filter(|id| stored.iter().any(|e| &e.id == *id && e.instance == instance))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(of(&sent), of(&want), "{instance}'s chain in order");
+    }
+    sent.sort();
+    want.sort();
+    assert_eq!(sent, want, "each entry once");
+    let sent_by = |app: &TestApp| {
+        let url = app.query("/metrics");
+        async move {
+            let text = String::from_utf8(get(&url).await.body().to_vec()).unwrap();
+            let line = text.lines().find(|l| l.starts_with("auditgate_sink_sent_total{sink=\"hook\"}")).unwrap();
+            line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+        }
+    };
+    let (by_a, by_b) = (sent_by(&a).await, sent_by(&b).await);
+    assert_eq!((by_a.min(by_b), by_a + by_b), (0, 6), "one instance forwards");
+    // The forwarding one stops; the other takes the sink over.
+    let (forwarder, other) = if by_a > 0 { (a, b) } else { (b, a) };
+    forwarder.stop().await;
+    changes(&other, 2).await;
+    let got = hook.wait_accepted(8).await;
+    let mut sent = ids(&got);
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), 8, "each entry once, the two new ones included");
+    assert_eq!(ids(&got).len(), 8);
+    other.stop().await;
+}

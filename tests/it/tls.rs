@@ -19,14 +19,14 @@ use tokio::net::TcpStream;
 use crate::helpers::*;
 
 /// A development CA and what it signs, in a directory of their own.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
     ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
 }
 
 /// A server key as a certificate manager might hand it over.
 #[derive(Debug, Clone, Copy)]
-enum KeyForm {
+pub(crate) enum KeyForm {
     /// ECDSA P-256, PKCS#8.
     EcdsaPkcs8,
     /// ECDSA P-384 in SEC1 form (`EC PRIVATE KEY`).
@@ -83,7 +83,7 @@ impl KeyForm {
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params.distinguished_name.push(rcgen::DnType::CommonName, "auditgate test CA");
@@ -92,13 +92,18 @@ impl Pki {
         Pki { dir: tempfile::tempdir().unwrap(), ca }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    /// The CA's certificate, as PEM.
+    pub(crate) fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// A server pair for `localhost` and 127.0.0.1 named `cn`: the chain
     /// (server, then CA) and the key, as PEM.
-    fn make_pair(&self, cn: &str, form: KeyForm, expired: bool) -> (String, String) {
+    pub(crate) fn make_pair(&self, cn: &str, form: KeyForm, expired: bool) -> (String, String) {
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         params.distinguished_name.push(rcgen::DnType::CommonName, cn);
         if expired {
@@ -111,7 +116,7 @@ impl Pki {
     }
 
     /// `make_pair`, written to `cert.pem` and `key.pem`.
-    fn server_pair(&self, cn: &str, form: KeyForm, expired: bool) -> (PathBuf, PathBuf) {
+    pub(crate) fn server_pair(&self, cn: &str, form: KeyForm, expired: bool) -> (PathBuf, PathBuf) {
         let (chain, key) = self.make_pair(cn, form, expired);
         let (cert_path, key_path) = (self.path("cert.pem"), self.path("key.pem"));
         write_replacing(&cert_path, chain.as_bytes());

@@ -63,11 +63,21 @@ impl Locks {
     /// Holds `name` as a running instance's, unless another session does
     /// (`None`). Kept in PostgreSQL's two-key space, apart from resources.
     pub async fn claim_instance(&self, name: &str) -> Result<Option<SharedLock>, StoreError> {
+        self.claim(INSTANCE_CLASS, "instance", name).await
+    }
+
+    /// Holds `name` as the one instance forwarding to that sink, unless
+    /// another session does (`None`).
+    pub async fn claim_sink(&self, name: &str) -> Result<Option<SharedLock>, StoreError> {
+        self.claim(SINK_CLASS, "sink", name).await
+    }
+
+    async fn claim(&self, class: i32, kind: &str, name: &str) -> Result<Option<SharedLock>, StoreError> {
         let turn = self.turns.clone().acquire_owned().await.expect("the semaphore is never closed");
         let mut conn = self.pool.acquire().await?;
         let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-            .bind(INSTANCE_CLASS)
-            .bind((key("instance", name) >> 32) as i32)
+            .bind(class)
+            .bind((key(kind, name) >> 32) as i32)
             .fetch_one(&mut *conn)
             .await?;
         Ok(held.then_some(SharedLock { _conn: conn, _turn: turn }))
@@ -81,6 +91,8 @@ impl Locks {
 /// The first key of instance claims (two-key advisory locks, which never
 /// meet the one-key resource locks): "audi".
 const INSTANCE_CLASS: i32 = 0x6175_6469;
+/// The first key of sink claims: "sink".
+const SINK_CLASS: i32 = 0x7369_6e6b;
 
 /// The advisory lock key of a resource: the first 8 bytes of a SHA-256 of
 /// its type and id, the same in every instance and every version.

@@ -6,6 +6,7 @@
 
 mod configurations;
 mod locks;
+mod sinks;
 mod text;
 
 use std::borrow::Cow;
@@ -449,6 +450,10 @@ impl PgStore {
     /// lives; `None` when another running instance already holds it.
     pub async fn claim_instance(&self, name: &str) -> Result<Option<SharedLock>, StoreError> {
         self.locks.claim_instance(name).await
+    }
+
+    pub async fn claim_sink(&self, name: &str) -> Result<Option<SharedLock>, StoreError> {
+        self.locks.claim_sink(name).await
     }
 
     /// True when the database answers (`/readyz`).

@@ -3,6 +3,7 @@
 
 mod configurations;
 mod plan;
+mod sinks;
 mod text;
 
 use std::str::FromStr;
