@@ -7,7 +7,9 @@
 # FastAPI + uvicorn in a virtualenv (PyPI, pinned by
 # tests/fastapi/requirements.txt), and PostgreSQL (Debian): a throwaway
 # cluster on 127.0.0.1 that the integration tests run against a second time,
-# and Chromium with chromedriver (Debian) for the web console's tests.
+# Chromium with chromedriver (Debian) for the web console's tests, and
+# rsyslog (Debian; run by the tests on a port of their own, never as the
+# system's logger) as a real syslog receiver for the sinks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/pg-lib.sh
@@ -31,6 +33,10 @@ fi
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   echo "== installing chromium and chromium-driver (the web console's browser tests)"
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+if ! command -v rsyslogd >/dev/null; then
+  echo "== installing rsyslog (a real syslog receiver for the sink tests)"
+  apt-get update -qq && apt-get install -y -qq rsyslog >/dev/null
 fi
 echo "== npm ci (json-server for the end-to-end tests)"
 npm ci --prefix tests/json-server --no-audit --no-fund --loglevel=error

@@ -66,6 +66,10 @@ const DEFER: Duration = Duration::from_millis(250);
 const STOP_WAIT: Duration = Duration::from_secs(2);
 /// How long connecting (TCP and TLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A batch stops growing past this many bytes of entries (it holds at
+/// least one): entries carry whole snapshots, so `batch` of them can be
+/// large.
+const MAX_BATCH_BYTES: usize = 4 << 20;
 /// The cursor's row that marks a sink as started (no instance is unnamed).
 const STARTED: &str = "";
 
@@ -476,8 +480,21 @@ async fn next_batch(store: &Store, cursor: &Cursor, limit: usize) -> Result<Vec<
         batch.extend(rows.into_iter().map(|stored| Outgoing { instance: instance.clone(), stored }));
     }
     batch.sort_unstable_by(|a, b| a.stored.id.cmp(&b.stored.id));
-    batch.truncate(limit);
+    batch.truncate(within_bytes(&batch, limit));
     Ok(batch)
+}
+
+/// How many of the batch's first entries to send: at most `limit`, and no
+/// more than `MAX_BATCH_BYTES` of them unless the first alone is.
+fn within_bytes(batch: &[Outgoing], limit: usize) -> usize {
+    let mut bytes = 0;
+    for (n, o) in batch.iter().take(limit).enumerate() {
+        bytes += o.stored.entry.len();
+        if bytes > MAX_BATCH_BYTES {
+            return n.max(1);
+        }
+    }
+    batch.len().min(limit)
 }
 
 /// The entry in the sink's format, as one line of JSON: the sealed text
@@ -537,6 +554,26 @@ mod tests {
             serde_json::from_slice(&line(stored(&serde_json::to_string(&e).unwrap()), Format::Ocsf)).unwrap();
         assert_eq!(event["metadata"]["uid"], e.id.as_str());
         assert_eq!(event["activity_id"], 3);
+    }
+
+    #[test]
+    fn a_batch_holds_its_limit_and_no_more_bytes_than_the_bound_but_always_one() {
+        let of = |sizes: &[usize]| -> Vec<Outgoing> {
+            sizes
+                .iter()
+                .map(|&n| Outgoing {
+                    instance: "gw".into(),
+                    stored: StoredEntry { id: String::new(), entry: "x".repeat(n) },
+                })
+                .collect()
+        };
+        assert_eq!(within_bytes(&of(&[10, 10, 10]), 2), 2);
+        assert_eq!(within_bytes(&of(&[10, 10, 10]), 5), 3);
+        assert_eq!(within_bytes(&of(&[]), 5), 0);
+        let half = MAX_BATCH_BYTES / 2;
+        assert_eq!(within_bytes(&of(&[half, half, 1]), 5), 2, "exactly the bound fits");
+        assert_eq!(within_bytes(&of(&[half, half + 1, 1]), 5), 1);
+        assert_eq!(within_bytes(&of(&[MAX_BATCH_BYTES + 1, 1]), 5), 1, "a large entry goes alone");
     }
 
     #[test]

@@ -422,3 +422,127 @@ async fn a_sink_peer_of_an_unknown_ca_gets_nothing() {
     assert!(hook.received.lock().unwrap().requests.is_empty(), "nothing reached a peer the sink cannot verify");
     app.stop().await;
 }
+
+/// rsyslog (Debian's `rsyslogd`, installed by scripts/test.sh) listening
+/// on `port` with imtcp, writing each message's MSGID, APP-NAME, HOSTNAME,
+/// time and MSG to a file.
+struct Rsyslog {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl Rsyslog {
+    fn start(dir: &std::path::Path, port: u16) -> Rsyslog {
+        let out = dir.join("out.log");
+        let conf = dir.join("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"global(workDirectory="{dir}" maxMessageSize="1m")
+module(load="imtcp")
+template(name="fields" type="string" string="%msgid%|%app-name%|%hostname%|%timereported:::date-rfc3339%|%msg%\n")
+ruleset(name="audit") {{ action(type="omfile" file="{out}" template="fields" asyncWriting="off" flushOnTXEnd="on") }}
+input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="audit")
+"#,
+                dir = dir.display(),
+                out = out.display()
+            ),
+        )
+        .unwrap();
+        // Root's PATH has /usr/sbin; another's may not.
+        let bin = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"].into_iter().find(|p| std::path::Path::new(p).exists());
+        let child = std::process::Command::new(bin.unwrap_or("rsyslogd"))
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("rsyslogd runs (Debian rsyslog; scripts/test.sh installs it)");
+        // Listening once a connection is taken.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "rsyslogd never listened on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Rsyslog { child, out }
+    }
+
+    /// Each message written: (MSGID, APP-NAME, HOSTNAME, time, the JSON).
+    fn messages(&self) -> Vec<(String, String, String, String, Value)> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.splitn(5, '|').collect();
+                let json = serde_json::from_str(f[4].trim_start()).unwrap_or_else(|e| panic!("{e}: {l}"));
+                (f[0].into(), f[1].into(), f[2].into(), f[3].into(), json)
+            })
+            .collect()
+    }
+
+    /// Waits until `n` distinct entries were written; every message.
+    async fn wait_for(&self, n: usize) -> Vec<(String, String, String, String, Value)> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.messages();
+            let unique: HashSet<String> = got.iter().map(|m| m.4["id"].as_str().unwrap().to_string()).collect();
+            if unique.len() >= n {
+                return got;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "rsyslog wrote {} of {n} entries", unique.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = std::process::Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn rsyslog_takes_every_entry_as_rfc5424_and_what_it_missed_while_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let rsyslog = Rsyslog::start(dir.path(), port);
+    let sink = format!(r#"[{{ name = "rsyslog", kind = "syslog", url = "tcp://127.0.0.1:{port}" }}]"#);
+    let env = [("AUDITGATE_SINK", sink.as_str()), ("AUDITGATE_INSTANCE", "gw-rsyslog")];
+    let app = spawn_app_with(&env, None).await;
+    changes(&app, 3).await;
+    let stored = wait_entries(&app.store, 3).await;
+    let got = rsyslog.wait_for(3).await;
+    assert_eq!(got.len(), 3);
+    for ((msgid, app_name, host, time, json), entry) in got.iter().zip(&stored) {
+        assert_eq!(msgid, &entry.action);
+        assert_eq!(app_name, "auditgate");
+        assert_eq!(host, "gw-rsyslog");
+        let parsed = chrono::DateTime::parse_from_rfc3339(time).unwrap();
+        assert_eq!(parsed, chrono::DateTime::parse_from_rfc3339(&entry.timestamp).unwrap());
+        assert_eq!(json["id"], entry.id.as_str());
+        assert_eq!(json["hash"], entry.hash.as_str(), "the entry as sealed");
+    }
+
+    // Stopped for a while: what it missed comes once it is back, in order.
+    rsyslog.stop();
+    changes(&app, 2).await;
+    let stored = wait_entries(&app.store, 5).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let rsyslog = Rsyslog::start(dir.path(), port);
+    let got = rsyslog.wait_for(5).await;
+    let mut seen: Vec<String> = Vec::new();
+    for m in &got {
+        let id = m.4["id"].as_str().unwrap().to_string();
+        if !seen.contains(&id) {
+            seen.push(id);
+        }
+    }
+    assert_eq!(seen, stored.iter().map(|e| e.id.clone()).collect::<Vec<_>>());
+    app.stop().await;
+}
