@@ -17,8 +17,8 @@ use super::{ApiError, ApiState};
 use crate::entry::AuditEntry;
 use crate::store::Filter;
 
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 1000;
+pub(super) const DEFAULT_LIMIT: u32 = 50;
+pub(super) const MAX_LIMIT: u32 = 1000;
 const EXPORT_PAGE: u32 = 500;
 
 /// Filters, page size and cursor read from a query string.

@@ -1,34 +1,614 @@
-//! The OpenAPI 3.1 document of the query API (`openapi.json`, written by
-//! `scripts/openapi.py`; a test checks that it and the routes name the same
-//! paths),
-//! with this instance's action names filled in.
+//! The OpenAPI 3.1 document of the query API, made here from the code it
+//! describes: the filters are the store's (`Filter::FIELDS`), the page
+//! bounds the listing's, the enums the domain types' own values, the
+//! actions this instance's; tests hold its paths to the routes, its
+//! schemas' properties to the serialised domain types, and schemathesis
+//! holds the answers to it.
 
 use std::collections::HashSet;
 
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
-const TEMPLATE: &str = include_str!("openapi.json");
+use crate::entry::Outcome;
+use crate::identity::ActorSource;
+use crate::policy::{Capture, Kind, Source};
+use crate::store::{FILTERS, MAX_FILTER_CHARS};
 
 /// The document, its `Action` schema listing exactly the actions a
 /// configuration may name here (the built-ins and resources.toml's own).
 pub fn document(actions: &HashSet<String>) -> String {
-    let mut doc: Value = serde_json::from_str(TEMPLATE).expect("openapi.json is JSON");
     let mut names: Vec<&str> = actions.iter().map(String::as_str).collect();
     names.sort_unstable();
-    doc["components"]["schemas"]["Action"]["enum"] = names.into();
-    doc.to_string()
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "auditgate query API",
+            "version": "1",
+            "description": "The query port of auditgate: the audit trail, its verification and the audit \
+                configurations. Errors are `{\"error\": \"…\", \"field\": \"…\"}`.",
+        },
+        "security": [{}, {"bearer": []}],
+        "paths": paths(),
+        "components": {
+            "schemas": schemas(&names),
+            "parameters": parameters(),
+            "responses": responses(),
+            "securitySchemes": {"bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "Needed when `[query] tokens` are configured; `read` tokens may not change \
+                    configurations.",
+            }},
+        },
+    })
+    .to_string()
+}
+
+/// An object of these members, in order.
+fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
+    Value::Object(members.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>())
+}
+
+fn schema(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn parameter(name: &str) -> Value {
+    json!({"$ref": format!("#/components/parameters/{name}")})
+}
+
+fn response(name: &str) -> Value {
+    json!({"$ref": format!("#/components/responses/{name}")})
+}
+
+/// A JSON answer of `body` described as `description`.
+fn ok_json(body: Value, description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": body}}})
+}
+
+/// The names serde gives these values.
+fn names<T: serde::Serialize>(values: &[T]) -> Value {
+    values.iter().map(|v| serde_json::to_value(v).expect("an enum serialises")).collect()
+}
+
+fn outcomes() -> Value {
+    [Outcome::Success, Outcome::Failure, Outcome::Error].map(Outcome::as_str).to_vec().into()
+}
+
+/// The filters of a listing, as parameter references.
+fn filters() -> Vec<Value> {
+    FILTERS.iter().map(|f| parameter(f)).collect()
+}
+
+fn parameters() -> Value {
+    let query = |name: &str, description: Option<&str>, schema: Value| {
+        let mut p = json!({"name": name, "in": "query", "required": false, "schema": schema});
+        if let Some(d) = description {
+            p["description"] = d.into();
+        }
+        p
+    };
+    let text = |name: &str, description: &str| {
+        query(name, Some(description), json!({"type": "string", "maxLength": MAX_FILTER_CHARS}))
+    };
+    let path = |description: Option<&str>| {
+        let mut p = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}});
+        if let Some(d) = description {
+            p["description"] = d.into();
+        }
+        p
+    };
+    let mut all = Map::new();
+    for f in FILTERS {
+        let p = match f {
+            "action" => text(f, "Exact action (create, update, delete, read, login or a custom action)."),
+            "resource_type" => text(f, "Exact resource type."),
+            "resource_id" => text(f, "Exact resource id."),
+            "actor" => text(f, "Exact actor name."),
+            "configuration" => text(f, "Name of the configuration that caused the entry."),
+            "instance" => text(f, "The instance that wrote the entry."),
+            "q" => text(f, "Text contained in the path or the changes."),
+            "client_ip" => query(f, Some("Client address, or a CIDR range containing it."), schema("IpOrRange")),
+            "outcome" => query(f, None, json!({"type": "string", "enum": outcomes()})),
+            "status" => query(
+                f,
+                Some("The HTTP status the client got."),
+                json!({"type": "integer", "minimum": 100, "maximum": 599}),
+            ),
+            "since" => query(
+                f,
+                Some("Entries at or after this time (RFC 3339)."),
+                json!({"type": "string", "format": "date-time"}),
+            ),
+            "until" => query(
+                f,
+                Some("Entries at or before this time (RFC 3339)."),
+                json!({"type": "string", "format": "date-time"}),
+            ),
+            "unapplied" => query(
+                f,
+                Some("true: entries whose request asked for something the app did not apply; false: the others."),
+                json!({"type": "boolean"}),
+            ),
+            other => unreachable!("filter `{other}` has no description here"),
+        };
+        all.insert(f.to_string(), p);
+    }
+    let (default, max) = (super::logs::DEFAULT_LIMIT, super::logs::MAX_LIMIT);
+    all.insert(
+        "limit".into(),
+        query("limit", None, json!({"type": "integer", "minimum": 1, "maximum": max, "default": default})),
+    );
+    all.insert("cursor".into(), query("cursor", Some("`next_cursor` of the previous page."), schema("Ulid")));
+    all.insert(
+        "format".into(),
+        query("format", None, json!({"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"})),
+    );
+    all.insert("entry_id".into(), path(None));
+    all.insert("config_id".into(), path(None));
+    all.insert(
+        "kind".into(),
+        json!({"name": "kind", "in": "path", "required": true, "description": "Resource type.", "schema": {"type": "string"}}),
+    );
+    all.insert("resource_id_path".into(), path(Some("Resource id.")));
+    Value::Object(all)
+}
+
+fn schemas(actions: &[&str]) -> Value {
+    let nullable_str = json!({"type": ["string", "null"]});
+    let str_list = json!({"type": "array", "items": {"type": "string"}});
+    let hex_hash = json!({"type": "string", "pattern": "^[0-9a-f]{64}$"});
+    let actor_sources = [
+        ActorSource::Header,
+        ActorSource::Jwt,
+        ActorSource::Basic,
+        ActorSource::Whoami,
+        ActorSource::Login,
+        ActorSource::Anonymous,
+        ActorSource::Token,
+    ];
+    let entry = object([
+        ("id", schema("Ulid")),
+        (
+            "timestamp",
+            json!({"type": "string", "format": "date-time", "description": "When the upstream answered (UTC, microseconds)."}),
+        ),
+        ("request_id", json!({"type": "string"})),
+        ("action", json!({"type": "string"})),
+        ("outcome", json!({"type": "string", "enum": outcomes()})),
+        ("method", json!({"type": "string"})),
+        ("path", json!({"type": "string"})),
+        ("query", json!({"type": "string"})),
+        ("status", json!({"type": "integer", "minimum": 0, "maximum": 999})),
+        ("duration_ms", json!({"type": "number", "minimum": 0})),
+        ("resource_type", json!({"type": "string"})),
+        ("resource_id", nullable_str.clone()),
+        ("parents", json!({"type": "array", "items": schema("Parent")})),
+        ("actor", json!({"type": "string"})),
+        ("actor_source", json!({"type": "string", "enum": names(&actor_sources)})),
+        ("actor_verified", json!({"type": "boolean"})),
+        ("client_ip", json!({"type": "string"})),
+        ("peer_ip", json!({"type": "string"})),
+        ("forwarded_for", str_list.clone()),
+        ("user_agent", nullable_str.clone()),
+        ("configuration", nullable_str.clone()),
+        ("before", json!({"description": "The resource before the change (any JSON), or null."})),
+        ("after", json!({"description": "The resource after the change (any JSON), or null."})),
+        ("changes", json!({"type": "array", "items": schema("Change")})),
+        (
+            "unapplied",
+            json!({"type": ["array", "null"], "items": schema("Unapplied"),
+                "description": "Requested fields the app did not apply as asked; null when there is nothing to \
+                    compare. Absent on entries written before it existed."}),
+        ),
+        ("request_body", json!({"description": "The redacted request body (capture full), or null."})),
+        ("snapshot_error", nullable_str.clone()),
+        ("instance", json!({"type": "string"})),
+        ("prev_hash", hex_hash.clone()),
+        ("hash", hex_hash.clone()),
+    ]);
+    let required: Vec<&String> = entry.as_object().expect("an object").keys().filter(|k| *k != "unapplied").collect();
+    let entry = json!({"type": "object", "properties": entry, "required": required});
+
+    let (input, output) = configuration_fields();
+    let required_out: Vec<&String> = output.as_object().expect("an object").keys().collect();
+    let configuration = json!({"type": "object", "properties": output, "required": required_out});
+    let list_of = |item: &str| json!({"type": "object", "properties": {"items": {"type": "array", "items": schema(item)}}, "required": ["items"]});
+    let counts = schema("Counts");
+    object([
+        (
+            "Ulid",
+            json!({"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Z]{26}$", "description": "A ULID: sortable by time."}),
+        ),
+        (
+            "Error",
+            json!({"type": "object", "properties": {"error": {"type": "string"}, "field": {"type": "string"}}, "required": ["error"]}),
+        ),
+        (
+            "Parent",
+            json!({"type": "object", "properties": {"type": {"type": "string"}, "id": {"type": "string"}}, "required": ["type", "id"]}),
+        ),
+        (
+            "Change",
+            json!({"type": "object", "properties": {"path": {"type": "string"}, "old": {}, "new": {}}, "required": ["path", "old", "new"]}),
+        ),
+        (
+            "Unapplied",
+            json!({"type": "object",
+                "properties": {"path": {"type": "string", "description": "JSON Pointer."}, "requested": {}, "applied": {}},
+                "required": ["path", "requested", "applied"]}),
+        ),
+        ("Entry", entry),
+        (
+            "EntryPage",
+            json!({"type": "object",
+                "properties": {"items": {"type": "array", "items": schema("Entry")},
+                    "next_cursor": {"oneOf": [schema("Ulid"), {"type": "null"}],
+                        "description": "The next page's cursor; null at the end. A search no index narrows (`q` of \
+                            one or two characters, or in too many entries) reads a bounded stretch of the trail a \
+                            page, so a page can hold fewer items than `limit`, or none, and still name one."}},
+                "required": ["items", "next_cursor"]}),
+        ),
+        ("EntryList", list_of("Entry")),
+        (
+            "Action",
+            json!({"type": "string", "enum": actions,
+                "description": "A built-in action or one declared in resources.toml (this instance lists its own)."}),
+        ),
+        ("IpOrRange", ip_or_range()),
+        (
+            "ConfigurationInput",
+            json!({"type": "object", "properties": input.clone(), "additionalProperties": false, "required": ["name"],
+                "description": "A whole configuration: absent fields take their defaults."}),
+        ),
+        (
+            "ConfigurationPatch",
+            json!({"type": "object", "properties": input, "additionalProperties": false,
+                "description": "The fields to change."}),
+        ),
+        ("Configuration", configuration),
+        ("ConfigurationList", list_of("Configuration")),
+        (
+            "Verification",
+            json!({"type": "object",
+                "properties": {
+                    "ok": {"type": "boolean"},
+                    "checked": {"type": "integer", "minimum": 0},
+                    "first_bad": {"oneOf": [schema("Ulid"), {"type": "null"}]},
+                    "heads": {"type": "array", "items": schema("Head"),
+                        "description": "Each instance's newest entry: keep it elsewhere, and `auditgate verify \
+                            --heads FILE` fails if a chain no longer reaches it."}},
+                "required": ["ok", "checked", "first_bad", "heads"]}),
+        ),
+        (
+            "Head",
+            json!({"type": "object", "properties": {"instance": {"type": "string"}, "id": schema("Ulid"), "hash": hex_hash},
+                "required": ["instance", "id", "hash"]}),
+        ),
+        ("Counts", json!({"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}})),
+        (
+            "Stats",
+            json!({"type": "object",
+                "properties": {"by_action": counts.clone(), "by_resource_type": counts.clone(),
+                    "by_actor": counts.clone(), "by_outcome": counts, "total": {"type": "integer", "minimum": 0}},
+                "required": ["by_action", "by_resource_type", "by_actor", "by_outcome", "total"]}),
+        ),
+        ("Status", json!({"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]})),
+        (
+            "State",
+            json!({"type": "object", "required": ["state", "entry", "timestamp", "action"],
+                "properties": {
+                    "state": {"description": "The resource's after-state, null when the entry deleted it or took no snapshot."},
+                    "entry": schema("Ulid"),
+                    "timestamp": {"type": "string", "format": "date-time"},
+                    "action": {"type": "string"}}}),
+        ),
+    ])
+}
+
+/// An address or a CIDR range: what `client_ip` and `audit_ips` take.
+fn ip_or_range() -> Value {
+    let octet = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+    json!({"anyOf": [
+            {"type": "string", "format": "ipv4"},
+            {"type": "string", "format": "ipv6"},
+            {"type": "string", "pattern": format!("^({octet}\\.){{3}}{octet}/(3[0-2]|[12]?[0-9])$")}],
+        "description": "An address or a CIDR range (IPv6 ranges such as `2001:db8::/32` too)."})
+}
+
+/// A configuration's fields as a client sends them, and as served.
+fn configuration_fields() -> (Value, Value) {
+    let nullable_flag = json!({"type": ["boolean", "null"]});
+    let list =
+        |items: Value| json!({"type": ["array", "null"], "items": items, "description": "null is the empty list."});
+    let names_list = list(json!({"type": "string", "pattern": "\\S"}));
+    let actions = list(schema("Action"));
+    let ips = list(schema("IpOrRange"));
+    let input = object([
+        // Not blank, no control character (U+0000-001F, U+007F-009F).
+        (
+            "name",
+            json!({"type": "string", "minLength": 1, "maxLength": 200,
+                "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"}),
+        ),
+        ("description", json!({"type": ["string", "null"]})),
+        ("configuration_type", json!({"type": "string", "enum": names(&[Kind::Include, Kind::Exclude])})),
+        ("is_active", json!({"type": "boolean"})),
+        ("priority", json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX})),
+        ("audit_actions", actions.clone()),
+        ("audit_all_actions", nullable_flag.clone()),
+        ("audit_resource_types", names_list.clone()),
+        ("audit_all_resource_types", nullable_flag.clone()),
+        ("audit_users", names_list.clone()),
+        ("audit_all_users", nullable_flag.clone()),
+        ("audit_ips", ips.clone()),
+        ("audit_all_ips", nullable_flag),
+        ("exclude_actions", actions),
+        ("exclude_resource_types", names_list.clone()),
+        ("exclude_users", names_list),
+        ("exclude_ips", ips),
+        ("capture", json!({"type": "string", "enum": names(&[Capture::Metadata, Capture::Diff, Capture::Full])})),
+    ]);
+    // Served: lists are lists, the description a string, and the
+    // configuration's own id, source and times besides.
+    let mut output = Map::new();
+    output.insert("id".into(), json!({"type": "integer"}));
+    for (k, v) in input.as_object().expect("an object") {
+        let listed =
+            ["_actions", "_types", "_users", "_ips"].iter().any(|s| k.ends_with(s)) && !k.starts_with("audit_all_");
+        let served = match k.as_str() {
+            "description" => json!({"type": "string"}),
+            _ if listed => json!({"type": "array", "items": {"type": "string"}}),
+            _ => v.clone(),
+        };
+        output.insert(k.clone(), served);
+    }
+    output.insert("source".into(), json!({"type": "string", "enum": names(&[Source::Api, Source::File])}));
+    output.insert("created_at".into(), json!({"type": "string"}));
+    output.insert("updated_at".into(), json!({"type": "string"}));
+    (input, Value::Object(output))
+}
+
+fn error(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema("Error")}}})
+}
+
+fn responses() -> Value {
+    let mut unauthorized = error("Tokens are configured and no valid bearer token was sent.");
+    unauthorized["headers"] = json!({"WWW-Authenticate": {"schema": {"type": "string"}}});
+    object([
+        ("BadRequest", error("A parameter or the body cannot be accepted; `field` names it.")),
+        ("Unauthorized", unauthorized),
+        ("Forbidden", error("A read token tried to change something.")),
+        ("Conflict", error("Another configuration has this name.")),
+        ("NotFound", error("No such entry, configuration or resource.")),
+        ("TooLarge", error("The body is larger than allowed.")),
+        ("TooSlow", error("The body arrived slower than the minimum rate.")),
+        ("Unavailable", error("The store is unavailable, or the instance is shutting down.")),
+    ])
+}
+
+/// Responses: the given ones, then these statuses' shared ones.
+fn answers<const N: usize>(own: [(&str, Value); N], shared: &[(&str, &str)]) -> Value {
+    let mut all = object(own);
+    for (status, name) in shared {
+        all[*status] = response(name);
+    }
+    all
+}
+
+const READ_ERRORS: &[(&str, &str)] = &[("400", "BadRequest"), ("401", "Unauthorized"), ("503", "Unavailable")];
+const WRITE_ERRORS: &[(&str, &str)] = &[
+    ("400", "BadRequest"),
+    ("401", "Unauthorized"),
+    ("403", "Forbidden"),
+    ("409", "Conflict"),
+    ("408", "TooSlow"),
+    ("413", "TooLarge"),
+    ("503", "Unavailable"),
+];
+
+fn paths() -> Value {
+    let with = |mut list: Vec<Value>, more: &[Value]| {
+        list.extend_from_slice(more);
+        list
+    };
+    let body = |name: &str| json!({"required": true, "content": {"application/json": {"schema": schema(name)}}});
+    let mut config_links = Map::new();
+    for op in ["getConfiguration", "replaceConfiguration", "updateConfiguration", "deleteConfiguration"] {
+        config_links.insert(op.into(), json!({"operationId": op, "parameters": {"id": "$response.body#/id"}}));
+    }
+    let mut list_ok = ok_json(schema("EntryPage"), "OK");
+    list_ok["links"] = json!({
+        "getEntry": {"operationId": "getEntry", "parameters": {"id": "$response.body#/items/0/id"}},
+        "resourceHistory": {"operationId": "resourceHistory", "parameters": {
+            "kind": "$response.body#/items/0/resource_type", "id": "$response.body#/items/0/resource_id"}},
+    });
+    let mut created = ok_json(schema("Configuration"), "Created");
+    created["headers"] = json!({"Location": {"schema": {"type": "string"}}});
+    created["links"] = Value::Object(config_links);
+    let unauthorized_unavailable: &[(&str, &str)] = &[("401", "Unauthorized"), ("503", "Unavailable")];
+    object([
+        (
+            "/api/v1/audit-logs",
+            json!({"get": {"operationId": "listEntries", "summary": "Entries, newest first, keyset-paged.",
+                "parameters": with(filters(), &[parameter("limit"), parameter("cursor")]),
+                "responses": answers([("200", list_ok)], READ_ERRORS)}}),
+        ),
+        (
+            "/api/v1/audit-logs/export",
+            json!({"get": {"operationId": "exportEntries", "summary": "Every matching entry, streamed, newest first.",
+                "parameters": with(filters(), &[parameter("format")]),
+                "responses": answers([("200", json!({
+                    "description": "NDJSON (one entry a line) or CSV (cells that could be read as formulas are defused).",
+                    "content": {"application/x-ndjson": {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}}}}))],
+                    READ_ERRORS)}}),
+        ),
+        (
+            "/api/v1/audit-logs/stream",
+            json!({"get": {"operationId": "streamEntries",
+                "summary": "Server-Sent Events: each newly committed entry matching the filters, oldest first (`id:` \
+                    the entry id, `data:` the entry). Without Last-Event-ID it starts after the newest entry stored now.",
+                "parameters": with(filters(), &[json!({"name": "Last-Event-ID", "in": "header", "required": false,
+                    "description": "Resume after this entry (the id of the last event received).", "schema": schema("Ulid")})]),
+                "responses": answers([("200", json!({
+                    "description": "An endless event stream; a comment line keeps it alive when quiet.",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}}))], READ_ERRORS)}}),
+        ),
+        (
+            "/api/v1/audit-logs/{id}",
+            json!({"get": {"operationId": "getEntry", "parameters": [parameter("entry_id")],
+                "responses": answers([("200", ok_json(schema("Entry"), "OK")), ("404", response("NotFound"))],
+                    unauthorized_unavailable)}}),
+        ),
+        (
+            "/api/v1/resources/{kind}/{id}/history",
+            json!({"get": {"operationId": "resourceHistory", "summary": "A resource's entries, oldest first.",
+                "parameters": [parameter("kind"), parameter("resource_id_path")],
+                "responses": answers([("200", ok_json(schema("EntryList"), "OK"))], unauthorized_unavailable)}}),
+        ),
+        (
+            "/api/v1/resources/{kind}/{id}/state",
+            json!({"get": {"operationId": "resourceState",
+                "summary": "The resource as of a moment: the `after` of its last entry at or before `at` (null when \
+                    that entry deleted it).",
+                "parameters": [parameter("kind"), parameter("resource_id_path"), {"name": "at", "in": "query",
+                    "required": false, "description": "The moment (RFC 3339); now when absent.",
+                    "schema": {"type": "string", "format": "date-time"}}],
+                "responses": answers([("200", ok_json(schema("State"), "OK")), ("404", response("NotFound"))],
+                    READ_ERRORS)}}),
+        ),
+        (
+            "/api/v1/audit-configurations",
+            json!({
+                "get": {"operationId": "listConfigurations", "summary": "Every audit configuration, oldest first.",
+                    "responses": answers([("200", ok_json(schema("ConfigurationList"), "OK"))], unauthorized_unavailable)},
+                "post": {"operationId": "createConfiguration", "summary": "Create (admin); recorded in the trail.",
+                    "requestBody": body("ConfigurationInput"),
+                    "responses": answers([("201", created)], WRITE_ERRORS)}}),
+        ),
+        (
+            "/api/v1/audit-configurations/{id}",
+            json!({
+                "parameters": [parameter("config_id")],
+                "get": {"operationId": "getConfiguration",
+                    "responses": answers([("200", ok_json(schema("Configuration"), "OK")), ("404", response("NotFound"))],
+                        unauthorized_unavailable)},
+                "put": {"operationId": "replaceConfiguration", "summary": "Replace (admin): absent fields take their defaults.",
+                    "requestBody": body("ConfigurationInput"),
+                    "responses": answers([("200", ok_json(schema("Configuration"), "OK")), ("404", response("NotFound"))],
+                        WRITE_ERRORS)},
+                "patch": {"operationId": "updateConfiguration", "summary": "Merge the given fields (admin).",
+                    "requestBody": body("ConfigurationPatch"),
+                    "responses": answers([("200", ok_json(schema("Configuration"), "OK")), ("404", response("NotFound"))],
+                        WRITE_ERRORS)},
+                "delete": {"operationId": "deleteConfiguration", "summary": "Delete (admin); recorded in the trail.",
+                    "responses": answers([("204", json!({"description": "Deleted"})), ("403", response("Forbidden")),
+                        ("404", response("NotFound"))], unauthorized_unavailable)}}),
+        ),
+        (
+            "/api/v1/verify",
+            json!({"get": {"operationId": "verify", "summary": "Checks every instance's hash chain.",
+                "responses": answers([("200", ok_json(schema("Verification"), "OK"))], unauthorized_unavailable)}}),
+        ),
+        (
+            "/api/v1/stats",
+            json!({"get": {"operationId": "stats", "summary": "Counts by action, resource type, actor and outcome.",
+                "parameters": [parameter("since"), parameter("until")],
+                "responses": answers([("200", ok_json(schema("Stats"), "OK"))], READ_ERRORS)}}),
+        ),
+        (
+            "/api/v1/openapi.json",
+            json!({"get": {"operationId": "openapi", "summary": "This document.",
+                "responses": answers([("200", ok_json(json!({"type": "object"}), "OK"))], &[("401", "Unauthorized")])}}),
+        ),
+        (
+            "/metrics",
+            json!({"get": {"operationId": "metrics", "summary": "Prometheus text format.",
+                "responses": answers([("200", json!({"description": "Counters",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}}))], &[("401", "Unauthorized")])}}),
+        ),
+        (
+            "/healthz",
+            json!({"get": {"operationId": "healthz", "security": [], "summary": "The process answers.",
+                "responses": {"200": ok_json(schema("Status"), "OK")}}}),
+        ),
+        (
+            "/readyz",
+            json!({"get": {"operationId": "readyz", "security": [], "summary": "Ready: not shutting down, and the store answers.",
+                "responses": {"200": ok_json(schema("Status"), "OK"), "503": ok_json(schema("Status"), "Not ready")}}}),
+        ),
+    ])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn doc() -> Value {
+        serde_json::from_str(&document(&crate::policy::known_actions(["approve"]))).unwrap()
+    }
+
     #[test]
     fn the_action_schema_lists_this_instances_actions() {
-        let actions = crate::policy::known_actions(["approve"]);
-        let doc: Value = serde_json::from_str(&document(&actions)).unwrap();
+        let doc = doc();
         assert_eq!(doc["openapi"], "3.1.0");
         let listed = &doc["components"]["schemas"]["Action"]["enum"];
-        assert_eq!(listed, &serde_json::json!(["approve", "create", "delete", "login", "read", "update"]));
+        assert_eq!(listed, &json!(["approve", "create", "delete", "login", "read", "update"]));
+    }
+
+    /// The filters a listing takes are the store's, each described; the
+    /// page bounds are the listing's.
+    #[test]
+    fn every_filter_the_store_takes_is_a_parameter_of_the_listings() {
+        let doc = doc();
+        for path in ["/api/v1/audit-logs", "/api/v1/audit-logs/export", "/api/v1/audit-logs/stream"] {
+            let refs: Vec<&str> = doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p["$ref"].as_str()?.strip_prefix("#/components/parameters/"))
+                .filter(|p| !["limit", "cursor", "format"].contains(p))
+                .collect();
+            assert_eq!(refs, FILTERS, "{path}");
+        }
+        for f in FILTERS {
+            let p = &doc["components"]["parameters"][f];
+            assert_eq!(p["name"], f);
+            assert!(p["description"].is_string() || p["schema"]["enum"].is_array(), "{f} is described");
+            let mut filter = crate::store::Filter::default();
+            let sample = match f {
+                "client_ip" => "10.0.0.0/8",
+                "outcome" => "error",
+                "status" => "404",
+                "since" | "until" => "2026-01-01T00:00:00Z",
+                "unapplied" => "true",
+                _ => "x",
+            };
+            filter.set(f, sample).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+        let limit = &doc["components"]["parameters"]["limit"]["schema"];
+        assert_eq!((limit["maximum"].as_u64(), limit["default"].as_u64()), (Some(1000), Some(50)));
+        assert_eq!(doc["components"]["parameters"]["q"]["schema"]["maxLength"], MAX_FILTER_CHARS);
+        assert_eq!(
+            doc["components"]["schemas"]["Entry"]["properties"]["outcome"]["enum"],
+            json!(["success", "failure", "error"])
+        );
+    }
+
+    /// The schemas name exactly the fields the domain types serialise.
+    #[test]
+    fn the_entry_and_configuration_schemas_are_the_types_fields() {
+        let doc = doc();
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
+        let entry = serde_json::to_value(crate::entry::tests::sample(1)).unwrap();
+        assert_eq!(keys(&doc["components"]["schemas"]["Entry"]["properties"]), keys(&entry));
+        let required = doc["components"]["schemas"]["Entry"]["required"].as_array().unwrap();
+        assert_eq!(required.len(), keys(&entry).len() - 1, "all but `unapplied` (absent on old entries)");
+        let config = serde_json::to_value(crate::policy::AuditConfiguration::default()).unwrap();
+        assert_eq!(keys(&doc["components"]["schemas"]["Configuration"]["properties"]), keys(&config));
+        let sources = &doc["components"]["schemas"]["Entry"]["properties"]["actor_source"]["enum"];
+        assert_eq!(sources.as_array().unwrap().len(), 7);
+        assert_eq!(sources[6], "token");
     }
 }

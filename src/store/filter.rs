@@ -36,7 +36,7 @@ pub struct Filter {
 }
 
 /// The filters' names, as the query string gives them.
-const FIELDS: [&str; 13] = [
+pub const FIELDS: [&str; 13] = [
     "action",
     "resource_type",
     "resource_id",

@@ -8,7 +8,7 @@ mod rows;
 mod sqlite;
 mod stats;
 
-pub use filter::{Filter, FilterError};
+pub use filter::{FIELDS as FILTERS, Filter, FilterError, MAX_VALUE_CHARS as MAX_FILTER_CHARS};
 pub use postgres::{PgStore, SharedLock};
 pub use sqlite::SqliteStore;
 
