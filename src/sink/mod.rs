@@ -174,7 +174,11 @@ impl Sinks {
             .iter()
             .map(|c| {
                 let trust = |tls: bool| {
-                    tls.then(|| crate::tls::upstream_config(c.ca.as_deref().or(upstream_ca)))
+                    let (ca, key) = match &c.ca {
+                        Some(own) => (Some(own.as_path()), "ca"),
+                        None => (upstream_ca, "tls.upstream_ca"),
+                    };
+                    tls.then(|| crate::tls::client_config(ca, key))
                         .transpose()
                         .map_err(|source| SinkError { sink: c.name.clone(), source })
                 };
@@ -574,6 +578,29 @@ mod tests {
         assert_eq!(within_bytes(&of(&[half, half, 1]), 5), 2, "exactly the bound fits");
         assert_eq!(within_bytes(&of(&[half, half + 1, 1]), 5), 1);
         assert_eq!(within_bytes(&of(&[MAX_BATCH_BYTES + 1, 1]), 5), 1, "a large entry goes alone");
+    }
+
+    #[test]
+    fn a_ca_file_that_cannot_be_read_is_named_with_its_sink_at_start() {
+        let raw = RawSink {
+            name: "hec".into(),
+            kind: "webhook".into(),
+            url: "https://collector.example/ingest".into(),
+            format: "native".into(),
+            secret: None,
+            batch: 10,
+            ca: Some("/nonexistent/ca.pem".into()),
+        };
+        let configs = validate_sinks(&[raw.clone()]).unwrap();
+        let e = Sinks::prepare(&configs, None).unwrap_err().to_string();
+        assert!(e.starts_with("sink `hec`: ca /nonexistent/ca.pem:"), "{e}");
+        // Without its own, the upstream's CA file is named as such.
+        let theirs = RawSink { ca: None, ..raw.clone() };
+        let e = Sinks::prepare(&validate_sinks(&[theirs]).unwrap(), Some(Path::new("/nonexistent/up.pem")));
+        assert!(e.unwrap_err().to_string().starts_with("sink `hec`: tls.upstream_ca /nonexistent/up.pem:"));
+        // Cleartext needs no trust: nothing is read.
+        let plain = RawSink { url: "http://collector.example/ingest".into(), ..raw };
+        assert_eq!(Sinks::prepare(&validate_sinks(&[plain]).unwrap(), None).unwrap().len(), 1);
     }
 
     #[test]

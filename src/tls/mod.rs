@@ -166,18 +166,24 @@ impl ResolvesServerCert for Certificates {
 /// CA). There is no way to skip verification. No ALPN: the upstream client
 /// offers `http/1.1` itself.
 pub fn upstream_config(upstream_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+    client_config(upstream_ca, "tls.upstream_ca")
+}
+
+/// [`upstream_config`] for another peer, a CA file's errors naming it as
+/// the configuration key `key`.
+pub fn client_config(ca: Option<&Path>, key: &'static str) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
-    match upstream_ca {
+    match ca {
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| file_error("tls.upstream_ca", path, e))?
+                .map_err(|e| file_error(key, path, e))?
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| file_error("tls.upstream_ca", path, e))?;
+                .map_err(|e| file_error(key, path, e))?;
             if certs.is_empty() {
-                return Err(file_error("tls.upstream_ca", path, "holds no PEM certificate"));
+                return Err(file_error(key, path, "holds no PEM certificate"));
             }
             for cert in certs {
-                roots.add(cert).map_err(|e| file_error("tls.upstream_ca", path, e))?;
+                roots.add(cert).map_err(|e| file_error(key, path, e))?;
             }
         }
         None => {

@@ -78,6 +78,7 @@ impl Hook {
                         async move {
                             assert_eq!(req.uri().path(), "/ingest");
                             assert_eq!(req.method(), Method::POST);
+                            assert_eq!(req.headers()["content-type"], "application/x-ndjson");
                             let signature =
                                 req.headers().get("x-auditgate-signature").map(|v| v.to_str().unwrap().to_string());
                             let body = req.into_body().collect().await.unwrap().to_bytes();
