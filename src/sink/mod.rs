@@ -591,7 +591,7 @@ mod tests {
             batch: 10,
             ca: Some("/nonexistent/ca.pem".into()),
         };
-        let configs = validate_sinks(&[raw.clone()]).unwrap();
+        let configs = validate_sinks(std::slice::from_ref(&raw)).unwrap();
         let e = Sinks::prepare(&configs, None).unwrap_err().to_string();
         assert!(e.starts_with("sink `hec`: ca /nonexistent/ca.pem:"), "{e}");
         // Without its own, the upstream's CA file is named as such.
