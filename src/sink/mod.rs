@@ -218,17 +218,31 @@ impl Sinks {
     /// Stops every sink where it is, each storing how far it delivered
     /// (given up after `STOP_WAIT`): what was not delivered goes at the
     /// next start.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         if let Some(stop) = &self.stop {
             let _ = stop.send(true);
         }
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let abort = task.abort_handle();
             if tokio::time::timeout(STOP_WAIT, task).await.is_err() {
                 abort.abort();
             }
         }
     }
+}
+
+impl Drop for Sinks {
+    /// Sinks dropped without `stop` (a runtime shutting down) end at once.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Whether the sinks were told to stop, or whoever could tell them is gone.
+fn stopping(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow() || stop.has_changed().is_err()
 }
 
 /// One sink: where it sends, and how.
@@ -252,7 +266,7 @@ enum Transport {
 /// Takes the sink whenever no other instance has it, and forwards until
 /// stopped.
 async fn run(mut sink: Sink, store: Store, recorder: Arc<RecorderStats>, mut stop: watch::Receiver<bool>) {
-    while !*stop.borrow() {
+    while !stopping(&stop) {
         let claim = match store.claim_sink(&sink.name).await {
             Ok(SinkClaim::Held(claim)) => claim,
             Ok(SinkClaim::Elsewhere) => {
@@ -319,7 +333,7 @@ async fn forward(
         let woken = recorder.committed.notified();
         let mut woken = std::pin::pin!(woken);
         woken.as_mut().enable();
-        if *stop.borrow() {
+        if stopping(stop) {
             return save(sink, store, &mut p).await;
         }
         // What a syslog receiver kept long enough counts as delivered.
@@ -601,6 +615,17 @@ mod tests {
         // Cleartext needs no trust: nothing is read.
         let plain = RawSink { url: "http://collector.example/ingest".into(), ..raw };
         assert_eq!(Sinks::prepare(&validate_sinks(&[plain]).unwrap(), None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_sink_stops_when_told_or_when_no_one_can_tell_it_any_more() {
+        let (tx, rx) = watch::channel(false);
+        assert!(!stopping(&rx));
+        tx.send(true).unwrap();
+        assert!(stopping(&rx));
+        let (tx, rx) = watch::channel(false);
+        drop(tx);
+        assert!(stopping(&rx), "a dropped sender would make every wait return at once");
     }
 
     #[test]
