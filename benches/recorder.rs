@@ -105,6 +105,7 @@ fn main() {
                     secret: Some("bench-secret".into()),
                     batch: 100,
                     ca: None,
+                    headers: Default::default(),
                 };
                 let configs = auditgate::sink::validate_sinks(&[raw]).unwrap();
                 let prepared = auditgate::sink::Sinks::prepare(&configs, None).unwrap();

@@ -23,6 +23,10 @@ pub struct RawSink {
     /// Not in the SPEC example: a CA file the sink's TLS peer is verified
     /// against instead of the system's roots (`tls.upstream_ca` otherwise).
     pub ca: Option<String>,
+    /// Not in the SPEC example: headers a webhook sends with every batch
+    /// (a collector's token: `Authorization = "Splunk …"`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 fn native() -> String {
@@ -51,8 +55,9 @@ pub enum Target {
     /// RFC 5424 messages over TCP, octet-counted (RFC 6587); `tls` for
     /// `tls://`, verified against `host`.
     Syslog { host: String, port: u16, tls: bool },
-    /// NDJSON batches POSTed to `url`, signed with `secret` when given.
-    Webhook { url: Uri, secret: Option<String> },
+    /// NDJSON batches POSTed to `url` with `headers`, signed with `secret`
+    /// when given.
+    Webhook { url: Uri, secret: Option<String>, headers: http::HeaderMap },
 }
 
 /// A validated `[[sink]]`.
@@ -97,14 +102,32 @@ pub fn validate(raw: &[RawSink]) -> Result<Vec<SinkConfig>, Vec<String>> {
                 if s.secret.is_some() {
                     problem("secret", "only a webhook signs what it sends".into());
                 }
+                if !s.headers.is_empty() {
+                    problem("headers", "only a webhook sends headers".into());
+                }
                 syslog_target(&s.url).map_err(|reason| problem("url", reason)).ok()
             }
             "webhook" => {
                 if s.secret.as_deref().is_some_and(|k| k.trim().is_empty()) {
                     problem("secret", "is empty".into());
                 }
+                let mut headers = http::HeaderMap::new();
+                for (name, value) in &s.headers {
+                    let own = ["host", "content-type", "content-length", "transfer-encoding", "connection"];
+                    match (http::HeaderName::try_from(name.as_str()), http::HeaderValue::try_from(value.as_str())) {
+                        (Ok(n), _) if own.contains(&n.as_str()) || n.as_str() == super::webhook::SIGNATURE => {
+                            problem("headers", format!("`{name}` is set by auditgate"));
+                        }
+                        (Ok(n), Ok(mut v)) => {
+                            v.set_sensitive(true);
+                            headers.insert(n, v);
+                        }
+                        (Err(_), _) => problem("headers", format!("`{name}` is not a header name")),
+                        (_, Err(_)) => problem("headers", format!("the value of `{name}` is not a header value")),
+                    }
+                }
                 webhook_url(&s.url)
-                    .map(|url| Target::Webhook { url, secret: s.secret.clone() })
+                    .map(|url| Target::Webhook { url, secret: s.secret.clone(), headers })
                     .map_err(|reason| problem("url", reason))
                     .ok()
             }
@@ -143,8 +166,11 @@ fn webhook_url(url: &str) -> Result<Uri, String> {
     if uri.scheme() != Some(&Scheme::HTTPS) && uri.scheme() != Some(&Scheme::HTTP) {
         return Err(format!("`{url}` needs https:// (or http://)"));
     }
-    if uri.authority().is_none_or(|a| a.host().is_empty()) {
+    let Some(authority) = uri.authority().filter(|a| !a.host().is_empty()) else {
         return Err(format!("`{url}` has no host"));
+    };
+    if authority.as_str().contains('@') {
+        return Err("credentials in the URL would be sent as its host: give them in `headers`".into());
     }
     Ok(uri)
 }
@@ -162,6 +188,7 @@ mod tests {
             secret: None,
             batch: 100,
             ca: None,
+            headers: Default::default(),
         }
     }
 
@@ -178,7 +205,7 @@ mod tests {
         let s = validate(&[hook]).unwrap();
         assert_eq!(s[0].format, Format::Ocsf);
         assert_eq!(s[0].batch, 7);
-        assert!(matches!(&s[0].target, Target::Webhook { url, secret: Some(k) }
+        assert!(matches!(&s[0].target, Target::Webhook { url, secret: Some(k), .. }
             if url.path() == "/ingest" && k == "k"));
     }
 
@@ -219,5 +246,35 @@ mod tests {
         let mut big = raw("webhook", "https://h/");
         big.batch = MAX_BATCH + 1;
         assert!(validate(&[big]).is_err());
+        let e = validate(&[raw("webhook", "https://u:pw@h/")]).unwrap_err();
+        assert_eq!(e, ["sink `siem`: url: credentials in the URL would be sent as its host: give them in `headers`"]);
+    }
+
+    #[test]
+    fn a_webhook_sends_its_headers_but_not_over_auditgates_own() {
+        let mut hook = raw("webhook", "https://h/");
+        hook.headers.insert("Authorization".into(), "Splunk t0ken".into());
+        let s = validate(&[hook.clone()]).unwrap();
+        let Target::Webhook { headers, .. } = &s[0].target else { panic!("a webhook") };
+        assert_eq!(headers["authorization"], "Splunk t0ken");
+        assert!(headers["authorization"].is_sensitive(), "kept out of debug output");
+        for name in ["Host", "content-length", "X-Auditgate-Signature"] {
+            let mut own = hook.clone();
+            own.headers = [(name.to_string(), "x".to_string())].into();
+            let e = validate(&[own]).unwrap_err();
+            assert_eq!(e, [format!("sink `siem`: headers: `{name}` is set by auditgate")]);
+        }
+        let mut bad = hook.clone();
+        bad.headers = [("bad name".to_string(), "x".to_string()), ("ok".to_string(), "a\nb".to_string())].into();
+        assert_eq!(
+            validate(&[bad]).unwrap_err(),
+            [
+                "sink `siem`: headers: `bad name` is not a header name",
+                "sink `siem`: headers: the value of `ok` is not a header value"
+            ]
+        );
+        let mut syslog = raw("syslog", "tcp://h:514");
+        syslog.headers = hook.headers;
+        assert_eq!(validate(&[syslog]).unwrap_err(), ["sink `siem`: headers: only a webhook sends headers"]);
     }
 }

@@ -186,12 +186,13 @@ impl Sinks {
                     Target::Syslog { host, port, tls } => {
                         Transport::Syslog(syslog::Syslog::new(Connector::new(host, *port, trust(*tls)?)))
                     }
-                    Target::Webhook { url, secret } => {
+                    Target::Webhook { url, secret, headers } => {
                         let https = url.scheme() == Some(&http::uri::Scheme::HTTPS);
                         let host = url.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
                         let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
                         let connector = Connector::new(host, port, trust(https)?);
-                        Transport::Webhook(webhook::Webhook::new(connector, url.clone(), secret.clone()))
+                        let hook = webhook::Webhook::new(connector, url.clone(), secret.clone(), headers.clone());
+                        Transport::Webhook(Box::new(hook))
                     }
                 };
                 let stats = Arc::new(SinkStats { name: c.name.clone(), ..SinkStats::default() });
@@ -260,7 +261,7 @@ pub struct Sink {
 #[derive(Debug)]
 enum Transport {
     Syslog(syslog::Syslog),
-    Webhook(webhook::Webhook),
+    Webhook(Box<webhook::Webhook>),
 }
 
 /// Takes the sink whenever no other instance has it, and forwards until
@@ -604,6 +605,7 @@ mod tests {
             secret: None,
             batch: 10,
             ca: Some("/nonexistent/ca.pem".into()),
+            headers: Default::default(),
         };
         let configs = validate_sinks(std::slice::from_ref(&raw)).unwrap();
         let e = Sinks::prepare(&configs, None).unwrap_err().to_string();

@@ -26,12 +26,13 @@ pub(super) struct Webhook {
     connector: Connector,
     url: Uri,
     secret: Option<String>,
+    headers: http::HeaderMap,
     conn: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Webhook {
-    pub fn new(connector: Connector, url: Uri, secret: Option<String>) -> Webhook {
-        Webhook { connector, url, secret, conn: None }
+    pub fn new(connector: Connector, url: Uri, secret: Option<String>, headers: http::HeaderMap) -> Webhook {
+        Webhook { connector, url, secret, headers, conn: None }
     }
 
     /// POSTs the lines as one NDJSON body; Ok once answered 2xx.
@@ -56,6 +57,9 @@ impl Webhook {
             .header(header::CONTENT_TYPE, "application/x-ndjson");
         if let Some(secret) = &self.secret {
             req = req.header(SIGNATURE, signature(secret.as_bytes(), &body));
+        }
+        if let Some(h) = req.headers_mut() {
+            h.extend(self.headers.clone());
         }
         let req = req.body(Full::new(Bytes::from(body))).expect("a POST from a validated URL is a request");
         if let Some(conn) = &mut self.conn

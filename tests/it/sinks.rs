@@ -50,6 +50,8 @@ use rustls::pki_types::pem::PemObject;
 #[derive(Default)]
 struct Received {
     requests: Vec<(Option<String>, Bytes, u16)>,
+    /// Each request's `Authorization`.
+    authorization: Vec<Option<String>>,
 }
 
 /// An HTTPS collector answering `status` (200 unless told otherwise).
@@ -79,11 +81,15 @@ impl Hook {
                             assert_eq!(req.uri().path(), "/ingest");
                             assert_eq!(req.method(), Method::POST);
                             assert_eq!(req.headers()["content-type"], "application/x-ndjson");
-                            let signature =
-                                req.headers().get("x-auditgate-signature").map(|v| v.to_str().unwrap().to_string());
+                            let header = |name| {
+                                req.headers().get(name).map(|v: &http::HeaderValue| v.to_str().unwrap().to_string())
+                            };
+                            let (signature, authorization) = (header("x-auditgate-signature"), header("authorization"));
                             let body = req.into_body().collect().await.unwrap().to_bytes();
                             let status = st.load(std::sync::atomic::Ordering::SeqCst);
-                            r.lock().unwrap().requests.push((signature, body, status));
+                            let mut r = r.lock().unwrap();
+                            r.requests.push((signature, body, status));
+                            r.authorization.push(authorization);
                             Ok::<_, std::convert::Infallible>(
                                 Response::builder().status(status).body(Full::new(Bytes::new())).unwrap(),
                             )
@@ -169,7 +175,7 @@ async fn a_webhook_gets_every_entry_signed_in_order_and_what_it_missed_once_back
     let hook = Hook::start(tls).await;
     let dir = tempfile::tempdir().unwrap();
     let database = test_database(dir.path()).await;
-    let sink = hook_sink(&hook, &ca, "");
+    let sink = hook_sink(&hook, &ca, r#", headers = { Authorization = "Splunk t0ken" }"#);
     let env = [("AUDITGATE_DATABASE", database.as_str()), ("AUDITGATE_SINK", sink.as_str())];
     let mut app = spawn_app_with(&env, None).await;
 
@@ -184,6 +190,8 @@ async fn a_webhook_gets_every_entry_signed_in_order_and_what_it_missed_once_back
         assert!(std::str::from_utf8(body).unwrap().lines().count() <= 3, "batch = 3");
     }
     assert_eq!(metric(&app, "auditgate_sink_sent_total{sink=\"hook\"}").await, 5.0);
+    let authorization = hook.received.lock().unwrap().authorization.clone();
+    assert!(authorization.iter().all(|a| a.as_deref() == Some("Splunk t0ken")), "{authorization:?}");
 
     // The collector refuses for a while: nothing is lost, nothing doubled.
     hook.answer(503);
