@@ -50,7 +50,7 @@ pub enum Format {
 }
 
 /// Where a sink sends, and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Target {
     /// RFC 5424 messages over TCP, octet-counted (RFC 6587); `tls` for
     /// `tls://`, verified against `host`.
@@ -58,6 +58,23 @@ pub enum Target {
     /// NDJSON batches POSTed to `url` with `headers`, signed with `secret`
     /// when given.
     Webhook { url: Uri, secret: Option<String>, headers: http::HeaderMap },
+}
+
+/// Shown without the webhook's secret.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Syslog { host, port, tls } => {
+                f.debug_struct("Syslog").field("host", host).field("port", port).field("tls", tls).finish()
+            }
+            Target::Webhook { url, secret, headers } => f
+                .debug_struct("Webhook")
+                .field("url", url)
+                .field("secret", &secret.as_ref().map(|_| "<redacted>"))
+                .field("headers", headers)
+                .finish(),
+        }
+    }
 }
 
 /// A validated `[[sink]]`.
@@ -248,6 +265,16 @@ mod tests {
         assert!(validate(&[big]).is_err());
         let e = validate(&[raw("webhook", "https://u:pw@h/")]).unwrap_err();
         assert_eq!(e, ["sink `siem`: url: credentials in the URL would be sent as its host: give them in `headers`"]);
+    }
+
+    #[test]
+    fn a_webhooks_secret_and_header_values_stay_out_of_debug_output() {
+        let mut hook = raw("webhook", "https://h/");
+        hook.secret = Some("s3cret-key".into());
+        hook.headers.insert("Authorization".into(), "Splunk t0ken".into());
+        let shown = format!("{:?}", validate(&[hook]).unwrap());
+        assert!(!shown.contains("s3cret-key") && !shown.contains("t0ken"), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains("https://h/"), "{shown}");
     }
 
     #[test]

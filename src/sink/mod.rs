@@ -620,6 +620,23 @@ mod tests {
     }
 
     #[test]
+    fn a_prepared_webhook_shows_neither_its_secret_nor_its_header_values() {
+        let raw = RawSink {
+            name: "hec".into(),
+            kind: "webhook".into(),
+            url: "http://collector.example/ingest".into(),
+            format: "native".into(),
+            secret: Some("s3cret-key".into()),
+            batch: 10,
+            ca: None,
+            headers: [("Authorization".to_string(), "Splunk t0ken".to_string())].into(),
+        };
+        let shown = format!("{:?}", Sinks::prepare(&validate_sinks(&[raw]).unwrap(), None).unwrap());
+        assert!(!shown.contains("s3cret-key") && !shown.contains("t0ken"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
     fn a_sink_stops_when_told_or_when_no_one_can_tell_it_any_more() {
         let (tx, rx) = watch::channel(false);
         assert!(!stopping(&rx));

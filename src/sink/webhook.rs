@@ -25,14 +25,23 @@ pub const SIGNATURE: &str = "x-auditgate-signature";
 pub(super) struct Webhook {
     connector: Connector,
     url: Uri,
-    secret: Option<String>,
+    secret: Option<Secret>,
     headers: http::HeaderMap,
     conn: Option<SendRequest<Full<Bytes>>>,
 }
 
+/// The signing key, never shown.
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 impl Webhook {
     pub fn new(connector: Connector, url: Uri, secret: Option<String>, headers: http::HeaderMap) -> Webhook {
-        Webhook { connector, url, secret, headers, conn: None }
+        Webhook { connector, url, secret: secret.map(Secret), headers, conn: None }
     }
 
     /// POSTs the lines as one NDJSON body; Ok once answered 2xx.
@@ -56,7 +65,7 @@ impl Webhook {
             .header(header::HOST, self.url.authority().map_or("", |a| a.as_str()))
             .header(header::CONTENT_TYPE, "application/x-ndjson");
         if let Some(secret) = &self.secret {
-            req = req.header(SIGNATURE, signature(secret.as_bytes(), &body));
+            req = req.header(SIGNATURE, signature(secret.0.as_bytes(), &body));
         }
         if let Some(h) = req.headers_mut() {
             h.extend(self.headers.clone());
