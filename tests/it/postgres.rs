@@ -473,10 +473,8 @@ async fn the_stream_sends_an_entry_another_instance_commits_late() {
 /// it stops the other takes over from the stored cursor.
 #[tokio::test]
 async fn one_instance_forwards_a_shared_sink_and_the_other_takes_over() {
-    use crate::sinks::{Hook, acceptor, changes, hook_sink, ids};
-    let pki = crate::tls::Pki::new();
-    let (tls, ca) = acceptor(&pki);
-    let hook = Hook::start(tls).await;
+    use crate::sinks::{changes, collector, hook_sink, ids};
+    let (hook, ca, _pki) = collector().await;
     let dir = tempfile::tempdir().unwrap();
     let upstream = spawn_upstream();
     let database = test_database(dir.path()).await;

@@ -140,6 +140,14 @@ impl Hook {
     }
 }
 
+/// A collector over TLS, the CA file that trusts it, and the PKI that
+/// holds both (keep it alive).
+pub(crate) async fn collector() -> (Hook, String, Pki) {
+    let pki = Pki::new();
+    let (tls, ca) = acceptor(&pki);
+    (Hook::start(tls).await, ca, pki)
+}
+
 pub(crate) fn hook_sink(hook: &Hook, ca: &str, extra: &str) -> String {
     format!(
         r#"[{{ name = "hook", kind = "webhook", url = "https://localhost:{}/ingest", secret = "{SECRET}", batch = 3, ca = "{ca}"{extra} }}]"#,
@@ -170,9 +178,7 @@ async fn metric(app: &TestApp, series: &str) -> f64 {
 
 #[tokio::test]
 async fn a_webhook_gets_every_entry_signed_in_order_and_what_it_missed_once_back() {
-    let pki = Pki::new();
-    let (tls, ca) = acceptor(&pki);
-    let hook = Hook::start(tls).await;
+    let (hook, ca, _pki) = collector().await;
     let dir = tempfile::tempdir().unwrap();
     let database = test_database(dir.path()).await;
     let sink = hook_sink(&hook, &ca, r#", headers = { Authorization = "Splunk t0ken" }"#);
@@ -228,9 +234,7 @@ async fn a_webhook_gets_every_entry_signed_in_order_and_what_it_missed_once_back
 
 #[tokio::test]
 async fn a_new_sink_starts_at_the_newest_entry_and_ocsf_is_api_activity() {
-    let pki = Pki::new();
-    let (tls, ca) = acceptor(&pki);
-    let hook = Hook::start(tls).await;
+    let (hook, ca, _pki) = collector().await;
     let dir = tempfile::tempdir().unwrap();
     let database = test_database(dir.path()).await;
     // Entries from before the sink was configured are not sent.
