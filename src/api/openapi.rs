@@ -596,6 +596,69 @@ mod tests {
         );
     }
 
+    /// Every `$ref` names a component that exists, and what they name is
+    /// what the port answers: JSON errors, the served configuration's
+    /// lists and strings, addresses or ranges.
+    #[test]
+    fn every_reference_resolves_and_the_shared_parts_say_what_is_served() {
+        let doc = doc();
+        fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+            match v {
+                Value::Object(m) => m.iter().for_each(|(k, v)| match (k.as_str(), v.as_str()) {
+                    ("$ref", Some(r)) => out.push(r),
+                    _ => refs(v, out),
+                }),
+                Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 100, "{}", all.len());
+        for r in all {
+            let target = doc.pointer(r.trim_start_matches('#')).unwrap_or(&Value::Null);
+            assert!(target.is_object(), "{r} resolves to nothing");
+        }
+        let ops = ["get", "post", "put", "patch", "delete"];
+        let mut operations = 0;
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in ops.iter().filter_map(|o| item.get(*o)) {
+                operations += 1;
+                let statuses = op["responses"].as_object().unwrap();
+                assert!(statuses.keys().any(|s| s.starts_with('2')), "{op}");
+                for answer in statuses.values() {
+                    assert!(answer["description"].is_string() || answer["$ref"].is_string(), "{answer}");
+                }
+            }
+        }
+        assert_eq!(operations, 18);
+        let c = &doc["components"];
+        for name in
+            ["BadRequest", "Unauthorized", "Forbidden", "Conflict", "NotFound", "TooLarge", "TooSlow", "Unavailable"]
+        {
+            assert_eq!(
+                c["responses"][name]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/Error"
+            );
+        }
+        assert!(c["responses"]["Unauthorized"]["headers"]["WWW-Authenticate"].is_object());
+        let list = &doc["paths"]["/api/v1/audit-logs"]["get"]["responses"];
+        assert_eq!(list["200"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/EntryPage");
+        assert_eq!(list["401"]["$ref"], "#/components/responses/Unauthorized");
+        let served = &c["schemas"]["Configuration"]["properties"];
+        assert_eq!(served["description"], json!({"type": "string"}));
+        assert_eq!(served["audit_users"], json!({"type": "array", "items": {"type": "string"}}));
+        assert_eq!(served["audit_all_users"], json!({"type": ["boolean", "null"]}));
+        assert_eq!(served["capture"]["enum"], json!(["metadata", "diff", "full"]));
+        let sent = &c["schemas"]["ConfigurationInput"]["properties"];
+        assert_eq!(sent["description"], json!({"type": ["string", "null"]}));
+        assert_eq!(sent["audit_users"]["type"], json!(["array", "null"]));
+        let ranges = c["schemas"]["IpOrRange"]["anyOf"].as_array().unwrap();
+        assert_eq!(ranges.len(), 3);
+        let v4 = regex::Regex::new(ranges[2]["pattern"].as_str().unwrap()).unwrap();
+        assert!(v4.is_match("10.0.0.0/8") && !v4.is_match("10.0.0.0/33") && !v4.is_match("256.0.0.0/8"));
+    }
+
     /// The schemas name exactly the fields the domain types serialise.
     #[test]
     fn the_entry_and_configuration_schemas_are_the_types_fields() {

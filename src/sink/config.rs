@@ -227,6 +227,15 @@ mod tests {
     }
 
     #[test]
+    fn an_unnamed_format_and_batch_take_their_defaults_and_the_bound_is_inclusive() {
+        let raw: RawSink = toml::from_str("name = \"s\"\nkind = \"syslog\"\nurl = \"tcp://h:1\"\n").unwrap();
+        let s = validate(std::slice::from_ref(&raw)).unwrap();
+        assert_eq!((s[0].format, s[0].batch), (Format::Native, 100));
+        let most = RawSink { batch: MAX_BATCH, ..raw };
+        assert_eq!(validate(&[most]).unwrap()[0].batch, MAX_BATCH as usize);
+    }
+
+    #[test]
     fn every_problem_names_the_sink_and_key() {
         let mut twice = raw("webhook", "https://a.example/");
         twice.name = "siem".into();
