@@ -184,6 +184,25 @@ mod tests {
         addr
     }
 
+    /// The status line is enough: a server that keeps the connection open
+    /// after it (ignoring `Connection: close`) is healthy at once, not
+    /// after the probe's timeout.
+    #[tokio::test]
+    async fn a_200_counts_once_its_status_line_is_read() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let started = std::time::Instant::now();
+        probe(addr, None).await.unwrap();
+        assert!(started.elapsed() < TIMEOUT, "answered only at the timeout");
+    }
+
     #[tokio::test]
     async fn only_a_200_is_healthy() {
         let ok = answering(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
