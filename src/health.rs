@@ -172,7 +172,9 @@ mod tests {
         }
     }
 
-    async fn answering(answer: &'static [u8]) -> SocketAddr {
+    /// A server that answers `answer` to the first request, then keeps the
+    /// connection open for `held` before closing it.
+    async fn answering_held(answer: &'static [u8], held: Duration) -> SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -180,8 +182,13 @@ mod tests {
             let mut buf = [0u8; 1024];
             let _ = s.read(&mut buf).await;
             s.write_all(answer).await.unwrap();
+            tokio::time::sleep(held).await;
         });
         addr
+    }
+
+    async fn answering(answer: &'static [u8]) -> SocketAddr {
+        answering_held(answer, Duration::ZERO).await
     }
 
     /// The status line is enough: a server that keeps the connection open
@@ -189,15 +196,7 @@ mod tests {
     /// after the probe's timeout.
     #[tokio::test]
     async fn a_200_counts_once_its_status_line_is_read() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        });
+        let addr = answering_held(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", Duration::from_secs(30)).await;
         let started = std::time::Instant::now();
         probe(addr, None).await.unwrap();
         assert!(started.elapsed() < TIMEOUT, "answered only at the timeout");

@@ -159,11 +159,10 @@ pub struct SinkStats {
 }
 
 /// The running sinks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sinks {
-    pub stats: Vec<Arc<SinkStats>>,
     tasks: Vec<JoinHandle<()>>,
-    stop: Option<watch::Sender<bool>>,
+    stop: watch::Sender<bool>,
 }
 
 impl Sinks {
@@ -196,7 +195,7 @@ impl Sinks {
                     }
                 };
                 let stats = Arc::new(SinkStats { name: c.name.clone(), ..SinkStats::default() });
-                Ok(Sink { name: c.name.clone(), format: c.format, batch: c.batch, transport, stats, behind: u64::MAX })
+                Ok(Sink { name: c.name.clone(), format: c.format, batch: c.batch, transport, stats })
             })
             .collect()
     }
@@ -205,24 +204,18 @@ impl Sinks {
     /// the recorder counts as behind (its batch size).
     pub fn start(sinks: Vec<Sink>, store: &Store, recorder: &Arc<RecorderStats>, behind: usize) -> Sinks {
         let (stop, stopping) = watch::channel(false);
-        let (stats, tasks) = sinks
+        let tasks = sinks
             .into_iter()
-            .map(|sink| {
-                let sink = Sink { behind: behind as u64, ..sink };
-                let stats = sink.stats.clone();
-                (stats, tokio::spawn(run(sink, store.clone(), recorder.clone(), stopping.clone())))
-            })
-            .unzip();
-        Sinks { stats, tasks, stop: Some(stop) }
+            .map(|sink| tokio::spawn(run(sink, store.clone(), recorder.clone(), behind as u64, stopping.clone())))
+            .collect();
+        Sinks { tasks, stop }
     }
 
     /// Stops every sink where it is, each storing how far it delivered
     /// (given up after `STOP_WAIT`): what was not delivered goes at the
     /// next start.
     pub async fn stop(mut self) {
-        if let Some(stop) = &self.stop {
-            let _ = stop.send(true);
-        }
+        let _ = self.stop.send(true);
         for task in std::mem::take(&mut self.tasks) {
             let abort = task.abort_handle();
             if tokio::time::timeout(STOP_WAIT, task).await.is_err() {
@@ -254,8 +247,6 @@ pub struct Sink {
     batch: usize,
     transport: Transport,
     stats: Arc<SinkStats>,
-    /// The recorder's queue depth from which it counts as behind.
-    behind: u64,
 }
 
 #[derive(Debug)]
@@ -265,8 +256,8 @@ enum Transport {
 }
 
 /// Takes the sink whenever no other instance has it, and forwards until
-/// stopped.
-async fn run(mut sink: Sink, store: Store, recorder: Arc<RecorderStats>, mut stop: watch::Receiver<bool>) {
+/// stopped; `behind` is the recorder's queue depth it yields from.
+async fn run(mut sink: Sink, store: Store, recorder: Arc<RecorderStats>, behind: u64, mut stop: watch::Receiver<bool>) {
     while !stopping(&stop) {
         let claim = match store.claim_sink(&sink.name).await {
             Ok(SinkClaim::Held(claim)) => claim,
@@ -280,7 +271,7 @@ async fn run(mut sink: Sink, store: Store, recorder: Arc<RecorderStats>, mut sto
                 continue;
             }
         };
-        match forward(&mut sink, &store, &recorder, &mut stop).await {
+        match forward(&mut sink, &store, &recorder, behind, &mut stop).await {
             Ok(()) => return,
             Err(e) => tracing::warn!(sink = %sink.name, error = %e, "sink: store unavailable, forwarding paused"),
         }
@@ -319,6 +310,7 @@ async fn forward(
     sink: &mut Sink,
     store: &Store,
     recorder: &RecorderStats,
+    behind: u64,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
     let mut saved: Cursor = store.sink_cursor(&sink.name).await?.into_iter().collect();
@@ -355,7 +347,7 @@ async fn forward(
         }
         if let Some(at) = p.sent_at
             && at.elapsed() < DEFER
-            && recorder_behind(recorder, sink.behind)
+            && recorder_behind(recorder, behind)
         {
             tokio::select! {
                 () = tokio::time::sleep(DEFER - at.elapsed()) => {}
