@@ -377,6 +377,9 @@ pub fn realistic(dice: &mut Dice, timestamp: String) -> AuditEntry {
         request_body: None,
         snapshot_error: None,
         instance: "scale-1".into(),
+        chain_version: None,
+        content_digest: None,
+        erased: false,
         prev_hash: String::new(),
         hash: String::new(),
     }

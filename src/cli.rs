@@ -27,6 +27,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(DbArgs),
+    /// Erase the personal content of the entries an actor, a resource or a
+    /// client address names (their chains still verify), and record the
+    /// erasure in the trail; prints what was erased.
+    Erase(EraseArgs),
     /// Probe this configuration's query port (`GET /healthz`): exit 0 when
     /// it answers 200, 1 otherwise (a container's HEALTHCHECK).
     Health(HealthArgs),
@@ -67,6 +71,25 @@ pub struct VerifyArgs {
     /// another system): fail when a chain no longer reaches its kept head.
     #[arg(long)]
     pub heads: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("selector").required(true).args(["actor", "resource", "client_ip"])))]
+pub struct EraseArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Entries whose actor is NAME.
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
+    /// Entries of one resource, e.g. user/123.
+    #[arg(long, value_name = "TYPE/ID")]
+    pub resource: Option<String>,
+    /// Entries from this client address, or from within this CIDR.
+    #[arg(long, value_name = "ADDR")]
+    pub client_ip: Option<String>,
+    /// Why (e.g. the request's reference), kept in the erasure's entry.
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 impl DbArgs {

@@ -44,7 +44,10 @@ impl Outcome {
 }
 
 /// One recorded request. Field names are exact (SPEC 7).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The personal fields (`PERSONAL`) are absent from an erased entry's JSON
+/// and read back empty; `erased` says so.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct AuditEntry {
     /// ULID, sortable by time; assigned when the entry is sealed.
     pub id: String,
@@ -55,35 +58,75 @@ pub struct AuditEntry {
     pub outcome: Outcome,
     pub method: String,
     pub path: String,
+    #[serde(default)]
     pub query: String,
     pub status: u16,
     pub duration_ms: f64,
     pub resource_type: String,
     pub resource_id: Option<String>,
     pub parents: Vec<Parent>,
+    #[serde(default)]
     pub actor: String,
     pub actor_source: ActorSource,
     pub actor_verified: bool,
+    #[serde(default)]
     pub client_ip: String,
+    #[serde(default)]
     pub peer_ip: String,
+    #[serde(default)]
     pub forwarded_for: Vec<String>,
+    #[serde(default)]
     pub user_agent: Option<String>,
     pub configuration: Option<String>,
+    #[serde(default)]
     pub before: Option<Value>,
+    #[serde(default)]
     pub after: Option<Value>,
+    #[serde(default)]
     pub changes: Vec<Change>,
     /// Requested versus applied (SPEC 7): `Some(Some(list))` (empty when the
     /// app did what was asked), `Some(None)` (`null`: nothing to compare), or
     /// `None` for an entry written before the field existed, which keeps it
     /// out of its JSON and so out of its hash.
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present")]
     pub unapplied: Option<Option<Vec<Unapplied>>>,
+    #[serde(default)]
     pub request_body: Option<Value>,
     pub snapshot_error: Option<String>,
     pub instance: String,
+    /// `Some(2)` from chain version 2 on (the hash covers `content_digest`
+    /// instead of the personal fields); `None` for the entries before it.
+    #[serde(default)]
+    pub chain_version: Option<u8>,
+    /// SHA-256 (hex) of the personal fields' canonical JSON (version 2).
+    #[serde(default)]
+    pub content_digest: Option<String>,
+    /// The personal fields were erased (`auditgate erase`); the digest
+    /// still stands for them.
+    #[serde(default)]
+    pub erased: bool,
     pub prev_hash: String,
     pub hash: String,
 }
+
+/// The fields that hold personal content (SPEC 7, "Erasure"): what the
+/// content digest covers and what erasure removes.
+pub const PERSONAL: [&str; 11] = [
+    "actor",
+    "after",
+    "before",
+    "changes",
+    "client_ip",
+    "forwarded_for",
+    "peer_ip",
+    "query",
+    "request_body",
+    "unapplied",
+    "user_agent",
+];
+
+/// The chain version entries are sealed with now.
+pub const CHAIN_VERSION: u8 = 2;
 
 /// A field that is present, possibly `null`: `Some(None)`, not `None`.
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
@@ -91,18 +134,70 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 }
 
 impl AuditEntry {
-    /// SHA-256 (hex) over `prev_hash` and the canonical JSON of the entry
-    /// without `hash`: object keys sorted at every depth, no spaces.
+    /// SHA-256 (hex) over `prev_hash` and the canonical JSON the entry's
+    /// chain version covers: from version 2 the entry without `hash`,
+    /// `erased` and the personal fields (so with `content_digest`); before
+    /// it, the entry without `hash`. Object keys sorted at every depth, no
+    /// spaces.
     pub fn compute_hash(&self) -> String {
         let mut canonical = Vec::with_capacity(2048);
-        self.write_canonical(&mut canonical);
+        match self.chain_version {
+            None => self.write_canonical(&mut canonical),
+            Some(_) => self.write_sealed_part(&mut canonical),
+        }
         hash_of(&self.prev_hash, &canonical)
     }
 
-    /// The canonical JSON of the entry without `hash`, written directly: the
-    /// view below declares its fields in sorted order, and serde_json's maps
-    /// are sorted by key (the `preserve_order` feature is not enabled; a test
-    /// checks this against the generic `write_canonical`).
+    /// SHA-256 (hex) of the canonical JSON of an object holding exactly
+    /// the personal fields (`PERSONAL`): the content digest.
+    pub fn personal_digest(&self) -> String {
+        let mut canonical = Vec::with_capacity(2048);
+        self.write_personal(&mut canonical);
+        hex(&Sha256::digest(&canonical))
+    }
+
+    /// Whether the entry is as it was sealed: its hash holds and, where its
+    /// personal content is still there, so does its digest. An erased entry
+    /// of chain version 1 never is (its hash covered what was removed); an
+    /// unknown version neither.
+    pub fn is_intact(&self) -> bool {
+        match self.chain_version {
+            None => !self.erased && self.content_digest.is_none() && self.compute_hash() == self.hash,
+            Some(CHAIN_VERSION) => {
+                self.compute_hash() == self.hash
+                    && (self.erased || self.content_digest.as_deref() == Some(self.personal_digest().as_str()))
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// Removes the personal content (SPEC 7, "Erasure"), keeping the
+    /// digest that stands for it; false (and nothing removed) for an entry
+    /// of chain version 1, whose hash covers that content.
+    pub fn erase(&mut self) -> bool {
+        if self.chain_version.is_none() {
+            return false;
+        }
+        self.actor.clear();
+        self.client_ip.clear();
+        self.peer_ip.clear();
+        self.forwarded_for = Vec::new();
+        self.user_agent = None;
+        self.query.clear();
+        self.before = None;
+        self.after = None;
+        self.changes = Vec::new();
+        self.unapplied = None;
+        self.request_body = None;
+        self.erased = true;
+        true
+    }
+
+    /// The canonical JSON of the entry without `hash` (chain version 1),
+    /// written directly: the view below declares its fields in sorted
+    /// order, and serde_json's maps are sorted by key (the `preserve_order`
+    /// feature is not enabled; a test checks this against the generic
+    /// `write_canonical`).
     pub fn write_canonical(&self, out: &mut Vec<u8>) {
         let view = CanonicalEntry {
             action: &self.action,
@@ -111,7 +206,7 @@ impl AuditEntry {
             actor_verified: self.actor_verified,
             after: &self.after,
             before: &self.before,
-            changes: self.changes.iter().map(|c| CanonicalChange { new: &c.new, old: &c.old, path: &c.path }).collect(),
+            changes: self.canonical_changes(),
             client_ip: &self.client_ip,
             configuration: &self.configuration,
             duration_ms: self.duration_ms,
@@ -120,7 +215,7 @@ impl AuditEntry {
             instance: &self.instance,
             method: &self.method,
             outcome: self.outcome,
-            parents: self.parents.iter().map(|p| CanonicalParent { id: &p.id, kind: &p.kind }).collect(),
+            parents: self.canonical_parents(),
             path: &self.path,
             peer_ip: &self.peer_ip,
             prev_hash: &self.prev_hash,
@@ -132,20 +227,169 @@ impl AuditEntry {
             snapshot_error: &self.snapshot_error,
             status: self.status,
             timestamp: &self.timestamp,
-            unapplied: self.unapplied.as_ref().map(|list| {
-                list.as_ref().map(|l| {
-                    l.iter()
-                        .map(|u| CanonicalUnapplied { applied: &u.applied, path: &u.path, requested: &u.requested })
-                        .collect()
-                })
-            }),
+            unapplied: self.unapplied.as_ref().map(|list| list.as_ref().map(|l| canonical_unapplied(l))),
             user_agent: &self.user_agent,
         };
         serde_json::to_writer(out, &view).expect("writing to a Vec");
     }
+
+    /// The canonical JSON the hash covers from chain version 2: every
+    /// field but `hash`, `erased` and the personal ones.
+    fn write_sealed_part(&self, out: &mut Vec<u8>) {
+        let view = CanonicalSealed {
+            action: &self.action,
+            actor_source: self.actor_source,
+            actor_verified: self.actor_verified,
+            chain_version: self.chain_version,
+            configuration: &self.configuration,
+            content_digest: &self.content_digest,
+            duration_ms: self.duration_ms,
+            id: &self.id,
+            instance: &self.instance,
+            method: &self.method,
+            outcome: self.outcome,
+            parents: self.canonical_parents(),
+            path: &self.path,
+            prev_hash: &self.prev_hash,
+            request_id: &self.request_id,
+            resource_id: &self.resource_id,
+            resource_type: &self.resource_type,
+            snapshot_error: &self.snapshot_error,
+            status: self.status,
+            timestamp: &self.timestamp,
+        };
+        serde_json::to_writer(out, &view).expect("writing to a Vec");
+    }
+
+    /// The canonical JSON of the personal fields, the digest's input.
+    fn write_personal(&self, out: &mut Vec<u8>) {
+        let view = CanonicalPersonal {
+            actor: &self.actor,
+            after: &self.after,
+            before: &self.before,
+            changes: self.canonical_changes(),
+            client_ip: &self.client_ip,
+            forwarded_for: &self.forwarded_for,
+            peer_ip: &self.peer_ip,
+            query: &self.query,
+            request_body: &self.request_body,
+            unapplied: self.unapplied.as_ref().and_then(|list| list.as_ref().map(|l| canonical_unapplied(l))),
+            user_agent: &self.user_agent,
+        };
+        serde_json::to_writer(out, &view).expect("writing to a Vec");
+    }
+
+    fn canonical_changes(&self) -> Vec<CanonicalChange<'_>> {
+        self.changes.iter().map(|c| CanonicalChange { new: &c.new, old: &c.old, path: &c.path }).collect()
+    }
+
+    fn canonical_parents(&self) -> Vec<CanonicalParent<'_>> {
+        self.parents.iter().map(|p| CanonicalParent { id: &p.id, kind: &p.kind }).collect()
+    }
 }
 
-/// `AuditEntry` without `hash`, fields in sorted order.
+fn canonical_unapplied(list: &[Unapplied]) -> Vec<CanonicalUnapplied<'_>> {
+    list.iter().map(|u| CanonicalUnapplied { applied: &u.applied, path: &u.path, requested: &u.requested }).collect()
+}
+
+/// An entry's JSON, fields in sorted order: an erased entry's without its
+/// personal fields, an entry of chain version 1 without the fields it
+/// did not have.
+impl Serialize for AuditEntry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let kept = |v| (!self.erased).then_some(v);
+        Wire {
+            action: &self.action,
+            actor: kept(&self.actor),
+            actor_source: self.actor_source,
+            actor_verified: self.actor_verified,
+            after: (!self.erased).then_some(&self.after),
+            before: (!self.erased).then_some(&self.before),
+            chain_version: self.chain_version,
+            changes: (!self.erased).then_some(&self.changes),
+            client_ip: kept(&self.client_ip),
+            configuration: &self.configuration,
+            content_digest: &self.content_digest,
+            duration_ms: self.duration_ms,
+            erased: self.erased,
+            forwarded_for: (!self.erased).then_some(&self.forwarded_for),
+            hash: &self.hash,
+            id: &self.id,
+            instance: &self.instance,
+            method: &self.method,
+            outcome: self.outcome,
+            parents: &self.parents,
+            path: &self.path,
+            peer_ip: kept(&self.peer_ip),
+            prev_hash: &self.prev_hash,
+            query: kept(&self.query),
+            request_body: (!self.erased).then_some(&self.request_body),
+            request_id: &self.request_id,
+            resource_id: &self.resource_id,
+            resource_type: &self.resource_type,
+            snapshot_error: &self.snapshot_error,
+            status: self.status,
+            timestamp: &self.timestamp,
+            unapplied: self.unapplied.as_ref().filter(|_| !self.erased),
+            user_agent: (!self.erased).then_some(&self.user_agent),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// `AuditEntry` as served and exported.
+#[derive(Serialize)]
+struct Wire<'a> {
+    action: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<&'a String>,
+    actor_source: ActorSource,
+    actor_verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after: Option<&'a Option<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    before: Option<&'a Option<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chain_version: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes: Option<&'a Vec<Change>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ip: Option<&'a String>,
+    configuration: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_digest: &'a Option<String>,
+    duration_ms: f64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    erased: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forwarded_for: Option<&'a Vec<String>>,
+    hash: &'a str,
+    id: &'a str,
+    instance: &'a str,
+    method: &'a str,
+    outcome: Outcome,
+    parents: &'a [Parent],
+    path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_ip: Option<&'a String>,
+    prev_hash: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_body: Option<&'a Option<Value>>,
+    request_id: &'a str,
+    resource_id: &'a Option<String>,
+    resource_type: &'a str,
+    snapshot_error: &'a Option<String>,
+    status: u16,
+    timestamp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unapplied: Option<&'a Option<Vec<Unapplied>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'a Option<String>>,
+}
+
+/// `AuditEntry` without `hash` (chain version 1), fields in sorted order.
 #[derive(Serialize)]
 struct CanonicalEntry<'a> {
     action: &'a str,
@@ -177,6 +421,48 @@ struct CanonicalEntry<'a> {
     timestamp: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     unapplied: Option<Option<Vec<CanonicalUnapplied<'a>>>>,
+    user_agent: &'a Option<String>,
+}
+
+/// What the hash covers from chain version 2, fields in sorted order.
+#[derive(Serialize)]
+struct CanonicalSealed<'a> {
+    action: &'a str,
+    actor_source: ActorSource,
+    actor_verified: bool,
+    chain_version: Option<u8>,
+    configuration: &'a Option<String>,
+    content_digest: &'a Option<String>,
+    duration_ms: f64,
+    id: &'a str,
+    instance: &'a str,
+    method: &'a str,
+    outcome: Outcome,
+    parents: Vec<CanonicalParent<'a>>,
+    path: &'a str,
+    prev_hash: &'a str,
+    request_id: &'a str,
+    resource_id: &'a Option<String>,
+    resource_type: &'a str,
+    snapshot_error: &'a Option<String>,
+    status: u16,
+    timestamp: &'a str,
+}
+
+/// The personal fields (`PERSONAL`), in sorted order: what the content
+/// digest covers.
+#[derive(Serialize)]
+struct CanonicalPersonal<'a> {
+    actor: &'a str,
+    after: &'a Option<Value>,
+    before: &'a Option<Value>,
+    changes: Vec<CanonicalChange<'a>>,
+    client_ip: &'a str,
+    forwarded_for: &'a [String],
+    peer_ip: &'a str,
+    query: &'a str,
+    request_body: &'a Option<Value>,
+    unapplied: Option<Vec<CanonicalUnapplied<'a>>>,
     user_agent: &'a Option<String>,
 }
 
@@ -271,9 +557,10 @@ impl Chain {
         Chain { prev: last.unwrap_or_else(|| GENESIS.to_string()), ids: ulid::Generator::new() }
     }
 
-    /// Gives the entry its id, `prev_hash` and `hash`, and returns it with
-    /// the JSON text the store keeps: the canonical form the hash covers,
-    /// with `hash` appended, so each entry is serialised once.
+    /// Gives the entry its id, `prev_hash`, chain version, content digest
+    /// and `hash`, and returns it with the JSON text the store keeps: the
+    /// canonical form the hash covers, the personal fields (the digest's
+    /// canonical form) and `hash`, so each part is serialised once.
     pub fn seal(&mut self, entry: AuditEntry) -> Sealed {
         let id = self.ids.generate().unwrap_or_else(|_| ulid::Ulid::new());
         self.seal_as(entry, id)
@@ -289,11 +576,21 @@ impl Chain {
     fn seal_as(&mut self, mut entry: AuditEntry, id: ulid::Ulid) -> Sealed {
         entry.id = id.to_string();
         entry.prev_hash = std::mem::take(&mut self.prev);
-        let mut json = Vec::with_capacity(2048);
-        entry.write_canonical(&mut json);
+        entry.chain_version = Some(CHAIN_VERSION);
+        entry.erased = false;
+        // Version 2 always has `unapplied`, `null` when not compared.
+        entry.unapplied.get_or_insert(None);
+        let mut personal = Vec::with_capacity(2048);
+        entry.write_personal(&mut personal);
+        entry.content_digest = Some(hex(&Sha256::digest(&personal)));
+        let mut json = Vec::with_capacity(personal.len() + 1024);
+        entry.write_sealed_part(&mut json);
         entry.hash = hash_of(&entry.prev_hash, &json);
         self.prev.clone_from(&entry.hash);
+        // Stored: the sealed part, the personal fields, then the hash.
         json.pop(); // the closing brace
+        json.push(b',');
+        json.extend_from_slice(&personal[1..personal.len() - 1]);
         json.extend_from_slice(b",\"hash\":\"");
         json.extend_from_slice(entry.hash.as_bytes());
         json.extend_from_slice(b"\"}");
@@ -317,6 +614,9 @@ pub struct Sealed {
 pub struct Verification {
     pub ok: bool,
     pub checked: u64,
+    /// Entries checked whose personal content was erased (their digests
+    /// stand for it).
+    pub erased: u64,
     pub first_bad: Option<String>,
     pub heads: Vec<Head>,
 }
@@ -337,6 +637,7 @@ pub struct ChainCheck {
     /// Per instance: the id and hash of the newest entry seen.
     heads: std::collections::HashMap<String, (String, String)>,
     checked: u64,
+    erased: u64,
     first_bad: Option<String>,
 }
 
@@ -353,7 +654,8 @@ impl ChainCheck {
     pub fn push(&mut self, e: &AuditEntry) -> bool {
         self.checked += 1;
         let prev = self.heads.get(&e.instance).map_or(GENESIS, |(_, hash)| hash.as_str());
-        let good = e.prev_hash == prev && e.compute_hash() == e.hash;
+        let good = e.prev_hash == prev && e.is_intact();
+        self.erased += u64::from(e.erased);
         if !good {
             self.bad(&e.id);
         }
@@ -383,7 +685,13 @@ impl ChainCheck {
         let mut heads: Vec<Head> =
             self.heads.into_iter().map(|(instance, (id, hash))| Head { instance, id, hash }).collect();
         heads.sort_by(|a, b| a.instance.cmp(&b.instance));
-        Verification { ok: self.first_bad.is_none(), checked: self.checked, first_bad: self.first_bad, heads }
+        Verification {
+            ok: self.first_bad.is_none(),
+            checked: self.checked,
+            erased: self.erased,
+            first_bad: self.first_bad,
+            heads,
+        }
     }
 }
 
@@ -426,6 +734,9 @@ pub(crate) mod tests {
             request_body: None,
             snapshot_error: None,
             instance: "gw-1".into(),
+            chain_version: None,
+            content_digest: None,
+            erased: false,
             prev_hash: String::new(),
             hash: String::new(),
         }
@@ -493,7 +804,10 @@ pub(crate) mod tests {
         assert!(entries.windows(2).all(|w| w[0].id < w[1].id && w[1].prev_hash == w[0].hash));
         let last = &entries[49];
         let head = Head { instance: last.instance.clone(), id: last.id.clone(), hash: last.hash.clone() };
-        assert_eq!(verify_chain(&entries), Verification { ok: true, checked: 50, first_bad: None, heads: vec![head] });
+        assert_eq!(
+            verify_chain(&entries),
+            Verification { ok: true, checked: 50, erased: 0, first_bad: None, heads: vec![head] }
+        );
         // A round trip through JSON text keeps the hash valid.
         let text = serde_json::to_string(&entries).unwrap();
         let back: Vec<AuditEntry> = serde_json::from_str(&text).unwrap();
@@ -509,7 +823,7 @@ pub(crate) mod tests {
             let sealed = chain.seal(e);
             let back: AuditEntry = serde_json::from_str(&sealed.json).unwrap();
             assert_eq!(back, sealed.entry);
-            assert_eq!(back.compute_hash(), back.hash);
+            assert!(back.is_intact());
         }
     }
 
@@ -547,15 +861,118 @@ pub(crate) mod tests {
 
     #[test]
     fn unapplied_absent_null_or_listed_keeps_its_hash() {
-        // Absent is how entries written before the field was added look.
+        // Absent is how entries written before the field was added look
+        // (chain version 1); from version 2 it is always there.
         let mut chain = Chain::resume(None);
         for unapplied in [None, Some(None), Some(Some(vec![])), sample(0).unapplied] {
             let sealed = chain.seal(AuditEntry { unapplied: unapplied.clone(), ..sample(1) });
-            assert_eq!(sealed.json.contains("\"unapplied\""), unapplied.is_some(), "{}", sealed.json);
+            assert!(sealed.json.contains("\"unapplied\""), "{}", sealed.json);
             let back: AuditEntry = serde_json::from_str(&sealed.json).unwrap();
-            assert_eq!(back.unapplied, unapplied);
-            assert_eq!(back.compute_hash(), back.hash);
+            assert_eq!(back.unapplied, unapplied.or(Some(None)));
+            assert!(back.is_intact());
         }
+        let mut old = AuditEntry { unapplied: None, prev_hash: GENESIS.into(), ..sample(1) };
+        old.hash = old.compute_hash();
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(!text.contains("\"unapplied\"") && !text.contains("chain_version"), "{text}");
+        let back: AuditEntry = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, old);
+        assert!(back.is_intact());
+    }
+
+    #[test]
+    fn version_2_hashes_the_digest_of_the_personal_fields_instead_of_them() {
+        // Known answers: both canonical texts written out by hand.
+        let mut chain = Chain::resume(None);
+        let sealed = chain.seal(sample(1)).entry;
+        let personal = concat!(
+            r#"{"actor":"alice","after":{"email":"b@x.io","n":1},"before":{"email":"a@x.io","n":1},"#,
+            r#""changes":[{"new":"b@x.io","old":"a@x.io","path":"/email"}],"client_ip":"203.0.113.9","#,
+            r#""forwarded_for":["203.0.113.9"],"peer_ip":"127.0.0.1","query":"","request_body":null,"#,
+            r#""unapplied":[{"applied":"b@x.io","path":"/email","requested":"B@x.io"}],"user_agent":"curl/8.5.0"}"#
+        );
+        let digest = hex(&Sha256::digest(personal.as_bytes()));
+        assert_eq!(sealed.content_digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(sealed.chain_version, Some(2));
+        let rest = format!(
+            concat!(
+                r#"{{"action":"update","actor_source":"jwt","actor_verified":false,"chain_version":2,"#,
+                r#""configuration":null,"content_digest":"{}","duration_ms":3.2,"id":"{}","instance":"gw-1","#,
+                r#""method":"PATCH","outcome":"success","parents":[{{"id":"7","type":"project"}}],"#,
+                r#""path":"/api/v1/users/123/","prev_hash":"{}","request_id":"req-1","resource_id":"123","#,
+                r#""resource_type":"user","snapshot_error":null,"status":200,"#,
+                r#""timestamp":"2026-11-23T11:02:01.123456Z"}}"#
+            ),
+            digest, sealed.id, GENESIS
+        );
+        assert_eq!(sealed.hash, hash_of(GENESIS, rest.as_bytes()));
+        assert_eq!(PERSONAL.len(), serde_json::from_str::<Value>(personal).unwrap().as_object().unwrap().len());
+    }
+
+    #[test]
+    fn an_erased_entry_keeps_its_hash_and_shows_no_personal_field() {
+        let mut chain = Chain::resume(None);
+        let sealed = chain.seal(sample(1));
+        let mut erased = sealed.entry.clone();
+        assert!(erased.erase());
+        assert!(erased.is_intact());
+        let text = serde_json::to_string(&erased).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        for key in PERSONAL {
+            assert!(v.get(key).is_none(), "{key} still in {text}");
+        }
+        assert_eq!(v["erased"], true);
+        assert_eq!(v["content_digest"], json!(sealed.entry.content_digest));
+        for gone in ["alice", "203.0.113.9", "a@x.io", "b@x.io", "curl"] {
+            assert!(!text.contains(gone), "{gone} in {text}");
+        }
+        let back: AuditEntry = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, erased);
+        assert!(back.is_intact());
+        // Not erased: nothing hidden, and `erased` is not written.
+        let whole = serde_json::to_string(&sealed.entry).unwrap();
+        assert!(!whole.contains("erased") && whole.contains("alice"), "{whole}");
+    }
+
+    #[test]
+    fn content_put_back_altered_or_a_changed_digest_is_caught() {
+        let mut chain = Chain::resume(None);
+        let good = chain.seal(sample(1)).entry;
+        let mut erased = good.clone();
+        erased.erase();
+        // Put back, but altered.
+        let mut back = AuditEntry { erased: false, actor: "mallory".into(), ..good.clone() };
+        assert!(!back.is_intact());
+        back.actor = good.actor.clone();
+        assert!(back.is_intact());
+        // Put back whole, still marked erased: intact (the digest is not
+        // checked on what claims to be erased, and nothing is hidden wrongly).
+        let mut digest = erased.clone();
+        digest.content_digest = Some(GENESIS.into());
+        assert!(!digest.is_intact());
+        // Version 1 entries cannot be erased; one marked erased is bad.
+        let mut old = AuditEntry { prev_hash: GENESIS.into(), ..sample(1) };
+        old.hash = old.compute_hash();
+        assert!(old.is_intact());
+        assert!(!old.clone().erase());
+        assert!(!AuditEntry { erased: true, ..old.clone() }.is_intact());
+        assert!(!AuditEntry { content_digest: Some(GENESIS.into()), ..old.clone() }.is_intact());
+        assert!(!AuditEntry { chain_version: Some(3), ..good.clone() }.is_intact());
+        assert!(!AuditEntry { chain_version: Some(3), ..erased.clone() }.is_intact());
+    }
+
+    #[test]
+    fn a_check_counts_erased_entries_and_passes() {
+        let mut entries = sealed(4);
+        entries[1].erase();
+        entries[3].erase();
+        let v = verify_chain(&entries);
+        assert!(v.ok, "{v:?}");
+        assert_eq!((v.checked, v.erased), (4, 2));
+        entries[2].erase();
+        entries[2].path = "/api/v1/users/9/".into();
+        let v = verify_chain(&entries);
+        assert_eq!(v.first_bad, Some(entries[2].id.clone()));
     }
 
     #[test]
@@ -571,9 +988,14 @@ pub(crate) mod tests {
         reordered.swap(2, 3);
         assert_eq!(verify_chain(&reordered).first_bad, Some(entries[3].id.clone()));
         let mut rehashed = entries.clone();
-        rehashed[5].actor = "mallory".into();
+        rehashed[5].resource_id = Some("9".into());
         rehashed[5].hash = rehashed[5].compute_hash();
         assert_eq!(verify_chain(&rehashed).first_bad, Some(entries[6].id.clone()));
+        // A personal field is covered by the digest the hash covers.
+        let mut personal = entries.clone();
+        personal[5].actor = "mallory".into();
+        personal[5].hash = personal[5].compute_hash();
+        assert_eq!(verify_chain(&personal).first_bad, Some(entries[5].id.clone()));
     }
 
     #[test]
@@ -588,6 +1010,22 @@ pub(crate) mod tests {
             write_canonical(&value, &mut generic);
             e.write_canonical(&mut direct);
             assert_eq!(String::from_utf8(direct).unwrap(), String::from_utf8(generic).unwrap());
+            // Version 2: the sealed part and the personal fields, apart.
+            let sealed = Chain::resume(None).seal(e).entry;
+            let mut rest = serde_json::to_value(&sealed).unwrap();
+            let rest_map = rest.as_object_mut().unwrap();
+            rest_map.remove("hash");
+            let personal: serde_json::Map<String, Value> =
+                PERSONAL.iter().map(|k| (k.to_string(), rest_map.remove(*k).unwrap())).collect();
+            for (value, direct) in [
+                (rest, AuditEntry::write_sealed_part as fn(&AuditEntry, &mut Vec<u8>)),
+                (Value::Object(personal), AuditEntry::write_personal),
+            ] {
+                let (mut generic, mut written) = (Vec::new(), Vec::new());
+                write_canonical(&value, &mut generic);
+                direct(&sealed, &mut written);
+                assert_eq!(String::from_utf8(written).unwrap(), String::from_utf8(generic).unwrap());
+            }
         }
     }
 

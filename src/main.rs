@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use auditgate::cli::{Cli, Command, DbArgs, DemoArgs, ExplainArgs, HealthArgs, ServeArgs, VerifyArgs};
+use auditgate::cli::{Cli, Command, DbArgs, DemoArgs, EraseArgs, ExplainArgs, HealthArgs, ServeArgs, VerifyArgs};
 use auditgate::config::Config;
 use auditgate::resource::{Classifier, RulesFile};
 use auditgate::store::Store;
@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo(args),
         Command::Verify(args) => verify(args),
         Command::Migrate(args) => migrate(args),
+        Command::Erase(args) => erase(args),
         Command::Health(args) => health(args),
     }
 }
@@ -117,6 +118,41 @@ fn verify(args: VerifyArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn erase(args: EraseArgs) -> ExitCode {
+    use auditgate::erasure::{Selector, erase_here};
+    let selector = match Selector::parse(args.actor.as_deref(), args.resource.as_deref(), args.client_ip.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return usage(format!("erase: {e}")),
+    };
+    let config = match Config::load(args.db.config.as_deref(), std::env::vars(), &args.db.overrides()) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let asked_by = std::env::var("USER").unwrap_or_else(|_| "local".into());
+    runtime(1).block_on(async {
+        let store = match Store::open(&config.database, false).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("auditgate: database {}: {e}", config.database);
+                return ExitCode::FAILURE;
+            }
+        };
+        let done = erase_here(&store, &config.instance, &selector, args.reason.as_deref(), &asked_by).await;
+        store.close().await;
+        match done {
+            Ok(report) => {
+                println!("{}", serde_json::to_string(&report).expect("a report serialises"));
+                eprintln!("auditgate: {}", report.summary());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("auditgate: erase: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn migrate(args: DbArgs) -> ExitCode {

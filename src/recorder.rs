@@ -234,6 +234,30 @@ impl Recorder {
         err
     }
 
+    /// Waits, at most `within`, until every entry queued before the call
+    /// is in the store: none still queued, none waiting in the spool
+    /// (entries dropped were never queued). False when that did not happen
+    /// in time (the store refuses, or a replay is under way).
+    pub async fn settled(&self, within: Duration) -> bool {
+        let stats = &self.shared.stats;
+        let target = stats.queued.load(Ordering::Acquire);
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let committed = stats.committed.notified();
+            // Replayed entries count in `written` too (after `replayed`):
+            // read in this order, an entry is never counted twice.
+            let written = stats.written.load(Ordering::Acquire);
+            let replayed = stats.replayed.load(Ordering::Acquire);
+            let left_queue = written.saturating_sub(replayed) + stats.spooled.load(Ordering::Acquire);
+            if left_queue >= target && stats.spool_waiting.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, committed).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     pub fn stats(&self) -> &Arc<RecorderStats> {
         &self.shared.stats
     }

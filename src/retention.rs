@@ -2,7 +2,9 @@
 //! than that are deleted in the background, in short batches, from the
 //! start of each chain; the store keeps each chain's checkpoint (its newest
 //! deleted entry), so what stays still verifies. Each pass that deletes
-//! something is itself an entry in the trail.
+//! something is itself an entry in the trail. Entries an active legal hold
+//! covers stay, and so (the chain being cut from its start only) does
+//! everything sealed after the oldest of them.
 
 use std::time::Duration;
 
@@ -39,7 +41,20 @@ pub async fn pass(
     let cutoff = now - chrono::Duration::days(i64::from(days));
     let ms = u64::try_from(cutoff.timestamp_millis()).unwrap_or(0);
     // The smallest id sealed at the cutoff's millisecond: every id below it is older.
-    let before = ulid::Ulid::from_parts(ms, 0).to_string();
+    let mut before = ulid::Ulid::from_parts(ms, 0).to_string();
+    // A chain is deleted from its start only (its checkpoint is its newest
+    // deleted entry): nothing from the oldest held entry on.
+    if let Some((held, hold)) = crate::hold::oldest_held(store).await?
+        && held < before
+    {
+        tracing::warn!(
+            hold = hold.id,
+            reason = %hold.reason,
+            from = %held,
+            "retention stops at entries a legal hold covers"
+        );
+        before = held;
+    }
     let (deleted, through) = store.delete_before(&before, BATCH).await?;
     if deleted > 0 {
         tracing::info!(deleted, through = through.as_deref().unwrap_or(""), "retention deleted old entries");

@@ -40,7 +40,11 @@ impl Report {
         if lines.is_empty() {
             let against =
                 if self.kept == 0 { String::new() } else { format!(", each reaching its {} kept head(s)", self.kept) };
-            lines.push(format!("{} entries checked, every chain intact{against}", self.verification.checked));
+            let erased = match self.verification.erased {
+                0 => String::new(),
+                n => format!(" ({n} erased, their digests intact)"),
+            };
+            lines.push(format!("{} entries checked{erased}, every chain intact{against}", self.verification.checked));
         }
         lines
     }

@@ -44,6 +44,9 @@ pub fn entry(i: usize) -> AuditEntry {
         request_body: None,
         snapshot_error: None,
         instance: "bench".into(),
+        chain_version: None,
+        content_digest: None,
+        erased: false,
         prev_hash: String::new(),
         hash: String::new(),
     }

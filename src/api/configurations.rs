@@ -84,7 +84,7 @@ pub(super) async fn delete(
 }
 
 impl Caller {
-    fn change<'a>(
+    pub(super) fn change<'a>(
         &'a self,
         action: &'static str,
         method: &'a str,
@@ -108,7 +108,7 @@ impl Caller {
 impl ApiState {
     /// The trail, held for the whole change so that it is recorded; gone
     /// (503) once shutdown has begun.
-    fn trail(&self) -> Result<Recorder, ApiError> {
+    pub(super) fn trail(&self) -> Result<Recorder, ApiError> {
         if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(ApiError::ShuttingDown);
         }
@@ -138,7 +138,7 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
 }
 
 /// The JSON of a configuration body; one larger than `MAX_BODY` is 413.
-fn parse_body(body: &Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+pub(super) fn parse_body(body: &Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let body = body.as_ref().map_err(|e| {
         let mut causes = std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source());
         let too_slow = causes.any(|c| matches!(c.downcast_ref(), Some(crate::inbound::ClientBodyError::TooSlow)));

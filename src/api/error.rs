@@ -32,6 +32,12 @@ pub enum ApiError {
     Config(#[from] FieldError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// A legal hold stands in the way (409).
+    #[error("{why}")]
+    Held { hold: i64, why: String },
+    /// The request cannot be served yet (503), with why.
+    #[error("{0}")]
+    NotYet(String),
 }
 
 impl From<FilterError> for ApiError {
@@ -56,6 +62,8 @@ impl IntoResponse for ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": "request body too large", "field": "body"}))
             }
             ApiError::Config(e) => (StatusCode::BAD_REQUEST, json!({"error": e.reason, "field": e.field})),
+            ApiError::Held { hold, why } => (StatusCode::CONFLICT, json!({"error": why, "hold": hold})),
+            ApiError::NotYet(why) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": why})),
             ApiError::Store(StoreError::DuplicateName(name)) => (
                 StatusCode::CONFLICT,
                 json!({"error": format!("a configuration named `{name}` already exists"), "field": "name"}),
@@ -74,5 +82,14 @@ impl IntoResponse for ApiError {
             res.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
         }
         res
+    }
+}
+
+impl From<crate::erasure::EraseError> for ApiError {
+    fn from(e: crate::erasure::EraseError) -> Self {
+        match e {
+            crate::erasure::EraseError::Held(ref hold) => ApiError::Held { hold: hold.id, why: e.to_string() },
+            crate::erasure::EraseError::Store(e) => ApiError::Store(e),
+        }
     }
 }

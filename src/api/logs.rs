@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use super::body::ChannelBody;
 use super::{ApiError, ApiState};
 use crate::entry::AuditEntry;
+use crate::pseudonym::{MIN_KEY_BYTES, Pseudonymizer};
 use crate::store::Filter;
 
 pub(super) const DEFAULT_LIMIT: u32 = 50;
@@ -27,10 +28,13 @@ struct Listing {
     limit: u32,
     cursor: Option<String>,
     format: Option<String>,
+    /// Export only: actors and addresses replaced by keyed hashes.
+    pseudonymize: Option<bool>,
 }
 
 fn parse(pairs: Vec<(String, String)>) -> Result<Listing, ApiError> {
-    let mut l = Listing { filter: Filter::default(), limit: DEFAULT_LIMIT, cursor: None, format: None };
+    let mut l =
+        Listing { filter: Filter::default(), limit: DEFAULT_LIMIT, cursor: None, format: None, pseudonymize: None };
     for (k, v) in pairs {
         match k.as_str() {
             "limit" => {
@@ -47,6 +51,16 @@ fn parse(pairs: Vec<(String, String)>) -> Result<Listing, ApiError> {
                 l.cursor = Some(id.to_string());
             }
             "format" => l.format = Some(v),
+            "pseudonymize" => {
+                l.pseudonymize = Some(match v.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        let reason = format!("`{v}` is not true or false");
+                        return Err(ApiError::BadField { field: "pseudonymize", reason });
+                    }
+                });
+            }
             _ => l.filter.set(&k, &v)?,
         }
     }
@@ -59,8 +73,10 @@ pub(super) async fn list(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     let l = parse(pairs)?;
-    if l.format.is_some() {
-        return Err(ApiError::BadField { field: "query", reason: "unknown filter `format`".into() });
+    for (given, name) in [(l.format.is_some(), "format"), (l.pseudonymize.is_some(), "pseudonymize")] {
+        if given {
+            return Err(ApiError::BadField { field: "query", reason: format!("unknown filter `{name}`") });
+        }
     }
     let (items, next) = s.store.list(&l.filter, l.cursor.as_deref(), l.limit).await?;
     Ok(Json(json!({ "items": items, "next_cursor": next })))
@@ -98,20 +114,50 @@ pub(super) async fn state(
         at = crate::entry::format_time(t.with_timezone(&chrono::Utc));
     }
     let entry = s.store.state_at(&kind, &id, &at).await?.ok_or(ApiError::NotFound)?;
-    Ok(Json(json!({
+    let mut answer = json!({
         "state": entry.after,
         "entry": entry.id,
         "timestamp": entry.timestamp,
         "action": entry.action,
-    })))
+    });
+    if entry.erased {
+        // Not a deletion: the state is no longer known.
+        answer["erased"] = json!(true);
+    }
+    Ok(Json(answer))
 }
 
-/// `GET /api/v1/audit-logs/export?format=ndjson|csv`: every match, streamed.
+/// The header that carries a pseudonymous export's key (never in the URL,
+/// which access logs keep).
+pub(super) const PSEUDONYM_KEY: &str = "x-auditgate-pseudonym-key";
+
+/// `GET /api/v1/audit-logs/export?format=ndjson|csv`: every match, streamed;
+/// with `pseudonymize=true`, actors and client addresses replaced by keyed
+/// hashes: under the key the `X-Auditgate-Pseudonym-Key` header gives (the
+/// same in every export made with it), else under a fresh key forgotten
+/// after this export.
 pub(super) async fn export(
     State(s): State<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let l = parse(pairs)?;
+    let pseudonyms = match (l.pseudonymize.unwrap_or(false), headers.get(PSEUDONYM_KEY)) {
+        (false, None) => None,
+        (false, Some(_)) => {
+            let reason = "a pseudonym key is only for pseudonymize=true".to_string();
+            return Err(ApiError::BadField { field: PSEUDONYM_KEY, reason });
+        }
+        (true, Some(key)) if key.len() < MIN_KEY_BYTES => {
+            let reason = format!("a pseudonym key has at least {MIN_KEY_BYTES} bytes");
+            return Err(ApiError::BadField { field: PSEUDONYM_KEY, reason });
+        }
+        (true, Some(key)) => Some(Pseudonymizer::with_key(key.as_bytes())),
+        (true, None) => Some(Pseudonymizer::random().map_err(|e| {
+            tracing::error!(error = %e, "no random key for a pseudonymous export");
+            ApiError::NotYet("no random key could be made".into())
+        })?),
+    };
     let csv = match l.format.as_deref().unwrap_or("ndjson") {
         "ndjson" => false,
         "csv" => true,
@@ -124,7 +170,7 @@ pub(super) async fn export(
         }
         let mut cursor: Option<String> = None;
         loop {
-            let (page, next) = match s.store.list(&l.filter, cursor.as_deref(), EXPORT_PAGE).await {
+            let (mut page, next) = match s.store.list(&l.filter, cursor.as_deref(), EXPORT_PAGE).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "export stopped");
@@ -133,7 +179,10 @@ pub(super) async fn export(
                 }
             };
             let mut chunk = Vec::with_capacity(page.len() * 1024);
-            for e in &page {
+            for e in &mut page {
+                if let Some(p) = &pseudonyms {
+                    p.apply(e);
+                }
                 if csv {
                     csv_row(e, &mut chunk);
                 } else {

@@ -4,7 +4,9 @@
 mod body;
 mod configurations;
 mod console;
+mod erasures;
 mod error;
+mod holds;
 mod logs;
 mod openapi;
 mod ops;
@@ -77,6 +79,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 .patch(configurations::update)
                 .delete(configurations::delete),
         )
+        .route("/api/v1/erasures", axum::routing::post(erasures::create))
+        .route("/api/v1/holds", get(holds::list).post(holds::create))
+        .route("/api/v1/holds/{id}", axum::routing::delete(holds::release))
         .route("/api/v1/verify", get(ops::verify))
         .route("/api/v1/stats", get(ops::stats))
         .route("/api/v1/openapi.json", get(ops::openapi))

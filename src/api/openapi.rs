@@ -9,9 +9,10 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 
-use crate::entry::Outcome;
+use crate::entry::{CHAIN_VERSION, Outcome, PERSONAL};
 use crate::identity::ActorSource;
 use crate::policy::{Capture, Kind, Source};
+use crate::pseudonym::MIN_KEY_BYTES;
 use crate::store::{FILTERS, MAX_FILTER_CHARS};
 
 /// The document, its `Action` schema listing exactly the actions a
@@ -144,7 +145,23 @@ fn parameters() -> Value {
         "format".into(),
         query("format", None, json!({"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"})),
     );
+    all.insert(
+        "pseudonymize".into(),
+        query(
+            "pseudonymize",
+            Some("true: actors and client addresses replaced by keyed hashes (HMAC-SHA256)."),
+            json!({"type": "boolean", "default": false}),
+        ),
+    );
+    all.insert(
+        "pseudonym_key".into(),
+        json!({"name": "X-Auditgate-Pseudonym-Key", "in": "header", "required": false,
+            "description": "With pseudonymize=true: the key (at least 16 bytes); the same key gives the same \
+                pseudonyms. Without it, a random key forgotten after the export.",
+            "schema": {"type": "string", "minLength": MIN_KEY_BYTES}}),
+    );
     all.insert("entry_id".into(), path(None));
+    all.insert("hold_id".into(), json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}));
     all.insert("config_id".into(), path(None));
     all.insert(
         "kind".into(),
@@ -206,8 +223,28 @@ fn schemas(actions: &[&str]) -> Value {
         ("instance", json!({"type": "string"})),
         ("prev_hash", hex_hash.clone()),
         ("hash", hex_hash.clone()),
+        (
+            "chain_version",
+            json!({"type": "integer", "enum": [CHAIN_VERSION],
+                "description": "2: the hash covers `content_digest` instead of the personal fields. Absent on \
+                    entries written before it."}),
+        ),
+        (
+            "content_digest",
+            json!({"type": "string", "pattern": "^[0-9a-f]{64}$",
+                "description": "SHA-256 of the canonical JSON of the personal fields (chain version 2)."}),
+        ),
+        (
+            "erased",
+            json!({"type": "boolean", "enum": [true],
+                "description": "The personal fields were erased (absent then); `content_digest` stands for them."}),
+        ),
     ]);
-    let required: Vec<&String> = entry.as_object().expect("an object").keys().filter(|k| *k != "unapplied").collect();
+    // Absent on some entries: the personal fields (erased), `unapplied`
+    // and the version-2 fields (older entries), `erased` (not erased).
+    let optional =
+        |k: &str| PERSONAL.contains(&k) || ["unapplied", "chain_version", "content_digest", "erased"].contains(&k);
+    let required: Vec<&String> = entry.as_object().expect("an object").keys().filter(|k| !optional(k)).collect();
     let entry = json!({"type": "object", "properties": entry, "required": required});
 
     let (input, output) = configuration_fields();
@@ -222,7 +259,8 @@ fn schemas(actions: &[&str]) -> Value {
         ),
         (
             "Error",
-            json!({"type": "object", "properties": {"error": {"type": "string"}, "field": {"type": "string"}}, "required": ["error"]}),
+            json!({"type": "object", "properties": {"error": {"type": "string"}, "field": {"type": "string"},
+                "hold": {"type": "integer", "description": "The legal hold in the way (409)."}}, "required": ["error"]}),
         ),
         (
             "Parent",
@@ -274,11 +312,13 @@ fn schemas(actions: &[&str]) -> Value {
                 "properties": {
                     "ok": {"type": "boolean"},
                     "checked": {"type": "integer", "minimum": 0},
+                    "erased": {"type": "integer", "minimum": 0,
+                        "description": "Entries checked whose personal content was erased (their digests stand for it)."},
                     "first_bad": {"oneOf": [schema("Ulid"), {"type": "null"}]},
                     "heads": {"type": "array", "items": schema("Head"),
                         "description": "Each instance's newest entry: keep it elsewhere, and `auditgate verify \
                             --heads FILE` fails if a chain no longer reaches it."}},
-                "required": ["ok", "checked", "first_bad", "heads"]}),
+                "required": ["ok", "checked", "erased", "first_bad", "heads"]}),
         ),
         (
             "Head",
@@ -301,8 +341,62 @@ fn schemas(actions: &[&str]) -> Value {
                     "state": {"description": "The resource's after-state, null when the entry deleted it or took no snapshot."},
                     "entry": schema("Ulid"),
                     "timestamp": {"type": "string", "format": "date-time"},
-                    "action": {"type": "string"}}}),
+                    "action": {"type": "string"},
+                    "erased": {"type": "boolean", "enum": [true],
+                        "description": "That entry's content was erased: the state is no longer known."}}}),
         ),
+        (
+            "ErasureRequest",
+            json!({"type": "object", "additionalProperties": false, "minProperties": 1,
+                "description": "Exactly one of `actor`, `resource` (TYPE/ID) and `client_ip` (address or CIDR).",
+                "properties": {
+                    "actor": {"type": "string", "maxLength": MAX_FILTER_CHARS},
+                    "resource": {"type": "string", "pattern": "^[^/]+/.+$"},
+                    "client_ip": schema("IpOrRange"),
+                    "reason": {"type": ["string", "null"], "description": "Kept in the erasure's entry."}}}),
+        ),
+        (
+            "Erasure",
+            json!({"type": "object", "required": ["erased", "not_erasable", "scrubbed"],
+                "properties": {
+                    "erased": {"type": "integer", "minimum": 0},
+                    "not_erasable": {"type": "integer", "minimum": 0,
+                        "description": "Entries written before chain version 2, left as they are (their hash covers \
+                            their content)."},
+                    "scrubbed": {"type": "boolean",
+                        "description": "false: SQLite's WAL could not be emptied yet (readers held it)."}}}),
+        ),
+        (
+            "HoldInput",
+            json!({"type": "object", "additionalProperties": false, "required": ["reason"],
+                "description": "Exactly one of `actor`, `resource` (TYPE/ID) and `client_ip`; optionally a time range.",
+                "properties": {
+                    "actor": {"type": "string", "maxLength": MAX_FILTER_CHARS},
+                    "resource": {"type": "string", "pattern": "^[^/]+/.+$"},
+                    "client_ip": schema("IpOrRange"),
+                    "since": {"type": ["string", "null"], "format": "date-time"},
+                    "until": {"type": ["string", "null"], "format": "date-time"},
+                    "reason": {"type": "string", "minLength": 1, "pattern": "\\S"}}}),
+        ),
+        (
+            "Hold",
+            json!({"type": "object",
+                "required": ["id", "since", "until", "reason", "created_at", "created_by", "released_at", "released_by"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "actor": {"type": "string"},
+                    "resource_type": {"type": "string"},
+                    "resource_id": {"type": "string"},
+                    "client_ip": {"type": "string"},
+                    "since": nullable_str.clone(),
+                    "until": nullable_str.clone(),
+                    "reason": {"type": "string"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "created_by": {"type": "string"},
+                    "released_at": nullable_str.clone(),
+                    "released_by": nullable_str}}),
+        ),
+        ("HoldList", list_of("Hold")),
     ])
 }
 
@@ -380,7 +474,10 @@ fn responses() -> Value {
         ("BadRequest", error("A parameter or the body cannot be accepted; `field` names it.")),
         ("Unauthorized", unauthorized),
         ("Forbidden", error("A read token tried to change something.")),
-        ("Conflict", error("Another configuration has this name.")),
+        (
+            "Conflict",
+            error("Another configuration has this name, or a legal hold covers entries the erasure selects (`hold`)."),
+        ),
         ("NotFound", error("No such entry, configuration or resource.")),
         ("TooLarge", error("The body is larger than allowed.")),
         ("TooSlow", error("The body arrived slower than the minimum rate.")),
@@ -438,7 +535,7 @@ fn paths() -> Value {
         (
             "/api/v1/audit-logs/export",
             json!({"get": {"operationId": "exportEntries", "summary": "Every matching entry, streamed, newest first.",
-                "parameters": with(filters(), &[parameter("format")]),
+                "parameters": with(filters(), &[parameter("format"), parameter("pseudonymize"), parameter("pseudonym_key")]),
                 "responses": answers([("200", json!({
                     "description": "NDJSON (one entry a line) or CSV (cells that could be read as formulas are defused).",
                     "content": {"application/x-ndjson": {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}}}}))],
@@ -507,6 +604,33 @@ fn paths() -> Value {
                         ("404", response("NotFound"))], unauthorized_unavailable)}}),
         ),
         (
+            "/api/v1/erasures",
+            json!({"post": {"operationId": "erase",
+                "summary": "Erase (admin) the personal content of the entries an actor, a resource or a client \
+                    address names; the chains still verify. Refused (409) while a legal hold covers any of them; \
+                    recorded in the trail.",
+                "requestBody": body("ErasureRequest"),
+                "responses": answers([("200", ok_json(schema("Erasure"), "Erased"))], WRITE_ERRORS)}}),
+        ),
+        (
+            "/api/v1/holds",
+            json!({
+                "get": {"operationId": "listHolds", "summary": "Every legal hold, released ones too, oldest first.",
+                    "responses": answers([("200", ok_json(schema("HoldList"), "OK"))], unauthorized_unavailable)},
+                "post": {"operationId": "createHold",
+                    "summary": "Make a legal hold (admin): erasure and retention leave what it covers until it is \
+                        released; recorded in the trail.",
+                    "requestBody": body("HoldInput"),
+                    "responses": answers([("201", ok_json(schema("Hold"), "Created"))], WRITE_ERRORS)}}),
+        ),
+        (
+            "/api/v1/holds/{id}",
+            json!({"delete": {"operationId": "releaseHold", "summary": "Release a legal hold (admin); recorded in the trail.",
+                "parameters": [parameter("hold_id")],
+                "responses": answers([("200", ok_json(schema("Hold"), "Released")), ("403", response("Forbidden")),
+                    ("404", response("NotFound"))], unauthorized_unavailable)}}),
+        ),
+        (
             "/api/v1/verify",
             json!({"get": {"operationId": "verify", "summary": "Checks every instance's hash chain.",
                 "responses": answers([("200", ok_json(schema("Verification"), "OK"))], unauthorized_unavailable)}}),
@@ -568,7 +692,7 @@ mod tests {
                 .unwrap()
                 .iter()
                 .filter_map(|p| p["$ref"].as_str()?.strip_prefix("#/components/parameters/"))
-                .filter(|p| !["limit", "cursor", "format"].contains(p))
+                .filter(|p| !["limit", "cursor", "format", "pseudonymize", "pseudonym_key"].contains(p))
                 .collect();
             assert_eq!(refs, FILTERS, "{path}");
         }
@@ -631,7 +755,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 18);
+        assert_eq!(operations, 22);
         let c = &doc["components"];
         for name in
             ["BadRequest", "Unauthorized", "Forbidden", "Conflict", "NotFound", "TooLarge", "TooSlow", "Unavailable"]
@@ -664,10 +788,24 @@ mod tests {
     fn the_entry_and_configuration_schemas_are_the_types_fields() {
         let doc = doc();
         let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
-        let entry = serde_json::to_value(crate::entry::tests::sample(1)).unwrap();
+        let sealed = crate::entry::Chain::resume(None).seal(crate::entry::tests::sample(1)).entry;
+        let mut entry = serde_json::to_value(&sealed).unwrap();
+        let mut erased = sealed.clone();
+        erased.erase();
+        let erased = serde_json::to_value(&erased).unwrap();
+        entry["erased"] = erased["erased"].clone();
         assert_eq!(keys(&doc["components"]["schemas"]["Entry"]["properties"]), keys(&entry));
-        let required = doc["components"]["schemas"]["Entry"]["required"].as_array().unwrap();
-        assert_eq!(required.len(), keys(&entry).len() - 1, "all but `unapplied` (absent on old entries)");
+        // Required: what an erased entry and an entry of chain version 1 both have.
+        let required: std::collections::BTreeSet<String> = doc["components"]["schemas"]["Entry"]["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        let old = serde_json::to_value(crate::entry::tests::sample(1)).unwrap();
+        let mut both = keys(&erased);
+        both.retain(|k| old.get(k).is_some() && k != "unapplied");
+        assert_eq!(required, both);
         let config = serde_json::to_value(crate::policy::AuditConfiguration::default()).unwrap();
         assert_eq!(keys(&doc["components"]["schemas"]["Configuration"]["properties"]), keys(&config));
         let sources = &doc["components"]["schemas"]["Entry"]["properties"]["actor_source"]["enum"];

@@ -338,6 +338,9 @@ impl Auditor {
             request_body,
             snapshot_error: p.snapshot_error,
             instance: self.instance.clone(),
+            chain_version: None,
+            content_digest: None,
+            erased: false,
             prev_hash: String::new(),
             hash: String::new(),
         };

@@ -67,6 +67,9 @@ impl Change<'_> {
             request_body: None,
             snapshot_error: None,
             instance: self.instance.to_string(),
+            chain_version: None,
+            content_digest: None,
+            erased: false,
             prev_hash: String::new(),
             hash: String::new(),
         }

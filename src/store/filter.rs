@@ -116,6 +116,60 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// One filter selecting the entries both select; `None` when none can
+    /// be (a field asked two different values, address ranges or times
+    /// apart). Two different `q` searches cannot be one: the first is kept,
+    /// so the result may then select more (what the hold checks want: a
+    /// conflict is never missed).
+    pub fn and(&self, other: &Filter) -> Option<Filter> {
+        fn same<T: Clone + PartialEq>(a: &Option<T>, b: &Option<T>) -> Result<Option<T>, ()> {
+            match (a, b) {
+                (Some(x), Some(y)) if x != y => Err(()),
+                _ => Ok(a.clone().or_else(|| b.clone())),
+            }
+        }
+        let client_ip = match (self.client_ip, other.client_ip) {
+            (Some((a_lo, a_hi)), Some((b_lo, b_hi))) => {
+                let (lo, hi) = (a_lo.max(b_lo), a_hi.min(b_hi));
+                if lo > hi {
+                    return None;
+                }
+                Some((lo, hi))
+            }
+            (a, b) => a.or(b),
+        };
+        let since = self.since.clone().max(other.since.clone());
+        let until = match (&self.until, &other.until) {
+            (Some(a), Some(b)) => Some(a.min(b).clone()),
+            (a, b) => a.clone().or_else(|| b.clone()),
+        };
+        if let (Some(s), Some(u)) = (&since, &until)
+            && s > u
+        {
+            return None;
+        }
+        let both = || -> Result<Filter, ()> {
+            Ok(Filter {
+                action: same(&self.action, &other.action)?,
+                resource_type: same(&self.resource_type, &other.resource_type)?,
+                resource_id: same(&self.resource_id, &other.resource_id)?,
+                actor: same(&self.actor, &other.actor)?,
+                client_ip,
+                outcome: same(&self.outcome, &other.outcome)?,
+                status: same(&self.status, &other.status)?,
+                since,
+                until,
+                q: self.q.clone().or_else(|| other.q.clone()),
+                configuration: same(&self.configuration, &other.configuration)?,
+                instance: same(&self.instance, &other.instance)?,
+                unapplied: same(&self.unapplied, &other.unapplied)?,
+            })
+        };
+        both().ok()
+    }
+}
+
 /// The smallest id an entry answered at `since` (RFC 3339) can have: an
 /// entry is sealed, and its id made, after its answer, so its id's time is
 /// never before its `timestamp`. An hour of slack covers a wall clock
@@ -189,6 +243,60 @@ mod tests {
         assert!(ulid::Ulid::from_parts(ms + 3_600_000, u128::MAX).to_string() <= ceiling, "an hour of slack");
         assert!(ulid::Ulid::from_parts(ms + 3_600_001, 0).to_string() > ceiling);
         assert_eq!(id_ceiling("now"), None);
+    }
+
+    #[test]
+    fn two_filters_make_one_selecting_what_both_select() {
+        let of = |pairs: &[(&str, &str)]| {
+            let mut f = Filter::default();
+            for (k, v) in pairs {
+                f.set(k, v).unwrap();
+            }
+            f
+        };
+        let both = of(&[("actor", "alice")]).and(&of(&[("resource_type", "user"), ("resource_id", "7")])).unwrap();
+        assert_eq!(both, of(&[("actor", "alice"), ("resource_type", "user"), ("resource_id", "7")]));
+        assert_eq!(of(&[("actor", "alice")]).and(&of(&[("actor", "bob")])), None);
+        assert_eq!(of(&[("actor", "alice")]).and(&of(&[("actor", "alice")])), Some(of(&[("actor", "alice")])));
+        // Address ranges: the overlap, or nothing.
+        let wide = of(&[("client_ip", "10.0.0.0/8")]);
+        assert_eq!(wide.and(&of(&[("client_ip", "10.1.2.3")])), Some(of(&[("client_ip", "10.1.2.3")])));
+        assert_eq!(of(&[("client_ip", "10.1.2.3")]).and(&wide), Some(of(&[("client_ip", "10.1.2.3")])));
+        assert_eq!(wide.and(&of(&[("client_ip", "11.0.0.1")])), None);
+        assert_eq!(wide.and(&of(&[("client_ip", "10.255.255.255")])), Some(of(&[("client_ip", "10.255.255.255")])));
+        // Times: the later since, the earlier until; apart is nothing.
+        let range = of(&[("since", "2026-01-01T00:00:00Z"), ("until", "2026-06-01T00:00:00Z")]);
+        let later = of(&[("since", "2026-03-01T00:00:00Z"), ("until", "2026-09-01T00:00:00Z")]);
+        let overlap = of(&[("since", "2026-03-01T00:00:00Z"), ("until", "2026-06-01T00:00:00Z")]);
+        assert_eq!(range.and(&later), Some(overlap.clone()));
+        assert_eq!(later.and(&range), Some(overlap));
+        assert_eq!(range.and(&of(&[("since", "2026-07-01T00:00:00Z")])), None);
+        assert_eq!(
+            of(&[("until", "2026-01-01T00:00:00Z")]).and(&of(&[("since", "2026-01-01T00:00:00Z")])),
+            Some(of(&[("since", "2026-01-01T00:00:00Z"), ("until", "2026-01-01T00:00:00Z")]))
+        );
+        for field in ["action", "outcome", "configuration", "instance", "status", "unapplied"] {
+            let value = if field == "status" {
+                "200"
+            } else if field == "outcome" {
+                "success"
+            } else {
+                "true"
+            };
+            let other = if field == "status" {
+                "201"
+            } else if field == "outcome" {
+                "failure"
+            } else {
+                "false"
+            };
+            let a = of(&[(field, value)]);
+            assert_eq!(a.and(&of(&[(field, other)])), None, "{field}");
+            assert_eq!(a.and(&Filter::default()), Some(a.clone()), "{field}");
+            assert_eq!(Filter::default().and(&a), Some(a.clone()), "{field}");
+        }
+        assert_eq!(of(&[("q", "x")]).and(&of(&[("q", "y")])), Some(of(&[("q", "x")])));
+        assert_eq!(Filter::default().and(&of(&[("q", "y")])), Some(of(&[("q", "y")])));
     }
 
     #[test]

@@ -31,6 +31,23 @@ pub struct StoredEntry {
     pub entry: String,
 }
 
+/// What erasing a set of entries did ([`Store::erase_entries`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Erased {
+    /// Entries whose personal content was removed.
+    pub erased: u64,
+    /// Entries of chain version 1, left as they are: their hash covers
+    /// their personal content.
+    pub not_erasable: u64,
+}
+
+impl std::ops::AddAssign for Erased {
+    fn add_assign(&mut self, other: Erased) {
+        self.erased += other.erased;
+        self.not_erasable += other.not_erasable;
+    }
+}
+
 /// Whether this instance forwards a sink ([`Store::claim_sink`]).
 #[derive(Debug)]
 pub enum SinkClaim {
@@ -194,6 +211,24 @@ impl Store {
         each!(self, s => s.delete_before(before, batch).await)
     }
 
+    /// Erases the personal content of the entries `ids` names (SPEC 7), in
+    /// one transaction: each keeps its digest, so its chain still verifies;
+    /// the columns, statistics and search index that held that content
+    /// lose it too. Entries already erased are left alone.
+    pub async fn erase_entries(&self, ids: &[String]) -> Result<Erased, StoreError> {
+        each!(self, s => s.erase_entries(ids).await)
+    }
+
+    /// After an erasure: leaves no earlier copy of a rewritten page in the
+    /// store's files where the store can (SQLite's WAL is emptied); answers
+    /// false when it could not yet (readers kept it).
+    pub async fn scrub(&self) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.scrub().await,
+            Store::Postgres(_) => Ok(true),
+        }
+    }
+
     /// Adds up to `limit` committed entries to the `q` search's index, for
     /// the recorder to call when it has nothing to write; answers how many
     /// (0: nothing left, or another instance is indexing).
@@ -265,6 +300,32 @@ impl Store {
     /// never moves back.
     pub async fn save_sink_cursor(&self, sink: &str, cursor: &[(String, String)]) -> Result<(), StoreError> {
         each!(self, s => s.save_sink_cursor(sink, cursor).await)
+    }
+
+    /// Stores a new legal hold, made by `by` at `at` (RFC 3339).
+    pub async fn insert_hold(
+        &self,
+        hold: &crate::hold::NewHold,
+        by: &str,
+        at: &str,
+    ) -> Result<crate::hold::Hold, StoreError> {
+        each!(self, s => s.insert_hold(hold, by, at).await)
+    }
+
+    /// The legal holds, oldest first; with `active`, those not released.
+    pub async fn holds(&self, active: bool) -> Result<Vec<crate::hold::Hold>, StoreError> {
+        each!(self, s => s.holds(active).await)
+    }
+
+    /// Releases a legal hold; answers it before and after (a hold released
+    /// already stays as it was), or `None` when there is none.
+    pub async fn release_hold(
+        &self,
+        id: i64,
+        by: &str,
+        at: &str,
+    ) -> Result<Option<(crate::hold::Hold, crate::hold::Hold)>, StoreError> {
+        each!(self, s => s.release_hold(id, by, at).await)
     }
 
     /// The version that moves with every configuration change.

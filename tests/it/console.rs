@@ -422,3 +422,36 @@ async fn fifty_entries_a_page_and_the_pages_timings() {
     // console tests hold this page to a console with no error at all.
     browser.assert_no_console_errors(|m| m.contains("net::ERR_")).await;
 }
+
+#[tokio::test]
+async fn an_erased_entry_shows_that_it_was_erased_and_nothing_of_what_it_held() {
+    let app = spawn_app().await;
+    let made = as_user(&app, "erin-k9", Method::POST, "/api/items/", Some(json!({"name": "Erin Kestrelwood"}))).await;
+    let item = format!("/api/items/{}/", made["id"]);
+    as_user(&app, "erin-k9", Method::PATCH, &item, Some(json!({"name": "Erin Kestrelwood-Ng"}))).await;
+    let entries = wait_entries(&app.store, 2).await;
+    let erased = crate::erasure::query(&app, Method::POST, "/api/v1/erasures", Some(json!({"actor": "erin-k9"}))).await;
+    assert_eq!(erased.1["erased"], 2, "{erased:?}");
+    let (kind, id) = (&entries[0].resource_type, entries[0].resource_id.as_deref().unwrap());
+
+    let browser = Browser::start(1280, 900).await;
+    let secrets = ["erin-k9", "Kestrelwood"];
+    browser.goto(&app.query(&format!("/resources/{kind}/{id}"))).await;
+    let cards = browser.wait_count("#timeline section", 2).await;
+    assert!(browser.text(&cards[0]).await.contains("create by (erased)"));
+    assert!(browser.text(&cards[1]).await.contains("Erased."));
+    browser.text_when("#state-doc", |t| t == "erased").await;
+    browser.goto(&app.query(&format!("/entries/{}", entries[1].id))).await;
+    let page = browser.text_when("main", |t| t.contains("Personal content")).await;
+    assert!(page.contains("(erased)") && page.contains("Content digest"), "{page}");
+    for secret in secrets {
+        assert!(!page.contains(secret), "{secret} on the page: {page}");
+    }
+    browser.goto(&app.query("/?resource_type=item")).await;
+    let rows = browser.wait_count("#entries tbody tr", 2).await;
+    for row in rows {
+        let text = browser.text(&row).await;
+        assert!(text.contains("(erased)") && !secrets.iter().any(|s| text.contains(s)), "{text}");
+    }
+    browser.assert_no_console_errors(|_| false).await;
+}

@@ -7,6 +7,7 @@ mod binary;
 mod configurations;
 mod console;
 mod durability;
+mod erasure;
 mod fastapi;
 mod fuzz;
 mod hardening;

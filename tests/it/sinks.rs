@@ -104,7 +104,7 @@ impl Hook {
         Hook { addr, received, status, _task: task }
     }
 
-    fn answer(&self, status: u16) {
+    pub(crate) fn answer(&self, status: u16) {
         self.status.store(status, std::sync::atomic::Ordering::SeqCst);
     }
 

@@ -41,6 +41,9 @@ pub(crate) fn entry(instance: &str, n: usize) -> AuditEntry {
         request_body: None,
         snapshot_error: None,
         instance: instance.into(),
+        chain_version: None,
+        content_digest: None,
+        erased: false,
         prev_hash: String::new(),
         hash: String::new(),
     }

@@ -197,16 +197,19 @@ function filterForm(query) {
     h('a', { href: '/' }, 'Clear')));
 }
 
+/** What the page shows for a personal field that was erased. */
+const ERASED = '(erased)';
+
 function entryRow(e) {
   return h('tr', { 'data-id': e.id },
     h('td', { class: 'time' }, entryLink(e.id, e.timestamp)),
-    h('td', {}, e.actor),
+    h('td', {}, e.erased ? ERASED : e.actor),
     h('td', {}, e.action),
     h('td', {}, resourceLink(e.resource_type, e.resource_id)),
     h('td', {}, e.status),
     h('td', {}, outcomeTag(e.outcome)),
     h('td', {}, `${e.method} ${e.path}`),
-    h('td', {}, e.client_ip));
+    h('td', {}, e.erased ? ERASED : e.client_ip));
 }
 
 function entryTable(entries, id) {
@@ -393,7 +396,8 @@ async function entryView(id) {
     facts([
       ['Entry', e.id],
       ['When', e.timestamp],
-      ['Who', h('span', {}, e.actor, ' ', h('span', { class: 'muted' }, `(${e.actor_source}, ${verified})`))],
+      ['Who', h('span', {}, e.erased ? ERASED : e.actor, ' ', h('span', { class: 'muted' }, `(${e.actor_source}, ${verified})`))],
+      ['Personal content', e.erased ? 'erased (its digest below still stands for it)' : null],
       ['From', [e.client_ip, e.peer_ip && e.peer_ip !== e.client_ip ? ` via ${e.peer_ip}` : ''].join('')],
       ['Forwarded for', (e.forwarded_for || []).join(', ')],
       ['User agent', e.user_agent],
@@ -465,7 +469,7 @@ async function resourceView(type, id) {
       const s = await api(`${base}/state?at=${encodeURIComponent(when.toISOString())}`);
       stateOut.replaceChildren(
         h('p', {}, `As of ${when.toISOString()}: left by `, entryLink(s.entry, `${s.action} at ${s.timestamp}`)),
-        h('pre', { id: 'state-doc' }, s.state === null ? (s.action === 'delete' ? 'deleted' : 'no snapshot') : json(s.state)));
+        h('pre', { id: 'state-doc' }, s.erased ? 'erased' : s.state === null ? (s.action === 'delete' ? 'deleted' : 'no snapshot') : json(s.state)));
     } catch (e) {
       if (e instanceof ApiFailure && e.status === 404) {
         none();
@@ -482,7 +486,7 @@ async function resourceView(type, id) {
     stateOut,
     h('h2', {}, `Timeline (${history.length} ${history.length === 1 ? 'change' : 'changes'}, oldest first)`),
     h('div', { id: 'timeline' }, history.map((e) => h('section', { class: 'card', 'data-id': e.id },
-      h('h3', {}, entryLink(e.id, e.timestamp), ` · ${e.action} by ${e.actor} `, outcomeTag(e.outcome)),
+      h('h3', {}, entryLink(e.id, e.timestamp), ` · ${e.action} by ${e.erased ? ERASED : e.actor} `, outcomeTag(e.outcome)),
       diffTable(e)))),
     history.length ? null : h('p', { class: 'muted' }, 'No entry for this resource.'),
   );

@@ -5,6 +5,8 @@
 //! locks.
 
 mod configurations;
+mod erase;
+mod holds;
 mod locks;
 mod sinks;
 mod text;

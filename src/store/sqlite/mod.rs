@@ -2,6 +2,8 @@
 //! written as multi-row INSERTs inside one transaction.
 
 mod configurations;
+mod erase;
+mod holds;
 mod plan;
 mod sinks;
 mod text;
@@ -180,7 +182,10 @@ impl SqliteStore {
             .pragma("page_size", PAGE_SIZE.to_string())
             // Checkpoints run from a background connection (below), not
             // inside the writer's commits.
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            // What is deleted or rewritten (retention, erasure) is
+            // overwritten with zeros, not left in free space.
+            .pragma("secure_delete", "on");
         let pool = SqlitePoolOptions::new().max_connections(CONNECTIONS).connect_with(options).await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         let gate = Gate::default();

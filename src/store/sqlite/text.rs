@@ -135,6 +135,19 @@ pub(super) async fn index(store: &super::SqliteStore, limit: u32) -> Result<usiz
     Ok(n as usize)
 }
 
+/// An indexed entry whose personal content was erased (in the caller's
+/// transaction): indexed again with its path alone, so no search finds
+/// it by what it held.
+pub(super) async fn reindex(tx: &mut sqlx::SqliteConnection, seq: i64, path: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM audit_text WHERE rowid = ?").bind(seq).execute(&mut *tx).await?;
+    sqlx::query("INSERT INTO audit_text (rowid, path, changes) VALUES (?, ?, NULL)")
+        .bind(seq)
+        .bind(path)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// Before retention deletes the entries up to `last_id` (in the caller's
 /// transaction): their index rows go too, and the watermark comes back to
 /// the newest entry that stays. Emptied, the table hands out `seq`s again

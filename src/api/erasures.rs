@@ -1,0 +1,102 @@
+//! `POST /api/v1/erasures` (SPEC 7, "Erasure"): an admin erases the
+//! personal content of the entries an actor, a resource or a client
+//! address names; the erasure is recorded in the trail.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
+use axum::http::Uri;
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::configurations::parse_body;
+use super::{ApiError, ApiState, Caller};
+use crate::erasure::{self, Selector};
+
+/// How long an erasure waits for the entries queued before it to reach the
+/// store (so none of them escapes it).
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// The body's keys: one selector, and an optional reason.
+const KEYS: [&str; 4] = ["actor", "resource", "client_ip", "reason"];
+
+/// `POST /api/v1/erasures`: `{"actor": NAME}`, `{"resource": "TYPE/ID"}` or
+/// `{"client_ip": ADDR|CIDR}`, with an optional `"reason"`; answers what
+/// was erased.
+pub(super) async fn create(
+    State(s): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<erasure::Report>, ApiError> {
+    caller.must_be_admin()?;
+    let trail = s.trail()?;
+    let body = parse_body(&body)?;
+    let (selector, reason) = parse(&body)?;
+    // Entries queued before the erasure (answered before it) are erased too.
+    if !trail.settled(SETTLE).await {
+        return Err(ApiError::NotYet(
+            "entries recorded before this erasure have not reached the store yet (it refuses them, or the spool \
+             is replaying); try again once auditgate_spool_waiting is 0"
+                .into(),
+        ));
+    }
+    let report = erasure::erase(&s.store, &selector).await?;
+    let change = caller.change("erase", "POST", uri.path(), 200, &s.instance);
+    if trail.record(erasure::entry(&change, &selector, &report, reason.as_deref()), None).await.is_err() {
+        tracing::error!(erased = report.entries.erased, "erasure done but not recorded in the trail");
+    }
+    Ok(Json(report))
+}
+
+/// The selector and reason of a body; a key that is not one of `KEYS`, or
+/// a value that is not a string, names its field.
+fn parse(body: &Value) -> Result<(Selector, Option<String>), ApiError> {
+    let bad = |field: &'static str, reason: String| ApiError::BadField { field, reason };
+    let object = body.as_object().ok_or_else(|| bad("body", "expected a JSON object".into()))?;
+    if let Some(key) = object.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(bad("body", format!("unknown field `{key}`; expected one of {}", KEYS.join(", "))));
+    }
+    let mut values = [None, None, None, None];
+    for (slot, key) in values.iter_mut().zip(KEYS) {
+        *slot = match object.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(v)) => Some(v.as_str()),
+            Some(_) => return Err(bad(key, "expected a string".into())),
+        };
+    }
+    let [actor, resource, client_ip, reason] = values;
+    let selector = Selector::parse(actor, resource, client_ip).map_err(|e| bad(e.field, e.reason))?;
+    Ok((selector, reason.map(str::to_string)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_body_names_one_selector_and_its_bad_field() {
+        let (selector, reason) = parse(&json!({"actor": "alice", "reason": "GDPR-17"})).unwrap();
+        assert_eq!((selector, reason.as_deref()), (Selector::Actor("alice".into()), Some("GDPR-17")));
+        let (selector, reason) = parse(&json!({"resource": "user/1", "reason": null})).unwrap();
+        assert_eq!((selector, reason), (Selector::Resource { kind: "user".into(), id: "1".into() }, None));
+        for (body, field) in [
+            (json!([]), "body"),
+            (json!({"actor": "a", "who": "b"}), "body"),
+            (json!({"actor": 7}), "actor"),
+            (json!({"reason": 7, "actor": "a"}), "reason"),
+            (json!({}), "selector"),
+            (json!({"actor": "a", "client_ip": "10.0.0.1"}), "selector"),
+            (json!({"client_ip": "10.0.0.300"}), "client_ip"),
+        ] {
+            match parse(&body) {
+                Err(ApiError::BadField { field: f, .. }) => assert_eq!(f, field, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+}

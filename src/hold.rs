@@ -1,0 +1,137 @@
+//! Legal holds (issue 15): what a hold covers (an actor, a resource or a
+//! client address, optionally within a time range), and the checks that
+//! keep erasure and retention off the entries an active hold covers.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::erasure::{Selector, SelectorError};
+use crate::store::{Filter, Store, StoreError};
+
+/// A hold as stored and served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Hold {
+    pub id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub reason: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub released_at: Option<String>,
+    pub released_by: Option<String>,
+}
+
+/// A hold asked for: a selector, an optional time range and a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewHold {
+    pub selector: Selector,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub reason: String,
+}
+
+impl NewHold {
+    /// Checks the time range and the reason (the selector is parsed).
+    pub fn new(
+        selector: Selector,
+        since: Option<&str>,
+        until: Option<&str>,
+        reason: &str,
+    ) -> Result<NewHold, SelectorError> {
+        if reason.trim().is_empty() {
+            return Err(SelectorError { field: "reason", reason: "a hold needs a reason".into() });
+        }
+        let hold = NewHold {
+            selector,
+            since: since.map(str::to_string),
+            until: until.map(str::to_string),
+            reason: reason.to_string(),
+        };
+        hold.filter()?;
+        Ok(hold)
+    }
+
+    fn filter(&self) -> Result<Filter, SelectorError> {
+        let mut filter = self.selector.filter()?;
+        for (field, value) in [("since", &self.since), ("until", &self.until)] {
+            if let Some(v) = value {
+                filter.set(field, v).map_err(|e| SelectorError { field, reason: e.reason })?;
+            }
+        }
+        Ok(filter)
+    }
+
+    /// The stored hold's selector columns.
+    pub fn columns(&self) -> [Option<&str>; 4] {
+        match &self.selector {
+            Selector::Actor(a) => [Some(a.as_str()), None, None, None],
+            Selector::Resource { kind, id } => [None, Some(kind.as_str()), Some(id.as_str()), None],
+            Selector::ClientIp(ip) => [None, None, None, Some(ip.as_str())],
+        }
+    }
+}
+
+impl Hold {
+    /// The entries it covers, as a listing filter.
+    pub fn filter(&self) -> Filter {
+        let mut filter = Filter::default();
+        let fields = [
+            ("actor", &self.actor),
+            ("resource_type", &self.resource_type),
+            ("resource_id", &self.resource_id),
+            ("client_ip", &self.client_ip),
+            ("since", &self.since),
+            ("until", &self.until),
+        ];
+        for (field, value) in fields {
+            if let Some(v) = value {
+                // Checked when the hold was made.
+                let _ = filter.set(field, v);
+            }
+        }
+        filter
+    }
+
+    /// The hold as a trail entry's state (`before`/`after`).
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(json!(null))
+    }
+
+    /// How an error names it.
+    pub fn describe(&self) -> String {
+        format!("legal hold {} ({})", self.id, self.reason)
+    }
+}
+
+/// An active hold covering some of the entries `filter` selects, if any.
+pub async fn covering(store: &Store, filter: &Filter) -> Result<Option<Hold>, StoreError> {
+    for hold in store.holds(true).await? {
+        let Some(both) = filter.and(&hold.filter()) else { continue };
+        if !store.list(&both, None, 1).await?.0.is_empty() {
+            return Ok(Some(hold));
+        }
+    }
+    Ok(None)
+}
+
+/// The oldest entry an active hold covers, with that hold: retention
+/// deletes nothing from there on.
+pub async fn oldest_held(store: &Store) -> Result<Option<(String, Hold)>, StoreError> {
+    let mut oldest: Option<(String, Hold)> = None;
+    for hold in store.holds(true).await? {
+        if let Some(first) = store.newer(&hold.filter(), None, 1).await?.0.into_iter().next()
+            && oldest.as_ref().is_none_or(|(id, _)| first.id < *id)
+        {
+            oldest = Some((first.id, hold));
+        }
+    }
+    Ok(oldest)
+}
