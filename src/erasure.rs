@@ -14,6 +14,9 @@ use crate::store::{Erased, Filter, Store, StoreError};
 /// Entries one erasing transaction takes: writers wait for one such at most.
 const BATCH: u32 = 500;
 
+/// The keys that name a selector, in a body or on the command line.
+pub const SELECTORS: [&str; 3] = ["actor", "resource", "client_ip"];
+
 /// The entries an erasure names: exactly one of these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selector {
@@ -41,6 +44,11 @@ impl Selector {
         client_ip: Option<&str>,
     ) -> Result<Selector, SelectorError> {
         let err = |field, reason: &str| SelectorError { field, reason: reason.to_string() };
+        for (field, value) in [("actor", actor), ("resource", resource), ("client_ip", client_ip)] {
+            if value == Some("") {
+                return Err(err(field, "empty"));
+            }
+        }
         let selector = match (actor, resource, client_ip) {
             (Some(actor), None, None) => Selector::Actor(actor.to_string()),
             (None, Some(resource), None) => match resource.split_once('/') {
@@ -210,6 +218,9 @@ mod tests {
             (None, Some("/1"), None, "resource"),
             (None, Some("user/"), None, "resource"),
             (None, None, Some("not an address"), "client_ip"),
+            (Some(""), None, None, "actor"),
+            (None, Some(""), None, "resource"),
+            (None, None, Some(""), "client_ip"),
         ] {
             assert_eq!(Selector::parse(a, r, c).unwrap_err().field, field, "{a:?} {r:?} {c:?}");
         }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::configurations::parse_body;
 use super::{ApiError, ApiState, Caller};
-use crate::erasure::{self, Selector};
+use crate::erasure::{self, SELECTORS, Selector};
 
 /// How long an erasure waits for the entries queued before it to reach the
 /// store (so none of them escapes it).
@@ -63,7 +63,9 @@ fn parse(body: &Value) -> Result<(Selector, Option<String>), ApiError> {
     let mut values = [None, None, None, None];
     for (slot, key) in values.iter_mut().zip(KEYS) {
         *slot = match object.get(key) {
-            None | Some(Value::Null) => None,
+            None => None,
+            // Only the optional fields may be null; a selector is a string.
+            Some(Value::Null) if !SELECTORS.contains(&key) => None,
             Some(Value::String(v)) => Some(v.as_str()),
             Some(_) => return Err(bad(key, "expected a string".into())),
         };
@@ -88,6 +90,7 @@ mod tests {
             (json!([]), "body"),
             (json!({"actor": "a", "who": "b"}), "body"),
             (json!({"actor": 7}), "actor"),
+            (json!({"actor": "a", "resource": null}), "resource"),
             (json!({"reason": 7, "actor": "a"}), "reason"),
             (json!({}), "selector"),
             (json!({"actor": "a", "client_ip": "10.0.0.1"}), "selector"),

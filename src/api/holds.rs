@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::configurations::parse_body;
 use super::{ApiError, ApiState, Caller};
-use crate::erasure::Selector;
+use crate::erasure::{SELECTORS, Selector};
 use crate::hold::NewHold;
 
 /// A hold body's keys.
@@ -79,7 +79,9 @@ fn parse(body: &Value) -> Result<NewHold, ApiError> {
     let mut values = [None; KEYS.len()];
     for (slot, key) in values.iter_mut().zip(KEYS) {
         *slot = match object.get(key) {
-            None | Some(Value::Null) => None,
+            None => None,
+            // Only the optional fields may be null; a selector is a string.
+            Some(Value::Null) if !SELECTORS.contains(&key) => None,
             Some(Value::String(v)) => Some(v.as_str()),
             Some(_) => return Err(bad(key, "expected a string".into())),
         };

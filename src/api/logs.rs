@@ -132,31 +132,29 @@ pub(super) async fn state(
 pub(super) const PSEUDONYM_KEY: &str = "x-auditgate-pseudonym-key";
 
 /// `GET /api/v1/audit-logs/export?format=ndjson|csv`: every match, streamed;
-/// with `pseudonymize=true`, actors and client addresses replaced by keyed
-/// hashes: under the key the `X-Auditgate-Pseudonym-Key` header gives (the
-/// same in every export made with it), else under a fresh key forgotten
-/// after this export.
+/// with `pseudonymize=true` or a key, actors and client addresses replaced
+/// by keyed hashes: under the key the `X-Auditgate-Pseudonym-Key` header
+/// gives (the same in every export made with it), else under a fresh key
+/// forgotten after this export.
 pub(super) async fn export(
     State(s): State<Arc<ApiState>>,
     headers: axum::http::HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let l = parse(pairs)?;
-    let pseudonyms = match (l.pseudonymize.unwrap_or(false), headers.get(PSEUDONYM_KEY)) {
-        (false, None) => None,
-        (false, Some(_)) => {
-            let reason = "a pseudonym key is only for pseudonymize=true".to_string();
-            return Err(ApiError::BadField { field: PSEUDONYM_KEY, reason });
-        }
-        (true, Some(key)) if key.len() < MIN_KEY_BYTES => {
+    // A key given asks for pseudonyms too, whatever `pseudonymize` says:
+    // never less private than asked.
+    let pseudonyms = match (headers.get(PSEUDONYM_KEY), l.pseudonymize.unwrap_or(false)) {
+        (Some(key), _) if key.len() < MIN_KEY_BYTES => {
             let reason = format!("a pseudonym key has at least {MIN_KEY_BYTES} bytes");
             return Err(ApiError::BadField { field: PSEUDONYM_KEY, reason });
         }
-        (true, Some(key)) => Some(Pseudonymizer::with_key(key.as_bytes())),
-        (true, None) => Some(Pseudonymizer::random().map_err(|e| {
+        (Some(key), _) => Some(Pseudonymizer::with_key(key.as_bytes())),
+        (None, true) => Some(Pseudonymizer::random().map_err(|e| {
             tracing::error!(error = %e, "no random key for a pseudonymous export");
             ApiError::NotYet("no random key could be made".into())
         })?),
+        (None, false) => None,
     };
     let csv = match l.format.as_deref().unwrap_or("ndjson") {
         "ndjson" => false,

@@ -156,8 +156,9 @@ fn parameters() -> Value {
     all.insert(
         "pseudonym_key".into(),
         json!({"name": "X-Auditgate-Pseudonym-Key", "in": "header", "required": false,
-            "description": "With pseudonymize=true: the key (at least 16 bytes); the same key gives the same \
-                pseudonyms. Without it, a random key forgotten after the export.",
+            "description": "The pseudonyms' key (at least 16 bytes; given, it asks for pseudonyms too): the same \
+                key gives the same pseudonyms. With pseudonymize=true and no key, a random key forgotten after \
+                the export.",
             "schema": {"type": "string", "minLength": MIN_KEY_BYTES}}),
     );
     all.insert("entry_id".into(), path(None));
@@ -347,10 +348,10 @@ fn schemas(actions: &[&str]) -> Value {
         ),
         (
             "ErasureRequest",
-            json!({"type": "object", "additionalProperties": false, "minProperties": 1,
+            json!({"type": "object", "additionalProperties": false, "oneOf": one_selector(),
                 "description": "Exactly one of `actor`, `resource` (TYPE/ID) and `client_ip` (address or CIDR).",
                 "properties": {
-                    "actor": {"type": "string", "maxLength": MAX_FILTER_CHARS},
+                    "actor": {"type": "string", "minLength": 1, "maxLength": MAX_FILTER_CHARS},
                     "resource": {"type": "string", "pattern": "^[^/]+/.+$"},
                     "client_ip": schema("IpOrRange"),
                     "reason": {"type": ["string", "null"], "description": "Kept in the erasure's entry."}}}),
@@ -368,10 +369,10 @@ fn schemas(actions: &[&str]) -> Value {
         ),
         (
             "HoldInput",
-            json!({"type": "object", "additionalProperties": false, "required": ["reason"],
+            json!({"type": "object", "additionalProperties": false, "required": ["reason"], "oneOf": one_selector(),
                 "description": "Exactly one of `actor`, `resource` (TYPE/ID) and `client_ip`; optionally a time range.",
                 "properties": {
-                    "actor": {"type": "string", "maxLength": MAX_FILTER_CHARS},
+                    "actor": {"type": "string", "minLength": 1, "maxLength": MAX_FILTER_CHARS},
                     "resource": {"type": "string", "pattern": "^[^/]+/.+$"},
                     "client_ip": schema("IpOrRange"),
                     "since": {"type": ["string", "null"], "format": "date-time"},
@@ -398,6 +399,11 @@ fn schemas(actions: &[&str]) -> Value {
         ),
         ("HoldList", list_of("Hold")),
     ])
+}
+
+/// Exactly one of an erasure's or a hold's three selectors.
+fn one_selector() -> Value {
+    json!([{"required": ["actor"]}, {"required": ["resource"]}, {"required": ["client_ip"]}])
 }
 
 /// An address or a CIDR range: what `client_ip` and `audit_ips` take.

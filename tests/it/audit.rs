@@ -307,10 +307,26 @@ async fn a_change_that_is_not_recorded_never_lands_in_another_entrys_diff() {
 
 #[tokio::test]
 async fn every_hash_is_sha256_of_the_previous_hash_and_the_canonical_entry() {
-    // Computed here, independently of the sealing code: SHA-256 over the
-    // previous hash's hex and the entry's JSON without `hash`, keys sorted
+    // Computed here, independently of the sealing code (SPEC 7, chain
+    // version 2): the content digest is SHA-256 over the JSON of the
+    // personal fields; the hash SHA-256 over the previous hash's hex and
+    // the entry's JSON without `hash` and the personal fields; keys sorted
     // at every depth (serde_json's map is ordered), no spaces.
     use sha2::{Digest, Sha256};
+    let hex = |sha: Sha256| sha.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let personal_fields = [
+        "actor",
+        "client_ip",
+        "peer_ip",
+        "forwarded_for",
+        "user_agent",
+        "query",
+        "before",
+        "after",
+        "changes",
+        "unapplied",
+        "request_body",
+    ];
     let app = spawn_app().await;
     let (_, created) = call(&app, Method::POST, "/api/items/", json!({"z": 1, "a": {"y": [1, 2.5], "b": null}})).await;
     call(&app, Method::PATCH, &format!("/api/items/{}/", created["id"]), json!({"z": 2})).await;
@@ -319,12 +335,19 @@ async fn every_hash_is_sha256_of_the_previous_hash_and_the_canonical_entry() {
     let mut prev = "0".repeat(64);
     for text in rows {
         let mut entry: Value = serde_json::from_str(&text).unwrap();
-        let hash = entry.as_object_mut().unwrap().remove("hash").unwrap();
+        let fields = entry.as_object_mut().unwrap();
+        let hash = fields.remove("hash").unwrap();
+        let personal: serde_json::Map<String, Value> =
+            personal_fields.iter().map(|k| (k.to_string(), fields.remove(*k).expect(k))).collect();
+        let mut digest = Sha256::new();
+        digest.update(serde_json::to_string(&personal).unwrap().as_bytes());
+        assert_eq!(entry["content_digest"], hex(digest).as_str());
+        assert_eq!(entry["chain_version"], 2);
         assert_eq!(entry["prev_hash"], prev.as_str(), "the chain links to the previous entry");
         let mut sha = Sha256::new();
         sha.update(prev.as_bytes());
         sha.update(serde_json::to_string(&entry).unwrap().as_bytes());
-        let expected: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let expected = hex(sha);
         assert_eq!(hash, expected.as_str());
         prev = expected;
     }

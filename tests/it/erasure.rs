@@ -319,7 +319,8 @@ async fn a_legal_hold_blocks_erasure_and_retention_until_released() {
     let env = [("AUDITGATE_DATABASE", database.as_str()), ("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32")];
     let app = spawn_app_with(&env, None).await;
     let (hers, _) = write_trail(&app).await;
-    let hold = json!({"resource": format!("user/{}", id_of(&hers)), "reason": "litigation 2026-17"});
+    // A NUL in the reason is kept (PostgreSQL: as U+FFFD).
+    let hold = json!({"resource": format!("user/{}", id_of(&hers)), "reason": "litigation 2026-17\u{0}"});
     let (status, made) = query(&app, Method::POST, "/api/v1/holds", Some(hold)).await;
     assert_eq!(status, 201, "{made}");
     let hold_id = made["id"].as_i64().unwrap();
@@ -416,6 +417,18 @@ async fn a_pseudonymous_export_is_stable_under_its_key_and_hides_names_and_addre
     )
     .await;
     assert_eq!(short.status(), 400);
+    // A key alone asks for pseudonyms too.
+    let keyed = send(
+        &client(),
+        Request::get(app.query("/api/v1/audit-logs/export?pseudonymize=false"))
+            .header("x-auditgate-pseudonym-key", key)
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    let keyed: Vec<Value> =
+        std::str::from_utf8(keyed.body()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(keyed, first);
     let (status, err) = query(&app, Method::GET, "/api/v1/audit-logs?pseudonymize=true", None).await;
     assert_eq!((status, err["field"].as_str()), (400, Some("query")));
     app.stop().await;

@@ -48,6 +48,16 @@ async fn e22_the_document_names_every_route_and_every_operation_in_it_answers() 
     .await;
     assert_eq!(created.status(), 201);
     let config: Value = serde_json::from_slice(created.body()).unwrap();
+    let hold = send(
+        &client(),
+        Request::post(app.query("/api/v1/holds"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(json!({"actor": "nobody", "reason": "the test"}).to_string())))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(hold.status(), 201);
+    let hold: Value = serde_json::from_slice(hold.body()).unwrap();
     let mut answered = 0;
     // DELETE last, so the configuration is there for the others.
     for verb in ["get", "post", "put", "patch", "delete"] {
@@ -56,9 +66,12 @@ async fn e22_the_document_names_every_route_and_every_operation_in_it_answers() 
             let url = path
                 .replace("/audit-logs/{id}", &format!("/audit-logs/{}", entry["id"].as_str().unwrap()))
                 .replace("/audit-configurations/{id}", &format!("/audit-configurations/{}", config["id"]))
+                .replace("/holds/{id}", &format!("/holds/{}", hold["id"]))
                 .replace("{kind}", entry["resource_type"].as_str().unwrap())
                 .replace("{id}", entry["resource_id"].as_str().unwrap());
             let body = match verb {
+                "post" if path == "/api/v1/erasures" => json!({"actor": "nobody-in-the-trail"}),
+                "post" if path == "/api/v1/holds" => json!({"resource": "item/1", "reason": "the test"}),
                 "post" => json!({"name": "another"}),
                 "put" => json!({"name": "from the test", "description": "replaced"}),
                 _ => json!({"description": "patched"}),
@@ -87,7 +100,7 @@ async fn e22_the_document_names_every_route_and_every_operation_in_it_answers() 
             answered += 1;
         }
     }
-    assert_eq!(answered, 18);
+    assert_eq!(answered, 22);
 }
 
 #[tokio::test]

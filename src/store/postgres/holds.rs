@@ -1,6 +1,6 @@
 //! Legal holds in PostgreSQL (issue 15).
 
-use super::PgStore;
+use super::{PgStore, text};
 use crate::hold::{Hold, NewHold};
 use crate::store::StoreError;
 
@@ -15,16 +15,18 @@ impl PgStore {
             "INSERT INTO legal_hold (actor, resource_type, resource_id, client_ip, since, until, reason, created_at, \
              created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {HOLD}"
         );
+        // PostgreSQL text cannot hold NUL: U+FFFD instead, as everywhere.
+        let nul_free = |v: Option<&str>| v.map(|v| text(v).into_owned());
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(actor)
-            .bind(kind)
-            .bind(id)
-            .bind(ip)
+            .bind(nul_free(actor))
+            .bind(nul_free(kind))
+            .bind(nul_free(id))
+            .bind(nul_free(ip))
             .bind(&hold.since)
             .bind(&hold.until)
-            .bind(&hold.reason)
+            .bind(text(&hold.reason))
             .bind(at)
-            .bind(by)
+            .bind(text(by))
             .fetch_one(self.pool())
             .await?)
     }
@@ -51,7 +53,8 @@ impl PgStore {
             "UPDATE legal_hold SET released_at = COALESCE(released_at, $1), released_by = COALESCE(released_by, $2) \
              WHERE id = $3 RETURNING {HOLD}"
         );
-        let after = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at).bind(by).bind(id).fetch_one(&mut *tx).await?;
+        let after =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at).bind(text(by)).bind(id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(Some((before, after)))
     }
