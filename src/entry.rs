@@ -617,8 +617,16 @@ pub struct Verification {
     /// Entries checked whose personal content was erased (their digests
     /// stand for it).
     pub erased: u64,
+    /// Erased entries no erasure's entry accounts for (each erasure records
+    /// how many it erases, before it does): erased behind the trail's back.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub erased_unrecorded: u64,
     pub first_bad: Option<String>,
     pub heads: Vec<Head>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The newest entry of one instance's chain.
@@ -638,6 +646,8 @@ pub struct ChainCheck {
     heads: std::collections::HashMap<String, (String, String)>,
     checked: u64,
     erased: u64,
+    /// What the intact erasures' entries say they erase, summed.
+    erasures_recorded: u64,
     first_bad: Option<String>,
 }
 
@@ -656,6 +666,10 @@ impl ChainCheck {
         let prev = self.heads.get(&e.instance).map_or(GENESIS, |(_, hash)| hash.as_str());
         let good = e.prev_hash == prev && e.is_intact();
         self.erased += u64::from(e.erased);
+        if good && e.action == "erase" && e.resource_type == crate::erasure::RESOURCE_TYPE {
+            let erases = e.after.as_ref().and_then(|a| a.get("erased")).and_then(Value::as_u64);
+            self.erasures_recorded += erases.unwrap_or(0);
+        }
         if !good {
             self.bad(&e.id);
         }
@@ -685,10 +699,12 @@ impl ChainCheck {
         let mut heads: Vec<Head> =
             self.heads.into_iter().map(|(instance, (id, hash))| Head { instance, id, hash }).collect();
         heads.sort_by(|a, b| a.instance.cmp(&b.instance));
+        let erased_unrecorded = self.erased.saturating_sub(self.erasures_recorded);
         Verification {
-            ok: self.first_bad.is_none(),
+            ok: self.first_bad.is_none() && erased_unrecorded == 0,
             checked: self.checked,
             erased: self.erased,
+            erased_unrecorded,
             first_bad: self.first_bad,
             heads,
         }
@@ -806,7 +822,7 @@ pub(crate) mod tests {
         let head = Head { instance: last.instance.clone(), id: last.id.clone(), hash: last.hash.clone() };
         assert_eq!(
             verify_chain(&entries),
-            Verification { ok: true, checked: 50, erased: 0, first_bad: None, heads: vec![head] }
+            Verification { ok: true, checked: 50, erased: 0, erased_unrecorded: 0, first_bad: None, heads: vec![head] }
         );
         // A round trip through JSON text keeps the hash valid.
         let text = serde_json::to_string(&entries).unwrap();
@@ -962,13 +978,37 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_check_counts_erased_entries_and_passes() {
-        let mut entries = sealed(4);
+    fn a_check_counts_erased_entries_and_holds_them_to_the_erasures_recorded() {
+        let mut chain = Chain::resume(None);
+        let mut entries: Vec<AuditEntry> = (0..4).map(|i| chain.seal(sample(i)).entry).collect();
+        let erasure = |n: u64| AuditEntry {
+            action: "erase".into(),
+            resource_type: crate::erasure::RESOURCE_TYPE.into(),
+            after: Some(json!({"erased": n})),
+            ..sample(9)
+        };
+        entries.push(chain.seal(erasure(1)).entry);
         entries[1].erase();
-        entries[3].erase();
+        // One erased, one recorded.
         let v = verify_chain(&entries);
         assert!(v.ok, "{v:?}");
-        assert_eq!((v.checked, v.erased), (4, 2));
+        assert_eq!((v.checked, v.erased, v.erased_unrecorded), (5, 1, 0));
+        // Another erased behind the trail's back.
+        entries[3].erase();
+        let v = verify_chain(&entries);
+        assert_eq!((v.ok, v.first_bad.as_deref(), v.erased_unrecorded), (false, None, 1), "{v:?}");
+        // Recorded later: intact again. Not an erasure's entry: no count.
+        entries.push(chain.seal(AuditEntry { action: "update".into(), ..erasure(5) }).entry);
+        assert_eq!(verify_chain(&entries).erased_unrecorded, 1);
+        entries.push(chain.seal(erasure(1)).entry);
+        let v = verify_chain(&entries);
+        assert!(v.ok, "{v:?}");
+        assert_eq!((v.checked, v.erased), (7, 2));
+        // Its count altered: the erasure's entry itself fails.
+        let mut altered = entries.clone();
+        altered[6].after = Some(json!({"erased": 9}));
+        assert_eq!(verify_chain(&altered).first_bad, Some(entries[6].id.clone()));
+        let mut entries = sealed(4);
         entries[2].erase();
         entries[2].path = "/api/v1/users/9/".into();
         let v = verify_chain(&entries);

@@ -14,6 +14,9 @@ use crate::store::{Erased, Filter, Store, StoreError};
 /// Entries one erasing transaction takes: writers wait for one such at most.
 const BATCH: u32 = 500;
 
+/// The `resource_type` of an erasure's own entry (its `action` is `erase`).
+pub const RESOURCE_TYPE: &str = "erasure";
+
 /// The keys that name a selector, in a body or on the command line.
 pub const SELECTORS: [&str; 3] = ["actor", "resource", "client_ip"];
 
@@ -132,48 +135,72 @@ pub enum EraseError {
     Store(#[from] StoreError),
 }
 
-/// Erases every entry `selector` names, `BATCH` a transaction, oldest
-/// first; then scrubs the store's files. Refused, before anything is
-/// erased, when an active legal hold covers any of those entries.
-pub async fn erase(store: &Store, selector: &Selector) -> Result<Report, EraseError> {
+/// What an erasure will touch, found before anything is erased: the ids of
+/// the selected entries still to erase, and how many of chain version 1
+/// it must leave. Erasures' own entries are never erased (they hold no
+/// erased value, and `verify` counts on them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub ids: Vec<String>,
+    pub not_erasable: u64,
+}
+
+/// The entries `selector` names that are not erased yet, oldest first.
+/// Refused when an active legal hold covers any entry it names.
+pub async fn plan(store: &Store, selector: &Selector) -> Result<Plan, EraseError> {
     let filter = selector.filter().expect("a parsed selector makes a filter");
     if let Some(hold) = crate::hold::covering(store, &filter).await? {
         return Err(EraseError::Held(Box::new(hold)));
     }
-    let (mut cursor, mut entries) = (None::<String>, Erased::default());
+    let (mut cursor, mut plan) = (None::<String>, Plan::default());
     loop {
         let (page, more) = store.newer(&filter, cursor.as_deref(), BATCH).await?;
-        let ids: Vec<String> = page.iter().filter(|e| !e.erased).map(|e| e.id.clone()).collect();
-        entries += store.erase_entries(&ids).await?;
+        for e in &page {
+            if e.erased || e.resource_type == RESOURCE_TYPE {
+                continue;
+            }
+            if e.chain_version.is_none() {
+                plan.not_erasable += 1;
+            } else {
+                plan.ids.push(e.id.clone());
+            }
+        }
         match page.last() {
             Some(last) if more => cursor = Some(last.id.clone()),
             _ => break,
         }
     }
+    Ok(plan)
+}
+
+/// Erases what `plan` names, `BATCH` entries a transaction, then scrubs
+/// the store's files. Its entry (`entry`) must be in the store first:
+/// `verify` fails when more entries are erased than erasures recorded.
+pub async fn carry_out(store: &Store, plan: &Plan) -> Result<Report, StoreError> {
+    let mut entries = Erased { erased: 0, not_erasable: plan.not_erasable };
+    for ids in plan.ids.chunks(BATCH as usize) {
+        entries.erased += store.erase_entries(ids).await?.erased;
+    }
     let scrubbed = store.scrub().await?;
     Ok(Report { entries, scrubbed })
 }
 
-/// The entry that records an erasure: who asked, what kind of selector,
-/// how many entries (never the erased values).
-pub fn entry(
-    change: &Change<'_>,
-    selector: &Selector,
-    report: &Report,
-    reason: Option<&str>,
-) -> crate::entry::AuditEntry {
+/// The entry that records an erasure, written before it: who asked, what
+/// kind of selector, how many entries (never the erased values).
+pub fn entry(change: &Change<'_>, selector: &Selector, plan: &Plan, reason: Option<&str>) -> crate::entry::AuditEntry {
     let after = json!({
         "selector": selector.recorded(),
-        "erased": report.entries.erased,
-        "not_erasable": report.entries.not_erasable,
+        "erased": plan.ids.len(),
+        "not_erasable": plan.not_erasable,
         "reason": reason,
     });
-    change.entry_of("erasure", None, None, Some(after))
+    change.entry_of(RESOURCE_TYPE, None, None, Some(after))
 }
 
-/// `auditgate erase`: erases, then records the erasure in a chain of its
-/// own, `<instance>-cli`, so that it never interleaves with a running
-/// instance's (on a shared store the name is claimed as an instance's is).
+/// `auditgate erase`: records the erasure in a chain of its own,
+/// `<instance>-cli`, so that it never interleaves with a running
+/// instance's (on a shared store the name is claimed as an instance's
+/// is), then erases.
 pub async fn erase_here(
     store: &Store,
     instance: &str,
@@ -183,7 +210,7 @@ pub async fn erase_here(
 ) -> Result<Report, EraseError> {
     let chain_name = format!("{instance}-cli");
     let _claim = store.claim_instance(&chain_name).await?;
-    let report = erase(store, selector).await?;
+    let plan = plan(store, selector).await?;
     let change = Change {
         action: "erase",
         actor: asked_by,
@@ -195,8 +222,8 @@ pub async fn erase_here(
         instance: &chain_name,
     };
     let mut chain = Chain::resume(store.last_hash(&chain_name).await?);
-    store.insert_batch(&[chain.seal(entry(&change, selector, &report, reason))]).await?;
-    Ok(report)
+    store.insert_batch(&[chain.seal(entry(&change, selector, &plan, reason))]).await?;
+    Ok(carry_out(store, &plan).await?)
 }
 
 #[cfg(test)]

@@ -37,6 +37,12 @@ impl Report {
         if let Some(first) = &self.verification.first_bad {
             lines.push(format!("TAMPERED: entry {first} was altered, or one before it removed"));
         }
+        if self.verification.erased_unrecorded > 0 {
+            lines.push(format!(
+                "TAMPERED: {} erased entries more than the trail's erasures recorded (content removed behind its back)",
+                self.verification.erased_unrecorded
+            ));
+        }
         if lines.is_empty() {
             let against =
                 if self.kept == 0 { String::new() } else { format!(", each reaching its {} kept head(s)", self.kept) };

@@ -37,18 +37,25 @@ pub(super) async fn create(
     let body = parse_body(&body)?;
     let (selector, reason) = parse(&body)?;
     // Entries queued before the erasure (answered before it) are erased too.
+    let not_yet = |what: &str| {
+        ApiError::NotYet(format!(
+            "{what} has not reached the store yet (it refuses entries, or the spool is replaying); try again once \
+             auditgate_spool_waiting is 0"
+        ))
+    };
     if !trail.settled(SETTLE).await {
-        return Err(ApiError::NotYet(
-            "entries recorded before this erasure have not reached the store yet (it refuses them, or the spool \
-             is replaying); try again once auditgate_spool_waiting is 0"
-                .into(),
-        ));
+        return Err(not_yet("an entry recorded before this erasure"));
     }
-    let report = erasure::erase(&s.store, &selector).await?;
+    let plan = erasure::plan(&s.store, &selector).await?;
+    // Its entry first, in the store before anything is erased: `verify`
+    // holds the erased entries to the erasures recorded.
     let change = caller.change("erase", "POST", uri.path(), 200, &s.instance);
-    if trail.record(erasure::entry(&change, &selector, &report, reason.as_deref()), None).await.is_err() {
-        tracing::error!(erased = report.entries.erased, "erasure done but not recorded in the trail");
+    if trail.record(erasure::entry(&change, &selector, &plan, reason.as_deref()), None).await.is_err()
+        || !trail.settled(SETTLE).await
+    {
+        return Err(not_yet("the erasure's own entry"));
     }
+    let report = erasure::carry_out(&s.store, &plan).await?;
     Ok(Json(report))
 }
 

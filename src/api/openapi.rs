@@ -315,6 +315,9 @@ fn schemas(actions: &[&str]) -> Value {
                     "checked": {"type": "integer", "minimum": 0},
                     "erased": {"type": "integer", "minimum": 0,
                         "description": "Entries checked whose personal content was erased (their digests stand for it)."},
+                    "erased_unrecorded": {"type": "integer", "minimum": 1,
+                        "description": "Present when more entries are erased than the trail's erasures recorded \
+                            (each records its count before it erases): `ok` is false."},
                     "first_bad": {"oneOf": [schema("Ulid"), {"type": "null"}]},
                     "heads": {"type": "array", "items": schema("Head"),
                         "description": "Each instance's newest entry: keep it elsewhere, and `auditgate verify \

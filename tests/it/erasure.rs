@@ -289,6 +289,23 @@ async fn erased_content_put_back_altered_or_a_changed_digest_fails_verify() {
     assert_eq!(verify(&app).await["first_bad"], id.as_str());
     put_row(&app.store, &id, &erased, false).await;
     assert_eq!(verify(&app).await["ok"], true);
+    // Bob's content stripped in the database, as an erasure would, but
+    // with no erasure's entry to account for it: caught.
+    let (_, bobs) = query(&app, Method::GET, "/api/v1/audit-logs?actor=bob", None).await;
+    let mut stripped = bobs["items"][0].clone();
+    let bob_id = stripped["id"].as_str().unwrap().to_string();
+    execute(&app.store, &format!("CREATE TABLE saved_bob AS SELECT * FROM audit_log WHERE id = '{bob_id}'"), &[]).await;
+    for field in auditgate::entry::PERSONAL {
+        stripped.as_object_mut().unwrap().remove(field);
+    }
+    stripped["erased"] = json!(true);
+    put_row(&app.store, &bob_id, &stripped, false).await;
+    let v = verify(&app).await;
+    assert_eq!(
+        (v["ok"].as_bool(), v["erased_unrecorded"].as_u64(), v["first_bad"].clone()),
+        (Some(false), Some(1), Value::Null),
+        "{v}"
+    );
     app.stop().await;
 }
 
