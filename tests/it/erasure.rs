@@ -555,3 +555,34 @@ async fn erase_cli(database: &str, args: &[&str]) -> std::process::Output {
     cmd.env("AUDITGATE_INSTANCE", "gw-test").args(["erase", "--database", database]).args(args);
     tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
 }
+
+#[tokio::test]
+async fn an_erasure_waits_for_spooled_entries_to_reach_the_store_and_erases_them_too() {
+    use crate::durability::{accept, metric, refuse, wait_metric};
+    let env = [("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32")];
+    let app = spawn_app_with(&env, None).await;
+    let (hers, _) = write_trail(&app).await;
+    // The store refuses: her next change waits in the spool.
+    refuse(&app.store).await;
+    let edit = json!({"name": "Zoe Quartzfield-Spooled"});
+    assert_eq!(request(&app, ZOE, ZOE_IP, Method::PATCH, &hers, Some(&edit)).await.0, 200);
+    wait_metric(&app, "auditgate_spool_entries", 1).await;
+    assert!(holds(&std::fs::read(&app.spool).unwrap(), "Quartzfield-Spooled"));
+    // Erasing now would miss it: refused until it is in the store.
+    let (status, err) = query(&app, Method::POST, "/api/v1/erasures", Some(json!({"actor": ZOE}))).await;
+    assert_eq!(status, 503, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("spool"), "{err}");
+    assert_eq!(verify(&app).await["erased"], 0, "nothing erased");
+    accept(&app.store).await;
+    wait_metric(&app, "auditgate_spool_entries", 0).await;
+    let (status, report) = query(&app, Method::POST, "/api/v1/erasures", Some(json!({"actor": ZOE}))).await;
+    assert_eq!((status, report["erased"].as_u64()), (200, Some(3)), "{report}");
+    // The spool was emptied by the replay; nothing of hers anywhere.
+    assert_eq!(std::fs::metadata(&app.spool).unwrap().len(), 0);
+    let exported = text(&app.query("/api/v1/audit-logs/export")).await;
+    assert!(!exported.contains("Quartzfield") && !exported.contains(ZOE), "{exported}");
+    let v = verify(&app).await;
+    assert_eq!((v["ok"].as_bool(), v["erased"].as_u64()), (Some(true), Some(3)), "{v}");
+    assert_eq!(metric(&app, "auditgate_entries_dropped_total").await, 0);
+    app.stop().await;
+}
