@@ -256,6 +256,22 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_says_what_was_left_and_why() {
+        let report = |erased, not_erasable, scrubbed| Report { entries: Erased { erased, not_erasable }, scrubbed };
+        assert_eq!(report(3, 0, true).summary(), "3 entries erased");
+        assert_eq!(
+            report(0, 2, true).summary(),
+            "0 entries erased; 2 written before chain version 2 kept their content (their hash covers it)"
+        );
+        assert_eq!(
+            report(1, 0, false).summary(),
+            "1 entries erased; the WAL still holds earlier copies until a checkpoint can empty it (readers kept it)"
+        );
+        let json = serde_json::to_value(report(1, 2, false)).unwrap();
+        assert_eq!(json, json!({"erased": 1, "not_erasable": 2, "scrubbed": false}));
+    }
+
+    #[test]
     fn the_recorded_selector_never_holds_an_erased_value() {
         let f = Selector::parse(Some("alice"), None, None).unwrap();
         assert_eq!(f.filter().unwrap().actor.as_deref(), Some("alice"));

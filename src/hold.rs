@@ -135,3 +135,56 @@ pub async fn oldest_held(store: &Store) -> Result<Option<(String, Hold)>, StoreE
     }
     Ok(oldest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(new: &NewHold) -> Hold {
+        let [actor, kind, id, ip] = new.columns().map(|c| c.map(str::to_string));
+        Hold {
+            id: 4,
+            actor,
+            resource_type: kind,
+            resource_id: id,
+            client_ip: ip,
+            since: new.since.clone(),
+            until: new.until.clone(),
+            reason: new.reason.clone(),
+            created_at: "2026-12-01T00:00:00.000000Z".into(),
+            created_by: "ops".into(),
+            released_at: None,
+            released_by: None,
+        }
+    }
+
+    #[test]
+    fn a_hold_covers_what_its_selector_and_time_range_select() {
+        let actor =
+            NewHold::new(Selector::Actor("alice".into()), Some("2026-01-01T00:00:00Z"), None, "case 1").unwrap();
+        assert_eq!(actor.columns(), [Some("alice"), None, None, None]);
+        let held = stored(&actor);
+        let filter = held.filter();
+        assert_eq!(filter.actor.as_deref(), Some("alice"));
+        assert_eq!(filter.since.as_deref(), Some("2026-01-01T00:00:00.000000Z"));
+        assert_eq!(filter.until, None);
+        assert_eq!(held.describe(), "legal hold 4 (case 1)");
+        assert_eq!(held.to_json()["actor"], "alice");
+        assert!(held.to_json().get("resource_type").is_none());
+
+        let resource = Selector::Resource { kind: "user".into(), id: "7".into() };
+        let resource = NewHold::new(resource, None, Some("2026-02-01T00:00:00Z"), "case 2").unwrap();
+        assert_eq!(resource.columns(), [None, Some("user"), Some("7"), None]);
+        let filter = stored(&resource).filter();
+        assert_eq!((filter.resource_type.as_deref(), filter.resource_id.as_deref()), (Some("user"), Some("7")));
+        assert!(filter.until.is_some() && filter.actor.is_none());
+
+        let ip = NewHold::new(Selector::ClientIp("10.0.0.0/8".into()), None, None, "case 3").unwrap();
+        assert_eq!(ip.columns(), [None, None, None, Some("10.0.0.0/8")]);
+        assert!(stored(&ip).filter().client_ip.is_some());
+
+        let bad = |since, reason| NewHold::new(Selector::Actor("a".into()), since, None, reason).unwrap_err().field;
+        assert_eq!(bad(Some("yesterday"), "r"), "since");
+        assert_eq!(bad(None, " "), "reason");
+    }
+}

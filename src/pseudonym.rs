@@ -98,6 +98,8 @@ mod tests {
         let mut fresh = entry();
         Pseudonymizer::random().unwrap().apply(&mut fresh);
         assert_ne!(fresh.actor, a.actor);
+        // The key never shows in debug output.
+        assert_eq!(format!("{key:?}"), "Pseudonymizer { .. }");
         // A name and an address of the same text stay apart.
         assert_ne!(key.pseudonym("actor", "x"), key.pseudonym("ip", "x").replace("ip-", "actor-"));
     }

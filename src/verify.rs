@@ -67,3 +67,51 @@ pub fn read_heads(path: &Path) -> Result<Vec<Head>, String> {
         .map_err(|e| format!("{}:{}: not the output of `auditgate verify`: {e}", path.display(), e.line()))?;
     Ok(printed.heads)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(first_bad: Option<&str>, erased: u64, erased_unrecorded: u64, cut: &[&str], kept: usize) -> Report {
+        Report {
+            verification: Verification {
+                ok: first_bad.is_none() && erased_unrecorded == 0,
+                checked: 7,
+                erased,
+                erased_unrecorded,
+                first_bad: first_bad.map(str::to_string),
+                heads: Vec::new(),
+            },
+            cut: cut.iter().map(|c| c.to_string()).collect(),
+            kept,
+        }
+    }
+
+    #[test]
+    fn the_verdict_names_every_problem_or_says_what_was_checked() {
+        assert_eq!(report(None, 0, 0, &[], 0).verdict(), ["7 entries checked, every chain intact"]);
+        assert_eq!(
+            report(None, 2, 0, &[], 1).verdict(),
+            [
+                "7 entries checked (2 erased, their digests intact), every chain intact, each reaching its 1 kept head(s)"
+            ]
+        );
+        assert!(report(None, 0, 0, &[], 0).ok());
+        let bad = report(Some("01X"), 3, 1, &["instance a: kept head 9 is gone"], 1);
+        assert!(!bad.ok());
+        assert_eq!(
+            bad.verdict(),
+            [
+                "TAMPERED: instance a: kept head 9 is gone",
+                "TAMPERED: entry 01X was altered, or one before it removed",
+                "TAMPERED: 1 erased entries more than the trail's erasures recorded (content removed behind its back)",
+            ]
+        );
+        assert!(!report(None, 1, 1, &[], 0).ok());
+        assert!(!report(None, 0, 0, &["x"], 0).ok());
+        let printed: serde_json::Value = serde_json::from_str(&report(None, 2, 0, &[], 0).printed()).unwrap();
+        assert_eq!((printed["erased"].as_u64(), printed.get("erased_unrecorded")), (Some(2), None));
+        let printed: serde_json::Value = serde_json::from_str(&bad.printed()).unwrap();
+        assert_eq!(printed["erased_unrecorded"], 1);
+    }
+}
