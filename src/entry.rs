@@ -142,7 +142,7 @@ impl AuditEntry {
     pub fn compute_hash(&self) -> String {
         let mut canonical = Vec::with_capacity(2048);
         match self.chain_version {
-            None => self.write_canonical(&mut canonical),
+            None => self.write_canonical_v1(&mut canonical),
             Some(_) => self.write_sealed_part(&mut canonical),
         }
         hash_of(&self.prev_hash, &canonical)
@@ -193,44 +193,15 @@ impl AuditEntry {
         true
     }
 
-    /// The canonical JSON of the entry without `hash` (chain version 1),
-    /// written directly: the view below declares its fields in sorted
-    /// order, and serde_json's maps are sorted by key (the `preserve_order`
-    /// feature is not enabled; a test checks this against the generic
-    /// `write_canonical`).
-    pub fn write_canonical(&self, out: &mut Vec<u8>) {
-        let view = CanonicalEntry {
-            action: &self.action,
-            actor: &self.actor,
-            actor_source: self.actor_source,
-            actor_verified: self.actor_verified,
-            after: &self.after,
-            before: &self.before,
-            changes: self.canonical_changes(),
-            client_ip: &self.client_ip,
-            configuration: &self.configuration,
-            duration_ms: self.duration_ms,
-            forwarded_for: &self.forwarded_for,
-            id: &self.id,
-            instance: &self.instance,
-            method: &self.method,
-            outcome: self.outcome,
-            parents: self.canonical_parents(),
-            path: &self.path,
-            peer_ip: &self.peer_ip,
-            prev_hash: &self.prev_hash,
-            query: &self.query,
-            request_body: &self.request_body,
-            request_id: &self.request_id,
-            resource_id: &self.resource_id,
-            resource_type: &self.resource_type,
-            snapshot_error: &self.snapshot_error,
-            status: self.status,
-            timestamp: &self.timestamp,
-            unapplied: self.unapplied.as_ref().map(|list| list.as_ref().map(|l| canonical_unapplied(l))),
-            user_agent: &self.user_agent,
-        };
-        serde_json::to_writer(out, &view).expect("writing to a Vec");
+    /// The canonical JSON of an entry of chain version 1: the entry as
+    /// served (`Wire`: such an entry has no version-2 field, and
+    /// `unapplied` only when it had one) without `hash`, keys sorted. Read
+    /// through a `Value`: only old entries are checked this way, never
+    /// sealed.
+    pub fn write_canonical_v1(&self, out: &mut Vec<u8>) {
+        let mut value = serde_json::to_value(self).expect("an entry serialises");
+        value.as_object_mut().expect("an entry is an object").remove("hash");
+        write_canonical(&value, out);
     }
 
     /// The canonical JSON the hash covers from chain version 2: every
@@ -387,41 +358,6 @@ struct Wire<'a> {
     unapplied: Option<&'a Option<Vec<Unapplied>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_agent: Option<&'a Option<String>>,
-}
-
-/// `AuditEntry` without `hash` (chain version 1), fields in sorted order.
-#[derive(Serialize)]
-struct CanonicalEntry<'a> {
-    action: &'a str,
-    actor: &'a str,
-    actor_source: ActorSource,
-    actor_verified: bool,
-    after: &'a Option<Value>,
-    before: &'a Option<Value>,
-    changes: Vec<CanonicalChange<'a>>,
-    client_ip: &'a str,
-    configuration: &'a Option<String>,
-    duration_ms: f64,
-    forwarded_for: &'a [String],
-    id: &'a str,
-    instance: &'a str,
-    method: &'a str,
-    outcome: Outcome,
-    parents: Vec<CanonicalParent<'a>>,
-    path: &'a str,
-    peer_ip: &'a str,
-    prev_hash: &'a str,
-    query: &'a str,
-    request_body: &'a Option<Value>,
-    request_id: &'a str,
-    resource_id: &'a Option<String>,
-    resource_type: &'a str,
-    snapshot_error: &'a Option<String>,
-    status: u16,
-    timestamp: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unapplied: Option<Option<Vec<CanonicalUnapplied<'a>>>>,
-    user_agent: &'a Option<String>,
 }
 
 /// What the hash covers from chain version 2, fields in sorted order.
@@ -862,7 +798,7 @@ pub(crate) mod tests {
             r#""user_agent":"curl/8.5.0"}"#
         );
         let mut written = Vec::new();
-        e.write_canonical(&mut written);
+        e.write_canonical_v1(&mut written);
         assert_eq!(String::from_utf8(written).unwrap(), canonical);
         let mut sha = Sha256::new();
         sha.update(GENESIS.as_bytes());
@@ -1044,12 +980,6 @@ pub(crate) mod tests {
             e.before = Some(json!({"zeta": 1, "alpha": {"y": [{"b": 1, "a": 2}], "x": null}, "Mid": "é\"\n"}));
             e.request_body = Some(json!({"b": 2.5, "a": -1}));
             e.parents.push(Parent { kind: "org".into(), id: "9".into() });
-            let mut value = serde_json::to_value(&e).unwrap();
-            value.as_object_mut().unwrap().remove("hash");
-            let (mut generic, mut direct) = (Vec::new(), Vec::new());
-            write_canonical(&value, &mut generic);
-            e.write_canonical(&mut direct);
-            assert_eq!(String::from_utf8(direct).unwrap(), String::from_utf8(generic).unwrap());
             // Version 2: the sealed part and the personal fields, apart.
             let sealed = Chain::resume(None).seal(e).entry;
             let mut rest = serde_json::to_value(&sealed).unwrap();

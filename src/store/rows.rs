@@ -47,6 +47,28 @@ fn decode(id: &str, json: &str) -> Result<AuditEntry, StoreError> {
     serde_json::from_str(json).map_err(|source| StoreError::Corrupt { id: id.to_string(), source })
 }
 
+/// What erasing one stored entry comes to.
+pub(super) enum Erasing {
+    /// Nothing: erased already, or of chain version 1 (`not_erasable`).
+    Left { not_erasable: bool },
+    /// The entry as it was, as erased, and the erased entry's stored text.
+    Erase { before: Box<AuditEntry>, after: Box<AuditEntry>, json: String },
+}
+
+/// Decodes a stored entry and erases its personal content (SPEC 7).
+pub(super) fn erasing(id: &str, json: &str) -> Result<Erasing, StoreError> {
+    let before = decode(id, json)?;
+    if before.erased {
+        return Ok(Erasing::Left { not_erasable: false });
+    }
+    let mut after = before.clone();
+    if !after.erase() {
+        return Ok(Erasing::Left { not_erasable: true });
+    }
+    let json = serde_json::to_string(&after).expect("an entry serialises");
+    Ok(Erasing::Erase { before: Box::new(before), after: Box::new(after), json })
+}
+
 /// The key a row's `client_ip_key` holds for an entry.
 pub(super) fn client_ip_key(e: &AuditEntry) -> [u8; 16] {
     e.client_ip.parse().map(ip_key).unwrap_or([0; 16])

@@ -70,6 +70,13 @@ async fn write_trail(app: &TestApp) -> (String, String) {
     (hers, his)
 }
 
+/// auditgate trusting 127.0.0.1 as a proxy, with `write_trail` done.
+async fn app_with_trail() -> (TestApp, String, String) {
+    let app = spawn_app_with(&[("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32")], None).await;
+    let (hers, his) = write_trail(&app).await;
+    (app, hers, his)
+}
+
 /// Everything the store holds, as bytes: the SQLite file and its WAL, or
 /// every row of every table of the PostgreSQL database as text.
 async fn store_bytes(store: &Store, dir: &std::path::Path) -> Vec<u8> {
@@ -223,9 +230,7 @@ async fn wait_for(app: &TestApp, resource_type: &str, n: usize) -> Value {
 
 #[tokio::test]
 async fn erasing_a_resource_or_an_address_range_erases_those_entries_only() {
-    let env = [("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32")];
-    let app = spawn_app_with(&env, None).await;
-    let (hers, his) = write_trail(&app).await;
+    let (app, hers, his) = app_with_trail().await;
     // By resource: bob's record's two entries.
     let resource = format!("user/{}", id_of(&his));
     let (status, report) = query(&app, Method::POST, "/api/v1/erasures", Some(json!({"resource": resource}))).await;
@@ -262,9 +267,7 @@ async fn erasing_a_resource_or_an_address_range_erases_those_entries_only() {
 
 #[tokio::test]
 async fn erased_content_put_back_altered_or_a_changed_digest_fails_verify() {
-    let env = [("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32")];
-    let app = spawn_app_with(&env, None).await;
-    write_trail(&app).await;
+    let (app, _, _) = app_with_trail().await;
     let (_, listed) = query(&app, Method::GET, &format!("/api/v1/audit-logs?actor={ZOE}"), None).await;
     let original = listed["items"][0].clone();
     let id = original["id"].as_str().unwrap().to_string();
@@ -392,9 +395,7 @@ async fn a_legal_hold_blocks_erasure_and_retention_until_released() {
 
 #[tokio::test]
 async fn a_pseudonymous_export_is_stable_under_its_key_and_hides_names_and_addresses() {
-    let env = [("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32")];
-    let app = spawn_app_with(&env, None).await;
-    write_trail(&app).await;
+    let (app, _, _) = app_with_trail().await;
     let export = |key: Option<&'static str>| {
         let mut req = Request::get(app.query("/api/v1/audit-logs/export?format=ndjson&pseudonymize=true"));
         if let Some(key) = key {
@@ -559,9 +560,7 @@ async fn erase_cli(database: &str, args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn an_erasure_waits_for_spooled_entries_to_reach_the_store_and_erases_them_too() {
     use crate::durability::{accept, metric, refuse, wait_metric};
-    let env = [("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32")];
-    let app = spawn_app_with(&env, None).await;
-    let (hers, _) = write_trail(&app).await;
+    let (app, hers, _) = app_with_trail().await;
     // The store refuses: her next change waits in the spool.
     refuse(&app.store).await;
     let edit = json!({"name": "Zoe Quartzfield-Spooled"});

@@ -21,16 +21,13 @@ impl PgStore {
                 .await?;
         let (mut before, mut after) = (Vec::new(), Vec::new());
         for row in found {
-            let entry = row.decode()?;
-            let mut erased = entry.clone();
-            if entry.erased {
-                continue;
-            }
-            if !erased.erase() {
-                done.not_erasable += 1;
-                continue;
-            }
-            let json = serde_json::to_string(&erased).expect("an entry serialises");
+            let (entry, erased, json) = match rows::erasing(&row.id, &row.entry)? {
+                rows::Erasing::Left { not_erasable } => {
+                    done.not_erasable += u64::from(not_erasable);
+                    continue;
+                }
+                rows::Erasing::Erase { before, after, json } => (*before, *after, json),
+            };
             sqlx::query(
                 "UPDATE audit_log SET actor = '', client_ip_key = $2, changes = $3, unapplied = 0, entry = $4 \
                  WHERE id = $1",

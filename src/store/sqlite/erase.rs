@@ -30,16 +30,13 @@ impl SqliteStore {
         let indexed: i64 = sqlx::query_scalar("SELECT upto FROM audit_text_upto").fetch_one(&mut *tx).await?;
         let (mut before, mut after) = (Vec::new(), Vec::new());
         for (seq, id, json) in found {
-            let entry = rows::EntryRow { id, entry: json }.decode()?;
-            let mut erased = entry.clone();
-            if entry.erased {
-                continue;
-            }
-            if !erased.erase() {
-                done.not_erasable += 1;
-                continue;
-            }
-            let json = serde_json::to_string(&erased).expect("an entry serialises");
+            let (entry, erased, json) = match rows::erasing(&id, &json)? {
+                rows::Erasing::Left { not_erasable } => {
+                    done.not_erasable += u64::from(not_erasable);
+                    continue;
+                }
+                rows::Erasing::Erase { before, after, json } => (*before, *after, json),
+            };
             sqlx::query("UPDATE audit_log SET actor = '', client_ip_key = zeroblob(16), entry = ? WHERE seq = ?")
                 .bind(json)
                 .bind(seq)
