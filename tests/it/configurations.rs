@@ -34,7 +34,7 @@ async fn call(app: &TestApp, method: Method, path: &str, body: Value) -> u16 {
 }
 
 /// A query-port request with an optional bearer token.
-async fn api(app: &TestApp, token: Option<&str>, method: Method, path: &str, body: &str) -> (u16, Value) {
+pub(crate) async fn api(app: &TestApp, token: Option<&str>, method: Method, path: &str, body: &str) -> (u16, Value) {
     let mut req = Request::builder().method(method).uri(app.query(path)).header("content-type", "application/json");
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));

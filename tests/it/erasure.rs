@@ -585,3 +585,29 @@ async fn an_erasure_waits_for_spooled_entries_to_reach_the_store_and_erases_them
     assert_eq!(metric(&app, "auditgate_entries_dropped_total").await, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn only_an_admin_token_erases_or_holds_and_the_entries_name_it() {
+    use crate::configurations::api;
+    let tokens = r#"[{name = "siem", token = "r-token-123", role = "read"}, {name = "dpo", token = "a-token-456", role = "admin"}]"#;
+    let env = [("AUDITGATE_QUERY__TOKENS", tokens), ("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32")];
+    let app = spawn_app_with(&env, None).await;
+    write_trail(&app).await;
+    let erase = r#"{"actor": "zoe-q7x"}"#;
+    let hold = r#"{"actor": "bob", "reason": "audit 2026"}"#;
+    for (path, body) in [("/api/v1/erasures", erase), ("/api/v1/holds", hold)] {
+        assert_eq!(api(&app, None, Method::POST, path, body).await.0, 401, "{path}");
+        assert_eq!(api(&app, Some("r-token-123"), Method::POST, path, body).await.0, 403, "{path}");
+    }
+    assert_eq!(api(&app, Some("r-token-123"), Method::GET, "/api/v1/holds", "").await.0, 200);
+    let (status, report) = api(&app, Some("a-token-456"), Method::POST, "/api/v1/erasures", erase).await;
+    assert_eq!((status, report["erased"].as_u64()), (200, Some(2)), "{report}");
+    let (status, made) = api(&app, Some("a-token-456"), Method::POST, "/api/v1/holds", hold).await;
+    assert_eq!((status, made["created_by"].as_str()), (201, Some("dpo")), "{made}");
+    let one = format!("/api/v1/holds/{}", made["id"]);
+    assert_eq!(api(&app, Some("r-token-123"), Method::DELETE, &one, "").await.0, 403);
+    let (_, found) = api(&app, Some("r-token-123"), Method::GET, "/api/v1/audit-logs?resource_type=erasure", "").await;
+    let erasure = &found["items"][0];
+    assert_eq!((erasure["actor"].as_str(), erasure["actor_source"].as_str()), (Some("dpo"), Some("token")));
+    app.stop().await;
+}
