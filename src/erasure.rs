@@ -251,6 +251,10 @@ mod tests {
         ] {
             assert_eq!(Selector::parse(a, r, c).unwrap_err().field, field, "{a:?} {r:?} {c:?}");
         }
+        // None and several are told apart.
+        assert_eq!(Selector::parse(None, None, None).unwrap_err().reason, "give one of actor, resource or client_ip");
+        let several = Selector::parse(Some("a"), None, Some("10.0.0.1")).unwrap_err().reason;
+        assert_eq!(several, "give only one of actor, resource or client_ip");
         let long = "x".repeat(crate::store::MAX_FILTER_CHARS + 1);
         assert_eq!(Selector::parse(Some(&long), None, None).unwrap_err().field, "actor");
     }
