@@ -611,3 +611,44 @@ async fn only_an_admin_token_erases_or_holds_and_the_entries_name_it() {
     assert_eq!((erasure["actor"].as_str(), erasure["actor_source"].as_str()), (Some("dpo"), Some("token")));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_erasure_of_more_entries_than_a_batch_plans_and_erases_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
+    let mut chain = auditgate::entry::Chain::resume(None);
+    // 2,004 entries, a quarter each by actor-0 … actor-3: 501 by actor-2,
+    // one more than an erasure reads a page.
+    for start in (0..2004).step_by(501) {
+        store.insert_batch(&crate::store::sealed(&mut chain, "gw", start..start + 501)).await.unwrap();
+    }
+    let selector = auditgate::erasure::Selector::Actor("actor-2".into());
+    let plan = auditgate::erasure::plan(&store, &selector).await.unwrap();
+    assert_eq!((plan.ids.len(), plan.not_erasable), (501, 0));
+    let report = auditgate::erasure::carry_out(&store, &plan).await.unwrap();
+    assert_eq!(report.entries.erased, 501);
+    // Carried out without its entry (`erasure::entry`): verify says so.
+    let v = store.verify().await.unwrap();
+    assert_eq!((v.ok, v.erased, v.erased_unrecorded), (false, 501, 501), "{v:?}");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn an_erasures_own_entries_are_never_erased_and_count_only_what_is_left() {
+    let (app, _, _) = app_with_trail().await;
+    let erase = |body: Value| query(&app, Method::POST, "/api/v1/erasures", Some(body));
+    assert_eq!(erase(json!({"actor": ZOE})).await.1["erased"], 2);
+    // Again: nothing left to erase, and its entry says so.
+    assert_eq!(erase(json!({"actor": ZOE})).await.1["erased"], 0);
+    let second = wait_for(&app, "erasure", 2).await;
+    assert_eq!(second["after"]["erased"], 0, "{second}");
+    // The operator (`local`) made both erasures' entries: they stay.
+    assert_eq!(erase(json!({"actor": "local"})).await.1["erased"], 0);
+    let (_, erasures) = query(&app, Method::GET, "/api/v1/audit-logs?resource_type=erasure", None).await;
+    let erasures = erasures["items"].as_array().unwrap().clone();
+    assert_eq!(erasures.len(), 3);
+    assert!(erasures.iter().all(|e| e["actor"] == "local" && e.get("erased").is_none()), "{erasures:?}");
+    let v = verify(&app).await;
+    assert_eq!((v["ok"].as_bool(), v["erased"].as_u64()), (Some(true), Some(2)), "{v}");
+    app.stop().await;
+}
