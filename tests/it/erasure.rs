@@ -652,3 +652,30 @@ async fn an_erasures_own_entries_are_never_erased_and_count_only_what_is_left() 
     assert_eq!((v["ok"].as_bool(), v["erased"].as_u64()), (Some(true), Some(2)), "{v}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn retention_stops_at_the_oldest_entry_any_active_hold_covers() {
+    use auditgate::erasure::Selector;
+    use auditgate::hold::{NewHold, oldest_held};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
+    let mut chain = auditgate::entry::Chain::resume(None);
+    store.insert_batch(&crate::store::sealed(&mut chain, "gw", 0..12)).await.unwrap();
+    let all = wait_entries(&store, 12).await;
+    assert_eq!(oldest_held(&store).await.unwrap(), None);
+    // Made first, but covering later entries (actor-3: the 4th, 8th, 12th).
+    let at = "2026-12-01T00:00:00.000000Z";
+    let later = NewHold::new(Selector::Actor("actor-3".into()), None, None, "later").unwrap();
+    store.insert_hold(&later, "ops", at).await.unwrap();
+    let (from, hold) = oldest_held(&store).await.unwrap().unwrap();
+    assert_eq!((from.as_str(), hold.reason.as_str()), (all[3].id.as_str(), "later"));
+    // Then one covering the 2nd entry (actor-1): retention stops there.
+    let earlier = NewHold::new(Selector::Actor("actor-1".into()), None, None, "earlier").unwrap();
+    let made = store.insert_hold(&earlier, "ops", at).await.unwrap();
+    let (from, hold) = oldest_held(&store).await.unwrap().unwrap();
+    assert_eq!((from.as_str(), hold.reason.as_str()), (all[1].id.as_str(), "earlier"));
+    // Released: back to the other.
+    store.release_hold(made.id, "ops", at).await.unwrap().unwrap();
+    assert_eq!(oldest_held(&store).await.unwrap().unwrap().0, all[3].id);
+    store.close().await;
+}
