@@ -179,7 +179,7 @@ pub async fn plan(store: &Store, selector: &Selector) -> Result<Plan, EraseError
 pub async fn carry_out(store: &Store, plan: &Plan) -> Result<Report, StoreError> {
     let mut entries = Erased { erased: 0, not_erasable: plan.not_erasable };
     for ids in plan.ids.chunks(BATCH as usize) {
-        entries.erased += store.erase_entries(ids).await?.erased;
+        entries.erased += store.erase_entries(ids).await?;
     }
     let scrubbed = store.scrub().await?;
     Ok(Report { entries, scrubbed })

@@ -31,7 +31,7 @@ pub struct StoredEntry {
     pub entry: String,
 }
 
-/// What erasing a set of entries did ([`Store::erase_entries`]).
+/// What an erasure did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Erased {
     /// Entries whose personal content was removed.
@@ -39,13 +39,6 @@ pub struct Erased {
     /// Entries of chain version 1, left as they are: their hash covers
     /// their personal content.
     pub not_erasable: u64,
-}
-
-impl std::ops::AddAssign for Erased {
-    fn add_assign(&mut self, other: Erased) {
-        self.erased += other.erased;
-        self.not_erasable += other.not_erasable;
-    }
 }
 
 /// Whether this instance forwards a sink ([`Store::claim_sink`]).
@@ -214,8 +207,9 @@ impl Store {
     /// Erases the personal content of the entries `ids` names (SPEC 7), in
     /// one transaction: each keeps its digest, so its chain still verifies;
     /// the columns, statistics and search index that held that content
-    /// lose it too. Entries already erased are left alone.
-    pub async fn erase_entries(&self, ids: &[String]) -> Result<Erased, StoreError> {
+    /// lose it too. Entries already erased, or of chain version 1, are left
+    /// alone; answers how many were erased.
+    pub async fn erase_entries(&self, ids: &[String]) -> Result<u64, StoreError> {
         each!(self, s => s.erase_entries(ids).await)
     }
 

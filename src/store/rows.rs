@@ -49,8 +49,8 @@ fn decode(id: &str, json: &str) -> Result<AuditEntry, StoreError> {
 
 /// What erasing one stored entry comes to.
 pub(super) enum Erasing {
-    /// Nothing: erased already, or of chain version 1 (`not_erasable`).
-    Left { not_erasable: bool },
+    /// Nothing: erased already, or of chain version 1.
+    Left,
     /// The entry as it was, as erased, and the erased entry's stored text.
     Erase { before: Box<AuditEntry>, after: Box<AuditEntry>, json: String },
 }
@@ -59,11 +59,11 @@ pub(super) enum Erasing {
 pub(super) fn erasing(id: &str, json: &str) -> Result<Erasing, StoreError> {
     let before = decode(id, json)?;
     if before.erased {
-        return Ok(Erasing::Left { not_erasable: false });
+        return Ok(Erasing::Left);
     }
     let mut after = before.clone();
     if !after.erase() {
-        return Ok(Erasing::Left { not_erasable: true });
+        return Ok(Erasing::Left);
     }
     let json = serde_json::to_string(&after).expect("an entry serialises");
     Ok(Erasing::Erase { before: Box::new(before), after: Box::new(after), json })

@@ -104,6 +104,25 @@ async fn store_bytes(store: &Store, dir: &std::path::Path) -> Vec<u8> {
     }
 }
 
+/// How many entries the `q` search's index holds `text` for (SQLite: every
+/// trigram of it; PostgreSQL: the indexed text contains it).
+async fn indexed_with(store: &Store, text: &str) -> i64 {
+    match store {
+        Store::Sqlite(s) => {
+            let chars: Vec<char> = text.to_lowercase().chars().collect();
+            let trigrams: Vec<String> =
+                chars.windows(3).map(|w| format!("\"{}\"", w.iter().collect::<String>())).collect();
+            let sql = "SELECT count(*) FROM audit_text WHERE audit_text MATCH ?";
+            sqlx::query_scalar(sql).bind(trigrams.join(" AND ")).fetch_one(s.pool()).await.unwrap()
+        }
+        Store::Postgres(s) => sqlx::query_scalar("SELECT count(*) FROM audit_text WHERE strpos(text, $1) > 0")
+            .bind(text)
+            .fetch_one(s.pool())
+            .await
+            .unwrap(),
+    }
+}
+
 fn holds(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
@@ -136,6 +155,9 @@ async fn an_erased_actor_is_gone_from_the_store_the_api_exports_and_a_sink_and_t
     let (hers, his) = write_trail(&app).await;
     let before = verify(&app).await;
     assert_eq!((before["ok"].as_bool(), before["erased"].as_u64()), (Some(true), Some(0)), "{before}");
+    // Indexed for `q` first, so the index has something to lose.
+    crate::durability::wait_metric(&app, "auditgate_search_indexed_total", 4).await;
+    assert_eq!(indexed_with(&app.store, "Quartzfield").await, 2);
     let bytes = store_bytes(&app.store, dir.path()).await;
     assert!(ZOE_SECRETS.iter().all(|s| holds(&bytes, s)), "the test's values are stored before");
 
@@ -173,6 +195,7 @@ async fn an_erased_actor_is_gone_from_the_store_the_api_exports_and_a_sink_and_t
     assert_eq!(bob["items"][1]["actor"], "bob");
     let (_, searched) = query(&app, Method::GET, "/api/v1/audit-logs?q=Quartzfield", None).await;
     assert_eq!(searched["items"], json!([]));
+    assert_eq!(indexed_with(&app.store, "Quartzfield").await, 0, "the search index forgot it too");
     let (_, stats) = query(&app, Method::GET, "/api/v1/stats", None).await;
     // The erasure's own entry (made on the query port, not by her).
     let erasure = wait_for(&app, "erasure", 1).await;

@@ -4,14 +4,15 @@
 //! same entries take turns.
 
 use super::{PgStore, add_stats, changes_text, counted, text};
-use crate::store::{Erased, StoreError, rows};
+use crate::store::{StoreError, rows};
 
 impl PgStore {
-    /// Erases the entries `ids` names, in one transaction (SPEC 7).
-    pub async fn erase_entries(&self, ids: &[String]) -> Result<Erased, StoreError> {
-        let mut done = Erased::default();
+    /// Erases the entries `ids` names, in one transaction (SPEC 7); answers
+    /// how many it erased (those erased already, or of chain version 1, stay).
+    pub async fn erase_entries(&self, ids: &[String]) -> Result<u64, StoreError> {
+        let mut erased_now = 0;
         if ids.is_empty() {
-            return Ok(done);
+            return Ok(0);
         }
         let mut tx = self.pool.begin().await?;
         let found: Vec<rows::EntryRow> =
@@ -22,10 +23,7 @@ impl PgStore {
         let (mut before, mut after) = (Vec::new(), Vec::new());
         for row in found {
             let (entry, erased, json) = match rows::erasing(&row.id, &row.entry)? {
-                rows::Erasing::Left { not_erasable } => {
-                    done.not_erasable += u64::from(not_erasable);
-                    continue;
-                }
+                rows::Erasing::Left => continue,
                 rows::Erasing::Erase { before, after, json } => (*before, *after, json),
             };
             sqlx::query(
@@ -43,7 +41,7 @@ impl PgStore {
                 .bind(format!("{}\n{}", text(&erased.path), changes_text(&erased)))
                 .execute(&mut *tx)
                 .await?;
-            done.erased += 1;
+            erased_now += 1;
             before.push(entry);
             after.push(erased);
         }
@@ -51,7 +49,7 @@ impl PgStore {
         add_stats(&mut tx, counted(before.iter()), -1).await?;
         add_stats(&mut tx, counted(after.iter()), 1).await?;
         tx.commit().await?;
-        Ok(done)
+        Ok(erased_now)
     }
 }
 
