@@ -268,22 +268,21 @@ fn canonical_unapplied(list: &[Unapplied]) -> Vec<CanonicalUnapplied<'_>> {
 /// did not have.
 impl Serialize for AuditEntry {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let kept = |v| (!self.erased).then_some(v);
         Wire {
             action: &self.action,
-            actor: kept(&self.actor),
+            actor: self.personal(&self.actor),
             actor_source: self.actor_source,
             actor_verified: self.actor_verified,
-            after: (!self.erased).then_some(&self.after),
-            before: (!self.erased).then_some(&self.before),
+            after: self.personal(&self.after),
+            before: self.personal(&self.before),
             chain_version: self.chain_version,
-            changes: (!self.erased).then_some(&self.changes),
-            client_ip: kept(&self.client_ip),
+            changes: self.personal(&self.changes),
+            client_ip: self.personal(&self.client_ip),
             configuration: &self.configuration,
             content_digest: &self.content_digest,
             duration_ms: self.duration_ms,
             erased: self.erased,
-            forwarded_for: (!self.erased).then_some(&self.forwarded_for),
+            forwarded_for: self.personal(&self.forwarded_for),
             hash: &self.hash,
             id: &self.id,
             instance: &self.instance,
@@ -291,20 +290,27 @@ impl Serialize for AuditEntry {
             outcome: self.outcome,
             parents: &self.parents,
             path: &self.path,
-            peer_ip: kept(&self.peer_ip),
+            peer_ip: self.personal(&self.peer_ip),
             prev_hash: &self.prev_hash,
-            query: kept(&self.query),
-            request_body: (!self.erased).then_some(&self.request_body),
+            query: self.personal(&self.query),
+            request_body: self.personal(&self.request_body),
             request_id: &self.request_id,
             resource_id: &self.resource_id,
             resource_type: &self.resource_type,
             snapshot_error: &self.snapshot_error,
             status: self.status,
             timestamp: &self.timestamp,
-            unapplied: self.unapplied.as_ref().filter(|_| !self.erased),
-            user_agent: (!self.erased).then_some(&self.user_agent),
+            unapplied: self.personal(&self.unapplied).and_then(Option::as_ref),
+            user_agent: self.personal(&self.user_agent),
         }
         .serialize(serializer)
+    }
+}
+
+impl AuditEntry {
+    /// A personal field as served: none once erased.
+    fn personal<'a, T>(&self, field: &'a T) -> Option<&'a T> {
+        (!self.erased).then_some(field)
     }
 }
 
@@ -602,7 +608,7 @@ impl ChainCheck {
         let prev = self.heads.get(&e.instance).map_or(GENESIS, |(_, hash)| hash.as_str());
         let good = e.prev_hash == prev && e.is_intact();
         self.erased += u64::from(e.erased);
-        if good && e.action == "erase" && e.resource_type == crate::erasure::RESOURCE_TYPE {
+        if good && crate::erasure::is_record(e) {
             let erases = e.after.as_ref().and_then(|a| a.get("erased")).and_then(Value::as_u64);
             self.erasures_recorded += erases.unwrap_or(0);
         }
@@ -918,8 +924,9 @@ pub(crate) mod tests {
         let mut chain = Chain::resume(None);
         let mut entries: Vec<AuditEntry> = (0..4).map(|i| chain.seal(sample(i)).entry).collect();
         let erasure = |n: u64| AuditEntry {
-            action: "erase".into(),
+            action: crate::erasure::ACTION.into(),
             resource_type: crate::erasure::RESOURCE_TYPE.into(),
+            path: crate::erasure::PATH.into(),
             after: Some(json!({"erased": n})),
             ..sample(9)
         };
@@ -935,15 +942,17 @@ pub(crate) mod tests {
         assert_eq!((v.ok, v.first_bad.as_deref(), v.erased_unrecorded), (false, None, 1), "{v:?}");
         // Recorded later: intact again. Not an erasure's entry: no count.
         entries.push(chain.seal(AuditEntry { action: "update".into(), ..erasure(5) }).entry);
+        // Nor an app's own resource that looks like one (a proxied request).
+        entries.push(chain.seal(AuditEntry { path: "/api/erasures/3/erase".into(), ..erasure(5) }).entry);
         assert_eq!(verify_chain(&entries).erased_unrecorded, 1);
         entries.push(chain.seal(erasure(1)).entry);
         let v = verify_chain(&entries);
         assert!(v.ok, "{v:?}");
-        assert_eq!((v.checked, v.erased), (7, 2));
+        assert_eq!((v.checked, v.erased), (8, 2));
         // Its count altered: the erasure's entry itself fails.
         let mut altered = entries.clone();
-        altered[6].after = Some(json!({"erased": 9}));
-        assert_eq!(verify_chain(&altered).first_bad, Some(entries[6].id.clone()));
+        altered[7].after = Some(json!({"erased": 9}));
+        assert_eq!(verify_chain(&altered).first_bad, Some(entries[7].id.clone()));
         let mut entries = sealed(4);
         entries[2].erase();
         entries[2].path = "/api/v1/users/9/".into();

@@ -9,13 +9,22 @@ use crate::entry::Chain;
 use crate::hold::Hold;
 use crate::identity::ActorSource;
 use crate::policy::Change;
-use crate::store::{Erased, Filter, Store, StoreError};
+use crate::store::{Filter, Store, StoreError};
 
 /// Entries one erasing transaction takes: writers wait for one such at most.
 const BATCH: u32 = 500;
 
-/// The `resource_type` of an erasure's own entry (its `action` is `erase`).
+/// An erasure's own entry: its `action`, `resource_type` and `path` (the
+/// query port's, also for the command line).
+pub const ACTION: &str = "erase";
 pub const RESOURCE_TYPE: &str = "erasure";
+pub const PATH: &str = "/api/v1/erasures";
+
+/// Whether `e` is an erasure's own entry, and so how many entries it
+/// erases counts toward those `verify` allows to be erased.
+pub fn is_record(e: &crate::entry::AuditEntry) -> bool {
+    e.action == ACTION && e.resource_type == RESOURCE_TYPE && e.path == PATH
+}
 
 /// The keys that name a selector, in a body or on the command line.
 pub const SELECTORS: [&str; 3] = ["actor", "resource", "client_ip"];
@@ -101,8 +110,11 @@ impl Selector {
 /// What an erasure did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
-    #[serde(flatten)]
-    pub entries: Erased,
+    /// Entries whose personal content was removed.
+    pub erased: u64,
+    /// Entries of chain version 1, left as they are: their hash covers
+    /// their personal content.
+    pub not_erasable: u64,
     /// Whether the store's files hold no earlier copy of what was erased
     /// (false: SQLite's WAL could not be emptied yet; its next checkpoints
     /// overwrite it).
@@ -112,11 +124,11 @@ pub struct Report {
 impl Report {
     /// One line for people.
     pub fn summary(&self) -> String {
-        let mut line = format!("{} entries erased", self.entries.erased);
-        if self.entries.not_erasable > 0 {
+        let mut line = format!("{} entries erased", self.erased);
+        if self.not_erasable > 0 {
             line += &format!(
                 "; {} written before chain version 2 kept their content (their hash covers it)",
-                self.entries.not_erasable
+                self.not_erasable
             );
         }
         if !self.scrubbed {
@@ -177,12 +189,12 @@ pub async fn plan(store: &Store, selector: &Selector) -> Result<Plan, EraseError
 /// the store's files. Its entry (`entry`) must be in the store first:
 /// `verify` fails when more entries are erased than erasures recorded.
 pub async fn carry_out(store: &Store, plan: &Plan) -> Result<Report, StoreError> {
-    let mut entries = Erased { erased: 0, not_erasable: plan.not_erasable };
+    let mut erased = 0;
     for ids in plan.ids.chunks(BATCH as usize) {
-        entries.erased += store.erase_entries(ids).await?;
+        erased += store.erase_entries(ids).await?;
     }
     let scrubbed = store.scrub().await?;
-    Ok(Report { entries, scrubbed })
+    Ok(Report { erased, not_erasable: plan.not_erasable, scrubbed })
 }
 
 /// The entry that records an erasure, written before it: who asked, what
@@ -212,12 +224,12 @@ pub async fn erase_here(
     let _claim = store.claim_instance(&chain_name).await?;
     let plan = plan(store, selector).await?;
     let change = Change {
-        action: "erase",
+        action: ACTION,
         actor: asked_by,
         actor_source: ActorSource::Anonymous,
         client_ip: "127.0.0.1".into(),
         method: "ERASE",
-        path: "/api/v1/erasures",
+        path: PATH,
         status: 200,
         instance: &chain_name,
     };
@@ -261,7 +273,7 @@ mod tests {
 
     #[test]
     fn a_summary_says_what_was_left_and_why() {
-        let report = |erased, not_erasable, scrubbed| Report { entries: Erased { erased, not_erasable }, scrubbed };
+        let report = |erased, not_erasable, scrubbed| Report { erased, not_erasable, scrubbed };
         assert_eq!(report(3, 0, true).summary(), "3 entries erased");
         assert_eq!(
             report(0, 2, true).summary(),

@@ -3,7 +3,7 @@
 //! keep erasure and retention off the entries an active hold covers.
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::erasure::{Selector, SelectorError};
 use crate::store::{Filter, Store, StoreError};
@@ -102,7 +102,7 @@ impl Hold {
 
     /// The hold as a trail entry's state (`before`/`after`).
     pub fn to_json(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(json!(null))
+        serde_json::to_value(self).expect("a hold serialises")
     }
 
     /// How an error names it.

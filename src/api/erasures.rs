@@ -49,7 +49,7 @@ pub(super) async fn create(
     let plan = erasure::plan(&s.store, &selector).await?;
     // Its entry first, in the store before anything is erased: `verify`
     // holds the erased entries to the erasures recorded.
-    let change = caller.change("erase", "POST", uri.path(), 200, &s.instance);
+    let change = caller.change(erasure::ACTION, "POST", uri.path(), 200, &s.instance);
     if trail.record(erasure::entry(&change, &selector, &plan, reason.as_deref()), None).await.is_err()
         || !trail.settled(SETTLE).await
     {
@@ -59,27 +59,37 @@ pub(super) async fn create(
     Ok(Json(report))
 }
 
-/// The selector and reason of a body; a key that is not one of `KEYS`, or
-/// a value that is not a string, names its field.
+/// The selector and reason of a body.
 fn parse(body: &Value) -> Result<(Selector, Option<String>), ApiError> {
     let bad = |field: &'static str, reason: String| ApiError::BadField { field, reason };
+    let values = string_fields(body, KEYS)?;
+    let [actor, resource, client_ip, reason] = values;
+    let selector = Selector::parse(actor, resource, client_ip).map_err(|e| bad(e.field, e.reason))?;
+    Ok((selector, reason.map(str::to_string)))
+}
+
+/// The string values of a JSON object body with only these `keys`: a
+/// key not among them, or a value not a string, names its field. Absent is
+/// `None`; `null` too, but for a selector (always a string).
+pub(super) fn string_fields<'a, const N: usize>(
+    body: &'a Value,
+    keys: [&'static str; N],
+) -> Result<[Option<&'a str>; N], ApiError> {
+    let bad = |field: &'static str, reason: String| ApiError::BadField { field, reason };
     let object = body.as_object().ok_or_else(|| bad("body", "expected a JSON object".into()))?;
-    if let Some(key) = object.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(bad("body", format!("unknown field `{key}`; expected one of {}", KEYS.join(", "))));
+    if let Some(key) = object.keys().find(|k| !keys.contains(&k.as_str())) {
+        return Err(bad("body", format!("unknown field `{key}`; expected one of {}", keys.join(", "))));
     }
-    let mut values = [None, None, None, None];
-    for (slot, key) in values.iter_mut().zip(KEYS) {
+    let mut values = [None; N];
+    for (slot, key) in values.iter_mut().zip(keys) {
         *slot = match object.get(key) {
             None => None,
-            // Only the optional fields may be null; a selector is a string.
             Some(Value::Null) if !SELECTORS.contains(&key) => None,
             Some(Value::String(v)) => Some(v.as_str()),
             Some(_) => return Err(bad(key, "expected a string".into())),
         };
     }
-    let [actor, resource, client_ip, reason] = values;
-    let selector = Selector::parse(actor, resource, client_ip).map_err(|e| bad(e.field, e.reason))?;
-    Ok((selector, reason.map(str::to_string)))
+    Ok(values)
 }
 
 #[cfg(test)]

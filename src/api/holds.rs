@@ -14,8 +14,11 @@ use serde_json::{Value, json};
 
 use super::configurations::parse_body;
 use super::{ApiError, ApiState, Caller};
-use crate::erasure::{SELECTORS, Selector};
+use crate::erasure::Selector;
 use crate::hold::NewHold;
+
+/// A hold's entries' `resource_type`.
+const RESOURCE_TYPE: &str = "legal_hold";
 
 /// A hold body's keys.
 const KEYS: [&str; 6] = ["actor", "resource", "client_ip", "since", "until", "reason"];
@@ -39,7 +42,7 @@ pub(super) async fn create(
     let now = crate::entry::format_time(chrono::Utc::now());
     let stored = s.store.insert_hold(&hold, &caller.name, &now).await?;
     let change = caller.change("create", "POST", uri.path(), 201, &s.instance);
-    let entry = change.entry_of("legal_hold", Some(stored.id.to_string()), None, Some(stored.to_json()));
+    let entry = change.entry_of(RESOURCE_TYPE, Some(stored.id.to_string()), None, Some(stored.to_json()));
     if trail.record(entry, None).await.is_err() {
         tracing::error!(hold = stored.id, "legal hold made but not recorded in the trail");
     }
@@ -61,7 +64,7 @@ pub(super) async fn release(
     let (before, after) = s.store.release_hold(id, &caller.name, &now).await?.ok_or(ApiError::NotFound)?;
     if before.released_at.is_none() {
         let change = caller.change("delete", "DELETE", uri.path(), 200, &s.instance);
-        let entry = change.entry_of("legal_hold", Some(id.to_string()), Some(before.to_json()), Some(after.to_json()));
+        let entry = change.entry_of(RESOURCE_TYPE, Some(id.to_string()), Some(before.to_json()), Some(after.to_json()));
         if trail.record(entry, None).await.is_err() {
             tracing::error!(hold = id, "legal hold released but not recorded in the trail");
         }
@@ -69,23 +72,10 @@ pub(super) async fn release(
     Ok(Json(after))
 }
 
-/// A hold body; a key not in `KEYS` or a value not a string names its field.
+/// A hold body (`KEYS`).
 fn parse(body: &Value) -> Result<NewHold, ApiError> {
     let bad = |field: &'static str, reason: String| ApiError::BadField { field, reason };
-    let object = body.as_object().ok_or_else(|| bad("body", "expected a JSON object".into()))?;
-    if let Some(key) = object.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(bad("body", format!("unknown field `{key}`; expected one of {}", KEYS.join(", "))));
-    }
-    let mut values = [None; KEYS.len()];
-    for (slot, key) in values.iter_mut().zip(KEYS) {
-        *slot = match object.get(key) {
-            None => None,
-            // Only the optional fields may be null; a selector is a string.
-            Some(Value::Null) if !SELECTORS.contains(&key) => None,
-            Some(Value::String(v)) => Some(v.as_str()),
-            Some(_) => return Err(bad(key, "expected a string".into())),
-        };
-    }
+    let values = super::erasures::string_fields(body, KEYS)?;
     let [actor, resource, client_ip, since, until, reason] = values;
     let selector = Selector::parse(actor, resource, client_ip).map_err(|e| bad(e.field, e.reason))?;
     NewHold::new(selector, since, until, reason.unwrap_or_default()).map_err(|e| bad(e.field, e.reason))

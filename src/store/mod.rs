@@ -31,16 +31,6 @@ pub struct StoredEntry {
     pub entry: String,
 }
 
-/// What an erasure did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Erased {
-    /// Entries whose personal content was removed.
-    pub erased: u64,
-    /// Entries of chain version 1, left as they are: their hash covers
-    /// their personal content.
-    pub not_erasable: u64,
-}
-
 /// Whether this instance forwards a sink ([`Store::claim_sink`]).
 #[derive(Debug)]
 pub enum SinkClaim {

@@ -652,7 +652,7 @@ async fn an_erasure_of_more_entries_than_a_batch_plans_and_erases_them_all() {
     let plan = auditgate::erasure::plan(&store, &selector).await.unwrap();
     assert_eq!((plan.ids.len(), plan.not_erasable), (501, 0));
     let report = auditgate::erasure::carry_out(&store, &plan).await.unwrap();
-    assert_eq!(report.entries.erased, 501);
+    assert_eq!(report.erased, 501);
     // Carried out without its entry (`erasure::entry`): verify says so.
     let v = store.verify().await.unwrap();
     assert_eq!((v.ok, v.erased, v.erased_unrecorded), (false, 501, 501), "{v:?}");
