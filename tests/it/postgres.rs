@@ -292,6 +292,31 @@ async fn a_lock_wait_given_up_leaves_no_lock_behind() {
     assert!(from_other.is_ok(), "another instance cannot lock the resource");
 }
 
+/// An instance holds as many resources at once as it has turns (64, each
+/// on a connection of the locks' pool), all at the same time; one more
+/// waits for a turn instead of failing, and takes the first let go.
+#[tokio::test]
+async fn every_turn_holds_a_resource_at_once_and_one_more_waits_for_a_turn() {
+    const TURNS: usize = 64;
+    server();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
+    let held: Vec<_> = futures_util::future::join_all((0..TURNS).map(|n| {
+        let store = store.clone();
+        async move { store.lock_resource("user", &n.to_string()).await }
+    }))
+    .await
+    .into_iter()
+    .map(|lock| lock.expect("a turn failed to lock").expect("PostgreSQL locks across instances"))
+    .collect();
+    let mut one_more = Box::pin(store.lock_resource("user", "more"));
+    let early = tokio::time::timeout(Duration::from_millis(1500), &mut one_more).await;
+    assert!(early.is_err(), "a lock past the turns did not wait: {:?}", early.map(|r| r.map(|l| l.is_some())));
+    drop(held);
+    let late = tokio::time::timeout(Duration::from_secs(5), one_more).await;
+    assert!(matches!(late, Ok(Ok(Some(_)))), "the waiting lock never got its turn");
+}
+
 /// D19 with `fail_mode = "closed"`: PostgreSQL stopped and no spool to
 /// take entries, so changes are answered 503 and never reach the upstream
 /// while reads keep working and `/readyz` says the store is unavailable;

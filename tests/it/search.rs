@@ -339,3 +339,34 @@ async fn a_search_no_index_narrows_reads_a_window_a_page_and_misses_nothing() {
     let (page, next) = store.list(&q("alpha omega"), None, 300).await.unwrap();
     assert_eq!((page.len(), next), (250, None));
 }
+
+/// An index step takes at most its limit, however many instances' entries
+/// wait, and steps past entries retention deleted before they were
+/// indexed; what is written after is indexed, and found, next.
+#[tokio::test]
+async fn an_index_step_takes_at_most_its_limit_and_passes_deleted_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&test_database(dir.path()).await, false).await.unwrap();
+    let (mut a, mut b) = (Chain::resume(None), Chain::resume(None));
+    store.insert_batch(&crate::store::sealed(&mut a, "gw-a", 0..6)).await.unwrap();
+    store.insert_batch(&crate::store::sealed(&mut b, "gw-b", 0..4)).await.unwrap();
+    let mut steps = Vec::new();
+    loop {
+        match store.index_text(3).await.unwrap() {
+            0 => break,
+            n => steps.push(n),
+        }
+    }
+    assert_eq!(steps, [3, 3, 3, 1]);
+    // Written and deleted before the index reached them.
+    store.insert_batch(&crate::store::sealed(&mut a, "gw-a", 6..9)).await.unwrap();
+    assert_eq!(store.delete_before("2100-01-01T00:00:00Z", 1_000).await.unwrap().0, 13);
+    assert_eq!(store.index_text(100).await.unwrap(), 0);
+    let later = crate::store::sealed(&mut a, "gw-a", 20..22);
+    store.insert_batch(&later).await.unwrap();
+    assert_eq!(store.index_text(100).await.unwrap(), 2);
+    assert_eq!(store.index_text(100).await.unwrap(), 0);
+    let mut ids = found(&store, "users/2", 10).await;
+    ids.sort();
+    assert_eq!(ids, later.iter().map(|s| s.entry.id.clone()).collect::<Vec<_>>());
+}

@@ -661,3 +661,41 @@ async fn a_closed_store_gives_its_connections_back() {
         assert_eq!(left, 0, "sessions of the closed store are left on the server");
     }
 }
+
+/// Each configuration write moves the version by exactly one (a policy
+/// reloads when it moved, and only then) and stamps the times itself:
+/// whatever times or id the caller's copy holds, an insert is created and
+/// updated now, and an update keeps the stored creation time.
+#[tokio::test]
+async fn each_configuration_write_moves_the_version_once_and_stamps_its_times() {
+    use auditgate::policy::{AuditConfiguration, Policy};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let policy = Policy::empty();
+    policy.reload(&store).await.unwrap();
+    assert!(!policy.refresh(&store).await.unwrap(), "a policy reloaded with nothing changed");
+    let start = store.configuration_version().await.unwrap();
+    assert_eq!(store.configurations().await.unwrap().0, start);
+    let claimed = "1999-01-01T00:00:00.000000Z";
+    let mut config = AuditConfiguration::new();
+    config.name = "users".into();
+    (config.id, config.created_at, config.updated_at) = (77, claimed.into(), claimed.into());
+
+    let created = store.insert_configuration(&config).await.unwrap();
+    assert_eq!(store.configuration_version().await.unwrap(), start + 1);
+    assert!(created.created_at.as_str() > "2026" && created.created_at == created.updated_at, "{created:?}");
+    assert_eq!(store.configuration(created.id).await.unwrap().as_ref(), Some(&created));
+    assert!(policy.refresh(&store).await.unwrap() && !policy.refresh(&store).await.unwrap());
+
+    let mut changed = created.clone();
+    (changed.priority, changed.created_at, changed.updated_at) = (3, claimed.into(), claimed.into());
+    let updated = store.update_configuration(&changed).await.unwrap().unwrap();
+    assert_eq!(store.configuration_version().await.unwrap(), start + 2);
+    assert_eq!((updated.priority, &updated.created_at), (3, &created.created_at));
+    assert!(updated.updated_at >= created.updated_at, "{updated:?}");
+    assert_eq!(store.configuration(created.id).await.unwrap().as_ref(), Some(&updated));
+
+    assert_eq!(store.delete_configuration(created.id).await.unwrap(), Some(updated));
+    assert_eq!(store.configuration_version().await.unwrap(), start + 3);
+    assert_eq!(store.configurations().await.unwrap(), (start + 3, Vec::new()));
+}
