@@ -10,8 +10,7 @@ mod seed;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -27,14 +26,15 @@ use crate::store::{Store, StoreError};
 #[derive(Debug)]
 pub struct Policy {
     compiled: ArcSwap<Compiled>,
-    /// The store's configuration version the snapshot was built from.
-    version: AtomicI64,
+    /// The store's configuration version the snapshot was built from;
+    /// held while a snapshot is swapped in, so that versions only go up.
+    version: Mutex<i64>,
 }
 
 impl Policy {
     /// A policy with no configurations (every mutation audited).
     pub fn empty() -> Policy {
-        Policy { compiled: ArcSwap::from_pointee(Compiled::default()), version: AtomicI64::new(-1) }
+        Policy { compiled: ArcSwap::from_pointee(Compiled::default()), version: Mutex::new(-1) }
     }
 
     /// The snapshot in force; a request decides from it without a lock.
@@ -45,7 +45,7 @@ impl Policy {
     /// Reloads from the store if its version moved; true when it swapped.
     pub async fn refresh(&self, store: &Store) -> Result<bool, StoreError> {
         let version = store.configuration_version().await?;
-        if version == self.version.load(Ordering::Acquire) {
+        if version == self.version() {
             return Ok(false);
         }
         self.reload(store).await?;
@@ -55,10 +55,29 @@ impl Policy {
     /// Reloads from the store unconditionally.
     pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
         let (version, configs) = store.configurations().await?;
-        self.compiled.store(Arc::new(Compiled::new(&configs)));
-        self.version.store(version, Ordering::Release);
-        tracing::debug!(version, active = self.current().len(), "audit configurations loaded");
+        if self.install(version, &configs) {
+            tracing::debug!(version, active = self.current().len(), "audit configurations loaded");
+        }
         Ok(())
+    }
+
+    fn version(&self) -> i64 {
+        *self.version.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts the configurations of `version` in force unless a newer version
+    /// already is: two reloads overlap (the refresh timer's and a change's
+    /// through this instance), and the one that read first may finish last.
+    /// Answers whether it swapped.
+    fn install(&self, version: i64, configs: &[AuditConfiguration]) -> bool {
+        let compiled = Arc::new(Compiled::new(configs));
+        let mut current = self.version.lock().unwrap_or_else(PoisonError::into_inner);
+        if version < *current {
+            return false;
+        }
+        self.compiled.store(compiled);
+        *current = version;
+        true
     }
 
     /// Polls the store every `every` until the pool closes, so changes made

@@ -75,6 +75,23 @@ fn the_four_examples_of_spec_5_do_what_their_names_say() {
 }
 
 #[test]
+fn a_reload_that_read_an_older_version_never_replaces_a_newer_one() {
+    let policy = Policy::empty();
+    let users = config(json!({"name": "Users", "audit_resource_types": ["user"]}));
+    let orders = config(json!({"name": "Orders", "audit_resource_types": ["order"]}));
+    assert!(policy.install(1, std::slice::from_ref(&users)));
+    assert!(policy.install(2, &[users.clone(), orders]));
+    // The refresh timer read version 1 before the change; it finishes last.
+    assert!(!policy.install(1, std::slice::from_ref(&users)));
+    assert_eq!(policy.version(), 2);
+    assert_eq!(policy.current().len(), 2);
+    assert_eq!(credited(&policy.current().decide(&ask("create", "order", "bob", "::1"))), Some("Orders"));
+    // The same version again (a refresh racing a reload) is taken as it is.
+    assert!(policy.install(2, &[users]));
+    assert_eq!(policy.current().len(), 1);
+}
+
+#[test]
 fn an_unverified_name_cannot_switch_auditing_off() {
     // The reproduction of issue 8: an exclusion for the sync service.
     let by_config = Compiled::new(&[config(json!({"name": "Not the sync job", "configuration_type": "exclude",
