@@ -44,21 +44,20 @@ impl Policy {
 
     /// Reloads from the store if its version moved; true when it swapped.
     pub async fn refresh(&self, store: &Store) -> Result<bool, StoreError> {
-        let version = store.configuration_version().await?;
-        if version == self.version() {
+        if store.configuration_version().await? == self.version() {
             return Ok(false);
         }
-        self.reload(store).await?;
-        Ok(true)
+        self.reload(store).await
     }
 
-    /// Reloads from the store unconditionally.
-    pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
+    /// Reloads from the store whatever the version; true when it swapped.
+    pub async fn reload(&self, store: &Store) -> Result<bool, StoreError> {
         let (version, configs) = store.configurations().await?;
-        if self.install(version, &configs) {
+        let swapped = self.install(version, &configs);
+        if swapped {
             tracing::debug!(version, active = self.current().len(), "audit configurations loaded");
         }
-        Ok(())
+        Ok(swapped)
     }
 
     fn version(&self) -> i64 {

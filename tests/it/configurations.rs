@@ -86,12 +86,8 @@ async fn settle(app: &TestApp, marker: &str) -> Vec<AuditEntry> {
         if tokio::time::Instant::now() >= deadline {
             let metrics = String::from_utf8_lossy(get(&app.query("/metrics")).await.body()).into_owned();
             let gauges: Vec<&str> = metrics.lines().filter(|l| !l.starts_with('#')).collect();
-            panic!(
-                "the marker was {}recorded, the trail {}; entries {:?}; metrics {gauges:?}",
-                if marked { "" } else { "not " },
-                if marked { "kept moving" } else { "stood still" },
-                summary(&seen),
-            );
+            let why = if marked { "the trail kept moving" } else { "the marker was not recorded" };
+            panic!("{why}; entries {:?}; metrics {gauges:?}", summary(&seen));
         }
     }
 }
