@@ -380,6 +380,7 @@ pub fn realistic(dice: &mut Dice, timestamp: String) -> AuditEntry {
         chain_version: None,
         content_digest: None,
         erased: false,
+        erasure: None,
         prev_hash: String::new(),
         hash: String::new(),
     }

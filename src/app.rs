@@ -139,6 +139,7 @@ impl App {
             actions,
             instance: config.instance.clone(),
             tokens: config.query_tokens.clone(),
+            scheme: if certificates.is_some() { "https" } else { "http" },
             draining: std::sync::atomic::AtomicBool::new(false),
             openapi: std::sync::OnceLock::new(),
             shared_lock_errors: Arc::default(),

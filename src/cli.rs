@@ -90,6 +90,9 @@ pub struct EraseArgs {
     /// Why (e.g. the request's reference), kept in the erasure's entry.
     #[arg(long)]
     pub reason: Option<String>,
+    /// Erase a range wider than a /16 (IPv4) or a /48 (IPv6).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl DbArgs {

@@ -105,6 +105,11 @@ pub struct AuditEntry {
     /// still stands for them.
     #[serde(default)]
     pub erased: bool,
+    /// On an erasure's own entry: what it selected and how many entries
+    /// it erases, sealed (the hash covers it), so that `verify` counts on
+    /// nothing erasable.
+    #[serde(default)]
+    pub erasure: Option<ErasureSeal>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -124,6 +129,28 @@ pub const PERSONAL: [&str; 11] = [
     "unapplied",
     "user_agent",
 ];
+
+/// What an erasure's own entry seals (SPEC 7, "Erasure"): the kind of its
+/// selector (`actor`, `resource`, `client_ip`), the resource it named, the
+/// prefix length of an address range, and its counts. Fields in sorted
+/// order: this is its canonical form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureSeal {
+    /// Entries it erases (counted before it erases any).
+    pub erased: u64,
+    /// A range wider than the bound was asked for with `force`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    /// Entries of chain version 1 it leaves.
+    pub not_erasable: u64,
+    /// An address selector's prefix length (32 or 128 for one address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_len: Option<u8>,
+    /// A resource selector's `TYPE/ID` (the entries keep both anyway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    pub selector: String,
+}
 
 /// The chain version entries are sealed with now.
 pub const CHAIN_VERSION: u8 = 2;
@@ -157,17 +184,56 @@ impl AuditEntry {
     }
 
     /// Whether the entry is as it was sealed: its hash holds and, where its
-    /// personal content is still there, so does its digest. An erased entry
-    /// of chain version 1 never is (its hash covered what was removed); an
-    /// unknown version neither.
+    /// personal content is still there, so does its digest; an entry marked
+    /// erased holds no personal field at all. An erased entry of chain
+    /// version 1 never is (its hash covered what was removed); an unknown
+    /// version neither; nor an entry of version 1 with a version-2 field.
     pub fn is_intact(&self) -> bool {
         match self.chain_version {
-            None => !self.erased && self.content_digest.is_none() && self.compute_hash() == self.hash,
+            None => {
+                !self.erased
+                    && self.content_digest.is_none()
+                    && self.erasure.is_none()
+                    && self.compute_hash() == self.hash
+            }
             Some(CHAIN_VERSION) => {
                 self.compute_hash() == self.hash
-                    && (self.erased || self.content_digest.as_deref() == Some(self.personal_digest().as_str()))
+                    && if self.erased {
+                        self.holds_no_personal_field()
+                    } else {
+                        self.content_digest.as_deref() == Some(self.personal_digest().as_str())
+                    }
             }
             Some(_) => false,
+        }
+    }
+
+    /// Every personal field is empty, as erasure leaves it.
+    fn holds_no_personal_field(&self) -> bool {
+        self.actor.is_empty()
+            && self.client_ip.is_empty()
+            && self.peer_ip.is_empty()
+            && self.forwarded_for.is_empty()
+            && self.user_agent.is_none()
+            && self.query.is_empty()
+            && self.before.is_none()
+            && self.after.is_none()
+            && self.changes.is_empty()
+            && self.unapplied.is_none()
+            && self.request_body.is_none()
+    }
+
+    /// How many entries an erasure's intact entry says it erases: its
+    /// sealed count, or on an erasure's entry from before the seal, the
+    /// count in its `after` (which its digest covers; such an entry is
+    /// never erased, so the digest was checked).
+    fn erasure_count(&self) -> u64 {
+        match &self.erasure {
+            Some(seal) => seal.erased,
+            None if !self.erased => {
+                self.after.as_ref().and_then(|a| a.get("erased")).and_then(Value::as_u64).unwrap_or(0)
+            }
+            None => 0,
         }
     }
 
@@ -215,6 +281,7 @@ impl AuditEntry {
             configuration: &self.configuration,
             content_digest: &self.content_digest,
             duration_ms: self.duration_ms,
+            erasure: &self.erasure,
             id: &self.id,
             instance: &self.instance,
             method: &self.method,
@@ -282,6 +349,7 @@ impl Serialize for AuditEntry {
             content_digest: &self.content_digest,
             duration_ms: self.duration_ms,
             erased: self.erased,
+            erasure: &self.erasure,
             forwarded_for: self.personal(&self.forwarded_for),
             hash: &self.hash,
             id: &self.id,
@@ -339,6 +407,8 @@ struct Wire<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     erased: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    erasure: &'a Option<ErasureSeal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     forwarded_for: Option<&'a Vec<String>>,
     hash: &'a str,
     id: &'a str,
@@ -376,6 +446,10 @@ struct CanonicalSealed<'a> {
     configuration: &'a Option<String>,
     content_digest: &'a Option<String>,
     duration_ms: f64,
+    /// Absent but on an erasure's entry, so the entries before the field
+    /// keep their hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    erasure: &'a Option<ErasureSeal>,
     id: &'a str,
     instance: &'a str,
     method: &'a str,
@@ -606,11 +680,12 @@ impl ChainCheck {
     pub fn push(&mut self, e: &AuditEntry) -> bool {
         self.checked += 1;
         let prev = self.heads.get(&e.instance).map_or(GENESIS, |(_, hash)| hash.as_str());
-        let good = e.prev_hash == prev && e.is_intact();
+        let record = crate::erasure::is_record(e);
+        // An erasure's own entry is never erased: its count must stand.
+        let good = e.prev_hash == prev && e.is_intact() && !(record && e.erased);
         self.erased += u64::from(e.erased);
-        if good && crate::erasure::is_record(e) {
-            let erases = e.after.as_ref().and_then(|a| a.get("erased")).and_then(Value::as_u64);
-            self.erasures_recorded += erases.unwrap_or(0);
+        if good && record {
+            self.erasures_recorded += e.erasure_count();
         }
         if !good {
             self.bad(&e.id);
@@ -695,6 +770,7 @@ pub(crate) mod tests {
             chain_version: None,
             content_digest: None,
             erased: false,
+            erasure: None,
             prev_hash: String::new(),
             hash: String::new(),
         }
@@ -958,6 +1034,90 @@ pub(crate) mod tests {
         entries[2].path = "/api/v1/users/9/".into();
         let v = verify_chain(&entries);
         assert_eq!(v.first_bad, Some(entries[2].id.clone()));
+    }
+
+    #[test]
+    fn forged_erasure_counts_and_entries_erased_in_name_only_are_caught() {
+        let mut chain = Chain::resume(None);
+        let mut entries: Vec<AuditEntry> = (0..3).map(|i| chain.seal(sample(i)).entry).collect();
+        let seal = |erased| ErasureSeal {
+            erased,
+            forced: false,
+            not_erasable: 0,
+            prefix_len: None,
+            resource: None,
+            selector: "actor".into(),
+        };
+        let record = AuditEntry {
+            action: crate::erasure::ACTION.into(),
+            resource_type: crate::erasure::RESOURCE_TYPE.into(),
+            path: crate::erasure::PATH.into(),
+            after: Some(json!({"erased": 1})),
+            erasure: Some(seal(1)),
+            ..sample(9)
+        };
+        entries.push(chain.seal(record).entry);
+        entries[0].erase();
+        assert!(verify_chain(&entries).ok);
+        // The probe: the erasure's own entry marked erased with its `after`
+        // count raised, then two more entries stripped and marked erased.
+        let mut forged = entries.clone();
+        forged[3].erased = true;
+        forged[3].after = Some(json!({"erased": 1000}));
+        forged[1].erase();
+        forged[2].erase();
+        let v = verify_chain(&forged);
+        assert_eq!((v.ok, v.first_bad.as_deref()), (false, Some(entries[3].id.as_str())), "{v:?}");
+        // Erased properly (no personal field left), still an erasure's entry.
+        forged[3].erase();
+        assert_eq!(verify_chain(&forged).first_bad.as_deref(), Some(entries[3].id.as_str()));
+        // Its `after` raised, not marked erased: the digest fails.
+        let mut raised = entries.clone();
+        raised[3].after = Some(json!({"erased": 1000}));
+        assert_eq!(verify_chain(&raised).first_bad.as_deref(), Some(entries[3].id.as_str()));
+        // Its sealed count raised: the hash fails.
+        let mut raised = entries.clone();
+        raised[3].erasure = Some(seal(1000));
+        assert_eq!(verify_chain(&raised).first_bad.as_deref(), Some(entries[3].id.as_str()));
+        // The count comes from the seal, not from `after`: a record whose
+        // `after` says more than its seal allows no more.
+        let mut chain = Chain::resume(None);
+        let mut two: Vec<AuditEntry> = (0..2).map(|i| chain.seal(sample(i)).entry).collect();
+        let record = AuditEntry {
+            action: crate::erasure::ACTION.into(),
+            resource_type: crate::erasure::RESOURCE_TYPE.into(),
+            path: crate::erasure::PATH.into(),
+            after: Some(json!({"erased": 2})),
+            erasure: Some(seal(1)),
+            ..sample(9)
+        };
+        two.push(chain.seal(record).entry);
+        two[0].erase();
+        two[1].erase();
+        assert_eq!(verify_chain(&two).erased_unrecorded, 1);
+        // An entry marked erased that still holds a personal field, any one.
+        for field in PERSONAL {
+            let mut kept = entries.clone();
+            let e = &mut kept[1];
+            let original = e.clone();
+            e.erase();
+            match field {
+                "actor" => e.actor = original.actor,
+                "after" => e.after = original.after,
+                "before" => e.before = original.before,
+                "changes" => e.changes = original.changes,
+                "client_ip" => e.client_ip = original.client_ip,
+                "forwarded_for" => e.forwarded_for = original.forwarded_for,
+                "peer_ip" => e.peer_ip = original.peer_ip,
+                "query" => e.query = "q=1".into(),
+                "request_body" => e.request_body = Some(json!({"x": 1})),
+                "unapplied" => e.unapplied = Some(None),
+                "user_agent" => e.user_agent = Some("curl".into()),
+                other => panic!("a personal field this test does not know: {other}"),
+            }
+            assert!(!kept[1].is_intact(), "{field} kept on an erased entry");
+            assert_eq!(verify_chain(&kept).first_bad.as_deref(), Some(entries[1].id.as_str()), "{field}");
+        }
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! batch, and the trail entry that records the erasure without the values
 //! it erased.
 
+use ipnet::IpNet;
 use serde_json::{Value, json};
 
-use crate::entry::Chain;
+use crate::entry::{Chain, ErasureSeal};
 use crate::hold::Hold;
 use crate::identity::ActorSource;
 use crate::policy::Change;
@@ -25,6 +26,16 @@ pub const PATH: &str = "/api/v1/erasures";
 pub fn is_record(e: &crate::entry::AuditEntry) -> bool {
     e.action == ACTION && e.resource_type == RESOURCE_TYPE && e.path == PATH
 }
+
+/// The resource types of auditgate's own entries (configurations, legal
+/// holds, erasures, retention passes): the evidence of how the trail was
+/// kept, which no erasure selects.
+pub const OWN_TYPES: [&str; 4] = ["audit_configuration", crate::hold::RESOURCE_TYPE, RESOURCE_TYPE, "audit_log"];
+
+/// The widest address ranges erased without `force`: a /16 of IPv4, a /48
+/// of IPv6 (one site); wider ones take in whole networks of people.
+const WIDEST_V4: u8 = 16;
+const WIDEST_V6: u8 = 48;
 
 /// The keys that name a selector, in a body or on the command line.
 pub const SELECTORS: [&str; 3] = ["actor", "resource", "client_ip"];
@@ -64,6 +75,9 @@ impl Selector {
         let selector = match (actor, resource, client_ip) {
             (Some(actor), None, None) => Selector::Actor(actor.to_string()),
             (None, Some(resource), None) => match resource.split_once('/') {
+                Some((kind, _)) if OWN_TYPES.contains(&kind) => {
+                    return Err(err("resource", "entries of auditgate's own resources are never erased"));
+                }
                 Some((kind, id)) if !kind.is_empty() && !id.is_empty() => {
                     Selector::Resource { kind: kind.to_string(), id: id.to_string() }
                 }
@@ -76,6 +90,59 @@ impl Selector {
         // The same checks the listing's filters make (length, a bad address).
         selector.filter()?;
         Ok(selector)
+    }
+
+    /// Refuses an address range wider than a /16 (IPv4) or a /48 (IPv6)
+    /// unless `force` asks for it.
+    pub fn check_width(&self, force: bool) -> Result<(), SelectorError> {
+        match self.prefix_len() {
+            Some(len) if !force && len < self.widest() => Err(SelectorError {
+                field: "force",
+                reason: format!(
+                    "a range wider than a /{} erases the entries of whole networks; send \"force\": true to mean it",
+                    self.widest()
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The widest prefix erased without `force` for this address's family.
+    fn widest(&self) -> u8 {
+        match self.network() {
+            Some(IpNet::V6(_)) => WIDEST_V6,
+            _ => WIDEST_V4,
+        }
+    }
+
+    /// An address selector's network (one address: /32 or /128).
+    fn network(&self) -> Option<IpNet> {
+        let Selector::ClientIp(ip) = self else { return None };
+        ip.parse::<IpNet>().ok().or_else(|| ip.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+    }
+
+    /// An address selector's prefix length.
+    pub fn prefix_len(&self) -> Option<u8> {
+        self.network().map(|net| net.prefix_len())
+    }
+
+    /// Whether a released hold's selector names what this erasure erases:
+    /// the same actor or resource, or an address within its range. Such a
+    /// hold's reason and selector are erased with the entries.
+    pub fn names_hold(&self, hold: &Hold) -> bool {
+        match self {
+            Selector::Actor(name) => hold.actor.as_deref() == Some(name.as_str()),
+            Selector::Resource { kind, id } => {
+                hold.resource_type.as_deref() == Some(kind.as_str()) && hold.resource_id.as_deref() == Some(id.as_str())
+            }
+            Selector::ClientIp(_) => {
+                let held = Selector::ClientIp(hold.client_ip.clone().unwrap_or_default()).network();
+                match (self.network(), held) {
+                    (Some(range), Some(held)) => range.contains(&held),
+                    _ => false,
+                }
+            }
+        }
     }
 
     /// The listing filter that finds the selected entries.
@@ -95,14 +162,24 @@ impl Selector {
         Ok(filter)
     }
 
-    /// What the erasure's own entry says it selected: the kind, and the
-    /// value only for a resource (its type and id stay in the entries; a
-    /// name or an address is what was erased).
+    /// What the erasure's own entry says it selected: the kind, the value
+    /// only for a resource (its type and id stay in the entries; a name or
+    /// an address is what was erased), and an address range's prefix
+    /// length.
     pub fn recorded(&self) -> Value {
         match self {
             Selector::Actor(_) => json!({"actor": "[erased]"}),
             Selector::Resource { kind, id } => json!({"resource": format!("{kind}/{id}")}),
-            Selector::ClientIp(_) => json!({"client_ip": "[erased]"}),
+            Selector::ClientIp(_) => json!({"client_ip": "[erased]", "prefix_len": self.prefix_len()}),
+        }
+    }
+
+    /// The kind's name, as a body or the command line names it.
+    fn kind(&self) -> &'static str {
+        match self {
+            Selector::Actor(_) => "actor",
+            Selector::Resource { .. } => "resource",
+            Selector::ClientIp(_) => "client_ip",
         }
     }
 }
@@ -148,39 +225,62 @@ pub enum EraseError {
 }
 
 /// What an erasure will touch, found before anything is erased: the ids of
-/// the selected entries still to erase, and how many of chain version 1
-/// it must leave. Erasures' own entries are never erased (they hold no
-/// erased value, and `verify` counts on them).
+/// the selected entries still to erase, how many of chain version 1 it
+/// must leave, and the released holds whose selector names what it erases
+/// (their reason and selector are erased, and so are their entries).
+/// Entries of auditgate's own resources are never selected (they are the
+/// evidence of how the trail was kept, and `verify` counts on erasures').
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub ids: Vec<String>,
     pub not_erasable: u64,
+    pub holds: Vec<i64>,
 }
 
-/// The entries `selector` names that are not erased yet, oldest first.
-/// Refused when an active legal hold covers any entry it names.
+impl Plan {
+    /// Adds the entries `filter` selects that are not erased yet, skipping
+    /// auditgate's own unless `own` (a named hold's entries).
+    async fn add(&mut self, store: &Store, filter: &Filter, own: bool) -> Result<(), StoreError> {
+        let mut cursor = None::<String>;
+        loop {
+            let (page, more) = store.newer(filter, cursor.as_deref(), BATCH).await?;
+            for e in &page {
+                if e.erased || is_record(e) || (!own && OWN_TYPES.contains(&e.resource_type.as_str())) {
+                    continue;
+                }
+                if e.chain_version.is_none() {
+                    self.not_erasable += 1;
+                } else {
+                    self.ids.push(e.id.clone());
+                }
+            }
+            match page.last() {
+                Some(last) if more => cursor = Some(last.id.clone()),
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The entries `selector` names that are not erased yet, oldest first,
+/// then the entries of the released holds that name it. Refused when an
+/// active legal hold covers any entry it names.
 pub async fn plan(store: &Store, selector: &Selector) -> Result<Plan, EraseError> {
     let filter = selector.filter().expect("a parsed selector makes a filter");
     if let Some(hold) = crate::hold::covering(store, &filter).await? {
         return Err(EraseError::Held(Box::new(hold)));
     }
-    let (mut cursor, mut plan) = (None::<String>, Plan::default());
-    loop {
-        let (page, more) = store.newer(&filter, cursor.as_deref(), BATCH).await?;
-        for e in &page {
-            if e.erased || e.resource_type == RESOURCE_TYPE {
-                continue;
-            }
-            if e.chain_version.is_none() {
-                plan.not_erasable += 1;
-            } else {
-                plan.ids.push(e.id.clone());
-            }
+    let mut plan = Plan::default();
+    plan.add(store, &filter, false).await?;
+    for hold in store.holds(false).await? {
+        if hold.released_at.is_none() || !selector.names_hold(&hold) {
+            continue;
         }
-        match page.last() {
-            Some(last) if more => cursor = Some(last.id.clone()),
-            _ => break,
-        }
+        let mut entries = Filter::default();
+        entries.set("resource_type", crate::hold::RESOURCE_TYPE).expect("a short value");
+        entries.set("resource_id", &hold.id.to_string()).expect("a short value");
+        plan.add(store, &entries, true).await?;
+        plan.holds.push(hold.id);
     }
     Ok(plan)
 }
@@ -193,20 +293,44 @@ pub async fn carry_out(store: &Store, plan: &Plan) -> Result<Report, StoreError>
     for ids in plan.ids.chunks(BATCH as usize) {
         erased += store.erase_entries(ids).await?;
     }
+    for hold in &plan.holds {
+        store.erase_hold(*hold).await?;
+    }
     let scrubbed = store.scrub().await?;
     Ok(Report { erased, not_erasable: plan.not_erasable, scrubbed })
 }
 
 /// The entry that records an erasure, written before it: who asked, what
-/// kind of selector, how many entries (never the erased values).
-pub fn entry(change: &Change<'_>, selector: &Selector, plan: &Plan, reason: Option<&str>) -> crate::entry::AuditEntry {
+/// kind of selector, how many entries (never the erased values). What
+/// `verify` counts on (the selector's kind, an address range's prefix
+/// length, the counts) is sealed in `erasure`, outside the personal
+/// fields; `after` shows the same with the reason.
+pub fn entry(
+    change: &Change<'_>,
+    selector: &Selector,
+    plan: &Plan,
+    reason: Option<&str>,
+    forced: bool,
+) -> crate::entry::AuditEntry {
     let after = json!({
         "selector": selector.recorded(),
         "erased": plan.ids.len(),
         "not_erasable": plan.not_erasable,
         "reason": reason,
     });
-    change.entry_of(RESOURCE_TYPE, None, None, Some(after))
+    let mut entry = change.entry_of(RESOURCE_TYPE, None, None, Some(after));
+    entry.erasure = Some(ErasureSeal {
+        erased: plan.ids.len() as u64,
+        forced: forced && selector.prefix_len().is_some(),
+        not_erasable: plan.not_erasable,
+        prefix_len: selector.prefix_len(),
+        resource: match selector {
+            Selector::Resource { kind, id } => Some(format!("{kind}/{id}")),
+            _ => None,
+        },
+        selector: selector.kind().to_string(),
+    });
+    entry
 }
 
 /// `auditgate erase`: records the erasure in a chain of its own,
@@ -218,6 +342,7 @@ pub async fn erase_here(
     instance: &str,
     selector: &Selector,
     reason: Option<&str>,
+    force: bool,
     asked_by: &str,
 ) -> Result<Report, EraseError> {
     let chain_name = format!("{instance}-cli");
@@ -234,7 +359,7 @@ pub async fn erase_here(
         instance: &chain_name,
     };
     let mut chain = Chain::resume(store.last_hash(&chain_name).await?);
-    store.insert_batch(&[chain.seal(entry(&change, selector, &plan, reason))]).await?;
+    store.insert_batch(&[chain.seal(entry(&change, selector, &plan, reason, force))]).await?;
     Ok(carry_out(store, &plan).await?)
 }
 
@@ -269,6 +394,105 @@ mod tests {
         assert_eq!(several, "give only one of actor, resource or client_ip");
         let long = "x".repeat(crate::store::MAX_FILTER_CHARS + 1);
         assert_eq!(Selector::parse(Some(&long), None, None).unwrap_err().field, "actor");
+    }
+
+    #[test]
+    fn a_range_wider_than_a_16_or_a_48_needs_force() {
+        let ip = |v: &str| Selector::ClientIp(v.into());
+        for (range, len) in [("10.1.0.0/16", 16), ("10.1.2.3", 32), ("2001:db8:1::/48", 48), ("::1", 128)] {
+            assert_eq!(ip(range).check_width(false), Ok(()), "{range}");
+            assert_eq!(ip(range).prefix_len(), Some(len));
+        }
+        for range in ["10.0.0.0/15", "0.0.0.0/0", "2001:db8::/47", "::/0"] {
+            assert_eq!(ip(range).check_width(false).unwrap_err().field, "force", "{range}");
+            assert_eq!(ip(range).check_width(true), Ok(()), "{range}");
+        }
+        let wide = ip("2001:db8::/47").check_width(false).unwrap_err().reason;
+        assert!(wide.contains("/48"), "{wide}");
+        assert!(ip("10.0.0.0/15").check_width(false).unwrap_err().reason.contains("/16"));
+        assert_eq!(Selector::Actor("a".into()).check_width(false), Ok(()));
+        assert_eq!(Selector::Actor("a".into()).prefix_len(), None);
+    }
+
+    #[test]
+    fn auditgates_own_resources_are_never_selected_by_resource() {
+        for kind in OWN_TYPES {
+            let e = Selector::parse(None, Some(&format!("{kind}/1")), None).unwrap_err();
+            assert_eq!(e.field, "resource", "{kind}");
+        }
+        assert!(Selector::parse(None, Some("audit_configurations/1"), None).is_ok());
+    }
+
+    #[test]
+    fn a_hold_is_named_by_the_same_actor_or_resource_or_an_address_in_range() {
+        let hold = |actor: Option<&str>, resource: Option<(&str, &str)>, ip: Option<&str>| Hold {
+            id: 1,
+            actor: actor.map(str::to_string),
+            resource_type: resource.map(|r| r.0.to_string()),
+            resource_id: resource.map(|r| r.1.to_string()),
+            client_ip: ip.map(str::to_string),
+            since: None,
+            until: None,
+            reason: "case".into(),
+            created_at: String::new(),
+            created_by: "ops".into(),
+            released_at: None,
+            released_by: None,
+        };
+        let zoe = Selector::Actor("zoe".into());
+        assert!(zoe.names_hold(&hold(Some("zoe"), None, None)));
+        assert!(!zoe.names_hold(&hold(Some("zoey"), None, None)));
+        assert!(!zoe.names_hold(&hold(None, None, Some("10.0.0.1"))));
+        let user = Selector::Resource { kind: "user".into(), id: "7".into() };
+        assert!(user.names_hold(&hold(None, Some(("user", "7")), None)));
+        assert!(!user.names_hold(&hold(None, Some(("user", "70")), None)));
+        assert!(!user.names_hold(&hold(None, Some(("order", "7")), None)));
+        let range = Selector::ClientIp("10.1.0.0/16".into());
+        assert!(range.names_hold(&hold(None, None, Some("10.1.2.3"))));
+        assert!(range.names_hold(&hold(None, None, Some("10.1.2.0/24"))));
+        assert!(!range.names_hold(&hold(None, None, Some("10.0.0.0/8"))), "a wider hold is not within");
+        assert!(!range.names_hold(&hold(None, None, Some("10.2.0.1"))));
+        assert!(!range.names_hold(&hold(None, None, Some("[erased]"))));
+        assert!(!range.names_hold(&hold(Some("zoe"), None, None)));
+    }
+
+    #[test]
+    fn the_erasures_entry_seals_its_selector_and_counts() {
+        let change = Change {
+            action: ACTION,
+            actor: "ops",
+            actor_source: ActorSource::Token,
+            client_ip: "127.0.0.1".into(),
+            method: "POST",
+            path: PATH,
+            status: 200,
+            instance: "gw-1",
+        };
+        let plan = Plan { ids: vec!["a".into(), "b".into()], not_erasable: 3, holds: vec![] };
+        let range = Selector::ClientIp("10.0.0.0/8".into());
+        let e = entry(&change, &range, &plan, Some("ticket 9"), true);
+        let seal = e.erasure.clone().unwrap();
+        let expected = ErasureSeal {
+            erased: 2,
+            forced: true,
+            not_erasable: 3,
+            prefix_len: Some(8),
+            resource: None,
+            selector: "client_ip".into(),
+        };
+        assert_eq!(seal, expected);
+        assert!(is_record(&e));
+        assert_eq!(e.after.as_ref().unwrap()["selector"], json!({"client_ip": "[erased]", "prefix_len": 8}));
+        // `force` is only said of a range.
+        let user = Selector::Resource { kind: "user".into(), id: "7".into() };
+        let seal = entry(&change, &user, &plan, None, true).erasure.unwrap();
+        assert_eq!(
+            (seal.forced, seal.resource.as_deref(), seal.selector.as_str()),
+            (false, Some("user/7"), "resource")
+        );
+        let seal = entry(&change, &Selector::Actor("zoe".into()), &plan, None, false).erasure.unwrap();
+        assert_eq!((seal.selector.as_str(), seal.prefix_len, seal.resource.clone()), ("actor", None, None));
+        assert!(!serde_json::to_string(&seal).unwrap().contains("zoe"));
     }
 
     #[test]

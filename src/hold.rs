@@ -8,6 +8,9 @@ use serde_json::Value;
 use crate::erasure::{Selector, SelectorError};
 use crate::store::{Filter, Store, StoreError};
 
+/// A hold's entries' `resource_type`.
+pub const RESOURCE_TYPE: &str = "legal_hold";
+
 /// A hold as stored and served.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Hold {

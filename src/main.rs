@@ -122,7 +122,9 @@ fn verify(args: VerifyArgs) -> ExitCode {
 
 fn erase(args: EraseArgs) -> ExitCode {
     use auditgate::erasure::{Selector, erase_here};
-    let selector = match Selector::parse(args.actor.as_deref(), args.resource.as_deref(), args.client_ip.as_deref()) {
+    let selector = match Selector::parse(args.actor.as_deref(), args.resource.as_deref(), args.client_ip.as_deref())
+        .and_then(|s| s.check_width(args.force).map(|()| s))
+    {
         Ok(s) => s,
         Err(e) => return usage(format!("erase: {e}")),
     };
@@ -139,7 +141,7 @@ fn erase(args: EraseArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let done = erase_here(&store, &config.instance, &selector, args.reason.as_deref(), &asked_by).await;
+        let done = erase_here(&store, &config.instance, &selector, args.reason.as_deref(), args.force, &asked_by).await;
         store.close().await;
         match done {
             Ok(report) => {

@@ -47,6 +47,7 @@ pub fn entry(i: usize) -> AuditEntry {
         chain_version: None,
         content_digest: None,
         erased: false,
+        erasure: None,
         prev_hash: String::new(),
         hash: String::new(),
     }

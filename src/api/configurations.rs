@@ -75,8 +75,10 @@ pub(super) async fn delete(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     uri: Uri,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     caller.must_be_admin()?;
+    empty_body(&body)?;
     let trail = s.trail()?;
     let old = s.store.delete_configuration(parse_id(&id)?).await?.ok_or(ApiError::NotFound)?;
     s.changed(&trail, caller.change("delete", "DELETE", uri.path(), 204, &s.instance), Some(&old), None).await;
@@ -138,6 +140,17 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
 }
 
 /// The JSON of a configuration body; one larger than `MAX_BODY` is 413.
+/// A DELETE's body: none, or the empty object `{}`.
+pub(super) fn empty_body(body: &Result<Bytes, BytesRejection>) -> Result<(), ApiError> {
+    if body.as_ref().is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace)) {
+        return Ok(());
+    }
+    match parse_body(body)? {
+        Value::Object(members) if members.is_empty() => Ok(()),
+        _ => Err(ApiError::BadField { field: "body", reason: "expected no body or {}".into() }),
+    }
+}
+
 pub(super) fn parse_body(body: &Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let body = body.as_ref().map_err(|e| {
         let mut causes = std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source());
@@ -150,4 +163,23 @@ pub(super) fn parse_body(body: &Result<Bytes, BytesRejection>) -> Result<Value, 
     })?;
     serde_json::from_slice(body)
         .map_err(|e| ApiError::BadField { field: "body", reason: format!("not valid JSON: {e}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delete_takes_no_body_or_the_empty_object() {
+        let body = |text: &'static str| Ok(Bytes::from_static(text.as_bytes()));
+        for ok in ["", " \r\n", "{}", " { } "] {
+            assert!(empty_body(&body(ok)).is_ok(), "{ok:?}");
+        }
+        for bad in ["x", "[]", "null", r#"{"id": 1}"#, "{"] {
+            match empty_body(&body(bad)) {
+                Err(ApiError::BadField { field: "body", .. }) => {}
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
 }

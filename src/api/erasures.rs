@@ -20,12 +20,13 @@ use crate::erasure::{self, SELECTORS, Selector};
 /// store (so none of them escapes it).
 const SETTLE: Duration = Duration::from_secs(5);
 
-/// The body's keys: one selector, and an optional reason.
+/// The body's string keys: one selector, and an optional reason (and the
+/// boolean `force`).
 const KEYS: [&str; 4] = ["actor", "resource", "client_ip", "reason"];
 
 /// `POST /api/v1/erasures`: `{"actor": NAME}`, `{"resource": "TYPE/ID"}` or
-/// `{"client_ip": ADDR|CIDR}`, with an optional `"reason"`; answers what
-/// was erased.
+/// `{"client_ip": ADDR|CIDR}`, with an optional `"reason"` (and `"force":
+/// true` for a range wider than a /16 or /48); answers what was erased.
 pub(super) async fn create(
     State(s): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
@@ -35,7 +36,7 @@ pub(super) async fn create(
     caller.must_be_admin()?;
     let trail = s.trail()?;
     let body = parse_body(&body)?;
-    let (selector, reason) = parse(&body)?;
+    let Erasure { selector, reason, force } = parse(&body)?;
     // Entries queued before the erasure (answered before it) are erased too.
     let not_yet = |what: &str| {
         ApiError::NotYet(format!(
@@ -50,7 +51,7 @@ pub(super) async fn create(
     // Its entry first, in the store before anything is erased: `verify`
     // holds the erased entries to the erasures recorded.
     let change = caller.change(erasure::ACTION, "POST", uri.path(), 200, &s.instance);
-    if trail.record(erasure::entry(&change, &selector, &plan, reason.as_deref()), None).await.is_err()
+    if trail.record(erasure::entry(&change, &selector, &plan, reason.as_deref(), force), None).await.is_err()
         || !trail.settled(SETTLE).await
     {
         return Err(not_yet("the erasure's own entry"));
@@ -59,13 +60,27 @@ pub(super) async fn create(
     Ok(Json(report))
 }
 
-/// The selector and reason of a body.
-fn parse(body: &Value) -> Result<(Selector, Option<String>), ApiError> {
+/// An erasure asked for.
+#[derive(Debug, PartialEq, Eq)]
+struct Erasure {
+    selector: Selector,
+    reason: Option<String>,
+    force: bool,
+}
+
+/// The selector, reason and `force` of a body.
+fn parse(body: &Value) -> Result<Erasure, ApiError> {
     let bad = |field: &'static str, reason: String| ApiError::BadField { field, reason };
-    let values = string_fields(body, KEYS)?;
-    let [actor, resource, client_ip, reason] = values;
+    let mut strings = body.clone();
+    let force = match strings.as_object_mut().and_then(|o| o.remove("force")) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(force)) => force,
+        Some(_) => return Err(bad("force", "expected true or false".into())),
+    };
+    let [actor, resource, client_ip, reason] = string_fields(&strings, KEYS)?;
     let selector = Selector::parse(actor, resource, client_ip).map_err(|e| bad(e.field, e.reason))?;
-    Ok((selector, reason.map(str::to_string)))
+    selector.check_width(force).map_err(|e| bad(e.field, e.reason))?;
+    Ok(Erasure { selector, reason: reason.map(str::to_string), force })
 }
 
 /// The string values of a JSON object body with only these `keys`: a
@@ -99,10 +114,14 @@ mod tests {
 
     #[test]
     fn a_body_names_one_selector_and_its_bad_field() {
-        let (selector, reason) = parse(&json!({"actor": "alice", "reason": "GDPR-17"})).unwrap();
-        assert_eq!((selector, reason.as_deref()), (Selector::Actor("alice".into()), Some("GDPR-17")));
-        let (selector, reason) = parse(&json!({"resource": "user/1", "reason": null})).unwrap();
-        assert_eq!((selector, reason), (Selector::Resource { kind: "user".into(), id: "1".into() }, None));
+        let erasure = parse(&json!({"actor": "alice", "reason": "GDPR-17"})).unwrap();
+        let alice = Selector::Actor("alice".into());
+        assert_eq!(erasure, Erasure { selector: alice, reason: Some("GDPR-17".into()), force: false });
+        let erasure = parse(&json!({"resource": "user/1", "reason": null, "force": null})).unwrap();
+        let user = Selector::Resource { kind: "user".into(), id: "1".into() };
+        assert_eq!(erasure, Erasure { selector: user, reason: None, force: false });
+        let erasure = parse(&json!({"client_ip": "10.0.0.0/8", "force": true})).unwrap();
+        assert_eq!((erasure.selector, erasure.force), (Selector::ClientIp("10.0.0.0/8".into()), true));
         for (body, field) in [
             (json!([]), "body"),
             (json!({"actor": "a", "who": "b"}), "body"),
@@ -112,6 +131,10 @@ mod tests {
             (json!({}), "selector"),
             (json!({"actor": "a", "client_ip": "10.0.0.1"}), "selector"),
             (json!({"client_ip": "10.0.0.300"}), "client_ip"),
+            (json!({"client_ip": "10.0.0.0/8"}), "force"),
+            (json!({"client_ip": "10.0.0.0/8", "force": false}), "force"),
+            (json!({"client_ip": "10.0.0.0/8", "force": "yes"}), "force"),
+            (json!({"resource": "audit_configuration/1"}), "resource"),
         ] {
             match parse(&body) {
                 Err(ApiError::BadField { field: f, .. }) => assert_eq!(f, field, "{body}"),

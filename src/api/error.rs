@@ -35,6 +35,16 @@ pub enum ApiError {
     /// A legal hold stands in the way (409).
     #[error("{why}")]
     Held { hold: i64, why: String },
+    /// A tokenless port named by a host that is not this machine's
+    /// loopback (421): DNS rebinding.
+    #[error("this port answers only to a loopback host name")]
+    MisdirectedHost,
+    /// A request from a web page of another origin (403).
+    #[error("requests from another origin are refused")]
+    ForeignOrigin,
+    /// A state change whose body is not declared JSON (415).
+    #[error("a change needs Content-Type: application/json")]
+    NotJson,
     /// The request cannot be served yet (503), with why.
     #[error("{0}")]
     NotYet(String),
@@ -63,6 +73,17 @@ impl IntoResponse for ApiError {
             }
             ApiError::Config(e) => (StatusCode::BAD_REQUEST, json!({"error": e.reason, "field": e.field})),
             ApiError::Held { hold, why } => (StatusCode::CONFLICT, json!({"error": why, "hold": hold})),
+            ApiError::MisdirectedHost => (
+                StatusCode::MISDIRECTED_REQUEST,
+                json!({"error": "this port answers only to a loopback host name (it has no tokens)", "field": "host"}),
+            ),
+            ApiError::ForeignOrigin => {
+                (StatusCode::FORBIDDEN, json!({"error": "requests from another origin are refused", "field": "origin"}))
+            }
+            ApiError::NotJson => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({"error": "a change needs Content-Type: application/json", "field": "content-type"}),
+            ),
             ApiError::NotYet(why) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": why})),
             ApiError::Store(StoreError::DuplicateName(name)) => (
                 StatusCode::CONFLICT,

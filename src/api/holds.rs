@@ -12,13 +12,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::configurations::parse_body;
+use super::configurations::{empty_body, parse_body};
 use super::{ApiError, ApiState, Caller};
 use crate::erasure::Selector;
-use crate::hold::NewHold;
-
-/// A hold's entries' `resource_type`.
-const RESOURCE_TYPE: &str = "legal_hold";
+use crate::hold::{NewHold, RESOURCE_TYPE};
 
 /// A hold body's keys.
 const KEYS: [&str; 6] = ["actor", "resource", "client_ip", "since", "until", "reason"];
@@ -56,8 +53,10 @@ pub(super) async fn release(
     Extension(caller): Extension<Caller>,
     uri: Uri,
     Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<crate::hold::Hold>, ApiError> {
     caller.must_be_admin()?;
+    empty_body(&body)?;
     let trail = s.trail()?;
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
     let now = crate::entry::format_time(chrono::Utc::now());

@@ -6,6 +6,7 @@ mod configurations;
 mod console;
 mod erasures;
 mod error;
+mod guard;
 mod holds;
 mod logs;
 mod openapi;
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub actions: std::collections::HashSet<String>,
     pub instance: String,
     pub tokens: Vec<Token>,
+    /// `https` with `[tls]`, else `http`: the scheme of this port's own origin.
+    pub scheme: &'static str,
     /// Set at shutdown: `/readyz` answers 503 while the proxy drains.
     pub draining: std::sync::atomic::AtomicBool,
     /// The OpenAPI document, made on first request.
@@ -86,7 +89,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/stats", get(ops::stats))
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/metrics", get(ops::metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .route_layer(middleware::from_fn(guard::json_changes));
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -94,6 +98,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(api)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), guard::browsers))
         .with_state(state)
 }
 

@@ -29,7 +29,7 @@ pub fn document(actions: &HashSet<String>) -> String {
                 configurations. Errors are `{\"error\": \"…\", \"field\": \"…\"}`.",
         },
         "security": [{}, {"bearer": []}],
-        "paths": paths(),
+        "paths": with_browser_refusals(paths()),
         "components": {
             "schemas": schemas(&names),
             "parameters": parameters(),
@@ -240,11 +240,26 @@ fn schemas(actions: &[&str]) -> Value {
             json!({"type": "boolean", "enum": [true],
                 "description": "The personal fields were erased (absent then); `content_digest` stands for them."}),
         ),
+        (
+            "erasure",
+            json!({"type": "object", "required": ["selector", "erased", "not_erasable"],
+                "description": "On an erasure's own entry: what it selected and how many entries it erases, \
+                    sealed (the hash covers it).",
+                "properties": {
+                    "selector": {"type": "string", "enum": crate::erasure::SELECTORS},
+                    "resource": {"type": "string", "description": "A resource selector's TYPE/ID."},
+                    "prefix_len": {"type": "integer", "minimum": 0, "maximum": 128,
+                        "description": "An address selector's prefix length (32 or 128: one address)."},
+                    "forced": {"type": "boolean", "description": "A range wider than a /16 or /48, asked for with `force`."},
+                    "erased": {"type": "integer", "minimum": 0},
+                    "not_erasable": {"type": "integer", "minimum": 0}}}),
+        ),
     ]);
     // Absent on some entries: the personal fields (erased), `unapplied`
     // and the version-2 fields (older entries), `erased` (not erased).
-    let optional =
-        |k: &str| PERSONAL.contains(&k) || ["unapplied", "chain_version", "content_digest", "erased"].contains(&k);
+    let optional = |k: &str| {
+        PERSONAL.contains(&k) || ["unapplied", "chain_version", "content_digest", "erased", "erasure"].contains(&k)
+    };
     let required: Vec<&String> = entry.as_object().expect("an object").keys().filter(|k| !optional(k)).collect();
     let entry = json!({"type": "object", "properties": entry, "required": required});
 
@@ -253,6 +268,8 @@ fn schemas(actions: &[&str]) -> Value {
     let configuration = json!({"type": "object", "properties": output, "required": required_out});
     let list_of = |item: &str| json!({"type": "object", "properties": {"items": {"type": "array", "items": schema(item)}}, "required": ["items"]});
     let counts = schema("Counts");
+    // An erasure never names auditgate's own resources.
+    let own_types = format!("^({})/", crate::erasure::OWN_TYPES.join("|"));
     object([
         (
             "Ulid",
@@ -352,12 +369,20 @@ fn schemas(actions: &[&str]) -> Value {
         (
             "ErasureRequest",
             json!({"type": "object", "additionalProperties": false, "oneOf": one_selector(),
-                "description": "Exactly one of `actor`, `resource` (TYPE/ID) and `client_ip` (address or CIDR).",
+                "description": "Exactly one of `actor`, `resource` (TYPE/ID) and `client_ip` (address or CIDR); \
+                    a range wider than a /16 (IPv4) or a /48 (IPv6) needs `force`.",
+                "if": {"required": ["client_ip"], "properties": {"client_ip": {"type": "string",
+                    "pattern": "^([0-9.]+/([0-9]|1[0-5])|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*/([0-9]|[1-3][0-9]|4[0-7]))$"}}},
+                "then": {"required": ["force"], "properties": {"force": {"const": true}}},
                 "properties": {
                     "actor": {"type": "string", "minLength": 1, "maxLength": MAX_FILTER_CHARS},
-                    "resource": {"type": "string", "pattern": "^[^/]+/.+$"},
+                    "resource": {"type": "string", "pattern": "^[^/]+/.+$",
+                        "not": {"pattern": own_types}},
                     "client_ip": schema("IpOrRange"),
-                    "reason": {"type": ["string", "null"], "description": "Kept in the erasure's entry."}}}),
+                    "reason": {"type": ["string", "null"], "description": "Kept in the erasure's entry (which is \
+                        never erased: name no person here)."},
+                    "force": {"type": ["boolean", "null"],
+                        "description": "true to erase an address range wider than a /16 (IPv4) or a /48 (IPv6)."}}}),
         ),
         (
             "Erasure",
@@ -482,7 +507,12 @@ fn responses() -> Value {
     object([
         ("BadRequest", error("A parameter or the body cannot be accepted; `field` names it.")),
         ("Unauthorized", unauthorized),
-        ("Forbidden", error("A read token tried to change something.")),
+        (
+            "Forbidden",
+            error("A read token tried to change something, or a web page of another origin sent the request."),
+        ),
+        ("Misdirected", error("A port without tokens was named by a host that is not a loopback name or address.")),
+        ("NotJson", error("A change was sent without `Content-Type: application/json`.")),
         (
             "Conflict",
             error("Another configuration has this name, or a legal hold covers entries the erasure selects (`hold`)."),
@@ -492,6 +522,34 @@ fn responses() -> Value {
         ("TooSlow", error("The body arrived slower than the minimum rate.")),
         ("Unavailable", error("The store is unavailable, or the instance is shutting down.")),
     ])
+}
+
+/// Every operation with the answers of the browser guard (SPEC 9): a
+/// foreign origin (403), a foreign host (421), a change not declared JSON
+/// (415).
+fn with_browser_refusals(mut paths: Value) -> Value {
+    for item in paths.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+        let operations = item.as_object_mut().into_iter().flat_map(|m| m.iter_mut());
+        for (verb, op) in
+            operations.filter(|(verb, _)| ["get", "post", "put", "patch", "delete"].contains(&verb.as_str()))
+        {
+            let answers = &mut op["responses"];
+            answers["403"] = response("Forbidden");
+            answers["421"] = response("Misdirected");
+            if verb != "get" {
+                answers["415"] = response("NotJson");
+            }
+            // A DELETE is a change like any other: declared JSON, its body
+            // empty (or `{}`).
+            if verb == "delete" {
+                op["responses"]["400"] = response("BadRequest");
+                op["requestBody"] = json!({"required": true, "description": "None: send `Content-Type: \
+                    application/json` with no body or `{}`.",
+                    "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}}});
+            }
+        }
+    }
+    paths
 }
 
 /// Responses: the given ones, then these statuses' shared ones.
@@ -766,9 +824,18 @@ mod tests {
         }
         assert_eq!(operations, 22);
         let c = &doc["components"];
-        for name in
-            ["BadRequest", "Unauthorized", "Forbidden", "Conflict", "NotFound", "TooLarge", "TooSlow", "Unavailable"]
-        {
+        for name in [
+            "BadRequest",
+            "Unauthorized",
+            "Forbidden",
+            "Misdirected",
+            "NotJson",
+            "Conflict",
+            "NotFound",
+            "TooLarge",
+            "TooSlow",
+            "Unavailable",
+        ] {
             assert_eq!(
                 c["responses"][name]["content"]["application/json"]["schema"]["$ref"],
                 "#/components/schemas/Error"
@@ -778,6 +845,11 @@ mod tests {
         let list = &doc["paths"]["/api/v1/audit-logs"]["get"]["responses"];
         assert_eq!(list["200"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/EntryPage");
         assert_eq!(list["401"]["$ref"], "#/components/responses/Unauthorized");
+        assert_eq!(list["421"]["$ref"], "#/components/responses/Misdirected");
+        assert_eq!(list["403"]["$ref"], "#/components/responses/Forbidden");
+        assert!(list.get("415").is_none(), "a read is never refused for its type");
+        let release = &doc["paths"]["/api/v1/holds/{id}"]["delete"]["responses"];
+        assert_eq!(release["415"]["$ref"], "#/components/responses/NotJson");
         let served = &c["schemas"]["Configuration"]["properties"];
         assert_eq!(served["description"], json!({"type": "string"}));
         assert_eq!(served["audit_users"], json!({"type": "array", "items": {"type": "string"}}));
@@ -803,6 +875,22 @@ mod tests {
         erased.erase();
         let erased = serde_json::to_value(&erased).unwrap();
         entry["erased"] = erased["erased"].clone();
+        // An erasure's own entry has its seal.
+        let mut record = sealed.clone();
+        record.erasure = Some(crate::entry::ErasureSeal {
+            erased: 1,
+            forced: true,
+            not_erasable: 0,
+            prefix_len: Some(8),
+            resource: Some("user/1".into()),
+            selector: "client_ip".into(),
+        });
+        let record = serde_json::to_value(&record).unwrap();
+        entry["erasure"] = record["erasure"].clone();
+        assert_eq!(
+            keys(&doc["components"]["schemas"]["Entry"]["properties"]["erasure"]["properties"]),
+            keys(&record["erasure"])
+        );
         assert_eq!(keys(&doc["components"]["schemas"]["Entry"]["properties"]), keys(&entry));
         // Required: what an erased entry and an entry of chain version 1 both have.
         let required: std::collections::BTreeSet<String> = doc["components"]["schemas"]["Entry"]["required"]

@@ -341,6 +341,7 @@ impl Auditor {
             chain_version: None,
             content_digest: None,
             erased: false,
+            erasure: None,
             prev_hash: String::new(),
             hash: String::new(),
         };

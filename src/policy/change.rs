@@ -70,6 +70,7 @@ impl Change<'_> {
             chain_version: None,
             content_digest: None,
             erased: false,
+            erasure: None,
             prev_hash: String::new(),
             hash: String::new(),
         }

@@ -296,6 +296,22 @@ impl Store {
         each!(self, s => s.insert_hold(hold, by, at).await)
     }
 
+    /// Erases a released hold's reason and the name or address its
+    /// selector holds (a resource selector stays: entries keep their
+    /// resource), as an erasure that names it does; an active hold stays
+    /// whole. Answers whether it did.
+    pub async fn erase_hold(&self, id: i64) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE legal_hold SET reason = '[erased]', \
+             actor = CASE WHEN actor IS NULL THEN NULL ELSE '[erased]' END, \
+             client_ip = CASE WHEN client_ip IS NULL THEN NULL ELSE '[erased]' END \
+             WHERE id = $1 AND released_at IS NOT NULL";
+        let done = match self {
+            Store::Sqlite(s) => sqlx::query(SQL).bind(id).execute(s.pool()).await?.rows_affected(),
+            Store::Postgres(s) => sqlx::query(SQL).bind(id).execute(s.pool()).await?.rows_affected(),
+        };
+        Ok(done == 1)
+    }
+
     /// The legal holds, oldest first; with `active`, those not released.
     pub async fn holds(&self, active: bool) -> Result<Vec<crate::hold::Hold>, StoreError> {
         each!(self, s => s.holds(active).await)

@@ -273,7 +273,7 @@ async fn erasing_a_resource_or_an_address_range_erases_those_entries_only() {
     let v = verify(&app).await;
     assert_eq!((v["ok"].as_bool(), v["erased"].as_u64()), (Some(true), Some(4)), "{v}");
     let erasure = wait_for(&app, "erasure", 3).await;
-    assert_eq!(erasure["after"]["selector"], json!({"client_ip": "[erased]"}));
+    assert_eq!(erasure["after"]["selector"], json!({"client_ip": "[erased]", "prefix_len": 24}));
     // Bad bodies name their field.
     for (body, field) in [
         (json!({}), "selector"),
@@ -704,4 +704,163 @@ async fn retention_stops_at_the_oldest_entry_any_active_hold_covers() {
     store.release_hold(made.id, "ops", at).await.unwrap().unwrap();
     assert_eq!(oldest_held(&store).await.unwrap().unwrap().0, all[3].id);
     store.close().await;
+}
+
+#[tokio::test]
+async fn an_erasure_never_wipes_the_evidence_of_how_the_trail_was_kept() {
+    let (app, _, _) = app_with_trail().await;
+    let erase = |body: Value| query(&app, Method::POST, "/api/v1/erasures", Some(body));
+    let (status, config) =
+        query(&app, Method::POST, "/api/v1/audit-configurations", Some(json!({"name": "evidence"}))).await;
+    assert_eq!(status, 201);
+    let configuration = format!("audit_configuration/{}", config["id"]);
+    // Its own resources are not erasable by name.
+    for own in [configuration.as_str(), "legal_hold/1", "erasure/1", "audit_log/1"] {
+        let (status, err) = erase(json!({"resource": own})).await;
+        assert_eq!((status, err["field"].as_str()), (400, Some("resource")), "{own}: {err}");
+    }
+    // A range wider than a /16 needs `force`.
+    for range in ["0.0.0.0/0", "198.0.0.0/8", "::/0"] {
+        let (status, err) = erase(json!({"client_ip": range})).await;
+        assert_eq!((status, err["field"].as_str()), (400, Some("force")), "{range}: {err}");
+    }
+    assert_eq!(verify(&app).await["erased"], 0, "nothing erased by a refused erasure");
+    // Forced: every app entry from an IPv4 address (zoe's and bob's), but
+    // not the configuration's entry, though it came from 127.0.0.1.
+    let (status, report) = erase(json!({"client_ip": "0.0.0.0/0", "force": true, "reason": "ticket 12"})).await;
+    assert_eq!((status, report["erased"].as_u64()), (200, Some(4)), "{report}");
+    let (_, configs) = query(&app, Method::GET, "/api/v1/audit-logs?resource_type=audit_configuration", None).await;
+    let made = &configs["items"][0];
+    assert_eq!((made["actor"].as_str(), made["after"]["name"].as_str()), (Some("local"), Some("evidence")), "{made}");
+    assert_eq!(made["client_ip"], "127.0.0.1");
+    // The erasure's entry says what kind of selector and how wide, sealed.
+    let record = wait_for(&app, "erasure", 1).await;
+    let seal = json!({"selector": "client_ip", "prefix_len": 0, "forced": true, "erased": 4, "not_erasable": 0});
+    assert_eq!(record["erasure"], seal, "{record}");
+    assert_eq!(record["after"]["selector"], json!({"client_ip": "[erased]", "prefix_len": 0}));
+    // The first erasure's entry stays whole through a second erasure by
+    // the operator's name and address.
+    assert_eq!(erase(json!({"client_ip": "127.0.0.1"})).await.1["erased"], 0);
+    assert_eq!(erase(json!({"actor": "local"})).await.1["erased"], 0);
+    let (_, one) =
+        query(&app, Method::GET, &format!("/api/v1/audit-logs/{}", record["id"].as_str().unwrap()), None).await;
+    assert_eq!((one["actor"].as_str(), one.get("erased")), (Some("local"), None), "{one}");
+    let v = verify(&app).await;
+    assert_eq!((v["ok"].as_bool(), v["erased"].as_u64()), (Some(true), Some(4)), "{v}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn erasing_an_actor_erases_the_released_holds_that_name_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = test_database(dir.path()).await;
+    let env = [("AUDITGATE_DATABASE", database.as_str()), ("AUDITGATE_TRUSTED_PROXIES", "127.0.0.1/32")];
+    let app = spawn_app_with(&env, None).await;
+    write_trail(&app).await;
+    const REASON: &str = "Quartzfield v. Example Corp";
+    let (status, hold) =
+        query(&app, Method::POST, "/api/v1/holds", Some(json!({"actor": ZOE, "reason": REASON}))).await;
+    assert_eq!(status, 201, "{hold}");
+    // Bob's hold names someone else and stays as it is.
+    let (_, other) =
+        query(&app, Method::POST, "/api/v1/holds", Some(json!({"actor": "bob", "reason": "bob's case"}))).await;
+    let released = format!("/api/v1/holds/{}", hold["id"]);
+    assert_eq!(query(&app, Method::DELETE, &released, None).await.0, 200);
+    assert_eq!(query(&app, Method::DELETE, &format!("/api/v1/holds/{}", other["id"]), None).await.0, 200);
+    wait_for(&app, "legal_hold", 4).await;
+    let (_, found) = query(&app, Method::GET, "/api/v1/audit-logs?q=Quartzfield%20v.", None).await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1, "the hold's entry holds the reason: {found}");
+    // Zoe's two entries and her hold's two.
+    let (status, report) = query(&app, Method::POST, "/api/v1/erasures", Some(json!({"actor": ZOE}))).await;
+    assert_eq!((status, report["erased"].as_u64()), (200, Some(4)), "{report}");
+    let (_, listing) = query(&app, Method::GET, "/api/v1/holds", None).await;
+    let listed = listing.to_string();
+    assert!(!listed.contains(ZOE) && !listed.contains("Quartzfield"), "{listed}");
+    assert_eq!(listing["items"][0]["actor"], "[erased]");
+    assert_eq!(listing["items"][0]["reason"], "[erased]");
+    assert_eq!(listing["items"][1]["reason"], "bob's case");
+    for q in ["Quartzfield", ZOE] {
+        let (_, found) = query(&app, Method::GET, &format!("/api/v1/audit-logs?q={q}"), None).await;
+        assert_eq!(found["items"], json!([]), "{q}");
+    }
+    let history = format!("/api/v1/resources/legal_hold/{}/history", hold["id"]);
+    let (_, history) = query(&app, Method::GET, &history, None).await;
+    let history = history["items"].as_array().unwrap().clone();
+    assert_eq!(history.len(), 2);
+    assert!(history.iter().all(|e| e["erased"] == true && e.get("after").is_none()), "{history:?}");
+    let v = verify(&app).await;
+    assert_eq!((v["ok"].as_bool(), v["erased"].as_u64()), (Some(true), Some(4)), "{v}");
+    let bytes = store_bytes(&app.store, dir.path()).await;
+    for secret in ZOE_SECRETS.iter().chain([&REASON]) {
+        assert!(!holds(&bytes, secret), "`{secret}` is still in the store's files");
+    }
+    assert!(holds(&bytes, "bob's case"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn forged_erasure_counts_and_entries_erased_in_name_only_fail_verify() {
+    let (app, _, _) = app_with_trail().await;
+    assert_eq!(query(&app, Method::POST, "/api/v1/erasures", Some(json!({"actor": ZOE}))).await.0, 200);
+    let record = wait_for(&app, "erasure", 1).await;
+    let record_id = record["id"].as_str().unwrap().to_string();
+    assert_eq!(verify(&app).await["ok"], true);
+    execute(&app.store, &format!("CREATE TABLE saved AS SELECT * FROM audit_log WHERE id = '{record_id}'"), &[]).await;
+    // The probe: the erasure's own entry marked erased (its other personal
+    // fields stripped, so its columns agree) with its `after` count raised.
+    let mut forged = record.clone();
+    for field in auditgate::entry::PERSONAL.iter().filter(|f| **f != "after") {
+        forged.as_object_mut().unwrap().remove(*field);
+    }
+    forged["erased"] = json!(true);
+    forged["after"]["erased"] = json!(1000);
+    put_row(&app.store, &record_id, &forged, false).await;
+    // Then bob's two entries stripped and marked erased.
+    let (_, bobs) = query(&app, Method::GET, "/api/v1/audit-logs?actor=bob", None).await;
+    for entry in bobs["items"].as_array().unwrap() {
+        let mut stripped = entry.clone();
+        for field in auditgate::entry::PERSONAL {
+            stripped.as_object_mut().unwrap().remove(field);
+        }
+        stripped["erased"] = json!(true);
+        put_row(&app.store, entry["id"].as_str().unwrap(), &stripped, false).await;
+    }
+    let v = verify(&app).await;
+    assert_eq!((v["ok"].as_bool(), v["first_bad"].as_str()), (Some(false), Some(record_id.as_str())), "{v}");
+    assert_eq!(app.store.verify().await.unwrap().first_bad.as_deref(), Some(record_id.as_str()));
+    // Its `after` gone too (erased as an erasure would): an erasure's entry
+    // is never erased.
+    forged.as_object_mut().unwrap().remove("after");
+    put_row(&app.store, &record_id, &forged, false).await;
+    let v = verify(&app).await;
+    assert_eq!((v["ok"].as_bool(), v["first_bad"].as_str()), (Some(false), Some(record_id.as_str())), "{v}");
+    // Back as it was: bob's entries are erased beyond the sealed count.
+    put_row(&app.store, &record_id, &record, true).await;
+    let v = verify(&app).await;
+    assert_eq!(
+        (v["ok"].as_bool(), v["first_bad"].as_str(), v["erased_unrecorded"].as_u64()),
+        (Some(false), None, Some(2)),
+        "{v}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_entry_marked_erased_that_keeps_a_personal_field_fails_verify() {
+    let (app, _, _) = app_with_trail().await;
+    assert_eq!(query(&app, Method::POST, "/api/v1/erasures", Some(json!({"actor": ZOE}))).await.0, 200);
+    let (_, hers) = query(&app, Method::GET, "/api/v1/audit-logs?resource_type=user&limit=4", None).await;
+    let erased = hers["items"].as_array().unwrap().iter().find(|e| e["erased"] == true).unwrap().clone();
+    let id = erased["id"].as_str().unwrap().to_string();
+    execute(&app.store, &format!("CREATE TABLE saved AS SELECT * FROM audit_log WHERE id = '{id}'"), &[]).await;
+    // Flagged erased, with an altered personal field kept: the digest is
+    // not checked for an erased entry, so no field may be left at all.
+    let mut kept = erased.clone();
+    kept["after"] = json!({"name": "Someone Else", "role": "admin"});
+    put_row(&app.store, &id, &kept, false).await;
+    let v = verify(&app).await;
+    assert_eq!((v["ok"].as_bool(), v["first_bad"].as_str()), (Some(false), Some(id.as_str())), "{v}");
+    put_row(&app.store, &id, &erased, false).await;
+    assert_eq!(verify(&app).await["ok"], true);
+    app.stop().await;
 }

@@ -4,6 +4,7 @@
 mod answers;
 mod audit;
 mod binary;
+mod browsers;
 mod configurations;
 mod console;
 mod durability;

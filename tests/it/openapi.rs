@@ -74,6 +74,7 @@ async fn e22_the_document_names_every_route_and_every_operation_in_it_answers() 
                 "post" if path == "/api/v1/holds" => json!({"resource": "item/1", "reason": "the test"}),
                 "post" => json!({"name": "another"}),
                 "put" => json!({"name": "from the test", "description": "replaced"}),
+                "delete" => json!({}),
                 _ => json!({"description": "patched"}),
             };
             let req = Request::builder()

@@ -44,6 +44,7 @@ pub(crate) fn entry(instance: &str, n: usize) -> AuditEntry {
         chain_version: None,
         content_digest: None,
         erased: false,
+        erasure: None,
         prev_hash: String::new(),
         hash: String::new(),
     }

@@ -33,6 +33,11 @@ pub struct Element(String);
 impl Browser {
     /// Starts chromedriver and a headless Chromium `width` × `height`.
     pub async fn start(width: u32, height: u32) -> Browser {
+        Browser::start_with(width, height, &[]).await
+    }
+
+    /// The same, with more Chromium switches.
+    pub async fn start_with(width: u32, height: u32, switches: &[&str]) -> Browser {
         let path = std::env::var("TEST_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         assert!(
             std::path::Path::new(&path).exists(),
@@ -58,11 +63,20 @@ impl Browser {
         // Keep reading its output, so that it never blocks on a full pipe.
         std::thread::spawn(move || for _ in out.lines() {});
         let mut browser = Browser { driver, base: format!("http://127.0.0.1:{port}"), http: client() };
+        let mut args = vec![
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-gpu".into(),
+            "--no-first-run".into(),
+            "--disable-extensions".into(),
+            "--disable-background-networking".into(),
+            format!("--window-size={width},{height}"),
+        ];
+        args.extend(switches.iter().map(|s| s.to_string()));
         let chrome = json!({
             "binary": std::env::var("TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                     format!("--window-size={width},{height}")],
+            "args": args,
         });
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",

@@ -73,7 +73,8 @@ function authHeaders() {
 
 async function api(path, { method = 'GET', body } = {}) {
   const headers = { Accept: 'application/json', ...authHeaders() };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  // Every change is declared JSON, a DELETE too: the port refuses others.
+  if (body !== undefined || method !== 'GET') headers['Content-Type'] = 'application/json';
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
   let parsed = null;
