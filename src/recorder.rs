@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::config::FailMode;
 use crate::entry::{AuditEntry, Chain, Sealed};
-use crate::spool::{Spool, SpoolError};
+use crate::spool::{Check, Spool, SpoolError};
 use crate::store::Store;
 
 /// Counters and gauges of the recorder, for logs, `/metrics` and tests.
@@ -49,6 +49,8 @@ pub struct RecorderStats {
     pub spool_waiting: AtomicU64,
     /// Bytes of a torn spool tail cut off at start.
     pub spool_torn_bytes: AtomicU64,
+    /// Spool lines refused at start (moved to `<spool>.rejected`).
+    pub spool_rejected: AtomicU64,
     /// Entries added to the store's `q` search index, and the steps taken
     /// (each one short transaction while the recorder is idle).
     pub indexed: AtomicU64,
@@ -339,8 +341,21 @@ pub async fn recorder(
     instance: &str,
     config: &RecorderConfig,
 ) -> Result<(Recorder, Writer), RecorderError> {
-    let (spool, opened) = Spool::open(&config.spool)?;
+    let head = store.last_hash(instance).await?;
+    let check = Check { instance, head: head.as_deref(), now: std::time::SystemTime::now() };
+    let (spool, opened) = Spool::open(&config.spool, &check)?;
     let stats = Arc::new(RecorderStats::default());
+    if let Some(rejected) = &opened.rejected {
+        tracing::error!(
+            spool = %config.spool.display(),
+            line = rejected.line,
+            lines = rejected.lines,
+            reason = %rejected.reason,
+            "spool line refused: it and every line after it were moved to the .rejected file, not replayed \
+             (someone wrote to the spool, or it belongs to another trail)"
+        );
+        stats.spool_rejected.store(rejected.lines as u64, Ordering::Relaxed);
+    }
     if opened.torn_bytes > 0 {
         tracing::error!(
             spool = %config.spool.display(),
@@ -353,10 +368,7 @@ pub async fn recorder(
         tracing::warn!(entries = spool.len(), spool = %config.spool.display(), "replaying the spool an earlier run left");
     }
     stats.spool_waiting.store(spool.len() as u64, Ordering::Relaxed);
-    let last = match spool.last_hash() {
-        Some(h) => Some(h.to_string()),
-        None => store.last_hash(instance).await?,
-    };
+    let last = spool.last_hash().map(str::to_string).or(head);
     let (tx, rx) = mpsc::channel(config.queue.max(1));
     let max_pending = config.max_pending.max(1);
     let writer = Writer {

@@ -98,6 +98,11 @@ pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse
         ("auditgate_spool_write_errors_total", "Batches the spool refused.", load(&r.spool_errors)),
         ("auditgate_spool_torn_bytes_total", "Bytes of a torn spool tail cut off at start.", load(&r.spool_torn_bytes)),
         (
+            "auditgate_spool_rejected_total",
+            "Spool lines refused at start (forged, altered or not this chain's): moved to the .rejected file.",
+            load(&r.spool_rejected),
+        ),
+        (
             "auditgate_search_indexed_total",
             "Audit entries added to the q search's index (SQLite), by the recorder while idle.",
             load(&r.indexed),

@@ -303,3 +303,65 @@ async fn with_durability_sync_and_fail_open_a_stuck_recorder_still_lets_answers_
     accept(&app.store).await;
     wait_entries(&app.store, 1).await;
 }
+
+#[tokio::test]
+async fn forged_spool_lines_are_refused_at_start_kept_aside_and_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = spawn_upstream();
+    let app = app_in(dir.path(), &upstream.url(), &[]).await;
+    for i in 0..2 {
+        call(&app, Method::POST, "/api/items/", json!({"name": format!("n{i}")})).await;
+    }
+    let genuine = wait_entries(&app.store, 2).await;
+    let instance = genuine[0].instance.clone();
+    let spool = app.spool.clone();
+    let rejected = dir.path().join("audit.spool.rejected");
+    app.stop().await;
+
+    // The probe's line: a stored entry made over, with a bad hash and the
+    // greatest id there is (it would sort first in every list for ever).
+    let mut forged: serde_json::Value = serde_json::to_value(&genuine[1]).unwrap();
+    forged["id"] = json!("7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+    forged["actor"] = json!("mallory");
+    forged["prev_hash"] = json!(genuine[1].hash);
+    let forged = format!("{forged}\n");
+    std::fs::write(&spool, &forged).unwrap();
+    let app = app_in(dir.path(), &upstream.url(), &[]).await;
+    assert_eq!(metric(&app, "auditgate_spool_rejected_total").await, 1);
+    assert_eq!(metric(&app, "auditgate_spool_entries").await, 0);
+    assert_eq!(std::fs::read_to_string(&rejected).unwrap(), forged, "kept aside as it was");
+    assert_eq!(std::fs::read(&spool).unwrap(), b"", "and gone from the spool");
+    let (status, _) =
+        crate::erasure::query(&app, Method::GET, "/api/v1/audit-logs/7ZZZZZZZZZZZZZZZZZZZZZZZZZ", None).await;
+    assert_eq!(status, 404);
+    // New entries chain onto the store's head, and a stream sees them.
+    let mut events = crate::live::Events::open(&app, "", None).await;
+    call(&app, Method::POST, "/api/items/", json!({"name": "later"})).await;
+    let (_, streamed) = events.next(Duration::from_secs(10)).await.expect("the new entry is streamed");
+    assert_eq!(streamed["after"]["name"], "later");
+    let all = wait_entries(&app.store, 3).await;
+    assert_eq!(all[2].prev_hash, genuine[1].hash);
+    assert!(all.iter().all(|e| e.actor != "mallory"));
+    assert!(app.store.verify().await.unwrap().ok);
+    let head = all[2].hash.clone();
+    app.stop().await;
+
+    // Lines with hashes that hold, but of a chain the store never had
+    // (another trail's, or made up): none of them links to its head.
+    let mut chain = auditgate::entry::Chain::resume(None);
+    let mut made_up = String::new();
+    for e in &genuine {
+        let e = auditgate::entry::AuditEntry { actor: "mallory".into(), ..e.clone() };
+        made_up.push_str(&format!("{}\n", chain.seal(e).json));
+    }
+    std::fs::write(&spool, &made_up).unwrap();
+    let app = app_in(dir.path(), &upstream.url(), &[]).await;
+    assert_eq!(metric(&app, "auditgate_spool_rejected_total").await, 2);
+    assert_eq!(std::fs::read_to_string(&rejected).unwrap(), format!("{forged}{made_up}"));
+    call(&app, Method::POST, "/api/items/", json!({"name": "after"})).await;
+    let all = wait_entries(&app.store, 4).await;
+    assert_eq!((all.len(), all[3].prev_hash.as_str(), all[3].instance.as_str()), (4, head.as_str(), instance.as_str()));
+    assert!(all.iter().all(|e| e.actor != "mallory"));
+    assert!(app.store.verify().await.unwrap().ok);
+    app.stop().await;
+}
