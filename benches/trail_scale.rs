@@ -361,6 +361,7 @@ pub fn realistic(dice: &mut Dice, timestamp: String) -> AuditEntry {
         duration_ms: (dice.below(5000) as f64) / 100.0,
         resource_type: kind.into(),
         resource_id: Some(id.to_string()),
+        path_resource_id: None,
         parents: Vec::new(),
         actor,
         actor_source: ActorSource::Jwt,

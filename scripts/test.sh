@@ -9,7 +9,8 @@
 # cluster on 127.0.0.1 that the integration tests run against a second time,
 # Chromium with chromedriver (Debian) for the web console's tests, and
 # rsyslog (Debian; run by the tests on a port of their own, never as the
-# system's logger) as a real syslog receiver for the sinks.
+# system's logger) as a real syslog receiver for the sinks, and php-cli
+# (Debian) whose built-in server runs the PHP apps under tests/php.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/pg-lib.sh
@@ -33,6 +34,10 @@ fi
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   echo "== installing chromium and chromium-driver (the web console's browser tests)"
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+if ! command -v php >/dev/null; then
+  echo "== installing php-cli (a PHP app, served by php -S, behind auditgate in the tests)"
+  apt-get update -qq && apt-get install -y -qq php-cli >/dev/null
 fi
 if ! command -v rsyslogd >/dev/null; then
   echo "== installing rsyslog (a real syslog receiver for the sink tests)"

@@ -64,6 +64,11 @@ pub struct AuditEntry {
     pub duration_ms: f64,
     pub resource_type: String,
     pub resource_id: Option<String>,
+    /// The id the request path named, when the resource's own state names
+    /// another (`PATCH /users/1.json` of user 1): the entry is filed under
+    /// the state's id.
+    #[serde(default)]
+    pub path_resource_id: Option<String>,
     pub parents: Vec<Parent>,
     #[serde(default)]
     pub actor: String,
@@ -288,6 +293,7 @@ impl AuditEntry {
             outcome: self.outcome,
             parents: self.canonical_parents(),
             path: &self.path,
+            path_resource_id: &self.path_resource_id,
             prev_hash: &self.prev_hash,
             request_id: &self.request_id,
             resource_id: &self.resource_id,
@@ -358,6 +364,7 @@ impl Serialize for AuditEntry {
             outcome: self.outcome,
             parents: &self.parents,
             path: &self.path,
+            path_resource_id: &self.path_resource_id,
             peer_ip: self.personal(&self.peer_ip),
             prev_hash: &self.prev_hash,
             query: self.personal(&self.query),
@@ -418,6 +425,8 @@ struct Wire<'a> {
     parents: &'a [Parent],
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    path_resource_id: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     peer_ip: Option<&'a String>,
     prev_hash: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -456,6 +465,10 @@ struct CanonicalSealed<'a> {
     outcome: Outcome,
     parents: Vec<CanonicalParent<'a>>,
     path: &'a str,
+    /// Absent unless the path named another id than the state (entries
+    /// before the field keep their hash).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_resource_id: &'a Option<String>,
     prev_hash: &'a str,
     request_id: &'a str,
     resource_id: &'a Option<String>,
@@ -747,6 +760,7 @@ pub(crate) mod tests {
             duration_ms: 3.2,
             resource_type: "user".into(),
             resource_id: Some("123".into()),
+            path_resource_id: None,
             parents: vec![Parent { kind: "project".into(), id: "7".into() }],
             actor: "alice".into(),
             actor_source: ActorSource::Jwt,

@@ -20,6 +20,7 @@ pub fn entry(i: usize) -> AuditEntry {
         duration_ms: 3.2,
         resource_type: "user".into(),
         resource_id: Some(i.to_string()),
+        path_resource_id: None,
         parents: Vec::new(),
         actor: "alice".into(),
         actor_source: ActorSource::Jwt,

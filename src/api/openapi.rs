@@ -241,6 +241,11 @@ fn schemas(actions: &[&str]) -> Value {
                 "description": "The personal fields were erased (absent then); `content_digest` stands for them."}),
         ),
         (
+            "path_resource_id",
+            json!({"type": "string", "description": "The id the request path named, present only when the \
+                resource's own state (its `id_field`) names another: the entry is filed under that one."}),
+        ),
+        (
             "erasure",
             json!({"type": "object", "required": ["selector", "erased", "not_erasable"],
                 "description": "On an erasure's own entry: what it selected and how many entries it erases, \
@@ -258,7 +263,8 @@ fn schemas(actions: &[&str]) -> Value {
     // Absent on some entries: the personal fields (erased), `unapplied`
     // and the version-2 fields (older entries), `erased` (not erased).
     let optional = |k: &str| {
-        PERSONAL.contains(&k) || ["unapplied", "chain_version", "content_digest", "erased", "erasure"].contains(&k)
+        PERSONAL.contains(&k)
+            || ["unapplied", "chain_version", "content_digest", "erased", "erasure", "path_resource_id"].contains(&k)
     };
     let required: Vec<&String> = entry.as_object().expect("an object").keys().filter(|k| !optional(k)).collect();
     let entry = json!({"type": "object", "properties": entry, "required": required});
@@ -887,6 +893,7 @@ mod tests {
         });
         let record = serde_json::to_value(&record).unwrap();
         entry["erasure"] = record["erasure"].clone();
+        entry["path_resource_id"] = json!("1.json");
         assert_eq!(
             keys(&doc["components"]["schemas"]["Entry"]["properties"]["erasure"]["properties"]),
             keys(&record["erasure"])

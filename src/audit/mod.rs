@@ -123,6 +123,8 @@ pub struct Pending {
     guard: Option<ResourceGuard>,
     /// Its place among `recorder.max_pending`, until its entry is queued.
     slot: Option<Slot>,
+    /// The id came from the answer (a create), not from the request.
+    id_answered: bool,
 }
 
 impl Auditor {
@@ -174,6 +176,7 @@ impl Auditor {
             snapshot_error: None,
             guard: None,
             classified,
+            id_answered: false,
         };
         pending.guard = self.turn(&pending.classified).await;
         let needs_before = pending.takes_snapshots() && pending.classified.action != Action::Create;
@@ -229,6 +232,7 @@ impl Auditor {
         if p.learns_id() && success(status) {
             let answer = answer.unwrap_or_else(|| Answer::from_location(&answered.headers));
             p.classified.resource.id = answer.id;
+            p.id_answered = true;
             p.guard = answer.guard;
             match (&p.classified.resource.id, p.guard.is_none() && p.takes_snapshots()) {
                 (Some(id), true) => p.guard = Some(self.locks.lock(&p.classified.resource.kind, id).await),
@@ -307,7 +311,11 @@ impl Auditor {
             v
         });
         let state = after.as_ref().or(p.before.as_ref());
-        let resource_id = as_the_app_writes_it(p.classified.resource.id.take(), state, p.id_field());
+        let named = p.classified.resource.id.take();
+        let (resource_id, path_resource_id) = match p.id_answered {
+            true => (named, None),
+            false => filed_under(named, state, p.id_field()),
+        };
         let c = p.classified;
         let entry = AuditEntry {
             id: String::new(),
@@ -322,6 +330,7 @@ impl Auditor {
             duration_ms: (answered.took.as_secs_f64() * 1e6).round() / 1e3,
             resource_type: c.resource.kind,
             resource_id,
+            path_resource_id,
             parents: c.resource.parents,
             actor: p.request.actor.name,
             actor_source: p.request.actor.source,
@@ -413,20 +422,20 @@ fn body_value(body: &[u8], max: usize) -> Value {
     Value::String(text.to_string())
 }
 
-/// The resource's id as the app writes it in its own state, when the path
-/// spelled the same number differently (`/items/007/` for item 7): the
-/// entry then files under the resource the app changed. Any other id is
-/// kept as the path gave it.
-fn as_the_app_writes_it(id: Option<String>, state: Option<&Value>, id_field: &str) -> Option<String> {
-    let id = id?;
-    let decimal = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+/// Where the entry is filed (SPEC 7, `path_resource_id`): under the id the
+/// resource's own state names at `id_field` (after, else before), when it
+/// names one other than the path's (`/items/007/` or `/items/1.json` of an
+/// app that answers `"id": 1`), with the path's id kept beside it; else
+/// under the path's id. A state without a string or number there changes
+/// nothing.
+fn filed_under(id: Option<String>, state: Option<&Value>, id_field: &str) -> (Option<String>, Option<String>) {
+    let Some(id) = id else { return (None, None) };
     let own = match state.and_then(|v| v.pointer(id_field)) {
         Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s.clone(),
-        _ => return Some(id),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return (Some(id), None),
     };
-    let same_number = decimal(&id) && decimal(&own) && id.trim_start_matches('0') == own.trim_start_matches('0');
-    Some(if same_number { own } else { id })
+    if own == id { (Some(id), None) } else { (Some(own), Some(id)) }
 }
 
 /// A 2xx or 3xx answer: the change was made.
@@ -458,19 +467,24 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_padded_id_files_under_the_apps_own() {
-        let state = serde_json::json!({"id": 7, "code": "007", "name": "x"});
-        let id = |path_id: &str, field: &str| as_the_app_writes_it(Some(path_id.into()), Some(&state), field);
-        assert_eq!(id("007", "/id").as_deref(), Some("7"));
-        assert_eq!(id("7", "/id").as_deref(), Some("7"));
-        assert_eq!(id("0", "/id").as_deref(), Some("0"));
-        // A string key keeps its zeros; other ids are never replaced.
-        assert_eq!(id("007", "/code").as_deref(), Some("007"));
-        assert_eq!(id("8", "/id").as_deref(), Some("8"));
-        assert_eq!(id("abc", "/name").as_deref(), Some("abc"));
-        assert_eq!(id("007", "/missing").as_deref(), Some("007"));
-        assert_eq!(as_the_app_writes_it(None, Some(&state), "/id"), None);
-        assert_eq!(as_the_app_writes_it(Some("007".into()), None, "/id").as_deref(), Some("007"));
+    fn an_entry_files_under_the_id_the_resources_own_state_names() {
+        let state = serde_json::json!({"id": 7, "code": "007", "name": "x", "empty": "", "list": [7]});
+        let filed = |path_id: &str, field: &str| {
+            let (id, path) = filed_under(Some(path_id.into()), Some(&state), field);
+            (id.unwrap(), path)
+        };
+        let under = |id: &str, path: Option<&str>| (id.to_string(), path.map(str::to_string));
+        assert_eq!(filed("007", "/id"), under("7", Some("007")));
+        assert_eq!(filed("7.json", "/id"), under("7", Some("7.json")));
+        assert_eq!(filed("7", "/id"), under("7", None));
+        assert_eq!(filed("007", "/code"), under("007", None), "a string id as it stands");
+        assert_eq!(filed("8", "/id"), under("7", Some("8")));
+        assert_eq!(filed("abc", "/name"), under("x", Some("abc")));
+        for nothing in ["/missing", "/empty", "/list"] {
+            assert_eq!(filed("007", nothing), under("007", None), "{nothing}");
+        }
+        assert_eq!(filed_under(None, Some(&state), "/id"), (None, None));
+        assert_eq!(filed_under(Some("007".into()), None, "/id"), (Some("007".into()), None));
     }
 
     #[test]

@@ -51,6 +51,7 @@ impl Change<'_> {
             duration_ms: 0.0,
             resource_type: resource_type.into(),
             resource_id,
+            path_resource_id: None,
             parents: Vec::new(),
             actor: self.actor.to_string(),
             actor_source: self.actor_source,

@@ -444,7 +444,10 @@ impl Proxy {
             body = ClientBody::Read(self.read_body(parts, stream).await?);
         }
         if let (Some(from), Some(b)) = (classified.pending_id.take(), body.bytes()) {
-            classified.resource.id = from.from_body(b);
+            classified.resource.id = from.from_body(b).map(|id| match rule {
+                Some(rule) => rule.shape_id(id),
+                None => id,
+            });
         }
         headers::set_request_id(&mut parts.headers);
         let request_id = parts.headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();

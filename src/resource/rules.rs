@@ -36,6 +36,7 @@ struct RawRule {
     #[serde(default)]
     ignore: bool,
     id_field: Option<String>,
+    id_pattern: Option<String>,
     #[serde(default)]
     ignore_fields: Vec<String>,
     username_from: Option<String>,
@@ -56,8 +57,12 @@ pub struct Rule {
     action: Option<Action>,
     snapshot: Option<String>,
     pub ignore: bool,
-    /// JSON pointer of the new id in a create's response (default `/id`).
+    /// JSON pointer of the id in a create's response and in the
+    /// resource's state (default `/id`).
     pub id_field: Option<String>,
+    /// The shape of an id (`id_pattern`): its first group is the id, so
+    /// that `1.json` reads as `1` for an app that reads ids loosely.
+    id_pattern: Option<Regex>,
     /// JSON pointers left out of `changes` for this resource.
     pub ignore_fields: Vec<String>,
     pub username_from: Option<Extractor>,
@@ -132,6 +137,16 @@ impl RulesFile {
 }
 
 impl Rule {
+    /// An id as the rule's `id_pattern` reads it: its first group where the
+    /// pattern matches, else the id as it stands.
+    pub fn shape_id(&self, id: String) -> String {
+        let Some(pattern) = &self.id_pattern else { return id };
+        match pattern.captures(&id).and_then(|c| c.get(1)) {
+            Some(m) if !m.as_str().is_empty() => m.as_str().to_string(),
+            _ => id,
+        }
+    }
+
     /// The rule's `action` when it is not a built-in one.
     pub fn custom_action(&self) -> Option<&str> {
         match &self.action {
@@ -147,12 +162,12 @@ impl Rule {
             (None, Some(t)) => singularize(&percent_decode(t.as_str()).to_ascii_lowercase()),
             (None, None) => unreachable!("compile requires a type"),
         };
-        let mut id = caps.name("id").map(|m| percent_decode(m.as_str())).or_else(|| self.id.clone());
+        let mut id = caps.name("id").map(|m| self.shape_id(percent_decode(m.as_str()))).or_else(|| self.id.clone());
         let mut pending_id = None;
         if id.is_none()
             && let Some(from) = &self.id_from
         {
-            id = from.from_head(query, headers);
+            id = from.from_head(query, headers).map(|i| self.shape_id(i));
             if id.is_none() && from.needs_body() {
                 pending_id = Some(from.clone());
             }
@@ -169,6 +184,7 @@ impl Rule {
         } else if let Some(template) = &self.snapshot {
             Some(fill(template, &caps, id.as_deref()))
         } else if caps.name("id").is_some() || (id.is_some() && self.id_from.is_none()) {
+            // The request's own path, the id as the client wrote it.
             Some(path.to_string())
         } else if on_item {
             None
@@ -243,6 +259,17 @@ fn compile(raw: RawRule, line: usize) -> Result<Rule, String> {
             return Err(format!("`{pointer}` is not a JSON pointer (it starts with `/`)"));
         }
     }
+    let id_pattern = raw
+        .id_pattern
+        .as_deref()
+        .map(|p| {
+            let re = Regex::new(p).map_err(|e| format!("id_pattern `{p}`: {e}"))?;
+            if re.captures_len() < 2 {
+                return Err(format!("id_pattern `{p}` needs a group: its first group is the id, e.g. '^(\\d+)'"));
+            }
+            Ok(re)
+        })
+        .transpose()?;
     let parent_groups = groups.into_iter().filter(|g| g != "type" && g != "id" && !star_groups.contains(g)).collect();
     Ok(Rule {
         line,
@@ -256,6 +283,7 @@ fn compile(raw: RawRule, line: usize) -> Result<Rule, String> {
         snapshot: raw.snapshot,
         ignore: raw.ignore,
         id_field: raw.id_field,
+        id_pattern,
         ignore_fields: raw.ignore_fields,
         username_from,
         parent_groups,

@@ -169,6 +169,27 @@ fn id_from_header() {
 }
 
 #[test]
+fn an_id_pattern_reads_the_id_as_a_loose_app_does() {
+    let rules = "[[resource]]\npattern = \"/users/{id}\"\ntype = \"user\"\nid_pattern = '^0*([0-9]+)'\n\n\
+                 [[resource]]\nregex = '^/rpc$'\ntype = \"job\"\nid_from = \"header:x-id\"\nid_pattern = '^([a-z]+)-'\n";
+    let c = Classifier::new(RulesFile::parse(Path::new("r.toml"), rules).unwrap());
+    for (path, id) in [("/users/1.json", "1"), ("/users/007abc", "7"), ("/users/0", "0"), ("/users/x1", "x1")] {
+        let r = resource(&c, "PATCH", path);
+        assert_eq!(r.resource.id.as_deref(), Some(id), "{path}");
+        assert_eq!(r.snapshot.as_deref(), Some(path), "the snapshot reads the path as the client wrote it");
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("x-id", HeaderValue::from_static("nightly-2"));
+    let Classification::Resource(r) = c.classify(&Method::PUT, "/rpc", None, &headers) else { panic!() };
+    assert_eq!(r.resource.id.as_deref(), Some("nightly"));
+    // A group that matches nothing leaves the id as it stands.
+    let rules = "[[resource]]\npattern = \"/u/{id}\"\ntype = \"u\"\nid_pattern = '^([0-9]*)'\n";
+    let c = Classifier::new(RulesFile::parse(Path::new("r.toml"), rules).unwrap());
+    assert_eq!(resource(&c, "PATCH", "/u/abc").resource.id.as_deref(), Some("abc"));
+    assert_eq!(c.rules()[0].shape_id("12x".into()), "12");
+}
+
+#[test]
 fn bad_rules_name_file_and_line() {
     let cases = [
         ("[[resource]]\npattern = \"/x/{id}\"\nbogus = 1\n", 3, "unknown field"),
@@ -186,6 +207,8 @@ fn bad_rules_name_file_and_line() {
             "resource.method: invalid type: string",
         ),
         ("[[resource]]\npattern = \"/x\"\nignore = \"yes\"\n", 3, "resource.ignore: invalid type"),
+        ("[[resource]]\npattern = \"/x/{id}\"\ntype = \"a\"\nid_pattern = '^[0-9]+'\n", 1, "needs a group"),
+        ("[[resource]]\npattern = \"/x/{id}\"\ntype = \"a\"\nid_pattern = '('\n", 1, "id_pattern `(`"),
     ];
     for (text, line, needle) in cases {
         let err = RulesFile::parse(Path::new("rules/resources.toml"), text).unwrap_err();

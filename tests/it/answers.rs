@@ -141,7 +141,7 @@ async fn an_answer_exactly_at_the_bound_is_read() {
 }
 
 #[tokio::test]
-async fn an_id_field_never_replaces_the_id_a_path_names_and_reads_learn_none() {
+async fn an_id_field_names_where_the_state_keeps_its_id_and_reads_learn_none() {
     let rules = r#"
 [[resource]]
 pattern = "/api/items/{id}/"
@@ -169,7 +169,10 @@ audit_actions = ["read"]
     assert_eq!(get(&app.url("/api/items/")).await.status(), 200);
     // After the two configurations' seeding.
     let e = &wait_entries(&app.store, 4).await[2..];
-    assert_eq!(summary(&e[0]), ("update", Some(id.as_str()), None));
+    // The rule says the state's `/name` is its id: the entry is filed under
+    // the id the state names after the change, the path's kept beside it.
+    assert_eq!(summary(&e[0]), ("update", Some("renamed"), None));
+    assert_eq!(e[0].path_resource_id.as_deref(), Some(id.as_str()));
     assert_eq!(e[0].before.as_ref().unwrap()["name"], "first");
     assert_eq!(e[0].after.as_ref().unwrap()["name"], "renamed");
     // A read of the collection names no resource and reads no answer.

@@ -105,7 +105,8 @@ async fn b11_a_trickled_body_is_cut_with_408_and_a_slow_real_upload_succeeds() {
         assert!(status.starts_with("HTTP/1.1 408"), "{path}: {status}");
     }
     // The query port holds bodies to the same rate.
-    let head = "POST /api/v1/audit-configurations HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n";
+    let head = "POST /api/v1/audit-configurations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                Content-Length: 40\r\n\r\n";
     let status = send_slowly(app.query_addr, head, &trickle, 40, Duration::from_millis(150)).await;
     assert!(status.starts_with("HTTP/1.1 408"), "query port: {status}");
     // 240 KB at about 80 KB/s: three times upstream_timeout, far above the rate.

@@ -25,6 +25,7 @@ pub(crate) fn entry(instance: &str, n: usize) -> AuditEntry {
         duration_ms: 1.5,
         resource_type: "user".into(),
         resource_id: Some(n.to_string()),
+        path_resource_id: None,
         parents: Vec::new(),
         actor: format!("actor-{}", n % 4),
         actor_source: ActorSource::Header,
