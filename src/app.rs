@@ -140,6 +140,7 @@ impl App {
             instance: config.instance.clone(),
             tokens: config.query_tokens.clone(),
             scheme: if certificates.is_some() { "https" } else { "http" },
+            streams: Arc::new(api::Streams::new(config.query_max_streams)),
             draining: std::sync::atomic::AtomicBool::new(false),
             openapi: std::sync::OnceLock::new(),
             shared_lock_errors: Arc::default(),

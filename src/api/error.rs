@@ -45,6 +45,9 @@ pub enum ApiError {
     /// A state change whose body is not declared JSON (415).
     #[error("a change needs Content-Type: application/json")]
     NotJson,
+    /// This caller holds `[query] max_streams` open streams already (429).
+    #[error("too many open streams")]
+    TooManyStreams(usize),
     /// The request cannot be served yet (503), with why.
     #[error("{0}")]
     NotYet(String),
@@ -83,6 +86,11 @@ impl IntoResponse for ApiError {
             ApiError::NotJson => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({"error": "a change needs Content-Type: application/json", "field": "content-type"}),
+            ),
+            ApiError::TooManyStreams(max) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": format!("this token holds {max} open streams, the most [query] max_streams allows; \
+                    close one first")}),
             ),
             ApiError::NotYet(why) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": why})),
             ApiError::Store(StoreError::DuplicateName(name)) => (

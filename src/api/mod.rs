@@ -24,6 +24,7 @@ use axum::response::Response;
 use axum::routing::get;
 
 pub use error::ApiError;
+pub use stream::Streams;
 
 use crate::identity::ActorSource;
 use crate::policy::Policy;
@@ -53,6 +54,9 @@ pub struct ApiState {
     pub tokens: Vec<Token>,
     /// `https` with `[tls]`, else `http`: the scheme of this port's own origin.
     pub scheme: &'static str,
+    /// Open event streams by caller (token name, or `local`), each at most
+    /// `[query] max_streams`.
+    pub streams: Arc<stream::Streams>,
     /// Set at shutdown: `/readyz` answers 503 while the proxy drains.
     pub draining: std::sync::atomic::AtomicBool,
     /// The OpenAPI document, made on first request.

@@ -519,6 +519,7 @@ fn responses() -> Value {
         ),
         ("Misdirected", error("A port without tokens was named by a host that is not a loopback name or address.")),
         ("NotJson", error("A change was sent without `Content-Type: application/json`.")),
+        ("TooManyStreams", error("This token holds `[query] max_streams` open event streams already.")),
         (
             "Conflict",
             error("Another configuration has this name, or a legal hold covers entries the erasure selects (`hold`)."),
@@ -623,7 +624,8 @@ fn paths() -> Value {
                     "description": "Resume after this entry (the id of the last event received).", "schema": schema("Ulid")})]),
                 "responses": answers([("200", json!({
                     "description": "An endless event stream; a comment line keeps it alive when quiet.",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}}}))], READ_ERRORS)}}),
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}})),
+                    ("429", response("TooManyStreams"))], READ_ERRORS)}}),
         ),
         (
             "/api/v1/audit-logs/{id}",

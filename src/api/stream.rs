@@ -15,14 +15,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::body::ChannelBody;
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, Caller};
 use crate::entry::AuditEntry;
 use crate::store::{Filter, Store, StoreError};
 
@@ -36,10 +36,59 @@ const POLL: Duration = Duration::from_secs(1);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Entries read at a time.
 const PAGE: u32 = 500;
+/// Stored entries one read examines at most, matching or not: a stream
+/// whose filter matches nothing moves on by windows of this many, so it
+/// never reads the same stretch of the trail twice.
+const WINDOW: u32 = 5000;
+
+/// The open streams of each caller, held to a cap.
+#[derive(Debug)]
+pub struct Streams {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl Streams {
+    pub fn new(max: usize) -> Streams {
+        Streams { max, open: Default::default() }
+    }
+
+    /// A place for one more stream of `caller`, given back when dropped;
+    /// refused when the caller holds `max` already.
+    fn take(self: &Arc<Self>, caller: &str) -> Result<StreamSlot, ApiError> {
+        let mut open = self.open.lock().expect("never held across a panic");
+        let held = open.entry(caller.to_string()).or_default();
+        if *held >= self.max {
+            return Err(ApiError::TooManyStreams(self.max));
+        }
+        *held += 1;
+        Ok(StreamSlot { streams: self.clone(), caller: caller.to_string() })
+    }
+}
+
+/// One open stream's place among its caller's.
+#[derive(Debug)]
+struct StreamSlot {
+    streams: Arc<Streams>,
+    caller: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.streams.open.lock().expect("never held across a panic");
+        if let Some(held) = open.get_mut(&self.caller) {
+            *held -= 1;
+            if *held == 0 {
+                open.remove(&self.caller);
+            }
+        }
+    }
+}
 
 /// `GET /api/v1/audit-logs/stream?…filters`.
 pub(super) async fn stream(
     State(s): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
@@ -71,8 +120,12 @@ pub(super) async fn stream(
             cursor
         }
     };
+    let slot = s.streams.take(&caller.name)?;
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(feed(s, filter, start, tx));
+    tokio::spawn(async move {
+        feed(s, filter, start, tx).await;
+        drop(slot);
+    });
     let mut res = Body::new(ChannelBody(rx)).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -111,6 +164,14 @@ impl Cursor {
         let ms = ulid::Ulid::from_string(last).map_or(0, |u| u.timestamp_ms());
         let back = ms.saturating_sub(LATENESS.as_millis() as u64);
         Some(ulid::Ulid::from_parts(back, 0).to_string())
+    }
+
+    /// Every stored entry up to `id` was examined (sent or not matching):
+    /// the next read starts after it.
+    fn examined(&mut self, id: &str) {
+        if self.last.as_deref().is_none_or(|l| id > l) {
+            self.last = Some(id.to_string());
+        }
     }
 
     /// Whether `id` goes out now; notes it as sent.
@@ -191,8 +252,11 @@ enum Read {
     Gone,
 }
 
-/// Reads every page from the cursor's read point, sending (to `tx`, or
-/// nowhere) the entries not sent before.
+/// Reads on from the cursor's read point to the newest stored entry, a
+/// window of at most `WINDOW` stored entries at a time (matching or not),
+/// sending (to `tx`, or nowhere) the entries not sent before; the cursor
+/// then stands at the end of what was examined, so a filter that matches
+/// nothing reads each entry once, not the whole trail at every wake.
 async fn read_on(
     store: &Store,
     filter: &Filter,
@@ -200,24 +264,36 @@ async fn read_on(
     tx: Option<&mpsc::Sender<Result<Bytes, std::io::Error>>>,
 ) -> Result<Read, StoreError> {
     let mut sent = false;
-    // Pages follow each other by their own last id: the cursor's look-back
-    // would read a busy window's first page again and again.
-    let mut from = cursor.read_from();
+    let mut window_from = cursor.read_from();
     loop {
-        let (page, more) = store.newer(filter, from.as_deref(), PAGE).await?;
-        from = page.last().map(|e| e.id.clone()).or(from);
-        let chunk = events(&page, cursor);
-        if let Some(tx) = tx
-            && !chunk.is_empty()
-        {
-            sent = true;
-            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
-                return Ok(Read::Gone);
+        let Some((upto, full)) = store.id_window(window_from.as_deref(), WINDOW).await? else {
+            return Ok(Read::Sent(sent));
+        };
+        let bounded = Filter { ids_upto: Some(upto.clone()), ..filter.clone() };
+        // Pages follow each other by their own last id: the cursor's
+        // look-back would read a busy window's first page again and again.
+        let mut from = window_from.clone();
+        loop {
+            let (page, more) = store.newer(&bounded, from.as_deref(), PAGE).await?;
+            from = page.last().map(|e| e.id.clone()).or(from);
+            let chunk = events(&page, cursor);
+            if let Some(tx) = tx
+                && !chunk.is_empty()
+            {
+                sent = true;
+                if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                    return Ok(Read::Gone);
+                }
+            }
+            if !more {
+                break;
             }
         }
-        if !more {
+        cursor.examined(&upto);
+        if !full {
             return Ok(Read::Sent(sent));
         }
+        window_from = Some(upto);
     }
 }
 
@@ -243,6 +319,60 @@ mod tests {
 
     fn id(ms: u64, n: u128) -> String {
         ulid::Ulid::from_parts(ms, n).to_string()
+    }
+
+    #[test]
+    fn each_caller_holds_at_most_its_streams_and_gets_each_back() {
+        let streams = Arc::new(Streams::new(2));
+        let a = streams.take("ops").unwrap();
+        let b = streams.take("ops").unwrap();
+        assert!(matches!(streams.take("ops"), Err(ApiError::TooManyStreams(2))));
+        let other = streams.take("siem").unwrap();
+        drop(a);
+        let c = streams.take("ops").unwrap();
+        assert!(streams.take("ops").is_err());
+        drop((b, c, other));
+        assert!(streams.open.lock().unwrap().is_empty(), "a caller with none open is forgotten");
+    }
+
+    /// A filter that matches nothing still moves the cursor to the end of
+    /// what it examined: the next read starts there, not at the resume
+    /// point again (the probe's 20 streams rescanned the trail every wake).
+    #[tokio::test]
+    async fn a_filter_that_matches_nothing_moves_on_past_what_it_examined() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()), false).await.unwrap();
+        let mut chain = crate::entry::Chain::resume(None);
+        let n = WINDOW as usize * 2 + 7;
+        let sealed: Vec<_> = (0..n).map(|i| chain.seal(crate::entry::tests::sample(i as u32))).collect();
+        store.insert_batch(&sealed).await.unwrap();
+        let mut failures = Filter::default();
+        failures.set("outcome", "error").unwrap();
+        let mut cursor = Cursor::resumed(ulid::Ulid::nil().to_string(), false);
+        let (tx, mut rx) = mpsc::channel(4);
+        assert!(matches!(read_on(&store, &failures, &mut cursor, Some(&tx)).await.unwrap(), Read::Sent(false)));
+        assert_eq!(cursor.last.as_deref(), Some(sealed[n - 1].entry.id.as_str()), "it stands at the newest");
+        assert_eq!(store.id_window(cursor.last.as_deref(), WINDOW).await.unwrap(), None, "nothing left to examine");
+        // The next matching entry is sent, and only it.
+        let failed =
+            crate::entry::AuditEntry { outcome: crate::entry::Outcome::Error, ..crate::entry::tests::sample(9) };
+        let more = [chain.seal(crate::entry::tests::sample(8)), chain.seal(failed)];
+        store.insert_batch(&more).await.unwrap();
+        assert!(matches!(read_on(&store, &failures, &mut cursor, Some(&tx)).await.unwrap(), Read::Sent(true)));
+        let text = String::from_utf8(rx.recv().await.unwrap().unwrap().to_vec()).unwrap();
+        assert_eq!(text.matches("id: ").count(), 1);
+        assert!(text.starts_with(&format!("id: {}", more[1].entry.id)), "{text}");
+        // Windows end where they should: the n-th id, else the newest.
+        let all: Vec<&str> = sealed.iter().chain(&more).map(|s| s.entry.id.as_str()).collect();
+        let window = |after: Option<&str>, n| {
+            let store = store.clone();
+            let after = after.map(str::to_string);
+            async move { store.id_window(after.as_deref(), n).await.unwrap() }
+        };
+        assert_eq!(window(None, 3).await, Some((all[2].to_string(), true)));
+        assert_eq!(window(Some(all[0]), 1).await, Some((all[1].to_string(), true)));
+        assert_eq!(window(Some(all[all.len() - 3]), 5).await, Some((all[all.len() - 1].to_string(), false)));
+        store.close().await;
     }
 
     #[test]

@@ -114,6 +114,8 @@ pub struct Config {
     pub recorder: crate::recorder::RecorderConfig,
     /// `[query] tokens`; empty means the query port is loopback-only.
     pub query_tokens: Vec<crate::api::Token>,
+    /// `[query] max_streams`: open event streams per token.
+    pub query_max_streams: usize,
     pub tls: TlsConfig,
     /// `[[sink]]`, validated.
     pub sinks: Vec<crate::sink::SinkConfig>,
@@ -251,6 +253,9 @@ impl RawConfig {
             problems.into_iter().for_each(|e| p.add(e));
             Vec::new()
         });
+        if !(1..=10_000).contains(&self.query.max_streams) {
+            p.add(format!("query.max_streams: {} is not between 1 and 10000", self.query.max_streams));
+        }
         for t in &self.query.tokens {
             if t.token.trim().is_empty() {
                 p.add(format!("query.tokens: the token of `{}` is empty", t.name));
@@ -350,6 +355,7 @@ impl RawConfig {
             },
             tls: tls.unwrap_or_default(),
             sinks,
+            query_max_streams: usize::try_from(self.query.max_streams).unwrap_or(usize::MAX),
             query_tokens: self
                 .query
                 .tokens

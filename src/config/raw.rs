@@ -199,10 +199,18 @@ impl Default for RawRecorder {
 }
 
 /// `[query]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawQuery {
     pub tokens: Vec<RawToken>,
+    /// Open event streams a token (or, without tokens, the port) may hold.
+    pub max_streams: u64,
+}
+
+impl Default for RawQuery {
+    fn default() -> Self {
+        RawQuery { tokens: Vec::new(), max_streams: 16 }
+    }
 }
 
 /// One `[query] tokens` entry.

@@ -33,6 +33,9 @@ pub struct Filter {
     pub instance: Option<String>,
     /// Entries with (true) or without (false) fields asked for but not applied.
     pub unapplied: Option<bool>,
+    /// Ids up to this one only: not a query parameter; a reader bounding
+    /// how far one read goes (the event stream's windows).
+    pub ids_upto: Option<String>,
 }
 
 /// The filters' names, as the query string gives them.
@@ -140,10 +143,13 @@ impl Filter {
             (a, b) => a.or(b),
         };
         let since = self.since.clone().max(other.since.clone());
-        let until = match (&self.until, &other.until) {
-            (Some(a), Some(b)) => Some(a.min(b).clone()),
-            (a, b) => a.clone().or_else(|| b.clone()),
-        };
+        fn lower(a: &Option<String>, b: &Option<String>) -> Option<String> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b).clone()),
+                (a, b) => a.clone().or_else(|| b.clone()),
+            }
+        }
+        let until = lower(&self.until, &other.until);
         if let (Some(s), Some(u)) = (&since, &until)
             && s > u
         {
@@ -164,6 +170,7 @@ impl Filter {
                 configuration: same(&self.configuration, &other.configuration)?,
                 instance: same(&self.instance, &other.instance)?,
                 unapplied: same(&self.unapplied, &other.unapplied)?,
+                ids_upto: lower(&self.ids_upto, &other.ids_upto),
             })
         };
         both().ok()

@@ -122,6 +122,36 @@ impl Store {
         Ok((entries, next.is_some()))
     }
 
+    /// The end of the next window of `n` stored ids after `after` (all ids
+    /// from the start without it), matching any filter or none: the `n`-th
+    /// id, `(id, true)`, or with fewer, the newest, `(id, false)`; `None`
+    /// when nothing is stored past `after`. Read through the id index alone.
+    pub async fn id_window(&self, after: Option<&str>, n: u32) -> Result<Option<(String, bool)>, StoreError> {
+        const NTH: &str = "SELECT id FROM audit_log WHERE id > $1 ORDER BY id LIMIT 1 OFFSET $2";
+        const NEWEST: &str = "SELECT max(id) FROM audit_log WHERE id > $1";
+        let after = after.unwrap_or("");
+        let offset = i64::from(n.max(1) - 1);
+        let (nth, newest): (Option<String>, Option<String>) = match self {
+            Store::Sqlite(s) => {
+                let nth = sqlx::query_scalar(NTH).bind(after).bind(offset).fetch_optional(s.pool()).await?;
+                let newest = match nth {
+                    Some(_) => None,
+                    None => sqlx::query_scalar(NEWEST).bind(after).fetch_one(s.pool()).await?,
+                };
+                (nth, newest)
+            }
+            Store::Postgres(s) => {
+                let nth = sqlx::query_scalar(NTH).bind(after).bind(offset).fetch_optional(s.pool()).await?;
+                let newest = match nth {
+                    Some(_) => None,
+                    None => sqlx::query_scalar(NEWEST).bind(after).fetch_one(s.pool()).await?,
+                };
+                (nth, newest)
+            }
+        };
+        Ok(nth.map(|id| (id, true)).or(newest.map(|id| (id, false))))
+    }
+
     /// A resource's last entry whose `timestamp` is at or before `at`
     /// (an RFC 3339 time in the entries' format): the state it left.
     ///

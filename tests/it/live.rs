@@ -177,3 +177,48 @@ async fn an_open_stream_does_not_hold_shutdown() {
     app.stop().await;
     assert!(events.next(Duration::from_secs(2)).await.is_none(), "the stream ends");
 }
+
+#[tokio::test]
+async fn open_streams_are_capped_per_token_and_a_closed_one_frees_its_place() {
+    let tokens = "[{name = \"ops\", token = \"ops-0123456789abcdef\", role = \"read\"}, \
+                  {name = \"siem\", token = \"siem-0123456789abcdef\", role = \"read\"}]";
+    let env = [("AUDITGATE_QUERY__TOKENS", tokens), ("AUDITGATE_QUERY__MAX_STREAMS", "2")];
+    let app = spawn_app_with(&env, None).await;
+    let open = |token: &'static str| {
+        let req = Request::get(app.query("/api/v1/audit-logs/stream?outcome=error"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::default())
+            .unwrap();
+        client().request(req)
+    };
+    let first = open("ops-0123456789abcdef").await.unwrap();
+    let second = open("ops-0123456789abcdef").await.unwrap();
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let refused = open("ops-0123456789abcdef").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let body: Value = serde_json::from_slice(&refused.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(body["error"].as_str().unwrap().contains("max_streams"), "{body}");
+    // Another token has places of its own.
+    assert_eq!(open("siem-0123456789abcdef").await.unwrap().status(), 200);
+    // A stream whose client went away gives its place back.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = open("ops-0123456789abcdef").await.unwrap();
+        if again.status() == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the closed stream's place never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(second);
+}
+
+#[tokio::test]
+async fn max_streams_out_of_bounds_is_a_configuration_error() {
+    for bad in ["0", "10001"] {
+        let env = [("AUDITGATE_QUERY__MAX_STREAMS".to_string(), bad.to_string())];
+        let err = auditgate::config::Config::load(None, env, &Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("query.max_streams"), "{err}");
+    }
+}

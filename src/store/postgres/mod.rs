@@ -559,6 +559,9 @@ fn push_filter(q: &mut QueryBuilder<Postgres>, f: &Filter) {
     if let Some(u) = &f.until {
         q.push(" AND (timestamp || '') <= ").push_bind(text(u).into_owned());
     }
+    if let Some(upto) = &f.ids_upto {
+        q.push(" AND id <= ").push_bind(text(upto).into_owned());
+    }
     if let Some(search) = &f.q {
         push_search(q, search);
     }

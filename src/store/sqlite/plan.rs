@@ -131,6 +131,9 @@ pub(super) fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter, walk: Walk) 
     if let Some(u) = &f.until {
         q.push(format!(" AND {timestamp} <= ")).push_bind(u.clone());
     }
+    if let Some(upto) = &f.ids_upto {
+        q.push(" AND id <= ").push_bind(upto.clone());
+    }
     if let Some(c) = walk.candidates {
         q.push(" AND seq IN (SELECT value FROM json_each(")
             .push_bind(c.seqs)
