@@ -178,11 +178,11 @@ async fn measure(store: &Store, smoke: bool, end: SystemTime) {
     }
     if wanted("history") {
         let times = timed(runs, || async {
-            store.history("user", "3").await.unwrap();
+            store.history("user", "3", None, 1000).await.unwrap();
         })
         .await
         .0;
-        report("history of a busy resource", &times, None);
+        report("history of a busy resource (a page of 1,000)", &times, None);
     }
     if wanted("state as of") {
         let times = timed(runs, || async {

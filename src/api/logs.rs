@@ -23,6 +23,7 @@ pub(super) const MAX_LIMIT: u32 = 1000;
 const EXPORT_PAGE: u32 = 500;
 
 /// Filters, page size and cursor read from a query string.
+#[derive(Default)]
 struct Listing {
     filter: Filter,
     limit: u32,
@@ -32,24 +33,30 @@ struct Listing {
     pseudonymize: Option<bool>,
 }
 
+impl Listing {
+    /// Takes `limit` or `cursor`.
+    fn page_parameter(&mut self, key: &str, v: &str) -> Result<(), ApiError> {
+        if key == "limit" {
+            self.limit = v.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| ApiError::BadField {
+                field: "limit",
+                reason: format!("`{v}` is not a number from 1 to {MAX_LIMIT}"),
+            })?;
+        } else {
+            let id = ulid::Ulid::from_string(v).map_err(|_| ApiError::BadField {
+                field: "cursor",
+                reason: "not a cursor from a previous page".into(),
+            })?;
+            self.cursor = Some(id.to_string());
+        }
+        Ok(())
+    }
+}
+
 fn parse(pairs: Vec<(String, String)>) -> Result<Listing, ApiError> {
-    let mut l =
-        Listing { filter: Filter::default(), limit: DEFAULT_LIMIT, cursor: None, format: None, pseudonymize: None };
+    let mut l = Listing { limit: DEFAULT_LIMIT, ..Listing::default() };
     for (k, v) in pairs {
         match k.as_str() {
-            "limit" => {
-                l.limit = v.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| ApiError::BadField {
-                    field: "limit",
-                    reason: format!("`{v}` is not a number from 1 to {MAX_LIMIT}"),
-                })?;
-            }
-            "cursor" => {
-                let id = ulid::Ulid::from_string(&v).map_err(|_| ApiError::BadField {
-                    field: "cursor",
-                    reason: "not a cursor from a previous page".into(),
-                })?;
-                l.cursor = Some(id.to_string());
-            }
+            "limit" | "cursor" => l.page_parameter(&k, &v)?,
             "format" => l.format = Some(v),
             "pseudonymize" => {
                 l.pseudonymize = Some(match v.as_str() {
@@ -87,13 +94,26 @@ pub(super) async fn one(State(s): State<Arc<ApiState>>, Path(id): Path<String>) 
     s.store.get(&id).await?.map(Json).ok_or(ApiError::NotFound)
 }
 
-/// `GET /api/v1/resources/{type}/{id}/history`: oldest first.
+/// A history page's size when `limit` is not given (SPEC 9).
+pub(super) const HISTORY_LIMIT: u32 = 1000;
+
+/// `GET /api/v1/resources/{type}/{id}/history`: oldest first, keyset-paged
+/// (`limit`, `cursor`); export is the way to take everything at once.
 pub(super) async fn history(
     State(s): State<Arc<ApiState>>,
     Path((kind, id)): Path<(String, String)>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    let items = s.store.history(&kind, &id).await?;
-    Ok(Json(json!({ "items": items })))
+    let mut page = Listing { limit: HISTORY_LIMIT, ..Listing::default() };
+    for (k, v) in pairs {
+        match k.as_str() {
+            "limit" | "cursor" => page.page_parameter(&k, &v)?,
+            _ => return Err(ApiError::BadField { field: "query", reason: format!("unknown parameter `{k}`") }),
+        }
+    }
+    let (items, more) = s.store.history(&kind, &id, page.cursor.as_deref(), page.limit).await?;
+    let next = items.last().filter(|_| more).map(|e| e.id.clone());
+    Ok(Json(json!({ "items": items, "next_cursor": next })))
 }
 
 /// `GET /api/v1/resources/{type}/{id}/state?at=RFC3339` (`at` defaults to

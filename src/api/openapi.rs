@@ -141,6 +141,11 @@ fn parameters() -> Value {
         query("limit", None, json!({"type": "integer", "minimum": 1, "maximum": max, "default": default})),
     );
     all.insert("cursor".into(), query("cursor", Some("`next_cursor` of the previous page."), schema("Ulid")));
+    let history = super::logs::HISTORY_LIMIT;
+    all.insert(
+        "history_limit".into(),
+        query("limit", None, json!({"type": "integer", "minimum": 1, "maximum": max, "default": history})),
+    );
     all.insert(
         "format".into(),
         query("format", None, json!({"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"})),
@@ -311,7 +316,14 @@ fn schemas(actions: &[&str]) -> Value {
                             page, so a page can hold fewer items than `limit`, or none, and still name one."}},
                 "required": ["items", "next_cursor"]}),
         ),
-        ("EntryList", list_of("Entry")),
+        (
+            "HistoryPage",
+            json!({"type": "object",
+                "properties": {"items": {"type": "array", "items": schema("Entry")},
+                    "next_cursor": {"oneOf": [schema("Ulid"), {"type": "null"}],
+                        "description": "The next page's cursor (later entries); null at the end."}},
+                "required": ["items", "next_cursor"]}),
+        ),
         (
             "Action",
             json!({"type": "string", "enum": actions,
@@ -635,9 +647,11 @@ fn paths() -> Value {
         ),
         (
             "/api/v1/resources/{kind}/{id}/history",
-            json!({"get": {"operationId": "resourceHistory", "summary": "A resource's entries, oldest first.",
-                "parameters": [parameter("kind"), parameter("resource_id_path")],
-                "responses": answers([("200", ok_json(schema("EntryList"), "OK"))], unauthorized_unavailable)}}),
+            json!({"get": {"operationId": "resourceHistory",
+                "summary": "A resource's entries, oldest first, keyset-paged (export takes everything at once).",
+                "parameters": [parameter("kind"), parameter("resource_id_path"), parameter("history_limit"),
+                    parameter("cursor")],
+                "responses": answers([("200", ok_json(schema("HistoryPage"), "OK"))], READ_ERRORS)}}),
         ),
         (
             "/api/v1/resources/{kind}/{id}/state",

@@ -169,9 +169,17 @@ impl Store {
         each!(self, s => s.last_answered(kind, id, &floor, at).await)
     }
 
-    /// A resource's entries, oldest first.
-    pub async fn history(&self, kind: &str, id: &str) -> Result<Vec<AuditEntry>, StoreError> {
-        each!(self, s => s.history(kind, id).await)
+    /// A resource's entries after `after` (an id; from its first without),
+    /// oldest first: at most `limit`, and whether more follow.
+    pub async fn history(
+        &self,
+        kind: &str,
+        id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<AuditEntry>, bool), StoreError> {
+        let filter = Filter { resource_type: Some(kind.into()), resource_id: Some(id.into()), ..Filter::default() };
+        self.newer(&filter, after, limit).await
     }
 
     /// Counts by action, resource type, actor and outcome.

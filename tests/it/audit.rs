@@ -93,7 +93,7 @@ async fn create_update_delete_are_recorded_with_exact_diffs() {
     assert!(!seen.is_empty());
     assert!(seen.iter().all(|s| s["authorization"] == "Basic YWxpY2U6czNjcmV0"));
     // The history of the resource, oldest first, and the chain verifies.
-    let history = app.store.history("item", &id).await.unwrap();
+    let history = app.store.history("item", &id, None, 1000).await.unwrap().0;
     assert_eq!(
         history.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
         ["create", "update", "update", "update", "delete"]

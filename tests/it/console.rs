@@ -194,6 +194,40 @@ async fn a_resource_timeline_and_its_state_as_of_a_moment() {
 }
 
 #[tokio::test]
+async fn a_long_timeline_shows_a_page_and_the_later_changes_on_demand() {
+    let app = spawn_app().await;
+    let mut chain = auditgate::entry::Chain::resume(None);
+    let entries: Vec<_> = (0..230)
+        .map(|n| {
+            let e = crate::store::entry("gw-other", n);
+            chain.seal(auditgate::entry::AuditEntry { resource_id: Some("7".into()), ..e })
+        })
+        .collect();
+    app.store.insert_batch(&entries).await.unwrap();
+    let browser = Browser::start(1280, 900).await;
+    browser.goto(&app.query("/resources/user/7")).await;
+    browser.wait_count("#timeline section", 100).await;
+    browser.text_when("#timeline-heading", |t| t.contains("Timeline (100 changes so far")).await;
+    browser.click(&browser.find("#later").await).await;
+    browser.wait_count("#timeline section", 200).await;
+    browser.click(&browser.find("#later").await).await;
+    browser.wait_count("#timeline section", 230).await;
+    assert!(browser.all("#later").await.is_empty(), "no later page past the last");
+    let ids: Vec<String> = browser
+        .script("return [...document.querySelectorAll('#timeline section')].map((s) => s.dataset.id)", json!([]))
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = entries.iter().map(|s| s.entry.id.clone()).collect();
+    assert_eq!(ids, expected, "every change once, oldest first");
+    browser.text_when("#timeline-heading", |t| t.contains("Timeline (230 changes, oldest first)")).await;
+    browser.assert_no_console_errors(|_| false).await;
+}
+
+#[tokio::test]
 async fn a_configuration_edited_through_the_page_is_obeyed_by_the_proxy() {
     let app = spawn_app().await;
     let browser = Browser::start(1280, 1000).await;

@@ -156,7 +156,7 @@ async fn fastapi_lifecycle_has_a_timeline_and_what_pydantic_changed_is_unapplied
     assert_eq!(failed.before, put.after);
     assert_eq!((failed.after.clone(), failed.outcome.as_str()), (None, "failure"));
     assert_eq!((delete.before.clone(), delete.after.clone()), (put.after.clone(), None));
-    let history = app.store.history("customer", id).await.unwrap();
+    let history = app.store.history("customer", id, None, 1000).await.unwrap().0;
     assert_eq!(history.len(), 5);
     assert!(app.store.verify().await.unwrap().ok);
     let rows = stored_entries(&app.store).await;

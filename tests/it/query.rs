@@ -332,3 +332,53 @@ async fn a_page_ending_exactly_at_the_last_entry_has_no_next_cursor() {
     let (_, short) = query(&app, "/api/v1/audit-logs?limit=9").await;
     assert!(short["next_cursor"].is_string(), "{short}");
 }
+
+#[tokio::test]
+async fn a_resources_history_is_paged_oldest_first_and_bounded() {
+    let app = spawn_app().await;
+    // 2,345 entries of one resource (and some of another), written as a
+    // second instance would.
+    let mut chain = auditgate::entry::Chain::resume(None);
+    let busy: Vec<_> = (0..2345)
+        .map(|n| {
+            let e = crate::store::entry("gw-other", n);
+            let id = if n % 100 == 99 { "8" } else { "7" };
+            chain.seal(auditgate::entry::AuditEntry { resource_id: Some(id.into()), ..e })
+        })
+        .collect();
+    for batch in busy.chunks(500) {
+        app.store.insert_batch(batch).await.unwrap();
+    }
+    let sevens: Vec<&str> =
+        busy.iter().filter(|s| s.entry.resource_id.as_deref() == Some("7")).map(|s| s.entry.id.as_str()).collect();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/resources/user/7/history?cursor={c}"),
+            None => "/api/v1/resources/user/7/history".into(),
+        };
+        let (status, page) = query(&app, &path).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().unwrap();
+        pages.push(items.len());
+        seen.extend(items.iter().map(|e| e["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, [1000, 1000, sevens.len() - 2000], "a default page is 1,000");
+    assert_eq!(seen, sevens, "every entry once, oldest first");
+    let (_, small) = query(&app, "/api/v1/resources/user/7/history?limit=3").await;
+    let ids: Vec<&str> = small["items"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!((ids.as_slice(), small["next_cursor"].as_str()), (&sevens[..3], Some(sevens[2])));
+    let (_, last) = query(&app, &format!("/api/v1/resources/user/7/history?cursor={}", sevens[sevens.len() - 1])).await;
+    assert_eq!(last, json!({"items": [], "next_cursor": null}));
+    for (bad, field) in [("limit=1001", "limit"), ("limit=0", "limit"), ("cursor=x", "cursor"), ("since=now", "query")]
+    {
+        let (status, body) = query(&app, &format!("/api/v1/resources/user/7/history?{bad}")).await;
+        assert_eq!((status, body["field"].as_str()), (400, Some(field)), "{bad}: {body}");
+    }
+}

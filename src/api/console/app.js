@@ -450,9 +450,13 @@ function localInput(date) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
 }
 
+/** Entries of one timeline page (the API pages a resource's history). */
+const TIMELINE_PAGE = 100;
+
 async function resourceView(type, id) {
   const base = `/api/v1/resources/${seg(type)}/${seg(id)}`;
-  const history = (await api(`${base}/history`)).items;
+  const first = await api(`${base}/history?limit=${TIMELINE_PAGE}`);
+  const oldest = first.items[0];
   const stateOut = h('div', { id: 'state', 'aria-live': 'polite' });
   const picker = h('input', { type: 'datetime-local', step: '1', id: 'as-of', value: localInput(new Date()) });
   // `exact`: the moment itself (on opening, now to the millisecond: the
@@ -462,7 +466,7 @@ async function resourceView(type, id) {
     const none = () => stateOut.replaceChildren(
       h('p', { class: 'muted', id: 'state-none' }, `No entry for this resource by ${when.toISOString()}.`));
     // Before its first entry there is nothing to ask for (the API's 404).
-    if (!history.length || when < new Date(history[0].timestamp)) {
+    if (!oldest || when < new Date(oldest.timestamp)) {
       none();
       return;
     }
@@ -479,17 +483,43 @@ async function resourceView(type, id) {
       }
     }
   };
+  const card = (e) => h('section', { class: 'card', 'data-id': e.id },
+    h('h3', {}, entryLink(e.id, e.timestamp), ` · ${e.action} by ${e.erased ? ERASED : e.actor} `, outcomeTag(e.outcome)),
+    diffTable(e));
+  const timeline = h('div', { id: 'timeline' }, first.items.map(card));
+  const heading = h('h2', { id: 'timeline-heading' });
+  let shown = first.items.length;
+  const count = (more) => heading.replaceChildren(
+    `Timeline (${shown} ${shown === 1 ? 'change' : 'changes'}${more ? ' so far' : ''}, oldest first)`);
+  count(first.next_cursor);
+  // Later pages on demand: a resource may hold more changes than a page.
+  const later = h('p', {});
+  const offer = (cursor) => later.replaceChildren(cursor ? h('button', {
+    type: 'button',
+    id: 'later',
+    onclick: async () => {
+      try {
+        const page = await api(`${base}/history?limit=${TIMELINE_PAGE}&cursor=${encodeURIComponent(cursor)}`);
+        timeline.append(...page.items.map(card));
+        shown += page.items.length;
+        count(page.next_cursor);
+        offer(page.next_cursor);
+      } catch (e) {
+        later.replaceChildren(failure(e));
+      }
+    },
+  }, 'Later changes') : '');
+  offer(first.next_cursor);
   show(
     h('h1', {}, `${type} ${id}`),
     h('h2', {}, 'State as of a moment'),
     h('form', { class: 'actions', id: 'state-form', onsubmit: (ev) => { ev.preventDefault(); showState(); } },
       h('label', {}, 'Moment (your local time)', picker), h('button', { type: 'submit' }, 'Show state')),
     stateOut,
-    h('h2', {}, `Timeline (${history.length} ${history.length === 1 ? 'change' : 'changes'}, oldest first)`),
-    h('div', { id: 'timeline' }, history.map((e) => h('section', { class: 'card', 'data-id': e.id },
-      h('h3', {}, entryLink(e.id, e.timestamp), ` · ${e.action} by ${e.erased ? ERASED : e.actor} `, outcomeTag(e.outcome)),
-      diffTable(e)))),
-    history.length ? null : h('p', { class: 'muted' }, 'No entry for this resource.'),
+    heading,
+    timeline,
+    later,
+    first.items.length ? null : h('p', { class: 'muted' }, 'No entry for this resource.'),
   );
   await showState(new Date());
 }

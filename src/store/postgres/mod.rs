@@ -296,17 +296,6 @@ impl PgStore {
         Ok(q.build_query_as().fetch_all(&self.pool).await?)
     }
 
-    /// A resource's entries, oldest first.
-    pub async fn history(&self, kind: &str, id: &str) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows: Vec<EntryRow> =
-            sqlx::query_as("SELECT id, entry FROM audit_log WHERE resource_type = $1 AND resource_id = $2 ORDER BY id")
-                .bind(text(kind))
-                .bind(text(id))
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(EntryRow::decode).collect()
-    }
-
     /// The timestamp of the resource's entry with the highest id up to
     /// `ceiling` answered at or before `at` (`Store::state_at`).
     pub(super) async fn answered_by(

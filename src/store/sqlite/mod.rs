@@ -317,18 +317,6 @@ impl SqliteStore {
         Ok(q.build_query_scalar().fetch_optional(&self.pool).await?)
     }
 
-    /// A resource's entries, oldest first.
-    pub async fn history(&self, kind: &str, id: &str) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows: Vec<EntryRow> = sqlx::query_as(
-            "SELECT id, entry FROM audit_log WHERE resource_type = ? AND resource_id = ? ORDER BY id ASC",
-        )
-        .bind(kind)
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(EntryRow::decode).collect()
-    }
-
     /// The timestamp of the resource's entry with the highest id up to
     /// `ceiling` answered at or before `at` (`Store::state_at`). The
     /// resource's index serves it (`+timestamp` keeps SQLite off the time
