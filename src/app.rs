@@ -91,6 +91,28 @@ pub struct App {
     config: Config,
 }
 
+/// How long start-up waits to see whether the upstream takes connections.
+const UPSTREAM_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Says so in the log when the upstream does not take a connection now;
+/// serving starts anyway (requests get 502 until it does), as nginx does.
+async fn warn_if_unreachable(upstream: &crate::config::Upstream) {
+    let host = upstream.authority.host().trim_start_matches('[').trim_end_matches(']');
+    let port =
+        upstream.authority.port_u16().unwrap_or(if upstream.scheme == http::uri::Scheme::HTTPS { 443 } else { 80 });
+    let connect = tokio::net::TcpStream::connect((host, port));
+    let why = match tokio::time::timeout(UPSTREAM_PROBE, connect).await {
+        Ok(Ok(_)) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {UPSTREAM_PROBE:?}"),
+    };
+    tracing::warn!(
+        upstream = %upstream.authority,
+        error = %why,
+        "the upstream does not take connections now; serving anyway (its requests get 502 until it does)"
+    );
+}
+
 /// How often the certificate files are checked for a new pair.
 const CERTIFICATES_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -108,6 +130,21 @@ impl App {
             return Err(AppError::QueryNotLoopback(config.query_listen));
         }
         let certificates = config.tls.pair.clone().map(crate::tls::Certificates::load).transpose()?;
+        // Both ports first: a start that cannot listen leaves no database.
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })
+        };
+        let listener = bind(config.listen).await?;
+        let query_listener = bind(config.query_listen).await?;
+        if !config.rules_given && !config.rules.is_dir() {
+            tracing::warn!(
+                rules = %config.rules.display(),
+                "no rules directory: the built-in path rules apply and no configuration is seeded (give --rules DIR)"
+            );
+        }
+        if let Some(upstream) = &config.upstream {
+            warn_if_unreachable(upstream).await;
+        }
         survive_file_size_limits();
         let power_safe = config.recorder.durability == recorder::Durability::Sync;
         let store = Store::open(&config.database, power_safe).await?;
@@ -156,11 +193,6 @@ impl App {
         };
         let proxy =
             Proxy::new(&config, classifier, recorder, locks, policy, upstream_tls).ok_or(AppError::NoUpstream)?;
-        let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })
-        };
-        let listener = bind(config.listen).await?;
-        let query_listener = bind(config.query_listen).await?;
         Ok(App {
             listener,
             query_listener,
@@ -183,6 +215,11 @@ impl App {
     /// The address the query port listens on.
     pub fn query_addr(&self) -> SocketAddr {
         self.query_listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Whether both ports speak HTTPS (`[tls]`).
+    pub fn serves_tls(&self) -> bool {
+        self.certificates.is_some()
     }
 
     /// The store the trail is written to.

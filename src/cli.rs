@@ -101,6 +101,9 @@ impl DbArgs {
     }
 }
 
+/// The demo's own trail, started afresh at every run.
+pub const DEMO_DATABASE: &str = "sqlite://auditgate-demo.db";
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Proxy listener.
@@ -109,8 +112,8 @@ pub struct DemoArgs {
     /// Query-port listener.
     #[arg(long, default_value = "127.0.0.1:9181")]
     pub query_listen: String,
-    /// Store URL.
-    #[arg(long, default_value = "sqlite://auditgate-demo.db")]
+    /// Store URL (the default one starts afresh at every run).
+    #[arg(long, default_value = DEMO_DATABASE)]
     pub database: String,
     /// Serve both ports over HTTPS with the pair `certs/make-dev-cert.sh`
     /// makes (certs/dev.pem, certs/dev-key.pem; clients trust certs/dev-ca.pem).

@@ -16,6 +16,18 @@ pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// A moment a query names (`since`, `until`, `at`), written as stored
+/// times are: RFC 3339 parsed, in UTC, and held within the years 0000 to
+/// 9999, where text order is time order (`9999-12-31T23:59:59-23:59` is
+/// past the year 9999 in UTC, and written as such would sort before 2026).
+/// `None` when it is not RFC 3339.
+pub fn query_time(text: &str) -> Option<String> {
+    let t = chrono::DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&chrono::Utc);
+    let first = chrono::NaiveDate::from_ymd_opt(0, 1, 1)?.and_hms_opt(0, 0, 0)?.and_utc();
+    let last = chrono::NaiveDate::from_ymd_opt(9999, 12, 31)?.and_hms_micro_opt(23, 59, 59, 999_999)?.and_utc();
+    Some(format_time(t.clamp(first, last)))
+}
+
 /// `prev_hash` of an instance's first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -1180,6 +1192,16 @@ pub(crate) mod tests {
                 assert_eq!(String::from_utf8(written).unwrap(), String::from_utf8(generic).unwrap());
             }
         }
+    }
+
+    #[test]
+    fn a_query_time_is_utc_within_the_years_text_order_keeps() {
+        assert_eq!(query_time("2026-12-07T12:00:00+01:00").as_deref(), Some("2026-12-07T11:00:00.000000Z"));
+        assert_eq!(query_time("9999-12-31T23:59:59-23:59").as_deref(), Some("9999-12-31T23:59:59.999999Z"));
+        assert_eq!(query_time("0000-01-01T00:00:00+23:59").as_deref(), Some("0000-01-01T00:00:00.000000Z"));
+        assert_eq!(query_time("9999-12-31T23:59:59.999999Z").as_deref(), Some("9999-12-31T23:59:59.999999Z"));
+        assert_eq!(query_time("monday"), None);
+        assert!(query_time("9999-12-31T23:59:59-23:59").unwrap() > query_time("2026-01-01T00:00:00Z").unwrap());
     }
 
     #[test]

@@ -33,7 +33,31 @@ fn runtime(threads: usize) -> tokio::runtime::Runtime {
         .expect("a tokio runtime starts")
 }
 
+/// The demo's own trail and spool, started afresh at every run (its
+/// sample app starts empty too, so its `user/1` is always the same user).
+const DEMO_FILES: [&str; 4] =
+    ["auditgate-demo.db", "auditgate-demo.db-wal", "auditgate-demo.db-shm", "auditgate-demo.spool"];
+
 fn demo(args: DemoArgs) -> ExitCode {
+    let fresh = args.database == auditgate::cli::DEMO_DATABASE;
+    if fresh {
+        for file in DEMO_FILES {
+            if let Err(e) = std::fs::remove_file(file)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                eprintln!("auditgate demo: cannot start afresh: {file}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    // Built-in path rules only: an empty rules directory of its own.
+    let rules = match tempfile_dir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("auditgate demo: a rules directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = runtime(2);
     runtime.block_on(async {
         let app_addr = match auditgate::demo::spawn_sample_app().await {
@@ -48,7 +72,7 @@ fn demo(args: DemoArgs) -> ExitCode {
             ("listen", args.listen),
             ("query_listen", args.query_listen),
             ("database", args.database),
-            ("rules", "/nonexistent-auditgate-demo-rules".to_string()),
+            ("rules", rules.display().to_string()),
         ];
         // With --tls, the development pair (the environment may name another).
         let (cert, key, ca) = ("certs/dev.pem", "certs/dev-key.pem", std::path::Path::new("certs/dev-ca.pem"));
@@ -58,17 +82,30 @@ fn demo(args: DemoArgs) -> ExitCode {
         }
         let tls = [("AUDITGATE_TLS__CERT", cert), ("AUDITGATE_TLS__KEY", key)];
         let tls = tls.into_iter().filter(|_| args.tls).map(|(k, v)| (k.to_string(), v.to_string()));
-        let config = match Config::load(None, tls.chain(std::env::vars()), &flags) {
+        let spool = [("AUDITGATE_RECORDER__SPOOL".to_string(), DEMO_FILES[3].to_string())];
+        let config = match Config::load(None, spool.into_iter().chain(tls).chain(std::env::vars()), &flags) {
             Ok(c) => c,
             Err(e) => return usage(e),
         };
         telemetry::init(config.log_format);
-        build_and_run(config, |app| {
+        let done = build_and_run(config, |app| {
             let ca = args.tls.then_some(ca);
             println!("{}", auditgate::demo::instructions(app.proxy_addr(), app.query_addr(), app_addr, ca));
+            if !fresh {
+                println!("(the trail you named keeps earlier runs' entries; the sample app starts empty)");
+            }
         })
-        .await
+        .await;
+        let _ = std::fs::remove_dir(&rules);
+        done
     })
+}
+
+/// A new empty directory under the system's temporary directory.
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("auditgate-demo-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 /// Builds the app, announces it, and serves until SIGTERM/SIGINT.
@@ -190,7 +227,11 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     telemetry::init(config.log_format);
     let runtime = runtime(config.worker_threads);
-    runtime.block_on(build_and_run(config, |_| {}))
+    runtime.block_on(build_and_run(config, |app| {
+        let scheme = if app.serves_tls() { "https" } else { "http" };
+        println!("auditgate: proxy on {scheme}://{}/", app.proxy_addr());
+        println!("auditgate: console and query API on {scheme}://{}/", app.query_addr());
+    }))
 }
 
 fn explain(args: ExplainArgs) -> ExitCode {

@@ -309,8 +309,15 @@ pub struct Writer {
     chain: Chain,
     batch: usize,
     flush_interval: Duration,
+    /// How long a batch waits for the store before it is spooled (the
+    /// store may still take it after).
+    patience: Duration,
     stats: Arc<RecorderStats>,
 }
+
+/// The shortest wait for the store before a batch is spooled: a healthy
+/// store takes a batch of 500 in a few milliseconds.
+const MIN_PATIENCE: Duration = Duration::from_millis(50);
 
 /// Settings of the recorder (`[recorder]`, and `fail_mode`).
 #[derive(Debug, Clone)]
@@ -379,6 +386,7 @@ pub async fn recorder(
         batch: config.batch.max(1),
         // Synchronous answers wait for their batch: commit what is there.
         flush_interval: if config.durability == Durability::Sync { Duration::ZERO } else { config.flush_interval },
+        patience: config.flush_interval.max(MIN_PATIENCE),
         stats: stats.clone(),
     };
     let shared = Shared {
@@ -422,51 +430,26 @@ impl Writer {
     /// order. Committed batches go back to this task to be freed, keeping
     /// the committer (the pipeline's slow stage) on inserts alone.
     pub async fn run(mut self) {
-        let (tx, mut rx) = mpsc::channel::<Batch>(1);
+        let (tx, rx) = mpsc::channel::<Batch>(1);
         let (done_tx, mut done) = mpsc::unbounded_channel::<Vec<Sealed>>();
-        let mut committer = Committer {
+        let committer = Committer {
             store: self.store.clone(),
             spool: self.spool.take(),
             stats: self.stats.clone(),
             batch: self.batch,
+            patience: self.patience,
             retry_at: tokio::time::Instant::now(),
             backoff: MIN_BACKOFF,
             // An earlier run (or an older version) may have left entries
             // out of the search index.
             text_due: Some(tokio::time::Instant::now()),
             text_failing: false,
+            rx,
+            closed: false,
+            held: std::collections::VecDeque::new(),
+            done: done_tx,
         };
-        let committer = tokio::spawn(async move {
-            loop {
-                let waiting = committer.waiting();
-                let text_due = committer.text_due.filter(|_| !waiting);
-                // Batches first: the index is filled only while none waits.
-                let batch = tokio::select! {
-                    biased;
-                    batch = rx.recv() => batch,
-                    () = tokio::time::sleep_until(committer.retry_at), if waiting => {
-                        committer.replay().await;
-                        committer.text_due.get_or_insert_with(|| tokio::time::Instant::now() + TEXT_DELAY);
-                        continue;
-                    }
-                    () = sleep_until_some(text_due), if text_due.is_some() => {
-                        committer.index_text().await;
-                        continue;
-                    }
-                };
-                let Some(batch) = batch else { break };
-                committer.deliver(&batch.entries).await;
-                committer.text_due.get_or_insert_with(|| tokio::time::Instant::now() + TEXT_DELAY);
-                for durable in batch.durable {
-                    let _ = durable.send(());
-                }
-                let _ = done_tx.send(batch.entries);
-            }
-            // Shutting down: one more try to empty the spool; what stays is
-            // replayed at the next start.
-            committer.replay().await;
-            committer.waiting()
-        });
+        let committer = tokio::spawn(committer.run());
         while let Some(batch) = self.next_batch().await {
             while let Ok(committed) = done.try_recv() {
                 drop(committed);
@@ -486,6 +469,14 @@ impl Writer {
         }
         tracing::info!(written = self.stats.written.load(Ordering::Relaxed), "recorder drained");
     }
+}
+
+/// How a batch's own store call ended.
+enum Direct {
+    /// Within `patience`, or with the spool refusing too.
+    Answered(Result<(), crate::store::StoreError>),
+    /// Later, the batch spooled first (ending at this offset).
+    Spooled(u64, Result<(), crate::store::StoreError>),
 }
 
 /// A sealed batch, and the answers waiting for it to be durable.
@@ -512,12 +503,27 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// The committer's state: the store, the spool, and when to try the store
 /// again after it refused.
+///
+/// A batch is stored or spooled within `patience` of reaching it: while a
+/// store call runs longer (a store that is down can take its pool's 5 s
+/// to fail), the batch and every batch arriving meanwhile go to the spool,
+/// so a SIGKILL then loses none of them.
 struct Committer {
     store: Store,
     /// Taken out while a blocking spool call runs.
     spool: Option<Spool>,
     stats: Arc<RecorderStats>,
     batch: usize,
+    patience: Duration,
+    /// Batches from the writer, in order.
+    rx: mpsc::Receiver<Batch>,
+    /// The writer has stopped sending.
+    closed: bool,
+    /// Batches taken while a store call ran that the spool refused too:
+    /// delivered, in order, before the next one.
+    held: std::collections::VecDeque<Batch>,
+    /// Delivered batches, back to the writer to be freed.
+    done: mpsc::UnboundedSender<Vec<Sealed>>,
     retry_at: tokio::time::Instant,
     backoff: Duration,
     /// Committed entries may be missing from the search index: when to
@@ -529,6 +535,46 @@ struct Committer {
 }
 
 impl Committer {
+    /// Takes batches until the writer stops; then tries once more to empty
+    /// the spool. Answers whether entries stay in it.
+    async fn run(mut self) -> bool {
+        loop {
+            if self.closed && self.held.is_empty() {
+                break;
+            }
+            let waiting = self.waiting();
+            let text_due = self.text_due.filter(|_| !waiting);
+            // Batches first: the index is filled only while none waits.
+            let batch = match self.held.pop_front() {
+                Some(batch) => Some(batch),
+                None => tokio::select! {
+                    biased;
+                    batch = self.rx.recv(), if !self.closed => batch,
+                    () = tokio::time::sleep_until(self.retry_at), if waiting => {
+                        self.replay().await;
+                        self.text_due.get_or_insert_with(|| tokio::time::Instant::now() + TEXT_DELAY);
+                        continue;
+                    }
+                    () = sleep_until_some(text_due), if text_due.is_some() => {
+                        self.index_text().await;
+                        continue;
+                    }
+                    else => None,
+                },
+            };
+            let Some(batch) = batch else {
+                self.closed = true;
+                continue;
+            };
+            self.deliver(batch).await;
+            self.text_due.get_or_insert_with(|| tokio::time::Instant::now() + TEXT_DELAY);
+        }
+        // Shutting down: one more try to empty the spool; what stays is
+        // replayed at the next start.
+        self.replay().await;
+        self.waiting()
+    }
+
     fn waiting(&self) -> bool {
         self.spool.as_ref().is_some_and(|s| !s.is_empty())
     }
@@ -545,7 +591,8 @@ impl Committer {
     /// is behind (they read what is not indexed yet), only slower.
     async fn index_text(&mut self) {
         self.stats.index_steps.fetch_add(1, Ordering::Relaxed);
-        match self.store.index_text(TEXT_STEP).await {
+        let store = self.store.clone();
+        match self.spooling_meanwhile(store.index_text(TEXT_STEP)).await {
             Ok(n) => {
                 self.stats.indexed.fetch_add(n as u64, Ordering::Relaxed);
                 self.text_due = (n == TEXT_STEP as usize).then(tokio::time::Instant::now);
@@ -576,50 +623,148 @@ impl Committer {
         out
     }
 
-    /// Stores a batch, or spools it: straight to the spool while older
-    /// entries wait there (order), else when the store refuses. While
-    /// neither takes it, the recorder is stuck: it retries, the queue fills
-    /// and the data path waits (or gives up, with `fail_mode = "open"`).
-    async fn deliver(&mut self, batch: &[Sealed]) {
-        self.stats.batch_of(batch.len());
-        let mut pause = MIN_BACKOFF;
-        loop {
-            if !self.waiting() && tokio::time::Instant::now() >= self.retry_at {
-                match self.store.insert_batch(batch).await {
-                    Ok(()) => {
-                        self.stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        self.stats.committed.notify_waiters();
-                        self.stats.stuck.store(false, Ordering::Relaxed);
-                        self.backoff = MIN_BACKOFF;
-                        return;
-                    }
-                    Err(e) => self.refused(&e, batch.len()),
-                }
+    /// The batch is durable: the answers waiting for it go, and its
+    /// entries go back to the writer to be freed.
+    fn durable(&self, batch: Batch) {
+        for durable in batch.durable {
+            let _ = durable.send(());
+        }
+        let _ = self.done.send(batch.entries);
+    }
+
+    /// Appends `entries` to the spool; answers where they end in the file,
+    /// or `None` when the spool refuses them too.
+    async fn append(&mut self, entries: &[Sealed]) -> Option<u64> {
+        let owned = entries.to_vec();
+        match self.with_spool(move |s| s.append(&owned)).await {
+            Ok(end) => {
+                self.stats.spooled.fetch_add(entries.len() as u64, Ordering::Relaxed);
+                self.stats.stuck.store(false, Ordering::Relaxed);
+                Some(end)
             }
-            let owned = batch.to_vec();
-            match self.with_spool(move |s| s.append(&owned)).await {
-                Ok(()) => {
-                    self.stats.spooled.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    self.stats.stuck.store(false, Ordering::Relaxed);
-                    if tokio::time::Instant::now() >= self.retry_at {
-                        self.replay().await;
-                    }
-                    return;
-                }
-                Err(e) => {
-                    self.stats.spool_errors.fetch_add(1, Ordering::Relaxed);
-                    self.stats.stuck.store(true, Ordering::Relaxed);
-                    tracing::error!(error = %e, entries = batch.len(), "audit batch neither stored nor spooled, retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(MAX_BACKOFF);
-                    self.retry_at = tokio::time::Instant::now();
-                }
+            Err(e) => {
+                self.stats.spool_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, entries = entries.len(), "audit batch neither stored nor spooled, retrying");
+                None
             }
         }
     }
 
+    /// Awaits a store call; once it has run `patience`, every batch that
+    /// arrives is spooled meanwhile (behind what the spool holds: their
+    /// order is kept), so none waits in memory for a store that is slow to
+    /// fail.
+    async fn spooling_meanwhile<T>(&mut self, call: impl Future<Output = T>) -> T {
+        let mut call = std::pin::pin!(call);
+        let deadline = tokio::time::Instant::now() + self.patience;
+        let mut late = false;
+        loop {
+            let batch = tokio::select! {
+                biased;
+                done = &mut call => return done,
+                () = tokio::time::sleep_until(deadline), if !late => {
+                    late = true;
+                    continue;
+                }
+                batch = self.rx.recv(), if late && !self.closed && self.held.is_empty() => batch,
+            };
+            let Some(batch) = batch else {
+                self.closed = true;
+                continue;
+            };
+            self.stats.batch_of(batch.entries.len());
+            match self.append(&batch.entries).await {
+                Some(_) => self.durable(batch),
+                None => self.held.push_back(batch),
+            }
+        }
+    }
+
+    /// Stores a batch, or spools it: straight to the spool while older
+    /// entries wait there (order), else when the store refuses it or has
+    /// not taken it within `patience` (it may still: the spooled copy is
+    /// then marked replayed). While neither takes it, the recorder is
+    /// stuck: it retries, the queue fills and the data path waits (or gives
+    /// up, with `fail_mode = "open"`).
+    async fn deliver(&mut self, mut batch: Batch) {
+        let count = batch.entries.len();
+        self.stats.batch_of(count);
+        let mut pause = MIN_BACKOFF;
+        loop {
+            if !self.waiting() && tokio::time::Instant::now() >= self.retry_at {
+                let store = self.store.clone();
+                let direct = {
+                    let mut insert = std::pin::pin!(store.insert_batch(&batch.entries));
+                    match tokio::time::timeout(self.patience, &mut insert).await {
+                        Ok(answer) => Direct::Answered(answer),
+                        // Slow: durable in the spool first, then the store's answer.
+                        Err(_) => match self.append(&batch.entries).await {
+                            Some(end) => {
+                                for durable in std::mem::take(&mut batch.durable) {
+                                    let _ = durable.send(());
+                                }
+                                Direct::Spooled(end, self.spooling_meanwhile(insert).await)
+                            }
+                            // The spool refuses too: the store is the only way.
+                            None => Direct::Answered(insert.await),
+                        },
+                    }
+                };
+                match direct {
+                    Direct::Answered(Ok(())) => {
+                        self.stored(count);
+                        self.durable(batch);
+                        return;
+                    }
+                    Direct::Answered(Err(e)) => self.refused(&e, count),
+                    Direct::Spooled(end, Ok(())) => {
+                        self.replayed_directly(count, end).await;
+                        self.durable(batch);
+                        return;
+                    }
+                    Direct::Spooled(_, Err(e)) => {
+                        self.refused(&e, count);
+                        self.durable(batch);
+                        return;
+                    }
+                }
+            }
+            if self.append(&batch.entries).await.is_some() {
+                self.durable(batch);
+                if tokio::time::Instant::now() >= self.retry_at {
+                    self.replay().await;
+                }
+                return;
+            }
+            self.stats.stuck.store(true, Ordering::Relaxed);
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_BACKOFF);
+            self.retry_at = tokio::time::Instant::now();
+        }
+    }
+
+    /// `count` entries reached the store.
+    fn stored(&mut self, count: usize) {
+        self.stats.written.fetch_add(count as u64, Ordering::Relaxed);
+        self.stats.committed.notify_waiters();
+        self.stats.stuck.store(false, Ordering::Relaxed);
+        self.backoff = MIN_BACKOFF;
+    }
+
+    /// A batch spooled while its own insert ran was stored after all: it
+    /// is the spool's oldest (the spool was empty), so it is marked
+    /// replayed up to `end`, where it ends.
+    async fn replayed_directly(&mut self, count: usize, end: u64) {
+        if let Err(e) = self.with_spool(move |s| s.replayed(count, end)).await {
+            tracing::error!(error = %e, "spool not emptied after a slow store took the batch (a restart replays it again, ignored by id)");
+        }
+        self.stats.replayed.fetch_add(count as u64, Ordering::Relaxed);
+        self.stored(count);
+    }
+
     /// Replays the spool into the store, oldest first, a batch at a time,
-    /// until it is empty or the store refuses.
+    /// until it is empty or the store refuses; batches arriving meanwhile
+    /// are spooled behind.
     async fn replay(&mut self) {
         while self.waiting() {
             let n = self.batch;
@@ -632,16 +777,15 @@ impl Committer {
                 }
             };
             let (entries, to) = chunk;
-            match self.store.insert_batch(&entries).await {
+            let store = self.store.clone();
+            match self.spooling_meanwhile(store.insert_batch(&entries)).await {
                 Ok(()) => {
                     let count = entries.len();
                     if let Err(e) = self.with_spool(move |s| s.replayed(count, to)).await {
                         tracing::error!(error = %e, "spool not emptied after replay (a restart replays it again, ignored by id)");
                     }
                     self.stats.replayed.fetch_add(count as u64, Ordering::Relaxed);
-                    self.stats.written.fetch_add(count as u64, Ordering::Relaxed);
-                    self.stats.committed.notify_waiters();
-                    self.backoff = MIN_BACKOFF;
+                    self.stored(count);
                 }
                 Err(e) => {
                     self.refused(&e, entries.len());

@@ -109,6 +109,13 @@ impl Spool {
     pub fn open(path: &Path, check: &Check<'_>) -> Result<(Spool, Opened), SpoolError> {
         let io = |source| SpoolError::Io { path: path.to_path_buf(), source };
         let mut spool = Spool { path: path.to_path_buf(), file: None, replay_from: 0, waiting: 0, last_hash: None };
+        // Never opened unless a regular file: a FIFO would block here.
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() => {
+                return Err(io(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")));
+            }
+            _ => {}
+        }
         let file = match OpenOptions::new().read(true).append(true).open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((spool, Opened::default())),
@@ -190,8 +197,9 @@ impl Spool {
     }
 
     /// Appends a batch and fsyncs it; the batch then waits for replay.
-    pub fn append(&mut self, batch: &[Sealed]) -> Result<(), SpoolError> {
-        let Some(newest) = batch.last() else { return Ok(()) };
+    /// Answers the file's length after it (where the batch ends).
+    pub fn append(&mut self, batch: &[Sealed]) -> Result<u64, SpoolError> {
+        let Some(newest) = batch.last() else { return Ok(self.end()) };
         let mut text = Vec::with_capacity(batch.iter().map(|s| s.json.len() + 1).sum());
         for s in batch {
             text.extend_from_slice(s.json.as_bytes());
@@ -203,15 +211,20 @@ impl Spool {
         }
         let file = self.file.as_mut().expect("opened above");
         let written = file.seek(SeekFrom::End(0)).and_then(|end| {
-            file.write_all(&text).and_then(|()| file.sync_data()).inspect_err(|_| {
+            file.write_all(&text).and_then(|()| file.sync_data()).map(|()| end + text.len() as u64).inspect_err(|_| {
                 // Leave no partial batch behind: the file ends where it did.
                 let _ = file.set_len(end);
             })
         });
-        written.map_err(|source| SpoolError::Io { path: self.path.clone(), source })?;
+        let end = written.map_err(|source| SpoolError::Io { path: self.path.clone(), source })?;
         self.waiting += batch.len();
         self.last_hash = Some(newest.entry.hash.clone());
-        Ok(())
+        Ok(end)
+    }
+
+    /// The file's length (0 before it exists).
+    fn end(&self) -> u64 {
+        self.file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len())
     }
 
     /// Up to `n` of the oldest waiting entries, to replay, and where the

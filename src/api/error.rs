@@ -114,6 +114,43 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The largest body an error answer is read back from to be rewritten.
+const ERROR_TEXT: usize = 64 * 1024;
+
+/// Every answer of the port in its JSON shape, ending in a newline (a
+/// shell prompt after `curl` starts on a line of its own): an error that
+/// is not JSON (axum's own refusals of a path or a query, plain text) is
+/// put into `{"error": "…"}`; any other JSON answer gets its newline.
+/// Event streams, exports and the console's files pass as they are.
+pub(super) async fn json_answers(res: Response) -> Response {
+    let json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json"));
+    let failed = res.status().is_client_error() || res.status().is_server_error();
+    if !json && !failed {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, if json { usize::MAX } else { ERROR_TEXT }).await.unwrap_or_default();
+    let mut text = if json {
+        bytes.to_vec()
+    } else {
+        let said = String::from_utf8_lossy(&bytes).trim().to_string();
+        let said = if said.is_empty() { parts.status.canonical_reason().unwrap_or("error").to_string() } else { said };
+        parts
+            .headers
+            .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+        json!({ "error": said }).to_string().into_bytes()
+    };
+    if text.last() != Some(&b'\n') {
+        text.push(b'\n');
+    }
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(text))
+}
+
 impl From<crate::erasure::EraseError> for ApiError {
     fn from(e: crate::erasure::EraseError) -> Self {
         match e {

@@ -129,9 +129,8 @@ pub(super) async fn state(
         if k != "at" {
             return Err(ApiError::BadField { field: "query", reason: format!("unknown parameter `{k}`") });
         }
-        let t = chrono::DateTime::parse_from_rfc3339(&v)
-            .map_err(|_| ApiError::BadField { field: "at", reason: format!("`{v}` is not an RFC 3339 time") })?;
-        at = crate::entry::format_time(t.with_timezone(&chrono::Utc));
+        at = crate::entry::query_time(&v)
+            .ok_or_else(|| ApiError::BadField { field: "at", reason: format!("`{v}` is not an RFC 3339 time") })?;
     }
     let entry = s.store.state_at(&kind, &id, &at).await?.ok_or(ApiError::NotFound)?;
     let mut answer = json!({

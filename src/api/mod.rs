@@ -103,6 +103,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), guard::browsers))
+        .layer(middleware::map_response(error::json_answers))
         .with_state(state)
 }
 

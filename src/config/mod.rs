@@ -1,6 +1,7 @@
 //! Configuration (SPEC 10): raw sources merged (file < environment < flags),
 //! then validated into `Config` with every problem collected at once.
 
+mod bounds;
 mod duration;
 mod raw;
 mod sources;
@@ -97,6 +98,9 @@ pub struct Config {
     pub query_listen: SocketAddr,
     pub database: String,
     pub rules: PathBuf,
+    /// Whether `rules` was named (a file, the environment or a flag): a
+    /// named directory must exist; the default may be missing.
+    pub rules_given: bool,
     pub instance: String,
     pub trusted_proxies: TrustedProxies,
     pub fail_mode: FailMode,
@@ -142,7 +146,9 @@ impl RawConfig {
         };
         let listen = p.take(addr("listen", &self.listen));
         let query_listen = p.take(addr("query_listen", &self.query_listen));
-        let dur = |key: &str, v: &str| parse_duration(v).map_err(|e| format!("{key}: {e}"));
+        let dur = |key: &str, v: &str| {
+            parse_duration(v).map_err(|e| format!("{key}: {e}")).and_then(|d| bounds::duration(key, d))
+        };
         let config_refresh = p.take(dur("config_refresh", &self.config_refresh));
         let upstream_timeout = p.take(dur("limits.upstream_timeout", &self.limits.upstream_timeout));
         let header_read_timeout = p.take(dur("limits.header_read_timeout", &self.limits.header_read_timeout));
@@ -240,22 +246,37 @@ impl RawConfig {
                 p.add(format!("snapshot.ignore_fields: `{pointer}` is not a JSON pointer (it starts with `/`)"));
             }
         }
-        if self.limits.max_header_bytes < 1024 {
-            p.add("limits.max_header_bytes: must be at least 1024");
+        for (key, value) in [
+            ("limits.max_header_bytes", self.limits.max_header_bytes),
+            ("limits.max_body_bytes", self.limits.max_body_bytes),
+            ("limits.body_min_rate", self.limits.body_min_rate),
+            ("limits.max_connections", self.limits.max_connections),
+            ("snapshot.max_bytes", self.snapshot.max_bytes),
+            ("recorder.queue", self.recorder.queue),
+            ("recorder.batch", self.recorder.batch),
+            ("recorder.max_pending", self.recorder.max_pending),
+            ("retention_days", u64::from(self.retention_days)),
+            ("worker_threads", self.worker_threads),
+            ("query.max_streams", self.query.max_streams),
+        ] {
+            p.take(bounds::number(key, value));
         }
-        if self.limits.max_connections == 0 {
-            p.add("limits.max_connections: must be at least 1");
+        let rules_given = self.rules.is_some();
+        let rules = PathBuf::from(self.rules.as_deref().unwrap_or(DEFAULT_RULES));
+        if rules_given && !rules.is_dir() {
+            p.add(format!(
+                "rules: `{}` is not a directory (the directory that holds resources.toml and audit.toml)",
+                rules.display()
+            ));
         }
-        if self.recorder.batch == 0 || self.recorder.queue == 0 {
-            p.add("recorder.queue and recorder.batch: must be at least 1");
+        p.take(usable_file("recorder.spool", Path::new(&self.recorder.spool)));
+        if let Some(file) = sqlite_file(&self.database) {
+            p.take(usable_file("database", &file));
         }
         let sinks = crate::sink::validate_sinks(&self.sink).unwrap_or_else(|problems| {
             problems.into_iter().for_each(|e| p.add(e));
             Vec::new()
         });
-        if !(1..=10_000).contains(&self.query.max_streams) {
-            p.add(format!("query.max_streams: {} is not between 1 and 10000", self.query.max_streams));
-        }
         for t in &self.query.tokens {
             if t.token.trim().is_empty() {
                 p.add(format!("query.tokens: the token of `{}` is empty", t.name));
@@ -312,7 +333,8 @@ impl RawConfig {
             listen,
             query_listen,
             database: self.database,
-            rules: PathBuf::from(self.rules),
+            rules,
+            rules_given,
             instance: self.instance.unwrap_or_else(host_name),
             trusted_proxies: TrustedProxies::new(nets),
             fail_mode,
@@ -373,6 +395,35 @@ impl RawConfig {
             },
         })
     }
+}
+
+/// The rules directory when none is named.
+pub const DEFAULT_RULES: &str = "rules/";
+
+/// A file auditgate writes (the spool, a SQLite database): one that is
+/// there must be a regular file (a FIFO would hang start-up, a directory
+/// fail it later), one that is not yet must have its directory.
+fn usable_file(key: &str, path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(format!("{key}: `{}` is not a regular file", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if dir.is_dir() {
+                Ok(())
+            } else {
+                Err(format!("{key}: the directory of `{}` does not exist", path.display()))
+            }
+        }
+        Err(e) => Err(format!("{key}: `{}`: {e}", path.display())),
+    }
+}
+
+/// The file a `sqlite://PATH[?options]` URL names (not `sqlite::memory:`).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let path = url.strip_prefix("sqlite://")?;
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| PathBuf::from(path))
 }
 
 /// Validation problems, collected so that all are reported at once.

@@ -11,7 +11,9 @@ pub struct RawConfig {
     pub listen: String,
     pub query_listen: String,
     pub database: String,
-    pub rules: String,
+    /// Absent: `rules/`, which may be missing (the built-in path rules
+    /// apply); named, it must be a directory.
+    pub rules: Option<String>,
     pub instance: Option<String>,
     #[serde(deserialize_with = "list")]
     pub trusted_proxies: Vec<String>,
@@ -43,7 +45,7 @@ impl Default for RawConfig {
             listen: "0.0.0.0:8080".into(),
             query_listen: "127.0.0.1:9181".into(),
             database: "sqlite://auditgate.db".into(),
-            rules: "rules/".into(),
+            rules: None,
             instance: None,
             trusted_proxies: Vec::new(),
             fail_mode: "open".into(),

@@ -210,3 +210,25 @@ fn sinks_come_from_the_file_or_the_environment_and_their_problems_are_named() {
     let err = Config::load(Some(f.path()), env(&[]), &Vec::new()).unwrap_err().to_string();
     assert!(err.contains(":5:") && err.contains("retries"), "{err}");
 }
+
+/// Every bounded setting is read and checked: a value past its bound,
+/// given through the environment, stops the configuration naming the key.
+#[test]
+fn every_bounded_setting_is_checked_naming_its_key() {
+    let variable = |key: &str| format!("AUDITGATE_{}", key.replace('.', "__").to_ascii_uppercase());
+    let mut past = Vec::new();
+    for (key, _, most) in bounds::DURATIONS {
+        past.push((*key, format!("{}ms", most.as_millis() + 1)));
+    }
+    for (key, _, most) in bounds::NUMBERS {
+        past.push((*key, (most + 1).to_string()));
+    }
+    for (key, value) in past {
+        let vars = vec![(variable(key), value.clone()), ("AUDITGATE_UPSTREAM".into(), "http://127.0.0.1:3000".into())];
+        let err = Config::load(None, vars, &Vec::new()).unwrap_err().to_string();
+        assert!(err.contains(&format!("{key}: {value}")) || err.contains(&format!("{key}: ")), "{key}={value}: {err}");
+    }
+    // Within bounds, the defaults among them, all is well.
+    let vars = vec![("AUDITGATE_UPSTREAM".to_string(), "http://127.0.0.1:3000".to_string())];
+    assert!(Config::load(None, vars, &Vec::new()).is_ok());
+}

@@ -103,10 +103,9 @@ impl Filter {
                 self.client_ip = Some((lo, hi));
             }
             "since" | "until" => {
-                let t = chrono::DateTime::parse_from_rfc3339(value).map_err(|_| {
+                let t = crate::entry::query_time(value).ok_or_else(|| {
                     err(if field == "since" { "since" } else { "until" }, format!("`{value}` is not an RFC 3339 time"))
                 })?;
-                let t = crate::entry::format_time(t.with_timezone(&chrono::Utc));
                 if field == "since" {
                     self.since = Some(t);
                 } else {

@@ -145,7 +145,9 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("audit.db").display());
     let mut child = auditgate()
-        .args(["serve", "--listen", "127.0.0.1:0", "--rules", "/nonexistent-rules-dir", "--upstream", &upstream.url()])
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
+        .arg("--rules")
+        .arg(dir.path())
         .args(["--database", &database, "--query-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -282,7 +284,9 @@ async fn b12_out_of_file_descriptors_the_accept_loop_backs_off_and_serves_again(
         .arg("-c")
         .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
         .arg(env!("CARGO_BIN_EXE_auditgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--rules", "/nonexistent-rules-dir", "--upstream", &upstream.url()])
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
+        .arg("--rules")
+        .arg(dir.path())
         .args(["--database", &database, "--query-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .env("AUDITGATE_LIMITS__HEADER_READ_TIMEOUT", "60s")
@@ -312,18 +316,21 @@ async fn b12_out_of_file_descriptors_the_accept_loop_backs_off_and_serves_again(
 
 /// `auditgate serve` on a database and spool in `dir`, in front of
 /// `upstream`, with `env`; its log is drained so it never blocks.
-fn serve_in(
+pub(crate) fn serve_in(
     dir: &std::path::Path,
     database: &str,
     upstream: &str,
     env: &[(&str, &str)],
 ) -> (Running, std::net::SocketAddr) {
     let mut child = auditgate()
-        .args(["serve", "--listen", "127.0.0.1:0", "--rules", "/nonexistent-rules-dir", "--upstream", upstream])
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream", upstream])
+        .arg("--rules")
+        .arg(dir)
         .args(["--database", database, "--query-listen", "127.0.0.1:0"])
         .env("AUDITGATE_RECORDER__SPOOL", dir.join("audit.spool"))
         .envs(env.iter().copied())
         .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -333,16 +340,16 @@ fn serve_in(
 }
 
 /// A started binary, killed if the test ends (or fails) before it does.
-struct Running(std::process::Child);
+pub(crate) struct Running(std::process::Child);
 
 impl Running {
-    fn sigkill(&mut self) {
+    pub(crate) fn sigkill(&mut self) {
         self.0.kill().unwrap();
         self.0.wait().unwrap();
     }
 
     /// SIGTERM, and the exit code within 10 s.
-    async fn sigterm(&mut self) -> Option<i32> {
+    pub(crate) async fn sigterm(&mut self) -> Option<i32> {
         Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status().unwrap();
         let started = Instant::now();
         loop {
@@ -688,4 +695,184 @@ async fn health_exits_0_while_the_query_port_answers_and_1_once_it_is_gone() {
     assert!(err.starts_with(&format!("auditgate: health: 127.0.0.1:{port}: ")), "{err}");
     // A bad address is the configuration's fault: 64.
     assert_eq!(health("nowhere".into()).await.unwrap().status.code(), Some(64));
+}
+
+/// Runs `cmd` to its end, at most `limit` (a FIFO once hung start-up for ever).
+fn output_within(mut cmd: Command, limit: Duration) -> std::process::Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("still running after {limit:?}");
+        }
+    }
+}
+
+/// `auditgate serve` in `dir` (its database and spool there unless `env`
+/// names others) with `env`; its output once it has exited.
+fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = auditgate();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9"])
+        .arg("--rules")
+        .arg(dir)
+        .env("AUDITGATE_DATABASE", format!("sqlite://{}", dir.join("audit.db").display()))
+        .env("AUDITGATE_RECORDER__SPOOL", dir.join("audit.spool"))
+        .envs(env.iter().copied());
+    output_within(cmd, Duration::from_secs(10))
+}
+
+#[test]
+fn bad_settings_stop_start_up_with_exit_64_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.spool");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let a_dir = dir.path().join("a-directory");
+    std::fs::create_dir(&a_dir).unwrap();
+    let nowhere = dir.path().join("missing/dir/audit.spool");
+    let (fifo, a_dir, nowhere) = (fifo.to_str().unwrap(), a_dir.to_str().unwrap(), nowhere.to_str().unwrap());
+    let in_a_dir = format!("sqlite://{a_dir}");
+    for (variable, value, named) in [
+        ("AUDITGATE_RECORDER__SPOOL", fifo, "recorder.spool"),
+        ("AUDITGATE_RECORDER__SPOOL", a_dir, "recorder.spool"),
+        ("AUDITGATE_RECORDER__SPOOL", nowhere, "recorder.spool"),
+        ("AUDITGATE_DATABASE", &in_a_dir, "database"),
+        ("AUDITGATE_LIMITS__HEADER_READ_TIMEOUT", "0s", "limits.header_read_timeout"),
+        ("AUDITGATE_RECORDER__FLUSH_INTERVAL", "99999999999999s", "recorder.flush_interval"),
+        ("AUDITGATE_RETENTION_DAYS", "4294967295", "retention_days"),
+        ("AUDITGATE_WORKER_THREADS", "100000", "worker_threads"),
+        ("AUDITGATE_SNAPSHOT__MAX_BYTES", "0", "snapshot.max_bytes"),
+    ] {
+        let out = serve_with(dir.path(), &[(variable, value)]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{variable}={value}: {said}");
+        assert!(said.contains(named), "{variable}={value} names {named}: {said}");
+    }
+    assert!(!dir.path().join("audit.db").exists(), "no database is made by a start that fails");
+}
+
+/// Starts `cmd` (`RUST_LOG=info`, output piped), reads its log up to the
+/// line naming the proxy's address: the lines before it, and the child.
+fn started(mut cmd: Command) -> (std::process::Child, String) {
+    let mut child = cmd.env("RUST_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "exited before listening: {log}");
+        log.push_str(&line);
+        if line.contains("addr=") {
+            break;
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, log)
+}
+
+#[test]
+fn a_newcomers_mistakes_are_named_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // --rules naming a directory that is not there: refused.
+    let mut cmd = auditgate();
+    cmd.args(["serve", "--upstream", "http://127.0.0.1:9", "--rules", "/no/such/rules"]);
+    let out = output_within(cmd, Duration::from_secs(10));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{said}");
+    assert!(said.contains("rules: `/no/such/rules` is not a directory"), "{said}");
+
+    // Started where there is no rules/ (the default), in front of an
+    // upstream that refuses connections: two warnings, and it serves, and
+    // says where its console is.
+    let mut cmd = auditgate();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9"])
+        .env("AUDITGATE_DATABASE", format!("sqlite://{}", dir.path().join("audit.db").display()))
+        .env("AUDITGATE_RECORDER__SPOOL", dir.path().join("audit.spool"))
+        .current_dir(dir.path());
+    let (mut child, log) = started(cmd);
+    assert!(log.contains("no rules directory: the built-in path rules apply"), "{log}");
+    assert!(log.contains("the upstream does not take connections now; serving anyway"), "{log}");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut announced = String::new();
+    stdout.read_line(&mut announced).unwrap();
+    stdout.read_line(&mut announced).unwrap();
+    assert!(announced.contains("console and query API on http://127.0.0.1:"), "{announced}");
+    let query = announced.lines().nth(1).unwrap().rsplit(' ').next().unwrap().to_string();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(query.starts_with("http://127.0.0.1:") && query.ends_with('/'), "{query}");
+
+    // A port in use: the start fails and leaves no database behind.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fresh = dir.path().join("fresh.db");
+    let mut cmd = auditgate();
+    cmd.args(["serve", "--query-listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9"])
+        .args(["--listen", &taken.local_addr().unwrap().to_string()])
+        .arg("--rules")
+        .arg(dir.path())
+        .env("AUDITGATE_DATABASE", format!("sqlite://{}", fresh.display()))
+        .env("AUDITGATE_RECORDER__SPOOL", dir.path().join("audit.spool"));
+    let out = output_within(cmd, Duration::from_secs(10));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("cannot listen on"), "{said}");
+    assert!(!fresh.exists(), "a start that failed made {}", fresh.display());
+}
+
+/// The demo's sample app starts empty every run, and so does its trail:
+/// a second run's `user/1` is not a mix of two runs' users.
+#[tokio::test]
+async fn the_demo_starts_its_trail_afresh_with_its_sample_app() {
+    let dir = tempfile::tempdir().unwrap();
+    for run in ["Alice", "Bob"] {
+        let mut child = auditgate()
+            .args(["demo", "--listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let (mut proxy, mut query) = (None, None);
+        let mut line = String::new();
+        while query.is_none() && stdout.read_line(&mut line).unwrap() > 0 {
+            if line.trim_start().starts_with("proxy") {
+                proxy = line.split_whitespace().nth(1).map(str::to_string);
+            } else if line.trim_start().starts_with("query port") {
+                query = line.split_whitespace().nth(2).map(str::to_string);
+            }
+            line.clear();
+        }
+        let (proxy, query) = (proxy.unwrap(), query.unwrap());
+        let listed: serde_json::Value =
+            serde_json::from_slice(get(&format!("{query}/api/v1/audit-logs")).await.body()).unwrap();
+        assert_eq!(listed["items"], serde_json::json!([]), "{run}'s run starts with an empty trail");
+        let create = http::Request::post(format!("{proxy}/api/v1/users/"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(format!("{{\"name\": \"{run}\"}}"))))
+            .unwrap();
+        let made: serde_json::Value = serde_json::from_slice(send(&client(), create).await.body()).unwrap();
+        assert_eq!(made["id"], 1, "the sample app starts empty");
+        let started = Instant::now();
+        loop {
+            let history: serde_json::Value =
+                serde_json::from_slice(get(&format!("{query}/api/v1/resources/user/1/history")).await.body()).unwrap();
+            let items = history["items"].as_array().unwrap();
+            if !items.is_empty() {
+                assert_eq!(items.len(), 1, "{history}");
+                assert_eq!(items[0]["after"]["name"], run);
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "no entry appeared");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+    }
+    assert!(dir.path().join("auditgate-demo.db").exists(), "the demo's own files, in its directory");
+    assert!(!dir.path().join("auditgate.spool").exists(), "never the spool `serve` uses");
 }

@@ -72,6 +72,16 @@ pub(crate) async fn wait_metric(app: &TestApp, name: &str, value: u64) {
     }
 }
 
+/// A spool in a directory of its own under `dir`, to be removed once the
+/// app has started (a spool then takes nothing): the directory and the
+/// spool's path.
+pub(crate) fn vanishing_spool(dir: &tempfile::TempDir) -> (std::path::PathBuf, String) {
+    let gone = dir.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let spool = gone.join("audit.spool").display().to_string();
+    (gone, spool)
+}
+
 async fn stored(store: &Store) -> usize {
     store.list(&Default::default(), None, 1000).await.unwrap().0.len()
 }
@@ -162,10 +172,11 @@ async fn d18_a_spool_left_by_an_earlier_run_is_replayed_at_start_once_even_if_pa
 #[tokio::test]
 async fn fail_closed_refuses_changes_it_cannot_record_and_keeps_serving_reads() {
     let dir = tempfile::tempdir().unwrap();
-    // A spool in a directory that does not exist: it can take nothing.
-    let spool = dir.path().join("missing/audit.spool").display().to_string();
+    // A spool in a directory removed once started: it can take nothing.
+    let (gone, spool) = vanishing_spool(&dir);
     let env = [("AUDITGATE_FAIL_MODE", "closed"), ("AUDITGATE_RECORDER__SPOOL", spool.as_str())];
     let app = spawn_app_with(&env, None).await;
+    std::fs::remove_dir_all(gone).unwrap();
     refuse(&app.store).await;
     // The first change is forwarded; its entry then has nowhere to go.
     let (status, _) = call(&app, Method::POST, "/api/items/", json!({"name": "first"})).await;
@@ -191,13 +202,14 @@ async fn fail_closed_refuses_changes_it_cannot_record_and_keeps_serving_reads() 
 #[tokio::test]
 async fn fail_open_serves_changes_and_counts_entries_it_cannot_record() {
     let dir = tempfile::tempdir().unwrap();
-    let spool = dir.path().join("missing/audit.spool").display().to_string();
+    let (gone, spool) = vanishing_spool(&dir);
     let env = [
         ("AUDITGATE_RECORDER__SPOOL", spool.as_str()),
         ("AUDITGATE_RECORDER__QUEUE", "1"),
         ("AUDITGATE_RECORDER__BATCH", "1"),
     ];
     let app = spawn_app_with(&env, None).await;
+    std::fs::remove_dir_all(gone).unwrap();
     refuse(&app.store).await;
     for i in 0..6 {
         let (status, _) = call(&app, Method::POST, "/api/items/", json!({"name": format!("n{i}")})).await;
@@ -285,9 +297,10 @@ async fn with_durability_sync_an_answer_is_only_seen_once_its_entry_is_stored() 
 #[tokio::test]
 async fn with_durability_sync_and_fail_open_a_stuck_recorder_still_lets_answers_out() {
     let dir = tempfile::tempdir().unwrap();
-    let spool = dir.path().join("missing/audit.spool").display().to_string();
+    let (gone, spool) = vanishing_spool(&dir);
     let env = [("AUDITGATE_RECORDER__DURABILITY", "sync"), ("AUDITGATE_RECORDER__SPOOL", spool.as_str())];
     let app = spawn_app_with(&env, None).await;
+    std::fs::remove_dir_all(gone).unwrap();
     refuse(&app.store).await;
     // Neither store nor spool: the answer cannot wait for a durable entry,
     // and `fail_mode = "open"` serves it anyway once the recorder is stuck.

@@ -157,7 +157,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Not ready while draining, but the query port still answers.
     let ready = get(&app.query("/readyz")).await;
-    assert_eq!((ready.status().as_u16(), ready.body().as_ref()), (503, &br#"{"status":"shutting down"}"#[..]));
+    assert_eq!((ready.status().as_u16(), ready.body().as_ref()), (503, &b"{\"status\":\"shutting down\"}\n"[..]));
     app.stop().await;
     let res = in_flight.await.unwrap();
     assert_eq!(res.status(), 200);

@@ -327,14 +327,15 @@ async fn d19_postgresql_stopped_with_fail_closed_refuses_changes_the_upstream_ne
     let pg = OwnServer::start_new();
     let database = new_postgres_database(&pg.url()).await;
     let dir = tempfile::tempdir().unwrap();
-    // A spool in a directory that does not exist: it can take nothing.
-    let spool = dir.path().join("missing/audit.spool").display().to_string();
+    // A spool in a directory removed once started: it can take nothing.
+    let (gone, spool) = crate::durability::vanishing_spool(&dir);
     let env = [
         ("AUDITGATE_DATABASE", database.as_str()),
         ("AUDITGATE_FAIL_MODE", "closed"),
         ("AUDITGATE_RECORDER__SPOOL", spool.as_str()),
     ];
     let app = spawn_app_with(&env, None).await;
+    std::fs::remove_dir_all(gone).unwrap();
     let (_, created) = call(&app, Method::POST, "/api/items/", json!({"v": "kept"})).await;
     let item = format!("/api/items/{}/", created["id"]);
     wait_entries(&app.store, 1).await;
@@ -350,7 +351,7 @@ async fn d19_postgresql_stopped_with_fail_closed_refuses_changes_the_upstream_ne
     assert_eq!((status, &seen["v"]), (200, &json!("first")), "reads work; the upstream never saw the refused change");
     // Not ready while the store does not answer, ready again once it does.
     let ready = get(&app.query("/readyz")).await;
-    assert_eq!((ready.status().as_u16(), ready.body().as_ref()), (503, &br#"{"status":"store unavailable"}"#[..]));
+    assert_eq!((ready.status().as_u16(), ready.body().as_ref()), (503, &b"{\"status\":\"store unavailable\"}\n"[..]));
 
     pg.start();
     wait_metric(&app, "auditgate_recorder_stuck", 0).await;
@@ -556,4 +557,70 @@ async fn one_instance_forwards_a_shared_sink_and_the_other_takes_over() {
     assert_eq!(sent.len(), 8, "each entry once, the two new ones included");
     assert_eq!(ids(&got).len(), 8);
     other.stop().await;
+}
+
+/// The probe's case (issue 32, item 8): PostgreSQL stopped, changes
+/// answered 200, the spool quiet for a second, then SIGKILL: every change
+/// must be in the spool by then (stored or spooled within moments of its
+/// answer, never held in memory behind a store that takes 5 s to fail),
+/// so the next start replays them all.
+#[tokio::test]
+async fn d19_changes_answered_while_postgresql_is_down_survive_a_sigkill_once_the_spool_is_quiet() {
+    let pg = OwnServer::start_new();
+    let database = new_postgres_database(&pg.url()).await;
+    let upstream = spawn_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("audit.spool");
+    let start = || crate::binary::serve_in(dir.path(), &database, &upstream.url(), &[]);
+    let (mut child, addr) = start();
+    let patch = |round: usize| {
+        let req = http::Request::patch(format!("http://{addr}/api/items/1/"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(format!("{{\"v\": {round}}}"))))
+            .unwrap();
+        async move { send(&client(), req).await.status().as_u16() }
+    };
+    let create = http::Request::post(format!("http://{addr}/api/items/"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from("{\"v\": 0}")))
+        .unwrap();
+    assert_eq!(send(&client(), create).await.status(), 201);
+    let store = Store::open(&database, false).await.unwrap();
+    wait_entries(&store, 1).await;
+    store.close().await;
+
+    pg.stop();
+    let lines = || std::fs::read_to_string(&spool).map_or(0, |t| t.lines().count());
+    for round in 1..=20 {
+        assert_eq!(patch(round).await, 200, "fail_mode open: served while the store is down");
+        // Each change is in the spool a moment after its answer (a second
+        // here, far more than the promise of flush_interval), whatever the
+        // store is doing: a batch never waits in memory behind a store
+        // attempt that takes 5 s to fail.
+        let answered = std::time::Instant::now();
+        while lines() < round {
+            assert!(answered.elapsed() < Duration::from_secs(1), "change {round} is not in the spool a second on");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // The spool quiet for a second, as the probe waited.
+    let (mut seen, mut since) = (lines(), std::time::Instant::now());
+    while since.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if lines() != seen {
+            (seen, since) = (lines(), std::time::Instant::now());
+        }
+    }
+    child.sigkill();
+    assert_eq!(seen, 20, "every change answered is in the spool before the kill");
+
+    pg.start();
+    let (mut child, _) = start();
+    let store = Store::open(&database, false).await.unwrap();
+    let entries = wait_entries(&store, 21).await;
+    let versions: Vec<i64> = entries[1..].iter().map(|e| e.after.as_ref().unwrap()["v"].as_i64().unwrap()).collect();
+    assert_eq!(versions, (1..=20).collect::<Vec<_>>(), "each change once, in order");
+    assert!(store.verify().await.unwrap().ok);
+    assert_eq!(child.sigterm().await, Some(0));
+    store.close().await;
 }

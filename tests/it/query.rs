@@ -231,7 +231,6 @@ async fn e25_a_non_loopback_query_port_needs_tokens() {
         ("upstream", "http://127.0.0.1:9".to_string()),
         ("listen", "127.0.0.1:0".to_string()),
         ("query_listen", "0.0.0.0:0".to_string()),
-        ("rules", "/nonexistent".to_string()),
         ("database", "sqlite::memory:".to_string()),
     ];
     let config = auditgate::config::Config::load(None, Vec::new(), &flags).unwrap();
@@ -381,4 +380,48 @@ async fn a_resources_history_is_paged_oldest_first_and_bounded() {
         let (status, body) = query(&app, &format!("/api/v1/resources/user/7/history?{bad}")).await;
         assert_eq!((status, body["field"].as_str()), (400, Some(field)), "{bad}: {body}");
     }
+}
+
+#[tokio::test]
+async fn every_answer_is_json_ending_in_a_newline_bad_paths_too() {
+    let app = crate::query::seeded().await;
+    for (path, status) in [
+        ("/api/v1/audit-logs?limit=2", 200),
+        ("/api/v1/verify", 200),
+        ("/api/v1/openapi.json", 200),
+        ("/api/v1/audit-logs/%FF%FE", 400),
+        ("/api/v1/resources/item/%C3%28/history", 400),
+        ("/api/v1/audit-logs?limit=x", 400),
+        ("/nope", 404),
+    ] {
+        let res = get(&app.query(path)).await;
+        assert_eq!(res.status().as_u16(), status, "{path}");
+        assert_eq!(res.headers()["content-type"], "application/json", "{path}");
+        let body = res.body();
+        assert_eq!(body.last(), Some(&b'\n'), "{path} ends in a newline");
+        let v: Value = serde_json::from_slice(body).unwrap_or_else(|e| panic!("{path}: {e}"));
+        if status >= 400 {
+            assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{path}: {v}");
+        }
+    }
+    // An event stream and an export are not JSON documents: as they are.
+    let ndjson = get(&app.query("/api/v1/audit-logs/export")).await;
+    assert_eq!(ndjson.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(String::from_utf8_lossy(ndjson.body()).lines().count(), 10);
+}
+
+#[tokio::test]
+async fn a_moment_past_the_year_9999_in_utc_is_still_after_every_entry() {
+    let app = crate::query::seeded().await;
+    let far = "9999-12-31T23:59:59-23:59".replace('+', "%2B").replace(':', "%3A");
+    let (status, state) = query(&app, &format!("/api/v1/resources/item/1/state?at={far}")).await;
+    assert_eq!(status, 200, "{state}");
+    assert_eq!(state["state"]["name"], "renamed-3", "the latest state of item 1");
+    let (status, listed) = query(&app, &format!("/api/v1/audit-logs?until={far}")).await;
+    assert_eq!((status, count(&listed)), (200, 10));
+    let (_, listed) = query(&app, &format!("/api/v1/audit-logs?since={far}")).await;
+    assert_eq!(count(&listed), 0);
+    let early = "0000-01-01T00:00:00%2B23:59";
+    let (status, listed) = query(&app, &format!("/api/v1/audit-logs?since={early}")).await;
+    assert_eq!((status, count(&listed)), (200, 10));
 }

@@ -447,7 +447,7 @@ async fn f26_sighup_reloads_the_pair_and_a_bad_pair_exits_64() {
             "--query-listen",
             "127.0.0.1:0",
             "--rules",
-            "/nonexistent-rules",
+            dir.path().to_str().unwrap(),
         ])
         .args(["--upstream", &upstream.url(), "--database", &database])
         .env("RUST_LOG", "info")
