@@ -713,6 +713,20 @@ mod tests {
         assert_eq!(automerge, 16);
     }
 
+    /// And never a whole level at once (migration 0011): `crisismerge` is
+    /// above `automerge`, so levels are merged incrementally, step by step.
+    #[tokio::test]
+    async fn the_search_index_never_merges_a_whole_level_in_one_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let config: Vec<(String, i64)> =
+            sqlx::query_as("SELECT k, v FROM audit_text_config WHERE k IN ('automerge', 'crisismerge') ORDER BY k")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(config, [("automerge".to_string(), 16), ("crisismerge".to_string(), 64)]);
+    }
+
     #[test]
     fn a_run_is_padded_with_null_rows_up_to_its_statements_rows() {
         let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO t (a, b)");
