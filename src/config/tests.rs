@@ -232,3 +232,41 @@ fn every_bounded_setting_is_checked_naming_its_key() {
     let vars = vec![("AUDITGATE_UPSTREAM".to_string(), "http://127.0.0.1:3000".to_string())];
     assert!(Config::load(None, vars, &Vec::new()).is_ok());
 }
+
+#[test]
+fn a_file_auditgate_writes_is_a_regular_file_or_not_yet_in_a_directory_that_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.spool");
+    assert_eq!(usable_file("recorder.spool", &file), Ok(()), "not yet there, its directory is");
+    std::fs::write(&file, "").unwrap();
+    assert_eq!(usable_file("recorder.spool", &file), Ok(()), "a regular file");
+    assert_eq!(usable_file("database", Path::new("relative-and-new.db")), Ok(()), "in the working directory");
+    let err = usable_file("recorder.spool", dir.path()).unwrap_err();
+    assert_eq!(err, format!("recorder.spool: `{}` is not a regular file", dir.path().display()));
+    let err = usable_file("database", &dir.path().join("no/such.db")).unwrap_err();
+    assert!(err.starts_with("database: the directory of"), "{err}");
+    assert_eq!(sqlite_file("sqlite:///tmp/a.db?cache_mib=8"), Some(PathBuf::from("/tmp/a.db")));
+    assert_eq!(sqlite_file("sqlite://rel.db"), Some(PathBuf::from("rel.db")));
+    assert_eq!(sqlite_file("sqlite::memory:"), None);
+    assert_eq!(sqlite_file("sqlite://:memory:"), None);
+    assert_eq!(sqlite_file("sqlite://"), None);
+    assert_eq!(sqlite_file("postgres://u@h/db"), None);
+}
+
+#[test]
+fn a_named_rules_directory_must_exist_and_the_default_may_not() {
+    let vars = |rules: Option<&str>| {
+        let mut v = vec![("AUDITGATE_UPSTREAM".to_string(), "http://127.0.0.1:3000".to_string())];
+        v.extend(rules.map(|r| ("AUDITGATE_RULES".to_string(), r.to_string())));
+        v
+    };
+    let err = Config::load(None, vars(Some("/no/such/rules")), &Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("rules: `/no/such/rules` is not a directory"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let named = Config::load(None, vars(Some(dir.path().to_str().unwrap())), &Vec::new()).unwrap();
+    assert!(named.rules_given);
+    assert_eq!(named.rules, dir.path());
+    let default = Config::load(None, vars(None), &Vec::new()).unwrap();
+    assert!(!default.rules_given);
+    assert_eq!(default.rules, Path::new(DEFAULT_RULES));
+}
