@@ -44,13 +44,6 @@ request = function()
 end
 LUA
 
-# Each thread's "tid utime stime name" in clock ticks.
-threads() {
-  for t in "/proc/$1/task/"*; do
-    echo "$(basename "$t") $(sed 's/.*) //' "$t/stat" | awk '{print $12, $13}') $(cat "$t/comm")"
-  done
-}
-
 # One store: measure_store LABEL DATABASE_FILE
 measure_store() {
   local label=$1 db=$2 ag q pid

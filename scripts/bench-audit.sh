@@ -98,20 +98,14 @@ request = function()
 end
 LUA
 
-# Each thread's "tid utime stime name" in clock ticks.
-threads() {
-  for t in "/proc/$agpid/task/"*; do
-    echo "$(basename "$t") $(sed 's/.*) //' "$t/stat" | awk '{print $12, $13}') $(cat "$t/comm")"
-  done
-}
 run() {
-  threads > "$work/$3.threads0"
+  threads "$agpid" > "$work/$3.threads0"
   local before; before=$(ticks "$agpid")
   wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$2" "http://127.0.0.1:$1" > "$work/$3.out"
   sleep 0.5 # the writer finishes the last batch
   echo "$(( $(ticks "$agpid") - before ))" > "$work/$3.ticks"
   rss > "$work/$3.rss"
-  threads > "$work/$3.threads1"
+  threads "$agpid" > "$work/$3.threads1"
 }
 run "$up" "$work/patch.lua" direct-patch
 run "$up" "$work/get.lua" direct-get

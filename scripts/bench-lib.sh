@@ -7,6 +7,12 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # CPU ticks (utime+stime, all threads) of the given processes.
 ticks() { local total=0; for p in "$@"; do read -r -a f < "/proc/$p/stat"; total=$((total + f[13] + f[14])); done; echo "$total"; }
+# Each thread of process $1: "tid utime stime name", times in clock ticks.
+threads() {
+  for t in "/proc/$1/task/"*; do
+    echo "$(basename "$t") $(sed 's/.*) //' "$t/stat" | awk '{print $12, $13}') $(cat "$t/comm")"
+  done
+}
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 # The head of an nginx configuration whose files live in $work/NAME, up to
 # and inside `http {`: nginx_prelude NAME WORKERS. nginx's workers drop to an

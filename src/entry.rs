@@ -242,15 +242,12 @@ impl AuditEntry {
 
     /// How many entries an erasure's intact entry says it erases: its
     /// sealed count, or on an erasure's entry from before the seal, the
-    /// count in its `after` (which its digest covers; such an entry is
-    /// never erased, so the digest was checked).
+    /// count in its `after` (which its digest covers: an intact entry with
+    /// an `after` is not erased, so the digest was checked).
     fn erasure_count(&self) -> u64 {
         match &self.erasure {
             Some(seal) => seal.erased,
-            None if !self.erased => {
-                self.after.as_ref().and_then(|a| a.get("erased")).and_then(Value::as_u64).unwrap_or(0)
-            }
-            None => 0,
+            None => self.after.as_ref().and_then(|a| a.get("erased")).and_then(Value::as_u64).unwrap_or(0),
         }
     }
 
@@ -1144,6 +1141,70 @@ pub(crate) mod tests {
             assert!(!kept[1].is_intact(), "{field} kept on an erased entry");
             assert_eq!(verify_chain(&kept).first_bad.as_deref(), Some(entries[1].id.as_str()), "{field}");
         }
+    }
+
+    #[test]
+    fn an_entry_of_version_1_with_a_version_2_field_is_never_intact() {
+        let mut old = sample(1);
+        old.id = ulid::Ulid::new().to_string();
+        old.prev_hash = GENESIS.into();
+        old.hash = old.compute_hash();
+        assert!(old.is_intact(), "version 1, as written then");
+        let seal = ErasureSeal {
+            erased: 1,
+            forced: false,
+            not_erasable: 0,
+            prefix_len: None,
+            resource: None,
+            selector: "actor".into(),
+        };
+        // Each made to hash, as someone rewriting the row would.
+        let rehashed = |mut e: AuditEntry| {
+            e.hash = e.compute_hash();
+            e
+        };
+        let digest = rehashed(AuditEntry { content_digest: Some("0".repeat(64)), ..old.clone() });
+        let sealed = rehashed(AuditEntry { erasure: Some(seal), ..old.clone() });
+        let erased = rehashed(AuditEntry { erased: true, ..old.clone() });
+        for (what, e) in [("a digest", digest), ("an erasure's seal", sealed), ("erased", erased)] {
+            assert!(!e.is_intact(), "version 1 with {what}");
+        }
+    }
+
+    #[test]
+    fn an_erasures_sealed_count_is_what_it_may_erase_and_an_older_ones_after_is() {
+        let record = |after: serde_json::Value, sealed: Option<u64>| AuditEntry {
+            action: crate::erasure::ACTION.into(),
+            resource_type: crate::erasure::RESOURCE_TYPE.into(),
+            path: crate::erasure::PATH.into(),
+            after: Some(after),
+            erasure: sealed.map(|erased| ErasureSeal {
+                erased,
+                forced: false,
+                not_erasable: 0,
+                prefix_len: None,
+                resource: None,
+                selector: "actor".into(),
+            }),
+            ..sample(9)
+        };
+        for (sealed, legacy) in [(Some(3), None), (None, Some(3))] {
+            let mut chain = Chain::resume(None);
+            let mut entries: Vec<AuditEntry> = (0..3).map(|i| chain.seal(sample(i)).entry).collect();
+            let after = json!({"erased": legacy.unwrap_or(0)});
+            entries.push(chain.seal(record(after, sealed)).entry);
+            for e in &mut entries[..3] {
+                e.erase();
+            }
+            let v = verify_chain(&entries);
+            assert_eq!((v.ok, v.erased, v.erased_unrecorded), (true, 3, 0), "{sealed:?} {legacy:?}: {v:?}");
+            assert_eq!(entries[3].erasure_count(), 3);
+        }
+        // An erased record counts nothing (and fails on its own).
+        let mut chain = Chain::resume(None);
+        let mut gone = chain.seal(record(json!({"erased": 5}), None)).entry;
+        gone.erase();
+        assert_eq!(gone.erasure_count(), 0);
     }
 
     #[test]

@@ -90,9 +90,9 @@ fn demo(args: DemoArgs) -> ExitCode {
         telemetry::init(config.log_format);
         let done = build_and_run(config, |app| {
             let ca = args.tls.then_some(ca);
-            println!("{}", auditgate::demo::instructions(app.proxy_addr(), app.query_addr(), app_addr, ca));
+            announce(&auditgate::demo::instructions(app.proxy_addr(), app.query_addr(), app_addr, ca));
             if !fresh {
-                println!("(the trail you named keeps earlier runs' entries; the sample app starts empty)");
+                announce("(the trail you named keeps earlier runs' entries; the sample app starts empty)");
             }
         })
         .await;
@@ -106,6 +106,14 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("auditgate-demo-rules-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Tells the person who started a server where it is, on stdout; a closed
+/// stdout (`| head -1`) never stops the server.
+fn announce(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 /// Builds the app, announces it, and serves until SIGTERM/SIGINT.
@@ -229,8 +237,11 @@ fn serve(args: ServeArgs) -> ExitCode {
     let runtime = runtime(config.worker_threads);
     runtime.block_on(build_and_run(config, |app| {
         let scheme = if app.serves_tls() { "https" } else { "http" };
-        println!("auditgate: proxy on {scheme}://{}/", app.proxy_addr());
-        println!("auditgate: console and query API on {scheme}://{}/", app.query_addr());
+        announce(&format!(
+            "auditgate: proxy on {scheme}://{}/\nauditgate: console and query API on {scheme}://{}/",
+            app.proxy_addr(),
+            app.query_addr()
+        ));
     }))
 }
 

@@ -245,6 +245,10 @@ fn a_file_auditgate_writes_is_a_regular_file_or_not_yet_in_a_directory_that_is()
     assert_eq!(err, format!("recorder.spool: `{}` is not a regular file", dir.path().display()));
     let err = usable_file("database", &dir.path().join("no/such.db")).unwrap_err();
     assert!(err.starts_with("database: the directory of"), "{err}");
+    // Under a regular file: not "missing", its own error (not a directory).
+    let under = file.join("x.db");
+    let err = usable_file("database", &under).unwrap_err();
+    assert_eq!(err, format!("database: `{}`: Not a directory (os error 20)", under.display()));
     assert_eq!(sqlite_file("sqlite:///tmp/a.db?cache_mib=8"), Some(PathBuf::from("/tmp/a.db")));
     assert_eq!(sqlite_file("sqlite://rel.db"), Some(PathBuf::from("rel.db")));
     assert_eq!(sqlite_file("sqlite::memory:"), None);

@@ -50,6 +50,23 @@ macro_rules! each {
     };
 }
 
+/// Runs the same SQL (`$1`-style binds, which both dialects take) on
+/// whichever backend's pool `$store` has.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $call:expr) => {
+        match $store {
+            Store::Sqlite(s) => {
+                let $pool = s.pool();
+                $call
+            }
+            Store::Postgres(s) => {
+                let $pool = s.pool();
+                $call
+            }
+        }
+    };
+}
+
 impl Store {
     /// Opens (creating a SQLite file if needed) and migrates the store at
     /// `url`: `sqlite://PATH`, `sqlite::memory:` or `postgres://…`
@@ -131,23 +148,11 @@ impl Store {
         const NEWEST: &str = "SELECT max(id) FROM audit_log WHERE id > $1";
         let after = after.unwrap_or("");
         let offset = i64::from(n.max(1) - 1);
-        let (nth, newest): (Option<String>, Option<String>) = match self {
-            Store::Sqlite(s) => {
-                let nth = sqlx::query_scalar(NTH).bind(after).bind(offset).fetch_optional(s.pool()).await?;
-                let newest = match nth {
-                    Some(_) => None,
-                    None => sqlx::query_scalar(NEWEST).bind(after).fetch_one(s.pool()).await?,
-                };
-                (nth, newest)
-            }
-            Store::Postgres(s) => {
-                let nth = sqlx::query_scalar(NTH).bind(after).bind(offset).fetch_optional(s.pool()).await?;
-                let newest = match nth {
-                    Some(_) => None,
-                    None => sqlx::query_scalar(NEWEST).bind(after).fetch_one(s.pool()).await?,
-                };
-                (nth, newest)
-            }
+        let nth: Option<String> =
+            on_pool!(self, pool => sqlx::query_scalar(NTH).bind(after).bind(offset).fetch_optional(pool).await?);
+        let newest: Option<String> = match nth {
+            Some(_) => None,
+            None => on_pool!(self, pool => sqlx::query_scalar(NEWEST).bind(after).fetch_one(pool).await?),
         };
         Ok(nth.map(|id| (id, true)).or(newest.map(|id| (id, false))))
     }
@@ -343,10 +348,7 @@ impl Store {
              actor = CASE WHEN actor IS NULL THEN NULL ELSE '[erased]' END, \
              client_ip = CASE WHEN client_ip IS NULL THEN NULL ELSE '[erased]' END \
              WHERE id = $1 AND released_at IS NOT NULL";
-        let done = match self {
-            Store::Sqlite(s) => sqlx::query(SQL).bind(id).execute(s.pool()).await?.rows_affected(),
-            Store::Postgres(s) => sqlx::query(SQL).bind(id).execute(s.pool()).await?.rows_affected(),
-        };
+        let done = on_pool!(self, pool => sqlx::query(SQL).bind(id).execute(pool).await?.rows_affected());
         Ok(done == 1)
     }
 

@@ -175,6 +175,24 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
     assert!(rest.contains("SIGTERM received"), "{rest}");
 }
 
+/// The proxy's and the query port's URLs a started demo prints, and the
+/// rest of its output, to hold open while it runs (a closed pipe would
+/// fail its next line).
+fn demo_addresses(child: &mut std::process::Child) -> (String, String, BufReader<std::process::ChildStdout>) {
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut proxy, mut query) = (None, None);
+    let mut line = String::new();
+    while query.is_none() && stdout.read_line(&mut line).unwrap() > 0 {
+        if line.trim_start().starts_with("proxy") {
+            proxy = line.split_whitespace().nth(1).map(str::to_string);
+        } else if line.trim_start().starts_with("query port") {
+            query = line.split_whitespace().nth(2).map(str::to_string);
+        }
+        line.clear();
+    }
+    (proxy.expect("demo prints the proxy"), query.expect("demo prints the query port"), stdout)
+}
+
 #[tokio::test]
 async fn demo_shows_the_trail_and_verify_catches_tampering() {
     let dir = tempfile::tempdir().unwrap();
@@ -185,19 +203,7 @@ async fn demo_shows_the_trail_and_verify_catches_tampering() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let (mut proxy, mut query) = (None, None);
-    let mut line = String::new();
-    while query.is_none() && stdout.read_line(&mut line).unwrap() > 0 {
-        let url = line.split_whitespace().nth(1).map(str::to_string);
-        if line.trim_start().starts_with("proxy") {
-            proxy = url;
-        } else if line.trim_start().starts_with("query port") {
-            query = line.split_whitespace().nth(2).map(str::to_string);
-        }
-        line.clear();
-    }
-    let (proxy, query) = (proxy.expect("demo prints the proxy"), query.expect("demo prints the query port"));
+    let (proxy, query, _stdout) = demo_addresses(&mut child);
     let create = http::Request::post(format!("{proxy}/api/v1/users/"))
         .header("authorization", "Basic YWxpY2U6cHc=")
         .header("content-type", "application/json")
@@ -836,18 +842,7 @@ async fn the_demo_starts_its_trail_afresh_with_its_sample_app() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let (mut proxy, mut query) = (None, None);
-        let mut line = String::new();
-        while query.is_none() && stdout.read_line(&mut line).unwrap() > 0 {
-            if line.trim_start().starts_with("proxy") {
-                proxy = line.split_whitespace().nth(1).map(str::to_string);
-            } else if line.trim_start().starts_with("query port") {
-                query = line.split_whitespace().nth(2).map(str::to_string);
-            }
-            line.clear();
-        }
-        let (proxy, query) = (proxy.unwrap(), query.unwrap());
+        let (proxy, query, _stdout) = demo_addresses(&mut child);
         let listed: serde_json::Value =
             serde_json::from_slice(get(&format!("{query}/api/v1/audit-logs")).await.body()).unwrap();
         assert_eq!(listed["items"], serde_json::json!([]), "{run}'s run starts with an empty trail");

@@ -196,14 +196,7 @@ async fn a_resource_timeline_and_its_state_as_of_a_moment() {
 #[tokio::test]
 async fn a_long_timeline_shows_a_page_and_the_later_changes_on_demand() {
     let app = spawn_app().await;
-    let mut chain = auditgate::entry::Chain::resume(None);
-    let entries: Vec<_> = (0..230)
-        .map(|n| {
-            let e = crate::store::entry("gw-other", n);
-            chain.seal(auditgate::entry::AuditEntry { resource_id: Some("7".into()), ..e })
-        })
-        .collect();
-    app.store.insert_batch(&entries).await.unwrap();
+    let entries = crate::store::busy_resource(&app.store, 230).await;
     let browser = Browser::start(1280, 900).await;
     browser.goto(&app.query("/resources/user/7")).await;
     browser.wait_count("#timeline section", 100).await;

@@ -335,21 +335,20 @@ async fn a_page_ending_exactly_at_the_last_entry_has_no_next_cursor() {
 #[tokio::test]
 async fn a_resources_history_is_paged_oldest_first_and_bounded() {
     let app = spawn_app().await;
-    // 2,345 entries of one resource (and some of another), written as a
-    // second instance would.
-    let mut chain = auditgate::entry::Chain::resume(None);
-    let busy: Vec<_> = (0..2345)
+    // 2,222 entries of one resource, written as a second instance would.
+    let busy = crate::store::busy_resource(&app.store, 2222).await;
+    // Other resources' entries, which no page holds (user/7 of another type).
+    let mut other = auditgate::entry::Chain::resume(None);
+    let orders: Vec<_> = (0..50)
         .map(|n| {
-            let e = crate::store::entry("gw-other", n);
-            let id = if n % 100 == 99 { "8" } else { "7" };
-            chain.seal(auditgate::entry::AuditEntry { resource_id: Some(id.into()), ..e })
+            other.seal(auditgate::entry::AuditEntry {
+                resource_type: "order".into(),
+                ..crate::store::entry("gw-order", n)
+            })
         })
         .collect();
-    for batch in busy.chunks(500) {
-        app.store.insert_batch(batch).await.unwrap();
-    }
-    let sevens: Vec<&str> =
-        busy.iter().filter(|s| s.entry.resource_id.as_deref() == Some("7")).map(|s| s.entry.id.as_str()).collect();
+    app.store.insert_batch(&orders).await.unwrap();
+    let sevens: Vec<&str> = busy.iter().map(|s| s.entry.id.as_str()).collect();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = Vec::new();

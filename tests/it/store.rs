@@ -51,6 +51,17 @@ pub(crate) fn entry(instance: &str, n: usize) -> AuditEntry {
     }
 }
 
+/// `n` entries of `user/7` (instance `gw-other`), stored: a busy resource.
+pub(crate) async fn busy_resource(store: &Store, n: usize) -> Vec<Sealed> {
+    let mut chain = Chain::resume(None);
+    let entries: Vec<Sealed> =
+        (0..n).map(|i| chain.seal(AuditEntry { resource_id: Some("7".into()), ..entry("gw-other", i) })).collect();
+    for batch in entries.chunks(500) {
+        store.insert_batch(batch).await.unwrap();
+    }
+    entries
+}
+
 pub(crate) fn sealed(chain: &mut Chain, instance: &str, range: std::ops::Range<usize>) -> Vec<Sealed> {
     range.map(|n| chain.seal(entry(instance, n))).collect()
 }
