@@ -872,6 +872,12 @@ mod tests {
         assert!(list.get("415").is_none(), "a read is never refused for its type");
         let release = &doc["paths"]["/api/v1/holds/{id}"]["delete"]["responses"];
         assert_eq!(release["415"]["$ref"], "#/components/responses/NotJson");
+        // A DELETE declares its empty body; nothing else is given one.
+        let empty = &doc["paths"]["/api/v1/holds/{id}"]["delete"]["requestBody"]["content"]["application/json"];
+        assert_eq!(empty["schema"]["maxProperties"], 0);
+        assert!(doc["paths"]["/api/v1/holds"]["get"].get("requestBody").is_none());
+        let hold = &doc["paths"]["/api/v1/holds"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(hold["$ref"], "#/components/schemas/HoldInput");
         let served = &c["schemas"]["Configuration"]["properties"];
         assert_eq!(served["description"], json!({"type": "string"}));
         assert_eq!(served["audit_users"], json!({"type": "array", "items": {"type": "string"}}));

@@ -198,3 +198,61 @@ fn the_first_line_continues_the_stores_chain_or_the_whole_spool_is_rejected() {
     let (spool, opened, _) = opened_with(&lines(&[&all[1].json, &all[2].json]), None);
     assert_eq!((spool.len(), opened.rejected.unwrap().line), (0, 1));
 }
+
+#[test]
+fn a_spool_that_is_a_fifo_is_refused_without_opening_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("a.spool");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    // Opened, a FIFO with no writer would block the reader for ever.
+    match Spool::open(&fifo, &check(None)) {
+        Err(SpoolError::Io { source, .. }) => assert!(source.to_string().contains("not a regular file"), "{source}"),
+        other => panic!("a FIFO taken as a spool: {other:?}"),
+    }
+}
+
+#[test]
+fn an_append_answers_where_the_file_ends_and_an_empty_file_rejects_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.spool");
+    let all = sealed(3);
+    let (mut spool, _) = open(&path);
+    let first = spool.append(&all[..1]).unwrap();
+    assert_eq!(first, std::fs::metadata(&path).unwrap().len());
+    let second = spool.append(&all[1..]).unwrap();
+    assert_eq!(second, std::fs::metadata(&path).unwrap().len());
+    assert!(second > first);
+    assert_eq!(spool.append(&[]).unwrap(), second, "nothing appended: where the file ends");
+    // Replayed and emptied, the file stays, empty: opening it finds nothing
+    // to refuse.
+    let (batch, to) = spool.next(10).unwrap();
+    spool.replayed(batch.len(), to).unwrap();
+    let (again, opened) = open(&path);
+    assert_eq!((again.len(), opened), (0, Opened::default()));
+    assert!(!dir.path().join("a.spool.rejected").exists());
+}
+
+#[test]
+fn a_spool_path_under_a_regular_file_is_an_error_not_a_missing_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "").unwrap();
+    assert!(matches!(Spool::open(&file.join("a.spool"), &check(None)), Err(SpoolError::Io { .. })));
+}
+
+#[test]
+fn rejected_lines_are_counted_a_torn_last_one_too() {
+    let all = sealed(2);
+    let text = format!("{}\nnot json\n{}\n{{\"torn", all[0].json, all[1].json);
+    let (spool, opened, rejected) = {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.spool");
+        std::fs::write(&path, &text).unwrap();
+        let (spool, opened) = Spool::open(&path, &check(None)).unwrap();
+        (spool, opened, std::fs::read_to_string(dir.path().join("a.spool.rejected")).unwrap())
+    };
+    assert_eq!(spool.len(), 1);
+    let refused = opened.rejected.unwrap();
+    assert_eq!((refused.line, refused.lines, opened.torn_bytes), (2, 3, 0));
+    assert_eq!(rejected, text[all[0].json.len() + 1..]);
+}

@@ -593,13 +593,13 @@ async fn d19_changes_answered_while_postgresql_is_down_survive_a_sigkill_once_th
     let lines = || std::fs::read_to_string(&spool).map_or(0, |t| t.lines().count());
     for round in 1..=20 {
         assert_eq!(patch(round).await, 200, "fail_mode open: served while the store is down");
-        // Each change is in the spool a moment after its answer (a second
-        // here, far more than the promise of flush_interval), whatever the
-        // store is doing: a batch never waits in memory behind a store
-        // attempt that takes 5 s to fail.
+        // Each change is in the spool a moment after its answer (3 s here,
+        // far more than the promise of twice flush_interval, for a busy CI
+        // machine), whatever the store is doing: a batch never waits in
+        // memory behind a store call that takes 5 s to fail.
         let answered = std::time::Instant::now();
         while lines() < round {
-            assert!(answered.elapsed() < Duration::from_secs(1), "change {round} is not in the spool a second on");
+            assert!(answered.elapsed() < Duration::from_secs(3), "change {round} is not in the spool 3 s on");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

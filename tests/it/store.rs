@@ -712,3 +712,22 @@ async fn each_configuration_write_moves_the_version_once_and_stamps_its_times() 
     assert_eq!(store.configuration_version().await.unwrap(), start + 3);
     assert_eq!(store.configurations().await.unwrap(), (start + 3, Vec::new()));
 }
+
+/// A read bounded by `ids_upto` (the event stream's windows) holds no
+/// entry past it, on either store.
+#[tokio::test]
+async fn a_read_bounded_by_an_id_holds_nothing_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let entries = sealed(&mut Chain::resume(None), "gw-1", 0..20);
+    store.insert_batch(&entries).await.unwrap();
+    let upto = entries[11].entry.id.clone();
+    let bounded = Filter { ids_upto: Some(upto.clone()), ..Filter::default() };
+    let (read, more) = store.newer(&bounded, Some(&entries[4].entry.id), 100).await.unwrap();
+    let ids: Vec<&str> = read.iter().map(|e| e.id.as_str()).collect();
+    let expected: Vec<&str> = entries[5..12].iter().map(|s| s.entry.id.as_str()).collect();
+    assert_eq!((ids, more), (expected, false));
+    let (newest_first, _) = store.list(&bounded, None, 3).await.unwrap();
+    assert_eq!(newest_first[0].id, upto);
+    store.close().await;
+}
