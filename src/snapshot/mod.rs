@@ -1,6 +1,12 @@
 //! Snapshots (SPEC 4): the GET of a resource's state before and after an
 //! audited mutation, bounded in size and time, and the per-resource lock
-//! that makes concurrent mutations of one resource take turns.
+//! that makes concurrent mutations of one resource take turns. The answer
+//! is read by its media type: JSON, an HTML page's form (`form`) or named
+//! elements (`fields`), or XML (`xml`).
+
+pub mod fields;
+pub mod form;
+pub mod xml;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
