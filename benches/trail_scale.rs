@@ -377,6 +377,7 @@ pub fn realistic(dice: &mut Dice, timestamp: String) -> AuditEntry {
         unapplied: Some(None),
         request_body: None,
         snapshot_error: None,
+        snapshot_format: None,
         instance: "scale-1".into(),
         chain_version: None,
         content_digest: None,

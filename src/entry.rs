@@ -110,6 +110,9 @@ pub struct AuditEntry {
     #[serde(default)]
     pub request_body: Option<Value>,
     pub snapshot_error: Option<String>,
+    /// How the snapshots were read; absent on an entry with no snapshot.
+    #[serde(default)]
+    pub snapshot_format: Option<SnapshotFormat>,
     pub instance: String,
     /// `Some(2)` from chain version 2 on (the hash covers `content_digest`
     /// instead of the personal fields); `None` for the entries before it.
@@ -146,6 +149,18 @@ pub const PERSONAL: [&str; 11] = [
     "unapplied",
     "user_agent",
 ];
+
+/// How a snapshot's answer was read into the entry's state (SPEC 4, 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotFormat {
+    Json,
+    /// An HTML page's form controls.
+    Form,
+    /// An HTML page's named elements (`fields`).
+    Html,
+    Xml,
+}
 
 /// What an erasure's own entry seals (SPEC 7, "Erasure"): the kind of its
 /// selector (`actor`, `resource`, `client_ip`), the resource it named, the
@@ -308,6 +323,7 @@ impl AuditEntry {
             resource_id: &self.resource_id,
             resource_type: &self.resource_type,
             snapshot_error: &self.snapshot_error,
+            snapshot_format: self.snapshot_format,
             status: self.status,
             timestamp: &self.timestamp,
         };
@@ -382,6 +398,7 @@ impl Serialize for AuditEntry {
             resource_id: &self.resource_id,
             resource_type: &self.resource_type,
             snapshot_error: &self.snapshot_error,
+            snapshot_format: self.snapshot_format,
             status: self.status,
             timestamp: &self.timestamp,
             unapplied: self.personal(&self.unapplied).and_then(Option::as_ref),
@@ -446,6 +463,8 @@ struct Wire<'a> {
     resource_id: &'a Option<String>,
     resource_type: &'a str,
     snapshot_error: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_format: Option<SnapshotFormat>,
     status: u16,
     timestamp: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -483,6 +502,9 @@ struct CanonicalSealed<'a> {
     resource_id: &'a Option<String>,
     resource_type: &'a str,
     snapshot_error: &'a Option<String>,
+    /// Absent on an entry with no snapshot (and on those before the field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_format: Option<SnapshotFormat>,
     status: u16,
     timestamp: &'a str,
 }
@@ -789,6 +811,7 @@ pub(crate) mod tests {
             }])),
             request_body: None,
             snapshot_error: None,
+            snapshot_format: None,
             instance: "gw-1".into(),
             chain_version: None,
             content_digest: None,

@@ -49,8 +49,8 @@ impl Whoami {
         {
             return name.clone();
         }
-        let name = match snapshots.fetch(&self.url, carried).await {
-            Ok(json) => match json.pointer(&self.field) {
+        let name = match snapshots.fetch(&self.url, carried, &crate::snapshot::Reading::JSON).await {
+            Ok(snapshot) => match snapshot.state.pointer(&self.field) {
                 Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
                 Some(serde_json::Value::Number(n)) => Some(n.to_string()),
                 _ => None,

@@ -44,6 +44,7 @@ pub fn entry(i: usize) -> AuditEntry {
         unapplied: Some(None),
         request_body: None,
         snapshot_error: None,
+        snapshot_format: None,
         instance: "bench".into(),
         chain_version: None,
         content_digest: None,

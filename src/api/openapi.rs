@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 
-use crate::entry::{CHAIN_VERSION, Outcome, PERSONAL};
+use crate::entry::{CHAIN_VERSION, Outcome, PERSONAL, SnapshotFormat};
 use crate::identity::ActorSource;
 use crate::policy::{Capture, Kind, Source};
 use crate::pseudonym::MIN_KEY_BYTES;
@@ -246,6 +246,13 @@ fn schemas(actions: &[&str]) -> Value {
                 "description": "The personal fields were erased (absent then); `content_digest` stands for them."}),
         ),
         (
+            "snapshot_format",
+            json!({"type": "string", "enum": names(&[SnapshotFormat::Json, SnapshotFormat::Form, SnapshotFormat::Html,
+                    SnapshotFormat::Xml]),
+                "description": "How the snapshots were read: JSON, an HTML page's form or named elements, XML. \
+                    Absent on an entry with no snapshot."}),
+        ),
+        (
             "path_resource_id",
             json!({"type": "string", "description": "The id the request path named, present only when the \
                 resource's own state (its `id_field`) names another: the entry is filed under that one."}),
@@ -269,7 +276,16 @@ fn schemas(actions: &[&str]) -> Value {
     // and the version-2 fields (older entries), `erased` (not erased).
     let optional = |k: &str| {
         PERSONAL.contains(&k)
-            || ["unapplied", "chain_version", "content_digest", "erased", "erasure", "path_resource_id"].contains(&k)
+            || [
+                "unapplied",
+                "chain_version",
+                "content_digest",
+                "erased",
+                "erasure",
+                "path_resource_id",
+                "snapshot_format",
+            ]
+            .contains(&k)
     };
     let required: Vec<&String> = entry.as_object().expect("an object").keys().filter(|k| !optional(k)).collect();
     let entry = json!({"type": "object", "properties": entry, "required": required});
@@ -916,6 +932,7 @@ mod tests {
         let record = serde_json::to_value(&record).unwrap();
         entry["erasure"] = record["erasure"].clone();
         entry["path_resource_id"] = json!("1.json");
+        entry["snapshot_format"] = json!("form");
         assert_eq!(
             keys(&doc["components"]["schemas"]["Entry"]["properties"]["erasure"]["properties"]),
             keys(&record["erasure"])

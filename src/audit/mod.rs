@@ -35,6 +35,8 @@ pub struct Auditor {
     recorder: Recorder,
     redactor: Redactor,
     ignore_fields: Vec<String>,
+    /// `[snapshot] volatile_fields`: left out of a form's state.
+    volatile: Vec<String>,
     skip_unchanged: bool,
     instance: String,
 }
@@ -115,11 +117,14 @@ pub struct Pending {
     request: RequestFacts,
     classified: Classified,
     recording: Recording,
-    /// Per-rule settings: `id_field`, `ignore_fields`.
+    /// Per-rule settings: `id_field`, `ignore_fields`, how pages are read.
     rule_id_field: Option<String>,
+    rule_page: Option<Arc<crate::snapshot::PageRule>>,
     rule_ignore_fields: Vec<String>,
     before: Option<Value>,
     snapshot_error: Option<String>,
+    /// How the snapshots were read (the after-state's, else the before-state's).
+    snapshot_format: Option<crate::entry::SnapshotFormat>,
     guard: Option<ResourceGuard>,
     /// Its place among `recorder.max_pending`, until its entry is queued.
     slot: Option<Slot>,
@@ -141,6 +146,7 @@ impl Auditor {
             recorder,
             redactor: Redactor::new(&config.redact),
             ignore_fields: config.ignore_fields.clone(),
+            volatile: config.volatile_fields.clone(),
             skip_unchanged: config.skip_unchanged,
             instance,
         }
@@ -171,9 +177,11 @@ impl Auditor {
             request,
             recording,
             rule_id_field: rule.and_then(|r| r.id_field.clone()),
+            rule_page: rule.map(|r| r.page.clone()),
             rule_ignore_fields: rule.map(|r| r.ignore_fields.clone()).unwrap_or_default(),
             before: None,
             snapshot_error: None,
+            snapshot_format: None,
             guard: None,
             classified,
             id_answered: false,
@@ -181,8 +189,11 @@ impl Auditor {
         pending.guard = self.turn(&pending.classified).await;
         let needs_before = pending.takes_snapshots() && pending.classified.action != Action::Create;
         if let (true, Some(_), Some(url)) = (needs_before, &pending.guard, pending.snapshot_url(None)) {
-            match self.snapshots.fetch(&url, &pending.request.carried).await {
-                Ok(v) => pending.before = Some(v),
+            match self.snapshots.fetch(&url, &pending.request.carried, &self.reading(&pending)).await {
+                Ok(snapshot) => {
+                    pending.before = Some(snapshot.state);
+                    pending.snapshot_format = Some(snapshot.format);
+                }
                 Err(e) => pending.snapshot_error = Some(e.to_string()),
             }
         }
@@ -249,8 +260,11 @@ impl Auditor {
         let wants_after = success(status) && p.takes_snapshots() && !matches!(p.classified.action, Action::Delete);
         let mut after = None;
         if wants_after && let Some(url) = p.snapshot_url(p.classified.resource.id.as_deref()) {
-            match self.snapshots.fetch(&url, &p.request.carried).await {
-                Ok(v) => after = Some(v),
+            match self.snapshots.fetch(&url, &p.request.carried, &self.reading(&p)).await {
+                Ok(snapshot) => {
+                    after = Some(snapshot.state);
+                    p.snapshot_format = Some(snapshot.format);
+                }
                 Err(e) => p.snapshot_error = Some(e.to_string()),
             }
         }
@@ -264,6 +278,12 @@ impl Auditor {
         if let Some(durable) = durable {
             let _ = durable.send(());
         }
+    }
+
+    /// How `p`'s snapshots are read: its rule's page settings, the
+    /// volatile fields, the form that posts to its path.
+    fn reading<'a>(&'a self, p: &'a Pending) -> crate::snapshot::Reading<'a> {
+        crate::snapshot::Reading { rule: p.rule_page.as_deref(), volatile: &self.volatile, action: &p.request.path }
     }
 
     /// Whether answers wait for their entries (`durability = "sync"`).
@@ -346,6 +366,7 @@ impl Auditor {
             unapplied: Some(unapplied),
             request_body,
             snapshot_error: p.snapshot_error,
+            snapshot_format: p.snapshot_format,
             instance: self.instance.clone(),
             chain_version: None,
             content_digest: None,

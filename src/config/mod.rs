@@ -88,6 +88,8 @@ pub struct SnapshotConfig {
     pub redact: Vec<String>,
     pub skip_unchanged: bool,
     pub ignore_fields: Vec<String>,
+    /// `volatile_fields`: form fields no state or request holds.
+    pub volatile_fields: Vec<String>,
 }
 
 /// The validated configuration.
@@ -362,6 +364,7 @@ impl RawConfig {
                 redact: self.snapshot.redact,
                 skip_unchanged: self.snapshot.skip_unchanged,
                 ignore_fields: self.snapshot.ignore_fields,
+                volatile_fields: self.snapshot.volatile_fields,
             },
             limits: Limits {
                 max_header_bytes: usize::try_from(self.limits.max_header_bytes).unwrap_or(usize::MAX),

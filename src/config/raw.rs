@@ -109,6 +109,10 @@ pub struct RawSnapshot {
     pub skip_unchanged: bool,
     #[serde(deserialize_with = "list")]
     pub ignore_fields: Vec<String>,
+    /// Form fields that change on every page (CSRF tokens): left out of a
+    /// form's state and of a form post's fields.
+    #[serde(deserialize_with = "list")]
+    pub volatile_fields: Vec<String>,
 }
 
 impl Default for RawSnapshot {
@@ -131,6 +135,18 @@ impl Default for RawSnapshot {
             .to_vec(),
             skip_unchanged: false,
             ignore_fields: Vec::new(),
+            volatile_fields: [
+                "csrfmiddlewaretoken",
+                "authenticity_token",
+                "_token",
+                "_csrf",
+                "csrf_token",
+                "__RequestVerificationToken",
+                "__VIEWSTATE",
+                "__EVENTVALIDATION",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }

@@ -67,6 +67,7 @@ impl Change<'_> {
             unapplied: Some(None),
             request_body: None,
             snapshot_error: None,
+            snapshot_format: None,
             instance: self.instance.to_string(),
             chain_version: None,
             content_digest: None,

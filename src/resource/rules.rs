@@ -40,6 +40,9 @@ struct RawRule {
     #[serde(default)]
     ignore_fields: Vec<String>,
     username_from: Option<String>,
+    snapshot_format: Option<String>,
+    form: Option<String>,
+    fields: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// One compiled `[[resource]]`.
@@ -65,6 +68,8 @@ pub struct Rule {
     id_pattern: Option<Regex>,
     /// JSON pointers left out of `changes` for this resource.
     pub ignore_fields: Vec<String>,
+    /// How its snapshots' pages are read (`snapshot_format`, `form`, `fields`).
+    pub page: std::sync::Arc<crate::snapshot::PageRule>,
     pub username_from: Option<Extractor>,
     /// Capture groups that name parents, in path order.
     parent_groups: Vec<String>,
@@ -270,6 +275,23 @@ fn compile(raw: RawRule, line: usize) -> Result<Rule, String> {
             Ok(re)
         })
         .transpose()?;
+    let asked = match raw.snapshot_format.as_deref() {
+        None => crate::snapshot::Asked::Auto,
+        Some(name) => crate::snapshot::Asked::parse(name)
+            .ok_or_else(|| format!("snapshot_format `{name}` is not auto, json, form, html or xml"))?,
+    };
+    let form = raw
+        .form
+        .as_deref()
+        .map(|css| scraper::Selector::parse(css).map_err(|e| format!("form: `{css}` is not a CSS selector: {e}")))
+        .transpose()?;
+    let fields = raw
+        .fields
+        .iter()
+        .flatten()
+        .map(|(name, spec)| crate::snapshot::fields::Field::parse(name, spec))
+        .collect::<Result<Vec<_>, _>>()?;
+    let page = std::sync::Arc::new(crate::snapshot::PageRule { asked, form, fields });
     let parent_groups = groups.into_iter().filter(|g| g != "type" && g != "id" && !star_groups.contains(g)).collect();
     Ok(Rule {
         line,
@@ -285,6 +307,7 @@ fn compile(raw: RawRule, line: usize) -> Result<Rule, String> {
         id_field: raw.id_field,
         id_pattern,
         ignore_fields: raw.ignore_fields,
+        page,
         username_from,
         parent_groups,
     })

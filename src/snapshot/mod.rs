@@ -6,7 +6,10 @@
 
 pub mod fields;
 pub mod form;
+pub mod reading;
 pub mod xml;
+
+pub use reading::{Asked, PageRule, Reading, SnapshotFormat};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +43,8 @@ pub enum SnapshotError {
     TooLarge(String),
     #[error("snapshot GET {0} is not JSON")]
     NotJson(String),
+    #[error("snapshot GET {0} is {1}")]
+    NotXml(String, String),
     #[error("snapshot GET {0} is {1}")]
     Decode(String, DecodeError),
     #[error("snapshot URL {0} is not a valid path")]
@@ -85,8 +90,14 @@ impl Snapshotter {
     }
 
     /// GETs `path` (path and query) with the `carried` client headers,
-    /// asking for an unencoded JSON body.
-    pub async fn fetch(&self, path: &str, carried: &HeaderMap) -> Result<Value, SnapshotError> {
+    /// asking for an unencoded body of the type `reading` reads (JSON
+    /// first when it does not say), and reads it into a state.
+    pub async fn fetch(
+        &self,
+        path: &str,
+        carried: &HeaderMap,
+        reading: &Reading<'_>,
+    ) -> Result<Snapshot, SnapshotError> {
         let target = format!("{}{path}", self.base_path);
         let uri: Uri = target.parse().map_err(|_| SnapshotError::BadPath(path.to_string()))?;
         let mut req = Request::new(UpstreamBody::empty());
@@ -96,24 +107,34 @@ impl Snapshotter {
         h.extend(carried.iter().map(|(k, v)| (k.clone(), v.clone())));
         h.insert(X_AUDITGATE_SNAPSHOT, HeaderValue::from_static("1"));
         h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-        h.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        tokio::time::timeout(self.timeout, self.get(path, req))
+        h.insert(ACCEPT, HeaderValue::from_static(reading.asked().accept()));
+        tokio::time::timeout(self.timeout, self.get(path, req, reading))
             .await
             .map_err(|_| SnapshotError::Timeout(path.to_string()))?
     }
 
-    async fn get(&self, path: &str, req: Request<UpstreamBody>) -> Result<Value, SnapshotError> {
+    async fn get(
+        &self,
+        path: &str,
+        req: Request<UpstreamBody>,
+        reading: &Reading<'_>,
+    ) -> Result<Snapshot, SnapshotError> {
         let unreachable = |e: crate::upstream::UpstreamError| SnapshotError::Upstream(path.to_string(), e.to_string());
         if self.upstream.speaks_raw() {
             let res = self.upstream.send_own(req).await.map_err(unreachable)?;
-            return self.read(path, res).await;
+            return self.read(path, res, reading).await;
         }
         let res = self.upstream.send(None, req).await.map_err(unreachable)?;
-        self.read(path, res).await
+        self.read(path, res, reading).await
     }
 
-    /// The answer's body as JSON, decoded, within `max_bytes`.
-    async fn read<B>(&self, path: &str, res: http::Response<B>) -> Result<Value, SnapshotError>
+    /// The answer's body, decoded within `max_bytes`, read as `reading` says.
+    async fn read<B>(
+        &self,
+        path: &str,
+        res: http::Response<B>,
+        reading: &Reading<'_>,
+    ) -> Result<Snapshot, SnapshotError>
     where
         B: http_body::Body<Data = bytes::Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -134,8 +155,20 @@ impl Snapshotter {
             DecodeError::TooLarge(_) => SnapshotError::TooLarge(path.to_string()),
             e => SnapshotError::Decode(path.to_string(), e),
         })?;
-        serde_json::from_slice(&bytes).map_err(|_| SnapshotError::NotJson(path.to_string()))
+        let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let (state, format) = reading::read(&bytes, content_type, path, reading).map_err(|e| match e {
+            reading::Unreadable::NotJson => SnapshotError::NotJson(path.to_string()),
+            reading::Unreadable::Xml(why) => SnapshotError::NotXml(path.to_string(), why),
+        })?;
+        Ok(Snapshot { state, format })
     }
+}
+
+/// A resource's state as a snapshot read it, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub state: Value,
+    pub format: SnapshotFormat,
 }
 
 /// One lock per (type, id): audited mutations of the same resource through

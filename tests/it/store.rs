@@ -41,6 +41,7 @@ pub(crate) fn entry(instance: &str, n: usize) -> AuditEntry {
         unapplied: Some(None),
         request_body: None,
         snapshot_error: None,
+        snapshot_format: None,
         instance: instance.into(),
         chain_version: None,
         content_digest: None,

@@ -1,0 +1,195 @@
+//! How a snapshot's answer becomes a state (SPEC 4, "Pages and forms"): the
+//! rule's `snapshot_format`, or with `auto` the answer's media type, picks
+//! JSON, an HTML page's form (`form`) or named elements (`html`), or XML.
+
+use scraper::{Html, Selector};
+use serde_json::Value;
+
+pub use crate::entry::SnapshotFormat;
+
+use super::fields::Field;
+use super::form::FormChoice;
+
+/// A rule's `snapshot_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Asked {
+    /// By the answer's media type.
+    #[default]
+    Auto,
+    Is(SnapshotFormat),
+}
+
+impl Asked {
+    /// The rule key's value; `None` for a name it does not take.
+    pub fn parse(name: &str) -> Option<Asked> {
+        Some(match name {
+            "auto" => Asked::Auto,
+            "json" => Asked::Is(SnapshotFormat::Json),
+            "form" => Asked::Is(SnapshotFormat::Form),
+            "html" => Asked::Is(SnapshotFormat::Html),
+            "xml" => Asked::Is(SnapshotFormat::Xml),
+            _ => return None,
+        })
+    }
+
+    /// The `Accept` a snapshot GET sends: JSON first when the rule does not
+    /// say (an app that can answer JSON is read best that way).
+    pub fn accept(self) -> &'static str {
+        match self {
+            Asked::Auto => "application/json, text/html;q=0.9, application/xhtml+xml;q=0.9, application/xml;q=0.8",
+            Asked::Is(SnapshotFormat::Json) => "application/json",
+            Asked::Is(SnapshotFormat::Form | SnapshotFormat::Html) => "text/html, application/xhtml+xml;q=0.9",
+            Asked::Is(SnapshotFormat::Xml) => "application/xml, text/xml;q=0.9",
+        }
+    }
+}
+
+/// What a rule says of reading its resource's pages.
+#[derive(Debug, Clone, Default)]
+pub struct PageRule {
+    pub asked: Asked,
+    /// `form`: which element's controls are the state.
+    pub form: Option<Selector>,
+    /// `fields`, for the `html` reading.
+    pub fields: Vec<Field>,
+}
+
+/// Everything a snapshot's reading needs beyond the answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Reading<'a> {
+    pub rule: Option<&'a PageRule>,
+    /// `[snapshot] volatile_fields`.
+    pub volatile: &'a [String],
+    /// The mutation's path: the form posting to it is the state.
+    pub action: &'a str,
+}
+
+impl Reading<'_> {
+    /// JSON only: who-am-I answers, and requests no rule reads otherwise.
+    pub const JSON: Reading<'static> = Reading { rule: None, volatile: &[], action: "" };
+
+    pub fn asked(&self) -> Asked {
+        self.rule.map(|r| r.asked).unwrap_or_default()
+    }
+}
+
+/// Why an answer could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreadable {
+    NotJson,
+    Xml(String),
+}
+
+/// The state of an answer `bytes` of media type `content_type` for the
+/// page at `page`, and how it was read.
+pub fn read(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    page: &str,
+    reading: &Reading<'_>,
+) -> Result<(Value, SnapshotFormat), Unreadable> {
+    let fields = reading.rule.map_or(&[][..], |r| &r.fields[..]);
+    let format = match reading.asked() {
+        Asked::Is(format) => format,
+        Asked::Auto => match content_type.map(media_type) {
+            Some(t) if t == "text/html" || t == "application/xhtml+xml" => {
+                if fields.is_empty() {
+                    SnapshotFormat::Form
+                } else {
+                    SnapshotFormat::Html
+                }
+            }
+            Some(t) if t == "application/xml" || t == "text/xml" || t.ends_with("+xml") => SnapshotFormat::Xml,
+            _ => SnapshotFormat::Json,
+        },
+    };
+    let state = match format {
+        SnapshotFormat::Json => serde_json::from_slice(bytes).map_err(|_| Unreadable::NotJson)?,
+        SnapshotFormat::Xml => super::xml::read(bytes).map_err(|e| Unreadable::Xml(e.to_string()))?,
+        SnapshotFormat::Form | SnapshotFormat::Html => {
+            let doc = Html::parse_document(&String::from_utf8_lossy(bytes));
+            if format == SnapshotFormat::Html && !fields.is_empty() {
+                super::fields::read(&doc, fields)
+            } else {
+                let selector = reading.rule.and_then(|r| r.form.as_ref());
+                let choice = FormChoice { selector, page, action: reading.action };
+                super::form::read(&doc, &choice, reading.volatile)
+            }
+        }
+    };
+    Ok((state, format))
+}
+
+/// A `Content-Type`'s media type, lower case, without parameters.
+fn media_type(value: &str) -> String {
+    value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn auto(bytes: &str, content_type: Option<&str>) -> Result<(Value, SnapshotFormat), Unreadable> {
+        let volatile = ["csrf".to_string()];
+        let reading = Reading { rule: None, volatile: &volatile, action: "/c/1/" };
+        read(bytes.as_bytes(), content_type, "/c/1/", &reading)
+    }
+
+    #[test]
+    fn auto_reads_an_answer_by_its_media_type() {
+        let page = r#"<form method="post"><input name="csrf" value="t"><input name="a" value="1"></form>"#;
+        assert_eq!(auto(page, Some("text/html; charset=utf-8")), Ok((json!({"a": "1"}), SnapshotFormat::Form)));
+        assert_eq!(auto(page, Some("application/xhtml+xml")).unwrap().1, SnapshotFormat::Form);
+        assert_eq!(auto("<a><b>1</b></a>", Some("application/xml")), Ok((json!({"b": "1"}), SnapshotFormat::Xml)));
+        assert_eq!(auto("<a/>", Some("TEXT/XML")).unwrap().1, SnapshotFormat::Xml);
+        assert_eq!(auto("<a/>", Some("application/atom+xml")).unwrap().1, SnapshotFormat::Xml);
+        assert_eq!(auto(r#"{"a": 1}"#, Some("application/json")), Ok((json!({"a": 1}), SnapshotFormat::Json)));
+        assert_eq!(auto(r#"{"a": 1}"#, Some("application/vnd.api+json")).unwrap().1, SnapshotFormat::Json);
+        assert_eq!(auto(r#"{"a": 1}"#, None).unwrap().1, SnapshotFormat::Json, "no type: JSON, as always");
+        assert_eq!(auto(r#"{"a": 1}"#, Some("text/plain")).unwrap().1, SnapshotFormat::Json);
+        assert_eq!(auto("<html>", Some("text/plain")), Err(Unreadable::NotJson));
+        assert!(matches!(auto("<a>", Some("text/xml")), Err(Unreadable::Xml(_))));
+    }
+
+    #[test]
+    fn a_rule_says_how_to_read_whatever_the_type_says() {
+        let fields = vec![Field::parse("title", "h1").unwrap()];
+        let rule = |asked, fields: Vec<Field>| PageRule { asked, form: None, fields };
+        let read_as = |rule: &PageRule, body: &str, t: &str| {
+            read(body.as_bytes(), Some(t), "/", &Reading { rule: Some(rule), volatile: &[], action: "/" })
+        };
+        let page = r#"<h1> Ann </h1><form method="post"><input name="a" value="1"></form>"#;
+        let html = rule(Asked::Is(SnapshotFormat::Html), fields.clone());
+        assert_eq!(read_as(&html, page, "text/plain"), Ok((json!({"title": "Ann"}), SnapshotFormat::Html)));
+        let bare = rule(Asked::Is(SnapshotFormat::Html), Vec::new());
+        assert_eq!(read_as(&bare, page, "text/html"), Ok((json!({"a": "1"}), SnapshotFormat::Html)), "form values");
+        let auto_fields = rule(Asked::Auto, fields);
+        assert_eq!(read_as(&auto_fields, page, "text/html").unwrap().1, SnapshotFormat::Html);
+        let json = rule(Asked::Is(SnapshotFormat::Json), Vec::new());
+        assert_eq!(read_as(&json, page, "text/html"), Err(Unreadable::NotJson));
+        let form = rule(Asked::Is(SnapshotFormat::Form), Vec::new());
+        assert_eq!(read_as(&form, page, "application/json").unwrap().1, SnapshotFormat::Form);
+        let xml = rule(Asked::Is(SnapshotFormat::Xml), Vec::new());
+        assert_eq!(read_as(&xml, "<a>x</a>", "text/plain"), Ok((json!("x"), SnapshotFormat::Xml)));
+    }
+
+    #[test]
+    fn the_rule_keys_values_and_what_each_asks_for() {
+        for (name, asked) in [
+            ("auto", Asked::Auto),
+            ("json", Asked::Is(SnapshotFormat::Json)),
+            ("form", Asked::Is(SnapshotFormat::Form)),
+            ("html", Asked::Is(SnapshotFormat::Html)),
+            ("xml", Asked::Is(SnapshotFormat::Xml)),
+        ] {
+            assert_eq!(Asked::parse(name), Some(asked));
+        }
+        assert_eq!(Asked::parse("yaml"), None);
+        assert!(Asked::Auto.accept().starts_with("application/json"));
+        assert!(Asked::Is(SnapshotFormat::Form).accept().starts_with("text/html"));
+        assert!(Asked::Is(SnapshotFormat::Xml).accept().starts_with("application/xml"));
+        assert_eq!(Asked::Is(SnapshotFormat::Json).accept(), "application/json");
+    }
+}
