@@ -10,7 +10,9 @@
 # Chromium with chromedriver (Debian) for the web console's tests, and
 # rsyslog (Debian; run by the tests on a port of their own, never as the
 # system's logger) as a real syslog receiver for the sinks, and php-cli
-# (Debian) whose built-in server runs the PHP apps under tests/php.
+# (Debian) whose built-in server runs the PHP apps under tests/php, and
+# Django in a virtualenv (PyPI, pinned by tests/django/requirements.txt)
+# for the server-rendered app under tests/django.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/pg-lib.sh
@@ -58,6 +60,9 @@ if [ ! -x tests/fastapi/.venv/bin/python ]; then
   fi
 fi
 tests/fastapi/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/fastapi/requirements.txt
+echo "== pip install (Django, a server-rendered app with CSRF and session login)"
+[ -x tests/django/.venv/bin/python ] || python3 -m venv tests/django/.venv
+tests/django/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/django/requirements.txt
 echo "== pip install (schemathesis, against the query port's OpenAPI document)"
 [ -x tests/schemathesis/.venv/bin/python ] || python3 -m venv tests/schemathesis/.venv
 tests/schemathesis/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/schemathesis/requirements.txt

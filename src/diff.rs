@@ -87,19 +87,30 @@ pub fn pointer_tokens(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> + '_ 
         .map(|t| if t.contains('~') { Cow::Owned(t.replace("~1", "/").replace("~0", "~")) } else { Cow::Borrowed(t) })
 }
 
-/// Keys whose values are secret, compared without regard to case.
+/// Keys whose values are secret, compared without regard to case: a key
+/// named so, or whose words hold one in a row (`new_password`,
+/// `user[password]`, `password1`, `apiKey` under `api_key`).
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     keys: Vec<String>,
+    /// Each key's words.
+    words: Vec<Vec<String>>,
 }
 
 impl Redactor {
     pub fn new(keys: &[String]) -> Self {
-        Redactor { keys: keys.iter().map(|k| k.to_ascii_lowercase()).collect() }
+        Redactor {
+            keys: keys.iter().map(|k| k.to_ascii_lowercase()).collect(),
+            words: keys.iter().map(|k| words(k)).collect(),
+        }
     }
 
     fn is_secret(&self, key: &str) -> bool {
-        self.keys.iter().any(|k| k.eq_ignore_ascii_case(key))
+        if self.keys.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+            return true;
+        }
+        let named = words(key);
+        self.words.iter().any(|w| !w.is_empty() && named.windows(w.len()).any(|run| run == w.as_slice()))
     }
 
     /// Replaces every secret key's value, at any depth (also inside arrays).
@@ -141,6 +152,30 @@ impl Redactor {
             }
         }
     }
+}
+
+/// A name's words, lower case: split at anything not a letter or digit,
+/// where a lower-case letter meets an upper-case one, and between letters
+/// and digits (`userPassword2` gives `user`, `password`, `2`).
+fn words(name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut last: Option<char> = None;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            out.extend((!word.is_empty()).then(|| std::mem::take(&mut word)));
+            last = None;
+            continue;
+        }
+        let breaks = last.is_some_and(|l| (l.is_lowercase() && c.is_uppercase()) || (l.is_numeric() != c.is_numeric()));
+        if breaks && !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+        word.extend(c.to_lowercase());
+        last = Some(c);
+    }
+    out.extend((!word.is_empty()).then_some(word));
+    out
 }
 
 /// Drops changes at or under any of the `ignored` pointers.

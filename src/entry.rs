@@ -588,7 +588,7 @@ fn hash_of(prev_hash: &str, canonical: &[u8]) -> String {
 
 /// Lower-case hex, two digits a byte (a table, not the formatter: this runs
 /// for every entry).
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

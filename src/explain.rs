@@ -95,6 +95,10 @@ impl Explainer<'_> {
         line(&mut out, "parents", &parents);
         line(&mut out, "matched", &c.rule.map_or("default heuristic".to_string(), rule_name));
         line(&mut out, "snapshot", c.snapshot.as_deref().unwrap_or("(none)"));
+        if c.snapshot.is_some() {
+            let page = c.rule.map(|i| self.classifier.rules()[i].page.clone()).unwrap_or_default();
+            line(&mut out, "reading", &page.describe(path));
+        }
         let peer_trusted = self.trusted.contains(from);
         let actor = self.actor.resolve(&map, peer_trusted);
         let addr = client_addr(self.trusted, from, &map);
@@ -134,11 +138,20 @@ mod tests {
     use crate::policy::AuditConfiguration;
 
     fn with(policy: &Compiled, method: &str, target: &str, headers: &[&str]) -> Result<String, ExplainError> {
+        by(&Classifier::default(), policy, method, target, headers)
+    }
+
+    fn by(
+        classifier: &Classifier,
+        policy: &Compiled,
+        method: &str,
+        target: &str,
+        headers: &[&str],
+    ) -> Result<String, ExplainError> {
         let headers: Vec<String> = headers.iter().map(|s| s.to_string()).collect();
-        let classifier = Classifier::default();
         let actor = ActorRules::default();
         let explainer = Explainer {
-            classifier: &classifier,
+            classifier,
             rules_file: Path::new("rules/resources.toml"),
             method_override: OverridePolicy::Honour,
             actor: &actor,
@@ -187,6 +200,40 @@ mod tests {
         assert!(out.contains("audited   yes (no include configuration is active"), "{out}");
         let out = run("GET", "/api/v1/orders/1/", &[]);
         assert!(out.contains("audited   no (reads and logins only when"), "{out}");
+    }
+
+    #[test]
+    fn says_how_a_rules_pages_are_read() {
+        let rules = r##"
+[[resource]]
+pattern = "/customers/{id}/edit/"
+type = "customer"
+snapshot_format = "form"
+form = "#edit"
+
+[[resource]]
+pattern = "/notes/{id}/"
+type = "note"
+
+[[resource]]
+pattern = "/login/"
+type = "session"
+action = "login"
+username_from = "form:username"
+"##;
+        let classifier = Classifier::new(crate::resource::RulesFile::parse(Path::new("r.toml"), rules).unwrap());
+        let out = |method: &str, target: &str| by(&classifier, &Compiled::default(), method, target, &[]).unwrap();
+        assert!(
+            out("POST", "/customers/3/edit/").contains("reading   form (the form `#edit`)\n"),
+            "{}",
+            out("POST", "/customers/3/edit/")
+        );
+        let notes = out("PATCH", "/notes/3/");
+        assert!(notes.contains("reading   auto (JSON as JSON, HTML by the form posting to /notes/3/"), "{notes}");
+        let heuristic = out("PATCH", "/api/users/3/");
+        assert!(heuristic.contains("reading   auto (JSON as JSON"), "{heuristic}");
+        let login = out("POST", "/login/");
+        assert!(!login.contains("reading"), "no snapshot, no reading: {login}");
     }
 
     #[test]

@@ -23,19 +23,31 @@ pub struct Unapplied {
 /// The fields of `requested` that `after` does not hold as asked; `None`
 /// when there is nothing to compare (the request body is not a JSON object).
 pub fn unapplied(requested: &Value, after: &Value) -> Option<Vec<Unapplied>> {
+    listed(requested, after, same)
+}
+
+/// As [`unapplied`] for the fields of a form, whose values are text: each
+/// is compared with the applied value's text ([`same_text`]).
+pub fn unapplied_text(requested: &Value, after: &Value) -> Option<Vec<Unapplied>> {
+    listed(requested, after, same_text)
+}
+
+type Same = fn(&Value, &Value) -> bool;
+
+fn listed(requested: &Value, after: &Value, same: Same) -> Option<Vec<Unapplied>> {
     let requested = requested.as_object()?;
     let mut out = Vec::new();
-    walk(&mut String::new(), requested, after, &mut out);
+    walk(&mut String::new(), requested, after, same, &mut out);
     Some(out)
 }
 
-fn walk(path: &mut String, requested: &Map<String, Value>, after: &Value, out: &mut Vec<Unapplied>) {
+fn walk(path: &mut String, requested: &Map<String, Value>, after: &Value, same: Same, out: &mut Vec<Unapplied>) {
     for (key, asked) in requested {
         let Some(applied) = after.get(key) else { continue };
         let len = path.len();
         push_token(path, key);
         match asked {
-            Value::Object(inner) if !inner.is_empty() && applied.is_object() => walk(path, inner, applied, out),
+            Value::Object(inner) if !inner.is_empty() && applied.is_object() => walk(path, inner, applied, same, out),
             _ if same(asked, applied) => {}
             _ => out.push(Unapplied { path: path.clone(), requested: asked.clone(), applied: applied.clone() }),
         }
@@ -52,6 +64,32 @@ pub fn same(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
         _ => a == b,
+    }
+}
+
+/// A form's value `asked` (text, or several texts) against the applied
+/// value: equal text; a number by its value; a boolean as a checkbox or
+/// choice spells it (`on`, `true`, `1`, `yes` / `off`, `false`, `0`, `no`,
+/// empty); `null` as empty text; one text against a list of one (a
+/// `multiple` select with one choice). A browser sends a textarea's line
+/// breaks as CR LF, which a page's text holds as LF: they are the same.
+pub fn same_text(asked: &Value, applied: &Value) -> bool {
+    match (asked, applied) {
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_text(a, b)),
+        (Value::String(_), Value::Array(y)) => y.len() == 1 && same_text(asked, &y[0]),
+        (Value::String(a), Value::String(b)) => a == b || a.replace("\r\n", "\n") == b.replace("\r\n", "\n"),
+        (Value::String(a), Value::Number(n)) => {
+            a.trim().parse::<f64>().is_ok() && decimal(a.trim()) == decimal(&n.to_string())
+        }
+        (Value::String(a), Value::Bool(b)) => {
+            let a = a.to_ascii_lowercase();
+            match b {
+                true => ["on", "true", "1", "yes"].contains(&a.as_str()),
+                false => ["off", "false", "0", "no", ""].contains(&a.as_str()),
+            }
+        }
+        (Value::String(a), Value::Null) => a.is_empty(),
+        _ => same(asked, applied),
     }
 }
 
@@ -137,5 +175,30 @@ mod tests {
         assert!(!same(&json!({"a": 1}), &json!({"b": 1})));
         assert!(!same(&json!([1]), &json!([1, 2])));
         assert!(!same(&json!("1"), &json!(1)));
+    }
+
+    #[test]
+    fn a_forms_text_is_compared_with_the_applied_values_text() {
+        let text = |a: Value, b: Value| same_text(&a, &b);
+        assert!(text(json!("Ann"), json!("Ann")));
+        assert!(!text(json!("ann"), json!("Ann")));
+        assert!(text(json!("a\r\nb"), json!("a\nb")) && text(json!("a\nb"), json!("a\r\nb")));
+        assert!(!text(json!("a\r\nb"), json!("a b")) && !text(json!("a\rb"), json!("a\nb")));
+        assert!(text(json!("42"), json!(42)) && text(json!("1.50"), json!(1.5)) && text(json!(" 7 "), json!(7)));
+        assert!(!text(json!("43"), json!(42)) && !text(json!(""), json!(0)) && !text(json!("x"), json!(1)));
+        for yes in ["on", "true", "1", "yes", "ON"] {
+            assert!(text(json!(yes), json!(true)) && !text(json!(yes), json!(false)), "{yes}");
+        }
+        for no in ["off", "false", "0", "no", ""] {
+            assert!(text(json!(no), json!(false)) && !text(json!(no), json!(true)), "{no}");
+        }
+        assert!(text(json!(""), json!(null)) && !text(json!("x"), json!(null)));
+        assert!(
+            text(json!("a"), json!(["a"])) && !text(json!("a"), json!(["a", "b"])) && !text(json!("a"), json!(["b"]))
+        );
+        assert!(text(json!(["a", "2"]), json!(["a", 2])) && !text(json!(["a", "b"]), json!(["b", "a"])));
+        assert!(!text(json!(["a"]), json!(["a", "b"])));
+        assert!(!text(json!("{}"), json!({})), "an object is not text");
+        assert!(text(json!({"a": 1}), json!({"a": 1})), "anything else as JSON");
     }
 }

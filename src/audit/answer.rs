@@ -1,7 +1,8 @@
 //! What an audited answer tells the entry: the id of the resource it created
-//! (the JSON body's `id_field`, else the last segment of `Location`), read
-//! from the tee's bounded copy once the answer has ended, whatever its
-//! framing and content coding. Ids keep the app's own digits.
+//! (the JSON body's `id_field`, else the `Location` read through the
+//! resource rules), read from the tee's bounded copy once the answer has
+//! ended, whatever its framing and content coding. Ids keep the app's own
+//! digits.
 
 use std::borrow::Cow;
 
@@ -20,6 +21,9 @@ use crate::encoding::decoded;
 pub struct Answer {
     /// The id it names, if any.
     pub id: Option<String>,
+    /// Where and how the new resource's state is read, when its `Location`
+    /// named it.
+    pub located: Option<Located>,
     /// The new resource's turn, taken before the client saw the answer end.
     pub guard: Option<ResourceGuard>,
     /// Why the body could not be read for the id (kept when none was found).
@@ -30,23 +34,31 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The answer when its body was not read (or broke off): `Location` only.
-    pub fn from_location(headers: &HeaderMap) -> Answer {
-        Answer { id: id_in_location(headers), guard: None, note: None, durable: None }
+    /// The answer when its body was not read (or broke off): what its
+    /// `Location` names, `located`.
+    pub fn from_location(located: Option<Located>) -> Answer {
+        Answer { id: located.as_ref().map(|l| l.id.clone()), located, guard: None, note: None, durable: None }
     }
 
     /// The answer from the copy of its body (`None`: larger than `max` bytes),
-    /// decoded by its `Content-Encoding` within `max`.
-    pub fn from_copy(headers: &HeaderMap, copy: Option<&[u8]>, id_field: &str, max: usize) -> Answer {
+    /// decoded by its `Content-Encoding` within `max`; else what `locate`
+    /// finds in its `Location`.
+    pub fn from_copy(
+        headers: &HeaderMap,
+        copy: Option<&[u8]>,
+        id_field: &str,
+        max: usize,
+        locate: impl FnOnce() -> Option<Located>,
+    ) -> Answer {
         let (from_body, note) = match copy.map(|bytes| decoded(bytes, headers, max)) {
             None => (None, Some(format!("the answer is larger than snapshot.max_bytes ({max})"))),
             Some(Ok(body)) => (id_in_body(&body, id_field), None),
             Some(Err(e)) => (None, Some(format!("the answer is {e}"))),
         };
         match from_body {
-            Some(id) => Answer { id: Some(id), guard: None, note: None, durable: None },
+            Some(id) => Answer { id: Some(id), located: None, guard: None, note: None, durable: None },
             None => {
-                let located = Answer::from_location(headers);
+                let located = Answer::from_location(locate());
                 Answer { note: note.filter(|_| located.id.is_none()), ..located }
             }
         }
@@ -157,12 +169,38 @@ impl<'de> Visitor<'de> for KeyIs<'_> {
     }
 }
 
-/// The last path segment of `Location`, percent-decoded.
-pub fn id_in_location(headers: &HeaderMap) -> Option<String> {
+/// The resource a `Location` names, read through the resource rules.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub id: String,
+    /// The path it names (the page whose form is its state).
+    pub path: String,
+    /// The GET that reads its state (the rule's `snapshot`, else the path).
+    pub snapshot: Option<String>,
+    /// How the rule that matched it reads its pages.
+    pub page: Option<std::sync::Arc<crate::snapshot::PageRule>>,
+}
+
+/// The path (without query or fragment) an answer's `Location` points at,
+/// resolved against the request's `path` when relative; `None` without one.
+pub fn location_path(headers: &HeaderMap, path: &str) -> Option<String> {
     let location = headers.get(LOCATION)?.to_str().ok()?;
-    let path = location.split(['?', '#']).next()?;
-    let last = path.trim_end_matches('/').rsplit('/').next()?;
-    (!last.is_empty()).then(|| crate::resource::percent_decode(last))
+    let target = location.split(['?', '#']).next()?;
+    let after_authority = |rest: &str| rest.find('/').map_or_else(|| "/".to_string(), |i| rest[i..].to_string());
+    let resolved = if let Some((scheme, rest)) = target.split_once("://")
+        && !scheme.is_empty()
+        && !scheme.contains('/')
+    {
+        after_authority(rest)
+    } else if let Some(rest) = target.strip_prefix("//") {
+        after_authority(rest)
+    } else if target.starts_with('/') {
+        target.to_string()
+    } else {
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        format!("{}{target}", if dir.is_empty() { "/" } else { dir })
+    };
+    (!target.is_empty()).then_some(resolved)
 }
 
 #[cfg(test)]
@@ -213,26 +251,39 @@ mod tests {
     }
 
     #[test]
-    fn location_names_the_last_segment() {
-        assert_eq!(id_in_location(&located("http://x/api/users/77/")).as_deref(), Some("77"));
-        assert_eq!(id_in_location(&located("/users/a%20b?x=1#f")).as_deref(), Some("a b"));
-        assert_eq!(id_in_location(&located("/")), None);
-        assert_eq!(id_in_location(&HeaderMap::new()), None);
+    fn a_location_is_resolved_to_a_path() {
+        let at = |location: &'static str, path: &str| location_path(&located(location), path);
+        assert_eq!(at("http://x/api/users/77/", "/api/users/").as_deref(), Some("/api/users/77/"));
+        assert_eq!(at("https://x:8443", "/a/").as_deref(), Some("/"));
+        assert_eq!(at("//x/c/3?y=1", "/a/").as_deref(), Some("/c/3"));
+        assert_eq!(at("/users/a%20b?x=1#f", "/users/").as_deref(), Some("/users/a%20b"));
+        assert_eq!(at("3/edit/", "/customers/new").as_deref(), Some("/customers/3/edit/"), "relative to the request");
+        assert_eq!(at("3/", "nothing").as_deref(), Some("/3/"));
+        assert_eq!(at("a/b://c", "/x/").as_deref(), Some("/x/a/b://c"), "a path with a colon is not a scheme");
+        assert_eq!(at("?page=2", "/x/"), None);
+        assert_eq!(location_path(&HeaderMap::new(), "/x/"), None);
     }
 
     #[test]
     fn the_body_wins_then_location_then_a_note() {
-        let h = located("/api/users/77/");
-        assert_eq!(Answer::from_copy(&h, Some(br#"{"id": 5}"#), "/id", 100).id.as_deref(), Some("5"));
-        assert_eq!(Answer::from_copy(&h, Some(br#"{"pk": 5}"#), "/id", 100).id.as_deref(), Some("77"));
-        let big = Answer::from_copy(&HeaderMap::new(), None, "/id", 100);
+        let h = HeaderMap::new();
+        let at_77 = || {
+            let snapshot = Some("/users/77/edit".into());
+            Some(Located { id: "77".into(), path: "/users/77/".into(), snapshot, page: None })
+        };
+        let body = Answer::from_copy(&h, Some(br#"{"id": 5}"#), "/id", 100, at_77);
+        assert_eq!((body.id.as_deref(), body.located.is_none()), (Some("5"), true));
+        let other = Answer::from_copy(&h, Some(br#"{"pk": 5}"#), "/id", 100, at_77);
+        let snapshot = other.located.and_then(|l| l.snapshot);
+        assert_eq!((other.id.as_deref(), snapshot.as_deref()), (Some("77"), Some("/users/77/edit")));
+        let big = Answer::from_copy(&h, None, "/id", 100, || None);
         assert_eq!((big.id, big.note.as_deref()), (None, Some("the answer is larger than snapshot.max_bytes (100)")));
         // A note is kept only when no id was found.
-        let located = Answer::from_copy(&h, None, "/id", 100);
+        let located = Answer::from_copy(&h, None, "/id", 100, at_77);
         assert_eq!((located.id.as_deref(), located.note), (Some("77"), None));
         let mut zipped = HeaderMap::new();
         zipped.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        let bad = Answer::from_copy(&zipped, Some(b"not gzip"), "/id", 100);
+        let bad = Answer::from_copy(&zipped, Some(b"not gzip"), "/id", 100, || None);
         assert_eq!(bad.note.as_deref(), Some("the answer is bad gzip data"));
     }
 }

@@ -4,6 +4,7 @@
 //! the entry, never into the response.
 
 mod answer;
+mod requested;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use http::header::USER_AGENT;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-pub use answer::{Answer, id_in_body, id_in_location};
+pub use answer::{Answer, Located, id_in_body, location_path};
 
 use crate::config::SnapshotConfig;
 use crate::diff::{Redactor, diff, without_ignored};
@@ -23,9 +24,8 @@ use crate::identity::{Actor, ClientAddr, ip_text};
 use crate::policy::Capture;
 use crate::proxy::EndHook;
 use crate::recorder::{Durability, Recorder, Slot, Unrecordable};
-use crate::resource::{Action, Classified, Rule};
+use crate::resource::{Action, Classification, Classified, Classifier, Rule};
 use crate::snapshot::{ResourceGuard, ResourceLocks, Snapshotter};
-use crate::unapplied::unapplied;
 
 /// Shared audit machinery, built once.
 #[derive(Debug)]
@@ -35,6 +35,8 @@ pub struct Auditor {
     recorder: Recorder,
     redactor: Redactor,
     ignore_fields: Vec<String>,
+    /// The resource rules, for the id a create's `Location` names.
+    classifier: Arc<Classifier>,
     /// `[snapshot] volatile_fields`: left out of a form's state.
     volatile: Vec<String>,
     skip_unchanged: bool,
@@ -90,6 +92,8 @@ pub struct Recording {
     /// `metadata`): compared with the after-state (`unapplied`), and kept
     /// in the entry for `capture = "full"`.
     pub body: Option<Bytes>,
+    /// The request's `Content-Type`: how the body is read.
+    pub content_type: Option<String>,
 }
 
 /// When and how the upstream answered an audited request.
@@ -120,6 +124,8 @@ pub struct Pending {
     /// Per-rule settings: `id_field`, `ignore_fields`, how pages are read.
     rule_id_field: Option<String>,
     rule_page: Option<Arc<crate::snapshot::PageRule>>,
+    /// The page a create's `Location` named: its form is the state.
+    page_path: Option<String>,
     rule_ignore_fields: Vec<String>,
     before: Option<Value>,
     snapshot_error: Option<String>,
@@ -138,9 +144,11 @@ impl Auditor {
         recorder: Recorder,
         locks: ResourceLocks,
         config: &SnapshotConfig,
+        classifier: Arc<Classifier>,
         instance: String,
     ) -> Auditor {
         Auditor {
+            classifier,
             snapshots,
             locks,
             recorder,
@@ -178,6 +186,7 @@ impl Auditor {
             recording,
             rule_id_field: rule.and_then(|r| r.id_field.clone()),
             rule_page: rule.map(|r| r.page.clone()),
+            page_path: None,
             rule_ignore_fields: rule.map(|r| r.ignore_fields.clone()).unwrap_or_default(),
             before: None,
             snapshot_error: None,
@@ -209,12 +218,14 @@ impl Auditor {
         let auditor = self.clone();
         let headers = headers.clone();
         let kind = p.classified.resource.kind.clone();
+        let path = p.request.path.clone();
         let id_field = p.id_field().to_string();
         let locks = p.takes_snapshots();
         let hook: EndHook = Box::new(move |copy| {
             Box::pin(async move {
                 let max = auditor.snapshots.max_bytes();
-                let mut answer = Answer::from_copy(&headers, copy.as_deref(), &id_field, max);
+                let locate = || auditor.locate(&kind, &path, &headers);
+                let mut answer = Answer::from_copy(&headers, copy.as_deref(), &id_field, max, locate);
                 if let (Some(id), true) = (&answer.id, locks) {
                     answer.guard = Some(auditor.locks.lock(&kind, id).await);
                 }
@@ -241,8 +252,17 @@ impl Auditor {
         let durable = answer.as_mut().and_then(|a| a.durable.take());
         let status = answered.status;
         if p.learns_id() && success(status) {
-            let answer = answer.unwrap_or_else(|| Answer::from_location(&answered.headers));
+            let answer = answer.unwrap_or_else(|| {
+                Answer::from_location(self.locate(&p.classified.resource.kind, &p.request.path, &answered.headers))
+            });
             p.classified.resource.id = answer.id;
+            if let Some(located) = answer.located {
+                // The page the app sent the client to is the new resource's
+                // state, read as the rule that names it says.
+                p.classified.snapshot = located.snapshot.or(p.classified.snapshot);
+                p.rule_page = located.page.or(p.rule_page);
+                p.page_path = Some(located.path);
+            }
             p.id_answered = true;
             p.guard = answer.guard;
             match (&p.classified.resource.id, p.guard.is_none() && p.takes_snapshots()) {
@@ -280,10 +300,31 @@ impl Auditor {
         }
     }
 
+    /// The resource of kind `kind` an answer's `Location` names, read
+    /// through the resource rules as a GET of its path (the request to
+    /// `path` resolves a relative one): its id and the GET of its state.
+    /// A path that names no id, or a resource of another kind, names none.
+    fn locate(&self, kind: &str, path: &str, headers: &HeaderMap) -> Option<Located> {
+        let target = location_path(headers, path)?;
+        let Classification::Resource(found) =
+            self.classifier.classify(&http::Method::GET, &target, None, &HeaderMap::new())
+        else {
+            return None;
+        };
+        if found.resource.kind != kind {
+            return None;
+        }
+        let id = found.resource.id?;
+        let snapshot = found.snapshot.filter(|s| !s.contains("{id}"));
+        let page = found.rule.map(|i| self.classifier.rules()[i].page.clone());
+        Some(Located { id, path: target, snapshot, page })
+    }
+
     /// How `p`'s snapshots are read: its rule's page settings, the
     /// volatile fields, the form that posts to its path.
     fn reading<'a>(&'a self, p: &'a Pending) -> crate::snapshot::Reading<'a> {
-        crate::snapshot::Reading { rule: p.rule_page.as_deref(), volatile: &self.volatile, action: &p.request.path }
+        let action = p.page_path.as_deref().unwrap_or(&p.request.path);
+        crate::snapshot::Reading { rule: p.rule_page.as_deref(), volatile: &self.volatile, action }
     }
 
     /// Whether answers wait for their entries (`durability = "sync"`).
@@ -315,9 +356,11 @@ impl Auditor {
             self.redactor.redact(&mut v);
             v
         };
+        let content_type = p.recording.content_type.as_deref();
         let asked = p.recording.body.as_deref().filter(|_| p.compares_request() && after.is_some());
-        let unapplied = match (asked.and_then(|b| serde_json::from_slice::<Value>(b).ok()), &after) {
-            (Some(asked), Some(after)) => unapplied(&asked, after).map(|mut list| {
+        let asked = asked.and_then(|b| requested::Requested::read(b, content_type, &self.volatile));
+        let unapplied = match (asked, &after) {
+            (Some(asked), Some(after)) => asked.unapplied(after).map(|mut list| {
                 for u in &mut list {
                     self.redactor.redact_at(&u.path, [&mut u.requested, &mut u.applied]);
                 }
@@ -326,7 +369,7 @@ impl Auditor {
             _ => None,
         };
         let request_body = p.recording.body.as_deref().filter(|_| p.recording.capture == Capture::Full).map(|b| {
-            let mut v = body_value(b, self.snapshots.max_bytes());
+            let mut v = requested::kept(b, content_type, &self.volatile, self.snapshots.max_bytes());
             self.redactor.redact(&mut v);
             v
         });
@@ -423,26 +466,6 @@ impl Pending {
     }
 }
 
-/// A request body as the entry keeps it (`capture = "full"`): JSON as
-/// JSON, a urlencoded form as an object of its fields, other UTF-8 text as a
-/// string; anything else, or beyond `max` bytes, as a note of its size.
-fn body_value(body: &[u8], max: usize) -> Value {
-    if body.len() > max {
-        return serde_json::json!({"omitted": "larger than snapshot.max_bytes", "bytes": body.len()});
-    }
-    if let Ok(v) = serde_json::from_slice::<Value>(body) {
-        return v;
-    }
-    let Ok(text) = std::str::from_utf8(body) else {
-        return serde_json::json!({"omitted": "not text", "bytes": body.len()});
-    };
-    let looks_like_form = !text.is_empty() && text.split('&').all(|pair| pair.contains('=') && !pair.contains(' '));
-    if looks_like_form {
-        return Value::Object(crate::resource::form_pairs(body).map(|(k, v)| (k, Value::String(v))).collect());
-    }
-    Value::String(text.to_string())
-}
-
 /// Where the entry is filed (SPEC 7, `path_resource_id`): under the id the
 /// resource's own state names at `id_field` (after, else before), when it
 /// names one other than the path's (`/items/007/` or `/items/1.json` of an
@@ -506,22 +529,5 @@ mod tests {
         }
         assert_eq!(filed_under(None, Some(&state), "/id"), (None, None));
         assert_eq!(filed_under(Some("007".into()), None, "/id"), (Some("007".into()), None));
-    }
-
-    #[test]
-    fn request_bodies_are_kept_as_json_form_fields_or_text() {
-        assert_eq!(body_value(br#"{"a": [1]}"#, 100), serde_json::json!({"a": [1]}));
-        assert_eq!(
-            body_value(b"name=Ann+Lee&password=p%40ss", 100),
-            serde_json::json!({"name": "Ann Lee", "password": "p@ss"})
-        );
-        assert_eq!(body_value(b"just words", 100), serde_json::json!("just words"));
-        assert_eq!(body_value(b"plaintext", 100), serde_json::json!("plaintext"));
-        assert_eq!(body_value(b"a=b c", 100), serde_json::json!("a=b c"));
-        assert_eq!(body_value(b"", 100), serde_json::json!(""));
-        // Exactly the bound is kept.
-        assert_eq!(body_value(b"a=1", 3), serde_json::json!({"a": "1"}));
-        assert_eq!(body_value(&[0xff, 0xfe], 100)["omitted"], "not text");
-        assert_eq!(body_value(&[b'x'; 50], 10)["bytes"], 50);
     }
 }

@@ -75,6 +75,37 @@ fn redaction_at_any_depth_keeps_the_change() {
 }
 
 #[test]
+fn a_key_whose_words_name_a_secret_is_one() {
+    let r = Redactor::new(&["password".into(), "api_key".into(), "token".into()]);
+    let mut state = json!({
+        "new_password": "a", "user[password]": "b", "password1": "c", "userPassword2": "d",
+        "customer[api_key]": "e", "apiKey": "f", "_token": "g", "API-KEY": "h", "Password": "i",
+        "passwords_left": 3, "passwordless": true, "api": 1, "key": 2, "keyApi": 3, "tokens": 4, "name": "n",
+    });
+    r.redact(&mut state);
+    for secret in [
+        "new_password",
+        "user[password]",
+        "password1",
+        "userPassword2",
+        "customer[api_key]",
+        "apiKey",
+        "_token",
+        "API-KEY",
+        "Password",
+    ] {
+        assert_eq!(state[secret], REDACTED, "{secret}");
+    }
+    for plain in ["passwords_left", "passwordless", "api", "key", "keyApi", "tokens", "name"] {
+        assert_ne!(state[plain], REDACTED, "{plain}");
+    }
+    assert_eq!(words("userPassword2 x[y]__Z9z"), ["user", "password", "2", "x", "y", "z", "9", "z"]);
+    assert_eq!(words("ÉtéMot"), ["été", "mot"]);
+    assert_eq!(words(""), Vec::<String>::new());
+    assert!(!Redactor::new(&["".into()]).is_secret("a"), "an empty key names nothing");
+}
+
+#[test]
 fn ignored_fields_are_left_out() {
     let c = diff(
         Some(&json!({"updated_at": 1, "meta": {"v": 1}, "metadata": 1, "a": 1})),

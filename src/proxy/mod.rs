@@ -64,7 +64,7 @@ pub struct Proxy {
     upstream_host: HeaderValue,
     upstream: Arc<UpstreamClient>,
     auditor: Arc<Auditor>,
-    classifier: Classifier,
+    classifier: Arc<Classifier>,
     trusted: TrustedProxies,
     actor: ActorRules,
     method_override: OverridePolicy,
@@ -92,11 +92,14 @@ impl Proxy {
         let upstream = config.upstream.as_ref()?;
         let client = Arc::new(UpstreamClient::new(upstream, config.limits.upstream_timeout, upstream_tls));
         let snapshots = Snapshotter::new(client.clone(), upstream.base_path.clone(), &config.snapshot);
+        let classifier = Arc::new(classifier);
+        let auditor =
+            Auditor::new(snapshots, recorder, locks, &config.snapshot, classifier.clone(), config.instance.clone());
         Some(Proxy {
             base_path: upstream.base_path.clone(),
             upstream_host: HeaderValue::from_str(upstream.authority.as_str()).ok()?,
             upstream: client,
-            auditor: Arc::new(Auditor::new(snapshots, recorder, locks, &config.snapshot, config.instance.clone())),
+            auditor: Arc::new(auditor),
             classifier,
             trusted: config.trusted_proxies.clone(),
             actor: config.actor.clone(),
@@ -453,7 +456,9 @@ impl Proxy {
         let request_id = parts.headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let carried = self.auditor.snapshots.carried(&parts.headers);
         let facts = RequestFacts::new(parts, actor, addr, request_id, carried, started);
-        let recording = Recording { capture, configuration, body: body.bytes().cloned() };
+        let content_type =
+            parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let recording = Recording { capture, configuration, body: body.bytes().cloned(), content_type };
         let pending = self.auditor.begin(classified, rule, facts, recording).await?;
         Ok((body, Audit::Recorded(Box::new(pending))))
     }

@@ -283,7 +283,10 @@ fn compile(raw: RawRule, line: usize) -> Result<Rule, String> {
     let form = raw
         .form
         .as_deref()
-        .map(|css| scraper::Selector::parse(css).map_err(|e| format!("form: `{css}` is not a CSS selector: {e}")))
+        .map(|css| match scraper::Selector::parse(css) {
+            Ok(selector) => Ok((css.to_string(), selector)),
+            Err(e) => Err(format!("form: `{css}` is not a CSS selector: {e}")),
+        })
         .transpose()?;
     let fields = raw
         .fields

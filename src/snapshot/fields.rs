@@ -12,6 +12,8 @@ use super::form::collapse;
 #[derive(Debug, Clone)]
 pub struct Field {
     pub name: String,
+    /// As the rule wrote it.
+    pub spec: String,
     pub selector: Selector,
     /// `selector@attr`: the attribute's value instead of the text.
     pub attr: Option<String>,
@@ -29,7 +31,7 @@ impl Field {
         };
         let selector =
             Selector::parse(css.trim()).map_err(|e| format!("fields.{name}: `{css}` is not a CSS selector: {e}"))?;
-        Ok(Field { name: name.to_string(), selector, attr })
+        Ok(Field { name: name.to_string(), spec: spec.to_string(), selector, attr })
     }
 }
 

@@ -48,10 +48,36 @@ impl Asked {
 #[derive(Debug, Clone, Default)]
 pub struct PageRule {
     pub asked: Asked,
-    /// `form`: which element's controls are the state.
-    pub form: Option<Selector>,
+    /// `form`: which element's controls are the state, and the rule's text.
+    pub form: Option<(String, Selector)>,
     /// `fields`, for the `html` reading.
     pub fields: Vec<Field>,
+}
+
+impl PageRule {
+    /// How a snapshot is read under this rule, for `auditgate explain`;
+    /// `action` is the path a form must post to.
+    pub fn describe(&self, action: &str) -> String {
+        let form = || match &self.form {
+            Some((css, _)) => format!("the form `{css}`"),
+            None => format!("the form posting to {action}, else the first POST form"),
+        };
+        let fields = || {
+            let named: Vec<String> = self.fields.iter().map(|f| format!("{} = `{}`", f.name, f.spec)).collect();
+            named.join(", ")
+        };
+        match self.asked {
+            Asked::Auto if self.fields.is_empty() => {
+                format!("auto (JSON as JSON, HTML by {}, XML by its elements)", form())
+            }
+            Asked::Auto => format!("auto (JSON as JSON, HTML by fields {}, XML by its elements)", fields()),
+            Asked::Is(SnapshotFormat::Json) => "json".to_string(),
+            Asked::Is(SnapshotFormat::Form) => format!("form ({})", form()),
+            Asked::Is(SnapshotFormat::Html) if self.fields.is_empty() => format!("html ({})", form()),
+            Asked::Is(SnapshotFormat::Html) => format!("html (fields {})", fields()),
+            Asked::Is(SnapshotFormat::Xml) => "xml (by its elements)".to_string(),
+        }
+    }
 }
 
 /// Everything a snapshot's reading needs beyond the answer.
@@ -111,7 +137,7 @@ pub fn read(
             if format == SnapshotFormat::Html && !fields.is_empty() {
                 super::fields::read(&doc, fields)
             } else {
-                let selector = reading.rule.and_then(|r| r.form.as_ref());
+                let selector = reading.rule.and_then(|r| r.form.as_ref()).map(|(_, s)| s);
                 let choice = FormChoice { selector, page, action: reading.action };
                 super::form::read(&doc, &choice, reading.volatile)
             }
@@ -173,6 +199,29 @@ mod tests {
         assert_eq!(read_as(&form, page, "application/json").unwrap().1, SnapshotFormat::Form);
         let xml = rule(Asked::Is(SnapshotFormat::Xml), Vec::new());
         assert_eq!(read_as(&xml, "<a>x</a>", "text/plain"), Ok((json!("x"), SnapshotFormat::Xml)));
+    }
+
+    #[test]
+    fn a_rules_reading_is_described_for_explain() {
+        let title = vec![Field::parse("title", "h1").unwrap(), Field::parse("link", "a@href").unwrap()];
+        let form = Some(("#edit".to_string(), Selector::parse("#edit").unwrap()));
+        let described = |asked, form: Option<(String, Selector)>, fields: Vec<Field>| {
+            PageRule { asked, form, fields }.describe("/c/1/")
+        };
+        let is = Asked::Is;
+        assert_eq!(
+            described(Asked::Auto, None, vec![]),
+            "auto (JSON as JSON, HTML by the form posting to /c/1/, else the first POST form, XML by its elements)"
+        );
+        assert_eq!(
+            described(Asked::Auto, None, title.clone()),
+            "auto (JSON as JSON, HTML by fields title = `h1`, link = `a@href`, XML by its elements)"
+        );
+        assert_eq!(described(is(SnapshotFormat::Json), None, vec![]), "json");
+        assert_eq!(described(is(SnapshotFormat::Form), form.clone(), vec![]), "form (the form `#edit`)");
+        assert_eq!(described(is(SnapshotFormat::Html), form, vec![]), "html (the form `#edit`)");
+        assert_eq!(described(is(SnapshotFormat::Html), None, title), "html (fields title = `h1`, link = `a@href`)");
+        assert_eq!(described(is(SnapshotFormat::Xml), None, vec![]), "xml (by its elements)");
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod lane;
 mod limits;
 mod live;
 mod openapi;
+mod pages;
 mod php;
 mod postgres;
 mod query;
