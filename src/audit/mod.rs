@@ -4,7 +4,7 @@
 //! the entry, never into the response.
 
 mod answer;
-mod requested;
+pub mod requested;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

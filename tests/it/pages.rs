@@ -441,3 +441,36 @@ async fn a_django_apps_form_posts_are_recorded_with_its_csrf_token_left_out() {
     }
     assert!(app.store.verify().await.unwrap().ok);
 }
+
+#[tokio::test]
+async fn the_console_shows_a_form_read_entry_like_a_json_one() {
+    let php = spawn_php("customers.php");
+    let files = [("resources.toml", PHP_RULES), ("audit.toml", AUDITED)];
+    let app = spawn_app_files(&php.url(), &whoami("/whoami"), &files).await;
+    let mut alice = Browser::new(app.url(""));
+    alice.post("/login/", &[("username", "alice"), ("password", "wonder")]).await;
+    let token = hidden(&alice.get("/customers/new/").await, "_token");
+    alice.post("/customers/new/", &[("_token", &token), ("name", "Ann"), ("email", "ann@x.io")]).await;
+    let edit = [("_token", token.as_str()), ("name", "Ann <b>Lee</b>"), ("email", "ann@x.io"), ("plan", "team")];
+    assert_eq!(alice.post("/customers/1/edit/", &edit).await.0, 302);
+    let update = customer_entries(&app, 3).await.pop().unwrap();
+    assert_eq!(update.action, "update");
+
+    let browser = crate::webdriver::Browser::start(1280, 1000).await;
+    browser.goto(&app.query(&format!("/entries/{}", update.id))).await;
+    let mut rows = Vec::new();
+    for row in browser.wait_count("table.diff tbody tr", 3).await {
+        rows.push((browser.attribute(&row, "className").await.unwrap(), browser.text(&row).await));
+    }
+    let row = |field: &str| rows.iter().find(|(_, t)| t.starts_with(field)).cloned();
+    let (kind, text) = row("/name").unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(kind, "changed");
+    assert!(text.contains("Ann <b>Lee</b>"), "the value as its characters: {text}");
+    assert_eq!(row("/plan").map(|r| r.0).as_deref(), Some("changed"));
+    assert_eq!(row("/active").map(|r| r.0).as_deref(), Some("changed"));
+    let main = browser.text(&browser.find("main").await).await;
+    assert!(main.contains("State read as\nthe form on the page (HTML)"), "{main}");
+    assert!(main.contains("Who\nalice (whoami"), "{main}");
+    assert!(main.contains("POST /customers/1/edit/"), "{main}");
+    browser.assert_no_console_errors(|_| false).await;
+}

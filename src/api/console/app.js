@@ -379,6 +379,14 @@ function facts(pairs) {
     .map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 }
 
+// How an entry's states were read (its `snapshot_format`).
+const READINGS = {
+  json: 'JSON',
+  form: 'the form on the page (HTML)',
+  html: 'named elements of the page (HTML)',
+  xml: 'XML',
+};
+
 async function entryView(id) {
   const e = await api(`/api/v1/audit-logs/${seg(id)}`);
   const verified = e.actor_verified ? 'verified' : 'not verified';
@@ -407,6 +415,7 @@ async function entryView(id) {
       ['Parents', (e.parents || []).map((p) => `${p.type} ${p.id}`).join(', ')],
       ['Outcome', h('span', {}, outcomeTag(e.outcome), ` ${e.status} in ${e.duration_ms} ms`)],
       ['Configuration', config],
+      ['State read as', READINGS[e.snapshot_format]],
       ['Snapshot error', e.snapshot_error],
       ['Request id', e.request_id],
     ]),

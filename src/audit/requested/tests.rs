@@ -123,3 +123,27 @@ fn request_bodies_are_kept_as_json_form_fields_or_text() {
     let typed = Some("multipart/form-data; boundary=XyZ");
     assert_eq!(kept(multipart.as_bytes(), typed, 1000)["avatar"]["bytes"], 3);
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_urlencoded_form_reads_back_as_its_fields(
+        pairs in proptest::collection::vec(("[a-z\\[\\]]{1,4}", "[ -~é\n]{0,10}"), 0..10)
+    ) {
+        let encode = |s: &str| -> String {
+            s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+        };
+        let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+        let read = Requested::read(body.join("&").as_bytes(), FORM, &[]).unwrap();
+        let mut expected = serde_json::Map::new();
+        for (k, v) in &pairs {
+            let all: Vec<Value> = pairs.iter().filter(|(n, _)| n == k).map(|(_, v)| json!(v)).collect();
+            expected.insert(k.clone(), if all.len() == 1 { json!(v) } else { Value::Array(all) });
+        }
+        proptest::prop_assert_eq!(read.fields, Value::Object(expected));
+    }
+
+    #[test]
+    fn any_multipart_body_reads_or_is_refused_without_a_panic(body in "[-a-zA-Z\r\n:;=\" ]{0,300}") {
+        let _ = Requested::read(body.as_bytes(), Some("multipart/form-data; boundary=a"), &[]);
+    }
+}

@@ -171,3 +171,87 @@ fn whitespace_collapses_to_single_spaces() {
     assert_eq!(collapse("  a \t\n b  c "), "a b c");
     assert_eq!(collapse(""), "");
 }
+
+/// One control of a generated form, and what reading it must give.
+#[derive(Debug, Clone)]
+enum Control {
+    Text(String),
+    Area(String),
+    Check(bool, String),
+    Select(Vec<String>, usize),
+}
+
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn control() -> impl proptest::strategy::Strategy<Value = Control> {
+    use proptest::prelude::*;
+    let line = "[ -~éü€]{0,12}";
+    prop_oneof![
+        line.prop_map(Control::Text),
+        "[ -~é\n]{0,16}".prop_map(Control::Area),
+        (any::<bool>(), "[a-z0-9&<\"]{1,6}").prop_map(|(on, v)| Control::Check(on, v)),
+        (proptest::collection::vec(line, 1..4), any::<prop::sample::Index>()).prop_map(|(options, i)| {
+            let at = i.index(options.len());
+            Control::Select(options, at)
+        }),
+    ]
+}
+
+impl Control {
+    fn html(&self, name: &str) -> String {
+        match self {
+            Control::Text(v) => format!(r#"<input name="{name}" value="{}">"#, escaped(v)),
+            // The newline after `<textarea>` is not part of its text.
+            Control::Area(v) => format!("<textarea name=\"{name}\">\n{}</textarea>", escaped(v)),
+            Control::Check(on, v) => {
+                format!(
+                    r#"<input type="checkbox" name="{name}" value="{}"{}>"#,
+                    escaped(v),
+                    if *on { " checked" } else { "" }
+                )
+            }
+            Control::Select(options, chosen) => {
+                let options: String = options
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        format!(
+                            r#"<option value="{}"{}>x</option>"#,
+                            escaped(o),
+                            if i == *chosen { " selected" } else { "" }
+                        )
+                    })
+                    .collect();
+                format!(r#"<select name="{name}">{options}</select>"#)
+            }
+        }
+    }
+
+    fn value(&self) -> Value {
+        match self {
+            Control::Text(v) | Control::Area(v) => json!(v),
+            Control::Check(true, v) => json!(v),
+            Control::Check(false, _) => Value::Null,
+            Control::Select(options, chosen) => json!(options[*chosen]),
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_form_reads_back_as_the_values_it_was_written_with(controls in proptest::collection::vec(control(), 0..8)) {
+        let html: String = controls.iter().enumerate().map(|(i, c)| c.html(&format!("f{i}"))).collect();
+        let expected: serde_json::Map<String, Value> =
+            controls.iter().enumerate().map(|(i, c)| (format!("f{i}"), c.value())).collect();
+        proptest::prop_assert_eq!(state(&edit_page(&html), ""), Value::Object(expected));
+    }
+
+    #[test]
+    fn any_markup_reads_to_an_object_without_a_panic(markup in "[<>/=\"a-z &;#\n-]{0,200}") {
+        let page = format!("<form method=post>{markup}");
+        proptest::prop_assert!(state(&page, "/x/").is_object());
+        proptest::prop_assert!(state(&markup, "/x/").is_object());
+    }
+}

@@ -49,3 +49,21 @@ fn what_is_not_xml_says_so() {
     let deep = "<a>".repeat(MAX_DEPTH + 1);
     assert_eq!(read(deep.as_bytes()), Err(XmlError::TooDeep));
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_tree_of_texts_reads_back_by_name(
+        fields in proptest::collection::btree_map("[a-z][a-z0-9_]{0,7}", "[a-zA-Z0-9<>&\"' ]{1,20}", 1..8)
+    ) {
+        let escaped = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let body: String = fields.iter().map(|(k, v)| format!("<{k}>{}</{k}>", escaped(v))).collect();
+        let expected: serde_json::Map<String, Value> =
+            fields.iter().map(|(k, v)| (k.clone(), json!(v.trim()))).collect();
+        proptest::prop_assert_eq!(read(format!("<root>{body}</root>").as_bytes()).unwrap(), Value::Object(expected));
+    }
+
+    #[test]
+    fn any_bytes_read_or_say_why_without_a_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+        let _ = read(&bytes);
+    }
+}
