@@ -126,8 +126,11 @@ async fn build_and_run(config: Config, announce: impl FnOnce(&App)) -> ExitCode 
             return ExitCode::FAILURE;
         }
     };
+    // The handlers are in place before anyone is told the app is up: a
+    // SIGTERM sent on the announcement shuts it down cleanly.
+    let shutdown = shutdown_signal();
     announce(&app);
-    app.run(shutdown_signal()).await;
+    app.run(shutdown).await;
     ExitCode::SUCCESS
 }
 
@@ -297,13 +300,16 @@ fn usage(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EX_USAGE)
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now; the future resolves on
+/// either signal.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
     }
 }

@@ -300,24 +300,9 @@ impl Auditor {
         }
     }
 
-    /// The resource of kind `kind` an answer's `Location` names, read
-    /// through the resource rules as a GET of its path (the request to
-    /// `path` resolves a relative one): its id and the GET of its state.
-    /// A path that names no id, or a resource of another kind, names none.
+    /// The resource of kind `kind` an answer's `Location` names ([`located`]).
     fn locate(&self, kind: &str, path: &str, headers: &HeaderMap) -> Option<Located> {
-        let target = location_path(headers, path)?;
-        let Classification::Resource(found) =
-            self.classifier.classify(&http::Method::GET, &target, None, &HeaderMap::new())
-        else {
-            return None;
-        };
-        if found.resource.kind != kind {
-            return None;
-        }
-        let id = found.resource.id?;
-        let snapshot = found.snapshot.filter(|s| !s.contains("{id}"));
-        let page = found.rule.map(|i| self.classifier.rules()[i].page.clone());
-        Some(Located { id, path: target, snapshot, page })
+        located(&self.classifier, kind, path, &location_path(headers, path)?)
     }
 
     /// How `p`'s snapshots are read: its rule's page settings, the
@@ -432,7 +417,7 @@ impl Pending {
             return Some(template.to_string());
         }
         let id = id.or(self.classified.resource.id.as_deref())?;
-        Some(template.replace("{id}", &encode_segment(id)))
+        Some(template.replace("{id}", &crate::resource::encode_segment(id)))
     }
 
     /// Whether the entry needs the answer's body: a successful answer
@@ -482,22 +467,38 @@ fn filed_under(id: Option<String>, state: Option<&Value>, id_field: &str) -> (Op
     if own == id { (Some(id), None) } else { (Some(own), Some(id)) }
 }
 
+/// The resource of kind `kind` the path `target` names (an answer's
+/// `Location` to a request to `path`), read through the resource rules as a
+/// GET: its id, the GET of its state and how its pages are read. A path
+/// that the rules give another kind, or no id, names none, unless it is one
+/// segment below the request's own path (`POST /users/` answered
+/// `/users/5`): that segment is the id, the state read as the request's
+/// rule says.
+fn located(classifier: &Classifier, kind: &str, path: &str, target: &str) -> Option<Located> {
+    let found = match classifier.classify(&http::Method::GET, target, None, &HeaderMap::new()) {
+        Classification::Resource(found) if found.resource.kind == kind => Some(found),
+        _ => None,
+    };
+    if let Some(found) = found
+        && let Some(id) = found.resource.id
+    {
+        let snapshot = found.snapshot.filter(|s| !s.contains("{id}"));
+        let page = found.rule.map(|i| classifier.rules()[i].page.clone());
+        return Some(Located { id, path: target.to_string(), snapshot, page });
+    }
+    let below = target.strip_prefix(path.trim_end_matches('/'))?.strip_prefix('/')?;
+    let segment = below.strip_suffix('/').unwrap_or(below);
+    (!segment.is_empty() && !segment.contains('/')).then(|| Located {
+        id: crate::resource::percent_decode(segment),
+        path: target.to_string(),
+        snapshot: None,
+        page: None,
+    })
+}
+
 /// A 2xx or 3xx answer: the change was made.
 fn success(status: u16) -> bool {
     (200..400).contains(&status)
-}
-
-/// Escapes what a path segment cannot hold.
-fn encode_segment(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:@!$&'()*+,;=".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -505,9 +506,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_escaped_in_snapshot_urls() {
-        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
-        assert_eq!(encode_segment("0b9e-x_1.~"), "0b9e-x_1.~");
+    fn a_location_names_a_resource_through_the_rules() {
+        let rules = r#"
+[[resource]]
+pattern = "/customers/new/"
+type = "customer"
+action = "create"
+
+[[resource]]
+pattern = "/customers/{id}/edit/"
+type = "customer"
+snapshot_format = "form"
+
+[[resource]]
+pattern = "/accounts/{id}/"
+type = "account"
+snapshot = "/accounts/{id}/?full=1"
+"#;
+        let classifier = Classifier::new(crate::resource::RulesFile::parse("r.toml".as_ref(), rules).unwrap());
+        let at = |kind: &str, path: &str, target: &str| {
+            located(&classifier, kind, path, target).map(|l| (l.id, l.path, l.snapshot, l.page.map(|p| p.asked)))
+        };
+        let form = Some(crate::snapshot::Asked::Is(crate::entry::SnapshotFormat::Form));
+        let edit = |id: &str| Some(format!("/customers/{id}/edit/"));
+        assert_eq!(
+            at("customer", "/customers/new/", "/customers/3/edit/"),
+            Some(("3".into(), "/customers/3/edit/".into(), edit("3"), form))
+        );
+        assert_eq!(
+            at("account", "/accounts/", "/accounts/a%20b/"),
+            Some((
+                "a b".into(),
+                "/accounts/a%20b/".into(),
+                Some("/accounts/a%20b/?full=1".into()),
+                Some(Default::default())
+            ))
+        );
+        assert_eq!(at("customer", "/customers/new/", "/customers/"), None, "a redirect to the list names no id");
+        assert_eq!(at("customer", "/customers/new/", "/accounts/3/"), None, "another type's id is not this one's");
+        // By the heuristic: a comment's create sent to its post names no comment.
+        assert_eq!(at("comment", "/posts/4/comments/", "/posts/4/"), None);
+        assert_eq!(at("user", "/api/users/", "/api/users/5").map(|l| l.0), Some("5".into()));
+        // One segment below the request's path is the id, whatever the rules call it.
+        let below = at("member", "/api/users/", "/api/users/7/");
+        assert_eq!(below, Some(("7".into(), "/api/users/7/".into(), None, None)));
+        assert_eq!(at("member", "/api/users", "/api/users/x%2Fy").map(|l| l.0), Some("x/y".into()));
+        assert_eq!(at("member", "/api/users/", "/api/users/7/edit/"), None);
+        assert_eq!(at("member", "/api/users/", "/api/users/"), None);
+        assert_eq!(at("member", "/api/users/", "/api/usersx/7"), None);
     }
 
     #[test]

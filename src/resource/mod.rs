@@ -19,7 +19,7 @@ pub(crate) use extract::form_pairs;
 pub use method::{
     OVERRIDE_HEADERS, OverrideError, OverridePolicy, changes_state, effective_method, form_method_override,
 };
-pub use path::{NormalPath, percent_decode};
+pub use path::{NormalPath, encode_segment, percent_decode};
 pub use rules::{Rule, RulesError, RulesFile};
 pub use singular::singularize;
 

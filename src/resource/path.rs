@@ -84,6 +84,19 @@ fn decode_unreserved(seg: &str) -> String {
     out
 }
 
+/// Escapes what a path segment cannot hold.
+pub fn encode_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:@!$&'()*+,;=".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Decodes every `%XX` escape, for values shown in the trail (ids).
 pub fn percent_decode(value: &str) -> String {
     if !value.contains('%') {
@@ -122,6 +135,14 @@ mod tests {
 
     fn check(input: &str, expected: &str) {
         assert_eq!(NormalPath::parse(input).to_path(), expected, "{input}");
+    }
+
+    #[test]
+    fn ids_are_escaped_as_a_path_segment() {
+        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode_segment("0b9e-x_1.~:@!$&'()*+,;="), "0b9e-x_1.~:@!$&'()*+,;=");
+        assert_eq!(encode_segment("é%?#"), "%C3%A9%25%3F%23");
+        assert_eq!(percent_decode(&encode_segment("a b/é%")), "a b/é%");
     }
 
     #[test]

@@ -210,7 +210,8 @@ fn fill(template: &str, caps: &regex::Captures<'_>, id: Option<&str>) -> String 
         out.push_str(&rest[..open]);
         let name = &rest[open + 1..open + close];
         match (name, id, caps.name(name)) {
-            ("id", Some(id), _) => out.push_str(id),
+            // The id as read (decoded), escaped again for the URL.
+            ("id", Some(id), _) => out.push_str(&super::path::encode_segment(id)),
             (_, _, Some(m)) => out.push_str(m.as_str()),
             _ => out.push_str(&rest[open..=open + close]),
         }

@@ -474,3 +474,90 @@ async fn the_console_shows_a_form_read_entry_like_a_json_one() {
     assert!(main.contains("POST /customers/1/edit/"), "{main}");
     browser.assert_no_console_errors(|_| false).await;
 }
+
+/// Signs in, creates a customer and changes its name, plan and tags; the
+/// customer's entries.
+async fn customer_changed_under(rules: &str) -> Vec<AuditEntry> {
+    let php = spawn_php("customers.php");
+    let files = [("resources.toml", rules), ("audit.toml", AUDITED)];
+    let app = spawn_app_files(&php.url(), &whoami("/whoami"), &files).await;
+    let mut alice = Browser::new(app.url(""));
+    alice.post("/login/", &[("username", "alice"), ("password", "wonder")]).await;
+    let token = hidden(&alice.get("/customers/new/").await, "_token");
+    alice.post("/customers/new/", &[("_token", &token), ("name", "Ann"), ("email", "ann@x.io")]).await;
+    let edit = [
+        ("_token", token.as_str()),
+        ("name", "Ann & Bo"),
+        ("email", "bo@x.io"),
+        ("plan", "team"),
+        ("tags[]", "vip"),
+        ("tags[]", "eu"),
+    ];
+    assert_eq!(alice.post("/customers/1/edit/", &edit).await.0, 302);
+    let entries = customer_entries(&app, 3).await;
+    assert!(app.store.verify().await.unwrap().ok);
+    entries
+}
+
+#[tokio::test]
+async fn a_page_without_a_form_is_read_by_named_elements_and_an_xml_answer_by_its_tree() {
+    let by_fields = r#"
+[[resource]]
+pattern = "/customers/new/"
+type = "customer"
+action = "create"
+
+[[resource]]
+pattern = "/customers/{id}/edit/"
+type = "customer"
+snapshot = "/customers/{id}/card/"
+snapshot_format = "html"
+fields = { name = "h2.name", email = "a.email@href", tags = "li.tag", phone = ".phone" }
+"#;
+    let e = customer_changed_under(by_fields).await;
+    let update = &e[2];
+    assert_eq!(update.snapshot_format, Some(SnapshotFormat::Html));
+    assert_eq!(
+        update.after,
+        Some(json!({"name": "Ann & Bo", "email": "mailto:bo@x.io", "tags": ["vip", "eu"], "phone": null}))
+    );
+    assert_eq!(
+        changes(update),
+        [
+            change("/email", json!("mailto:ann@x.io"), json!("mailto:bo@x.io")),
+            change("/name", json!("Ann"), json!("Ann & Bo")),
+            change("/tags", Value::Null, json!(["vip", "eu"])),
+        ]
+    );
+    assert_eq!(unapplied(update), [change("/email", json!("bo@x.io"), json!("mailto:bo@x.io"))]);
+
+    let by_xml = r#"
+[[resource]]
+pattern = "/customers/new/"
+type = "customer"
+action = "create"
+
+[[resource]]
+pattern = "/customers/{id}/edit/"
+type = "customer"
+snapshot = "/customers/{id}.xml"
+"#;
+    let e = customer_changed_under(by_xml).await;
+    let update = &e[2];
+    assert_eq!(update.snapshot_format, Some(SnapshotFormat::Xml), "auto, by the answer's media type");
+    assert_eq!(
+        update.after,
+        Some(
+            json!({"@id": "1", "name": "Ann & Bo", "email": "bo@x.io", "plan": "team", "tags": {"tag": ["vip", "eu"]}})
+        )
+    );
+    assert_eq!(
+        changes(update),
+        [
+            change("/email", json!("ann@x.io"), json!("bo@x.io")),
+            change("/name", json!("Ann"), json!("Ann & Bo")),
+            change("/plan", json!("basic"), json!("team")),
+            change("/tags", json!(""), json!({"tag": ["vip", "eu"]})),
+        ]
+    );
+}

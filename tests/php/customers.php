@@ -5,7 +5,8 @@
 // session login (users alice/wonder and bob/builder), a CSRF token in every
 // form, `_method=DELETE` for deletes, names trimmed and e-mails lower-cased
 // as they are saved, an API key shown read-only, the time of rendering in
-// a hidden field. Rows live in the JSON file APP_DB names, sessions
+// a hidden field. `/customers/{id}/card/` shows a customer without a form,
+// `/customers/{id}.xml` as XML. Rows live in the JSON file APP_DB names, sessions
 // beside it. The integration tests put auditgate in front of it.
 
 $db = getenv('APP_DB');
@@ -122,12 +123,24 @@ if ($path === '/customers/new/') {
         . "<select name=\"plan\">" . options($plans, 'basic') . "</select><button>Create</button></form>");
 }
 
-if (!preg_match('#^/customers/(\d+)/edit/$#', $path, $m) || !isset($rows[(int) $m[1]])) {
+if (!preg_match('#^/customers/(\d+)(/edit/|/card/|\.xml)$#', $path, $m) || !isset($rows[(int) $m[1]])) {
     http_response_code(404);
     page('Not found', '<p>No such customer.</p>');
 }
 $id = (int) $m[1];
 $row = $rows[$id];
+if ($m[2] === '/card/') {
+    // The customer as a page without a form.
+    page('Card', '<h2 class="name">' . h($row['name']) . '</h2><a class="email" href="mailto:' . h($row['email'])
+        . '">write</a><ul>' . implode('', array_map(fn($t) => '<li class="tag">' . h($t) . '</li>', $row['tags'])) . '</ul>');
+}
+if ($m[2] === '.xml') {
+    header('Content-Type: application/xml; charset=utf-8');
+    $tags = implode('', array_map(fn($t) => '<tag>' . h($t) . '</tag>', $row['tags']));
+    echo "<?xml version=\"1.0\"?>\n<customer id=\"$id\"><name>" . h($row['name']) . '</name><email>' . h($row['email'])
+        . "</email><plan>{$row['plan']}</plan><tags>$tags</tags></customer>";
+    exit;
+}
 if ($method === 'DELETE') {
     unset($rows[$id]);
     save($db, $rows);
