@@ -33,6 +33,7 @@ max_bytes = 1048576
 redact = ["password", "secret", "token"]
 skip_unchanged = false
 ignore_fields = ["/updated_at"]
+volatile_fields = ["csrfmiddlewaretoken", "authenticity_token"]   # replaces the default list
 
 [limits]
 max_header_bytes = 65536
@@ -83,6 +84,14 @@ fn spec_example_loads() {
     assert_eq!(c.instance, "gw-1");
     assert_eq!(c.upstream.unwrap().authority.as_str(), "127.0.0.1:3000");
     assert_eq!(c.snapshot.ignore_fields, vec!["/updated_at"]);
+    assert_eq!(c.snapshot.volatile_fields, ["csrfmiddlewaretoken", "authenticity_token"]);
+    let defaults = Config::load(None, env(&[]), &Vec::new()).unwrap();
+    assert_eq!(defaults.snapshot.volatile_fields.len(), 8);
+    assert!(
+        ["_token", "__VIEWSTATE", "csrfmiddlewaretoken"]
+            .iter()
+            .all(|v| defaults.snapshot.volatile_fields.contains(&v.to_string()))
+    );
     assert_eq!(c.limits.upstream_timeout, Duration::from_secs(30));
     assert!(c.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
     assert!(c.actor.jwt.is_some());
