@@ -1094,15 +1094,15 @@ pub(crate) mod tests {
             resource: None,
             selector: "actor".into(),
         };
-        let record = AuditEntry {
+        let record = |after: u64, sealed: u64| AuditEntry {
             action: crate::erasure::ACTION.into(),
             resource_type: crate::erasure::RESOURCE_TYPE.into(),
             path: crate::erasure::PATH.into(),
-            after: Some(json!({"erased": 1})),
-            erasure: Some(seal(1)),
+            after: Some(json!({"erased": after})),
+            erasure: Some(seal(sealed)),
             ..sample(9)
         };
-        entries.push(chain.seal(record).entry);
+        entries.push(chain.seal(record(1, 1)).entry);
         entries[0].erase();
         assert!(verify_chain(&entries).ok);
         // The probe: the erasure's own entry marked erased with its `after`
@@ -1129,15 +1129,7 @@ pub(crate) mod tests {
         // `after` says more than its seal allows no more.
         let mut chain = Chain::resume(None);
         let mut two: Vec<AuditEntry> = (0..2).map(|i| chain.seal(sample(i)).entry).collect();
-        let record = AuditEntry {
-            action: crate::erasure::ACTION.into(),
-            resource_type: crate::erasure::RESOURCE_TYPE.into(),
-            path: crate::erasure::PATH.into(),
-            after: Some(json!({"erased": 2})),
-            erasure: Some(seal(1)),
-            ..sample(9)
-        };
-        two.push(chain.seal(record).entry);
+        two.push(chain.seal(record(2, 1)).entry);
         two[0].erase();
         two[1].erase();
         assert_eq!(verify_chain(&two).erased_unrecorded, 1);
