@@ -1,6 +1,6 @@
 //! The `auditgate` binary itself: exit codes, messages, signals.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -328,6 +328,17 @@ pub(crate) fn serve_in(
     upstream: &str,
     env: &[(&str, &str)],
 ) -> (Running, std::net::SocketAddr) {
+    let (running, addr, _) = serve_in_logged(dir, database, upstream, env);
+    (running, addr)
+}
+
+/// As `serve_in`, with what it logged while starting (up to its address).
+pub(crate) fn serve_in_logged(
+    dir: &std::path::Path,
+    database: &str,
+    upstream: &str,
+    env: &[(&str, &str)],
+) -> (Running, std::net::SocketAddr, String) {
     let mut child = auditgate()
         .args(["serve", "--listen", "127.0.0.1:0", "--upstream", upstream])
         .arg("--rules")
@@ -340,9 +351,17 @@ pub(crate) fn serve_in(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (addr, stderr) = logged_addr(&mut child);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let addr = loop {
+        let start = log.len();
+        assert!(stderr.read_line(&mut log).unwrap() > 0, "the proxy never logged its address: {log}");
+        if let Some(addr) = log[start..].split("addr=").nth(1).and_then(|a| a.split_whitespace().next()) {
+            break addr.parse().unwrap();
+        }
+    };
     std::thread::spawn(move || std::io::copy(&mut stderr.into_inner(), &mut std::io::sink()));
-    (Running(child), addr)
+    (Running(child), addr, log)
 }
 
 /// A started binary, killed if the test ends (or fails) before it does.
@@ -434,8 +453,9 @@ async fn d18_sigkill_with_entries_in_the_spool_loses_none_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let database = test_database(dir.path()).await;
     let spool = dir.path().join("audit.spool");
-    let start = || serve_in(dir.path(), &database, &upstream.url(), &[]);
-    let (mut child, addr) = start();
+    let start = || serve_in_logged(dir.path(), &database, &upstream.url(), &[]);
+    let (mut child, addr, log) = start();
+    assert!(!log.contains("replaying the spool"), "nothing to replay: {log}");
     let store = Store::open(&database, false).await.unwrap();
     crate::durability::refuse(&store).await;
     let mut created = Vec::new();
@@ -455,8 +475,12 @@ async fn d18_sigkill_with_entries_in_the_spool_loses_none_after_restart() {
     }
     child.sigkill();
     crate::durability::accept(&store).await;
+    // Half a line, as a crash mid-write leaves it.
+    std::fs::OpenOptions::new().append(true).open(&spool).unwrap().write_all(b"{\"id\": \"01").unwrap();
 
-    let (mut child, _) = start();
+    let (mut child, _, log) = start();
+    assert!(log.contains("replaying the spool an earlier run left") && log.contains("entries=10"), "{log}");
+    assert!(log.contains("the spool ended in a torn line") && log.contains("bytes=10"), "{log}");
     let started = Instant::now();
     let entries = loop {
         let (found, _) = store.list(&Default::default(), None, 100).await.unwrap();

@@ -295,6 +295,23 @@ async fn with_durability_sync_an_answer_is_only_seen_once_its_entry_is_stored() 
 }
 
 #[tokio::test]
+async fn with_durability_async_entries_wait_the_flush_interval_to_share_a_batch() {
+    // What `sync` gives up: its answers never wait out the interval.
+    let env = [("AUDITGATE_RECORDER__FLUSH_INTERVAL", "3s"), ("AUDITGATE_RECORDER__BATCH", "100")];
+    let app = spawn_app_with(&env, None).await;
+    for i in 0..3 {
+        let (status, _) = call(&app, Method::POST, "/api/items/", json!({"name": format!("n{i}")})).await;
+        assert_eq!(status, 201);
+    }
+    wait_entries(&app.store, 3).await;
+    assert_eq!(
+        metric(&app, "auditgate_batches_total").await,
+        1,
+        "three entries answered within the interval, one batch"
+    );
+}
+
+#[tokio::test]
 async fn with_durability_sync_and_fail_open_a_stuck_recorder_still_lets_answers_out() {
     let dir = tempfile::tempdir().unwrap();
     let (gone, spool) = vanishing_spool(&dir);
