@@ -131,9 +131,12 @@ pub fn read(
     };
     let state = match format {
         SnapshotFormat::Json => serde_json::from_slice(bytes).map_err(|_| Unreadable::NotJson)?,
-        SnapshotFormat::Xml => super::xml::read(bytes).map_err(|e| Unreadable::Xml(e.to_string()))?,
+        SnapshotFormat::Xml => {
+            let text = decoded(bytes, content_type, xml_declared);
+            super::xml::read_text(&text).map_err(|e| Unreadable::Xml(e.to_string()))?
+        }
         SnapshotFormat::Form | SnapshotFormat::Html => {
-            let doc = Html::parse_document(&String::from_utf8_lossy(bytes));
+            let doc = Html::parse_document(&decoded(bytes, content_type, meta_declared));
             if format == SnapshotFormat::Html && !fields.is_empty() {
                 super::fields::read(&doc, fields)
             } else {
@@ -144,6 +147,54 @@ pub fn read(
         }
     };
     Ok((state, format))
+}
+
+/// `bytes` as text in their charset: a byte order mark's, else the
+/// `Content-Type`'s `charset`, else the one the document itself declares
+/// (`declared`), else UTF-8; what does not decode becomes U+FFFD.
+fn decoded<'a>(
+    bytes: &'a [u8],
+    content_type: Option<&str>,
+    declared: fn(&[u8]) -> Option<&'static encoding_rs::Encoding>,
+) -> std::borrow::Cow<'a, str> {
+    let labelled = content_type.and_then(|t| {
+        let (_, charset) = t
+            .split(';')
+            .skip(1)
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))?;
+        encoding_rs::Encoding::for_label(charset.trim().trim_matches('"').as_bytes())
+    });
+    let encoding = labelled.or_else(|| declared(bytes)).unwrap_or(encoding_rs::UTF_8);
+    // `decode` lets a byte order mark override the label.
+    encoding.decode(bytes).0
+}
+
+/// The charset an HTML page's `<meta>` names within its first 1,024 bytes
+/// (`<meta charset="…">` or `content="text/html; charset=…"`).
+fn meta_declared(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).to_ascii_lowercase();
+    head.match_indices("<meta").find_map(|(at, _)| {
+        let tag = &head[at..head[at..].find('>').map_or(head.len(), |end| at + end)];
+        let value = tag.split("charset=").nth(1)?;
+        let label: String = value
+            .trim_start_matches(['"', '\''])
+            .chars()
+            .take_while(|c| !matches!(c, '"' | '\'' | ';' | ' ' | '/' | '>'))
+            .collect();
+        encoding_rs::Encoding::for_label(label.as_bytes())
+    })
+}
+
+/// The `encoding` an XML declaration names.
+fn xml_declared(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+    let declaration = &head[head.find("<?xml")?..];
+    let declaration = &declaration[..declaration.find("?>")?];
+    let value = declaration.split("encoding=").nth(1)?;
+    let quote = value.chars().next()?;
+    let label = value[1..].split(quote).next()?;
+    encoding_rs::Encoding::for_label(label.as_bytes())
 }
 
 /// A `Content-Type`'s media type, lower case, without parameters.
@@ -222,6 +273,36 @@ mod tests {
         assert_eq!(described(is(SnapshotFormat::Html), form, vec![]), "html (the form `#edit`)");
         assert_eq!(described(is(SnapshotFormat::Html), None, title), "html (fields title = `h1`, link = `a@href`)");
         assert_eq!(described(is(SnapshotFormat::Xml), None, vec![]), "xml (by its elements)");
+    }
+
+    #[test]
+    fn a_page_is_read_in_the_charset_it_is_sent_or_declared_in() {
+        let latin = |text: &str| encoding_rs::WINDOWS_1252.encode(text).0.into_owned();
+        let form = |head: &str| {
+            latin(&format!(r#"<html><head>{head}</head><form method=post><input name=n value="Café €"></form>"#))
+        };
+        let reading = Reading { rule: None, volatile: &[], action: "/" };
+        let value = |bytes: &[u8], t: &str| read(bytes, Some(t), "/", &reading).unwrap().0["n"].clone();
+        let cafe = json!("Café €");
+        assert_eq!(value(&form(""), "text/html; charset=ISO-8859-1"), cafe, "the header's charset");
+        assert_eq!(value(&form(""), "text/html;charset=\"windows-1252\""), cafe);
+        assert_eq!(value(&form(r#"<meta charset="iso-8859-1">"#), "text/html"), cafe, "<meta charset>");
+        let http_equiv = r#"<META HTTP-EQUIV="Content-Type" CONTENT="text/html; charset=latin1">"#;
+        assert_eq!(value(&form(http_equiv), "text/html"), cafe);
+        assert_eq!(value(&form(r#"<meta name="x">"#), "text/html"), json!("Caf\u{FFFD} \u{FFFD}"), "UTF-8 by default");
+        let utf8 = r#"<form method=post><input name=n value="Café €"></form>"#.as_bytes();
+        assert_eq!(value(utf8, "text/html"), cafe);
+        assert_eq!(
+            value(&[b"\xEF\xBB\xBF".as_slice(), utf8].concat(), "text/html; charset=iso-8859-1"),
+            cafe,
+            "a BOM wins"
+        );
+        let xml = |decl: &str| latin(&format!("{decl}<c><n>Café €</n></c>"));
+        let xml_value = |bytes: &[u8], t: &str| read(bytes, Some(t), "/", &reading).unwrap().0["n"].clone();
+        assert_eq!(xml_value(&xml(r#"<?xml version="1.0" encoding="ISO-8859-1"?>"#), "application/xml"), cafe);
+        assert_eq!(xml_value(&xml("<?xml version='1.0' encoding='windows-1252'?>"), "text/xml"), cafe);
+        assert_eq!(xml_value(&xml(""), "application/xml; charset=latin1"), cafe);
+        assert_eq!(xml_value("<c><n>Café €</n></c>".as_bytes(), "application/xml"), cafe);
     }
 
     #[test]

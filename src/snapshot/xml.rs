@@ -70,10 +70,15 @@ impl Open {
     }
 }
 
-/// The root element of `bytes` as JSON.
+/// The root element of `bytes` (UTF-8) as JSON.
 pub fn read(bytes: &[u8]) -> Result<Value, XmlError> {
+    read_text(std::str::from_utf8(bytes).map_err(|e| XmlError::Malformed(e.to_string()))?)
+}
+
+/// The root element of a decoded document as JSON (an `encoding` its
+/// declaration names was already applied).
+pub fn read_text(text: &str) -> Result<Value, XmlError> {
     let bad = |e: &dyn std::fmt::Display| XmlError::Malformed(e.to_string());
-    let text = std::str::from_utf8(bytes).map_err(|e| bad(&e))?;
     let mut reader = Reader::from_str(text);
     reader.config_mut().trim_text(false);
     let mut stack: Vec<Open> = Vec::new();
