@@ -25,7 +25,7 @@ impl Requested {
     pub fn read(body: &[u8], content_type: Option<&str>, volatile: &[String]) -> Option<Requested> {
         let media = content_type.map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
         let pairs = match media.as_deref() {
-            Some("application/x-www-form-urlencoded") => urlencoded(body),
+            Some("application/x-www-form-urlencoded") => urlencoded(body, content_type),
             Some("multipart/form-data") => multipart(body, content_type?)?,
             _ => return serde_json::from_slice(body).ok().map(|fields| Requested { fields, form: false }),
         };
@@ -56,13 +56,33 @@ pub fn kept(body: &[u8], content_type: Option<&str>, volatile: &[String], max: u
         && !text.is_empty()
         && text.split('&').all(|pair| pair.contains('=') && !pair.contains(' '));
     if looks_like_form {
-        return gathered(urlencoded(body), volatile);
+        return gathered(urlencoded(body, None), volatile);
     }
     Value::String(text.to_string())
 }
 
-fn urlencoded(body: &[u8]) -> Vec<(String, Value)> {
-    crate::resource::form_pairs(body).map(|(k, v)| (k, Value::String(v))).collect()
+/// An urlencoded body's pairs. Each name and value is read in the
+/// `charset` the type names, else as UTF-8, else (bytes that are not
+/// UTF-8: a form on a legacy page) as windows-1252, as browsers send a
+/// Latin-1 page's forms.
+fn urlencoded(body: &[u8], content_type: Option<&str>) -> Vec<(String, Value)> {
+    let labelled = content_type.and_then(crate::snapshot::reading::charset);
+    let text = |raw: &[u8]| {
+        let plus: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+        let bytes = crate::resource::percent_decode_bytes(&plus);
+        match labelled {
+            Some(encoding) => encoding.decode_without_bom_handling(&bytes).0.into_owned(),
+            None => String::from_utf8(bytes)
+                .unwrap_or_else(|e| encoding_rs::WINDOWS_1252.decode_without_bom_handling(e.as_bytes()).0.into_owned()),
+        }
+    };
+    body.split(|b| *b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (text(&pair[..i]), Value::String(text(&pair[i + 1..]))),
+            None => (text(pair), Value::String(String::new())),
+        })
+        .collect()
 }
 
 /// A `multipart/form-data` body's parts; `None` when it is not one.

@@ -85,7 +85,7 @@ pub(crate) fn form_value(encoded: &[u8], name: &str) -> Option<String> {
 }
 
 /// The decoded `name=value` pairs of a urlencoded form, in order.
-pub(crate) fn form_pairs(encoded: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
+fn form_pairs(encoded: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
     encoded.split(|b| *b == b'&').filter(|pair| !pair.is_empty()).map(|pair| {
         let (k, v) = match pair.iter().position(|b| *b == b'=') {
             Some(i) => (&pair[..i], &pair[i + 1..]),

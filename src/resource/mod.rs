@@ -15,11 +15,10 @@ use http::{HeaderMap, Method};
 use serde::Serialize;
 
 pub use extract::Extractor;
-pub(crate) use extract::form_pairs;
 pub use method::{
     OVERRIDE_HEADERS, OverrideError, OverridePolicy, changes_state, effective_method, form_method_override,
 };
-pub use path::{NormalPath, encode_segment, percent_decode};
+pub use path::{NormalPath, encode_segment, percent_decode, percent_decode_bytes};
 pub use rules::{Rule, RulesError, RulesFile};
 pub use singular::singularize;
 

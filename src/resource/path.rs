@@ -102,7 +102,11 @@ pub fn percent_decode(value: &str) -> String {
     if !value.contains('%') {
         return value.to_string();
     }
-    let bytes = value.as_bytes();
+    String::from_utf8_lossy(&percent_decode_bytes(value.as_bytes())).into_owned()
+}
+
+/// The bytes every `%XX` escape of `bytes` stands for.
+pub fn percent_decode_bytes(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -117,7 +121,7 @@ pub fn percent_decode(value: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 fn hex(b: u8) -> Option<u8> {

@@ -157,17 +157,17 @@ fn decoded<'a>(
     content_type: Option<&str>,
     declared: fn(&[u8]) -> Option<&'static encoding_rs::Encoding>,
 ) -> std::borrow::Cow<'a, str> {
-    let labelled = content_type.and_then(|t| {
-        let (_, charset) = t
-            .split(';')
-            .skip(1)
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))?;
-        encoding_rs::Encoding::for_label(charset.trim().trim_matches('"').as_bytes())
-    });
+    let labelled = content_type.and_then(charset);
     let encoding = labelled.or_else(|| declared(bytes)).unwrap_or(encoding_rs::UTF_8);
     // `decode` lets a byte order mark override the label.
     encoding.decode(bytes).0
+}
+
+/// The encoding a `Content-Type`'s `charset` parameter names.
+pub fn charset(content_type: &str) -> Option<&'static encoding_rs::Encoding> {
+    let mut params = content_type.split(';').skip(1).filter_map(|p| p.split_once('='));
+    let (_, label) = params.find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))?;
+    encoding_rs::Encoding::for_label(label.trim().trim_matches('"').as_bytes())
 }
 
 /// The charset an HTML page's `<meta>` names within its first 1,024 bytes

@@ -26,6 +26,21 @@ fn an_urlencoded_form_is_an_object_of_its_fields_repeated_names_an_array() {
 }
 
 #[test]
+fn a_forms_text_is_utf8_else_its_charset_else_what_a_latin1_page_sends() {
+    assert_eq!(read("n=Caf%C3%A9+%E2%82%AC", FORM).unwrap().fields, json!({"n": "Café €"}));
+    assert_eq!(
+        read("n=Caf%E9+%80&%E9=1", FORM).unwrap().fields,
+        json!({"n": "Café €", "é": "1"}),
+        "not UTF-8: windows-1252"
+    );
+    let latin1 = Some("application/x-www-form-urlencoded; charset=ISO-8859-1");
+    assert_eq!(read("n=Caf%C3%A9", latin1).unwrap().fields, json!({"n": "CafÃ©"}), "the charset named wins");
+    let koi8 = Some("application/x-www-form-urlencoded;charset=\"koi8-r\"");
+    assert_eq!(read("n=%C1", koi8).unwrap().fields, json!({"n": "а"}));
+    assert_eq!(read("n=%ZZ%4", FORM).unwrap().fields, json!({"n": "%ZZ%4"}), "a broken escape as it stands");
+}
+
+#[test]
 fn json_is_read_as_it_stands_whatever_the_type_and_other_bodies_are_not_read() {
     let r = read(r#"{"a": [1], "_token": "kept"}"#, Some("application/json")).unwrap();
     assert_eq!(r, Requested { fields: json!({"a": [1], "_token": "kept"}), form: false });
