@@ -342,14 +342,14 @@ impl Store {
     /// Erases a released hold's reason and the name or address its
     /// selector holds (a resource selector stays: entries keep their
     /// resource), as an erasure that names it does; an active hold stays
-    /// whole. Answers whether it did.
-    pub async fn erase_hold(&self, id: i64) -> Result<bool, StoreError> {
+    /// whole.
+    pub async fn erase_hold(&self, id: i64) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE legal_hold SET reason = '[erased]', \
              actor = CASE WHEN actor IS NULL THEN NULL ELSE '[erased]' END, \
              client_ip = CASE WHEN client_ip IS NULL THEN NULL ELSE '[erased]' END \
              WHERE id = $1 AND released_at IS NOT NULL";
-        let done = on_pool!(self, pool => sqlx::query(SQL).bind(id).execute(pool).await?.rows_affected());
-        Ok(done == 1)
+        on_pool!(self, pool => sqlx::query(SQL).bind(id).execute(pool).await.map(drop)?);
+        Ok(())
     }
 
     /// The legal holds, oldest first; with `active`, those not released.
