@@ -66,8 +66,9 @@ pub fn read(doc: &Html, choice: &FormChoice<'_>, volatile: &[String]) -> Value {
                             None => {
                                 let i = slot(&mut named);
                                 named[i].1.push(Value::Null);
-                                radios.push((name.to_string(), named[i].1.len() - 1));
-                                (i, named[i].1.len() - 1)
+                                let at = named[i].1.len() - 1;
+                                radios.push((name.to_string(), at));
+                                (i, at)
                             }
                         };
                         if checked {

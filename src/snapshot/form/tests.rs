@@ -31,6 +31,7 @@ fn each_kind_of_control_gives_what_the_browser_holds() {
         <input name="tier" type="radio" value="gold">
         <input name="tier" type="radio" value="silver" checked>
         <input name="size" type="radio" value="s">
+        <input name="pay" type="radio" value="card" checked><input name="pay" type="radio" value="cash">
         <select name="country"><option value="fr">France</option><option value="de" selected>Germany</option></select>
         <select name="lang"><option>  English
           (UK) </option><option>French</option></select>
@@ -42,6 +43,7 @@ second &lt;line&gt;</textarea>
         <input name="frozen" value="x" disabled>
         <fieldset disabled><input name="locked" value="y"><legend><input name="in-legend" value="z"></legend></fieldset>
         <fieldset disabled><legend><input name="first-legend" value="w"></legend></fieldset>
+        <fieldset><input name="open" value="o"></fieldset>
         <input value="nameless">
         <input name="" value="empty name">"#,
     );
@@ -55,6 +57,7 @@ second &lt;line&gt;</textarea>
             "news": null,
             "tier": "silver",
             "size": null,
+            "pay": "card",
             "country": "de",
             "lang": "English (UK)",
             "tags": ["a", "C c"],
@@ -62,6 +65,7 @@ second &lt;line&gt;</textarea>
             "notes": "first line\nsecond <line>",
             "in-legend": "z",
             "first-legend": "w",
+            "open": "o",
         })
     );
 }
