@@ -203,7 +203,7 @@ async fn demo_shows_the_trail_and_verify_catches_tampering() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (proxy, query, _stdout) = demo_addresses(&mut child);
+    let (proxy, query, mut stdout) = demo_addresses(&mut child);
     let create = http::Request::post(format!("{proxy}/api/v1/users/"))
         .header("authorization", "Basic YWxpY2U6cHc=")
         .header("content-type", "application/json")
@@ -225,6 +225,9 @@ async fn demo_shows_the_trail_and_verify_catches_tampering() {
     let id = entries["items"][0]["id"].as_str().unwrap().to_string();
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("the trail you named keeps earlier runs' entries"), "a named database: {rest}");
 
     let ok = auditgate().args(["verify", "--database", &database]).output().unwrap();
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
@@ -456,6 +459,7 @@ async fn d18_sigkill_with_entries_in_the_spool_loses_none_after_restart() {
     let start = || serve_in_logged(dir.path(), &database, &upstream.url(), &[]);
     let (mut child, addr, log) = start();
     assert!(!log.contains("replaying the spool") && !log.contains("torn line"), "nothing to replay: {log}");
+    assert!(!log.contains("no rules directory"), "--rules names one: {log}");
     let store = Store::open(&database, false).await.unwrap();
     crate::durability::refuse(&store).await;
     let mut created = Vec::new();
@@ -866,7 +870,7 @@ async fn the_demo_starts_its_trail_afresh_with_its_sample_app() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let (proxy, query, _stdout) = demo_addresses(&mut child);
+        let (proxy, query, mut stdout) = demo_addresses(&mut child);
         let listed: serde_json::Value =
             serde_json::from_slice(get(&format!("{query}/api/v1/audit-logs")).await.body()).unwrap();
         assert_eq!(listed["items"], serde_json::json!([]), "{run}'s run starts with an empty trail");
@@ -891,6 +895,9 @@ async fn the_demo_starts_its_trail_afresh_with_its_sample_app() {
         }
         Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert_eq!(child.wait().unwrap().code(), Some(0));
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        assert!(!rest.contains("keeps earlier runs"), "a fresh trail says nothing of earlier runs: {rest}");
     }
     assert!(dir.path().join("auditgate-demo.db").exists(), "the demo's own files, in its directory");
     assert!(!dir.path().join("auditgate.spool").exists(), "never the spool `serve` uses");
