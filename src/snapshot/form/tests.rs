@@ -153,6 +153,11 @@ fn actions_resolve_as_a_browser_resolves_them() {
     for (page, action, path) in [
         ("/customers/1/edit/", "", "/customers/1/edit/"),
         ("/customers/1/edit/?tab=2", "?x=1", "/customers/1/edit/"),
+        // A page without a trailing slash: the page itself, not its directory.
+        ("/customers/1/edit", "", "/customers/1/edit"),
+        ("/customers/1/edit", "?x=1", "/customers/1/edit"),
+        ("/customers/1/edit", "#top", "/customers/1/edit"),
+        ("/customers/1/edit", "  ", "/customers/1/edit"),
         ("/customers/1/edit/", "save", "/customers/1/edit/save"),
         ("/customers/1/edit", "save", "/customers/1/save"),
         ("/customers/1/edit/", "../../2/", "/customers/2/"),
