@@ -294,6 +294,30 @@ async fn with_durability_sync_an_answer_is_only_seen_once_its_entry_is_stored() 
     assert!(app.store.verify().await.unwrap().ok);
 }
 
+/// Whether the app's own store waits for each commit to reach the disk:
+/// SQLite's `synchronous` is FULL (2), PostgreSQL's `synchronous_commit` on.
+async fn fsyncs_each_commit(app: &TestApp) -> bool {
+    match &app.store {
+        Store::Sqlite(s) => sqlx::query_scalar::<_, i64>("PRAGMA synchronous").fetch_one(s.pool()).await.unwrap() == 2,
+        Store::Postgres(p) => {
+            sqlx::query_scalar::<_, String>("SHOW synchronous_commit").fetch_one(p.pool()).await.unwrap() == "on"
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_durability_sync_the_store_fsyncs_every_commit() {
+    let sync = spawn_app_with(&[("AUDITGATE_RECORDER__DURABILITY", "sync")], None).await;
+    assert!(fsyncs_each_commit(&sync).await);
+    // Without it SQLite commits without waiting (a power cut may lose the
+    // last commits, never corrupt); PostgreSQL keeps its server's default,
+    // which postgres::a_power_safe_store_commits_… sets off to tell apart.
+    let quick = spawn_app_with(&[], None).await;
+    if let Store::Sqlite(_) = &quick.store {
+        assert!(!fsyncs_each_commit(&quick).await);
+    }
+}
+
 #[tokio::test]
 async fn with_durability_async_entries_wait_the_flush_interval_to_share_a_batch() {
     // What `sync` gives up: its answers never wait out the interval.
