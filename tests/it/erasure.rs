@@ -264,6 +264,8 @@ async fn erasing_a_resource_or_an_address_range_erases_those_entries_only() {
     // Again: nothing left to erase.
     let (_, again) = query(&app, Method::POST, "/api/v1/erasures", Some(json!({"resource": resource}))).await;
     assert_eq!(again["erased"], 0);
+    let second = wait_for(&app, "erasure", 2).await;
+    assert_eq!(second["erasure"]["erased"], 0, "its sealed count, too: {second}");
     // By address range: zoe's two.
     let (status, report) =
         query(&app, Method::POST, "/api/v1/erasures", Some(json!({"client_ip": "198.51.100.0/24"}))).await;
