@@ -4,9 +4,7 @@
 //! no `Location`, one of them gzip-encoded; pydantic normalises what it is
 //! sent.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use bytes::Bytes;
 use http::{Method, Response};
@@ -15,44 +13,18 @@ use serde_json::{Value, json};
 use crate::audit::wait_entries;
 use crate::helpers::*;
 
-/// A uvicorn process serving `tests/fastapi/app.py` on a free port.
-struct FastApi {
-    child: Child,
-    port: u16,
-}
-
-impl FastApi {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for FastApi {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_fastapi() -> FastApi {
+/// uvicorn serving `tests/fastapi/app.py` on a free port.
+fn spawn_fastapi() -> AppServer {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fastapi");
     let python = dir.join(".venv/bin/python");
     assert!(python.exists(), "FastAPI is not installed: run scripts/test.sh (a venv in tests/fastapi)");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(python)
+    let port = AppServer::free_port();
+    let mut uvicorn = Command::new(python);
+    uvicorn
         .args(["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--log-level", "warning"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python runs uvicorn");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "uvicorn did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    FastApi { child, port }
+        .current_dir(&dir);
+    AppServer::start(&mut uvicorn, port, "uvicorn", "python runs uvicorn")
 }
 
 /// A create to make: its path, extra request headers, the id it gets.

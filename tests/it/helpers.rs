@@ -403,3 +403,53 @@ pub async fn kept_alive(addr: SocketAddr) -> TcpStream {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     stream
 }
+
+/// A real app process the tests put auditgate in front of (PHP, Django,
+/// FastAPI, json-server), listening on a port of its own; killed when
+/// dropped, with the directory it keeps its data in.
+pub struct AppServer {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl AppServer {
+    /// A free port on 127.0.0.1 for an app to listen on.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// Starts `cmd` (its output discarded) and waits for it to listen on
+    /// `port`; `what` names it when it does not start (`hint`: what to run).
+    pub fn start(cmd: &mut std::process::Command, port: u16, what: &str, hint: &str) -> AppServer {
+        use std::process::Stdio;
+        let child =
+            cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{what}: {e} ({hint})"));
+        let mut server = AppServer { child, port, _dir: None };
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "{what} did not start");
+            assert!(server.child.try_wait().unwrap().is_none(), "{what} exited ({hint})");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Keeps `dir` as long as the app runs.
+    pub fn keeping(mut self, dir: tempfile::TempDir) -> AppServer {
+        self._dir = Some(dir);
+        self
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for AppServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

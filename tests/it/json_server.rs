@@ -2,8 +2,7 @@
 //! installed by scripts/test.sh), under an `/api/v1/` prefix, with the trail
 //! read back through the query port.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,21 +12,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// A json-server process on a free port with its own copy of the data.
-struct JsonServer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for JsonServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_json_server() -> JsonServer {
+fn spawn_json_server() -> AppServer {
     let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/json-server/node_modules/json-server/lib/cli/bin.js");
     assert!(bin.exists(), "json-server is not installed: run scripts/test.sh (npm ci in tests/json-server)");
@@ -38,21 +23,12 @@ fn spawn_json_server() -> JsonServer {
     ]});
     std::fs::write(dir.path().join("db.json"), db.to_string()).unwrap();
     std::fs::write(dir.path().join("routes.json"), r#"{"/api/v1/*": "/$1"}"#).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("node")
-        .arg(&bin)
+    let port = AppServer::free_port();
+    let mut node = Command::new("node");
+    node.arg(&bin)
         .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--routes", "routes.json", "--quiet", "db.json"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node runs json-server");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "json-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    JsonServer { child, port, _dir: dir }
+        .current_dir(dir.path());
+    AppServer::start(&mut node, port, "json-server", "node runs json-server").keeping(dir)
 }
 
 async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>, extra: &[(&str, &str)]) -> u16 {
@@ -86,7 +62,7 @@ fn changes(e: &Value) -> Vec<(String, Value, Value)> {
 #[tokio::test]
 async fn json_server_lifecycle_is_recorded_exactly() {
     let server = spawn_json_server();
-    let app = spawn_app_to(&format!("http://127.0.0.1:{}", server.port), &[], None).await;
+    let app = spawn_app_to(&server.url(""), &[], None).await;
     assert_eq!(
         call(&app, Method::POST, "/api/v1/users", Some(json!({"name": "Carol", "email": "c@x.io"})), &[]).await,
         201
@@ -164,7 +140,7 @@ async fn json_server_lifecycle_is_recorded_exactly() {
 #[tokio::test]
 async fn concurrent_json_server_patches_chain_their_states() {
     let server = spawn_json_server();
-    let app = spawn_app_to(&format!("http://127.0.0.1:{}", server.port), &[], None).await;
+    let app = spawn_app_to(&server.url(""), &[], None).await;
     let mut tasks = Vec::new();
     for i in 0..24 {
         let url = app.url("/api/v1/users/1/");
@@ -200,7 +176,7 @@ fn hs256(sub: &str, secret: &str) -> String {
 async fn c14_overrides_and_unverified_names_cannot_evade_the_trail() {
     use base64::Engine;
     let server = spawn_json_server();
-    let upstream = format!("http://127.0.0.1:{}", server.port);
+    let upstream = server.url("");
     let exclude = "[[configuration]]\nname = \"Not the sync job\"\nconfiguration_type = \"exclude\"\n\
                    audit_all_users = false\naudit_users = [\"svc-sync\"]\n";
     let env = [("AUDITGATE_ACTOR__JWT_SECRET", "the-real-secret")];

@@ -5,8 +5,7 @@
 //! its edit page's form; a change is a form post answered 302.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use auditgate::entry::{AuditEntry, SnapshotFormat};
@@ -179,7 +178,7 @@ ignore_fields = ["/rendered_at"]
 async fn a_php_apps_form_posts_are_recorded_field_by_field() {
     let php = spawn_php("customers.php");
     let files = [("resources.toml", PHP_RULES), ("audit.toml", AUDITED)];
-    let app = spawn_app_files(&php.url(), &whoami("/whoami"), &files).await;
+    let app = spawn_app_files(&php.url(""), &whoami("/whoami"), &files).await;
     let mut alice = Browser::new(app.url(""));
     alice.get("/login/").await;
     assert_eq!(alice.post("/login/", &[("username", "alice"), ("password", "wonder")]).await.0, 302);
@@ -297,34 +296,12 @@ async fn a_php_apps_form_posts_are_recorded_field_by_field() {
 }
 
 /// `python tests/django/app.py` on a free port.
-struct Django {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Django {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_django() -> Django {
+fn spawn_django() -> AppServer {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/django");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(dir.join(".venv/bin/python"))
-        .arg(dir.join("app.py"))
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Django's virtualenv exists: run scripts/test.sh (it installs Django from PyPI)");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the Django app did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Django { child, port }
+    let port = AppServer::free_port();
+    let mut django = Command::new(dir.join(".venv/bin/python"));
+    django.arg(dir.join("app.py")).arg(format!("127.0.0.1:{port}"));
+    AppServer::start(&mut django, port, "the Django app", "run scripts/test.sh: it installs Django from PyPI")
 }
 
 const DJANGO_RULES: &str = r##"
@@ -356,7 +333,7 @@ form = "#customer-form"
 async fn a_django_apps_form_posts_are_recorded_with_its_csrf_token_left_out() {
     let django = spawn_django();
     let files = [("resources.toml", DJANGO_RULES), ("audit.toml", AUDITED)];
-    let app = spawn_app_files(&format!("http://127.0.0.1:{}", django.port), &whoami("/whoami/"), &files).await;
+    let app = spawn_app_files(&django.url(""), &whoami("/whoami/"), &files).await;
     let mut bob = Browser::new(app.url(""));
     let token = hidden(&bob.get("/login/").await, "csrfmiddlewaretoken");
     let signing_in = [("csrfmiddlewaretoken", token.as_str()), ("username", "bob"), ("password", "builder")];
@@ -446,7 +423,7 @@ async fn a_django_apps_form_posts_are_recorded_with_its_csrf_token_left_out() {
 async fn the_console_shows_a_form_read_entry_like_a_json_one() {
     let php = spawn_php("customers.php");
     let files = [("resources.toml", PHP_RULES), ("audit.toml", AUDITED)];
-    let app = spawn_app_files(&php.url(), &whoami("/whoami"), &files).await;
+    let app = spawn_app_files(&php.url(""), &whoami("/whoami"), &files).await;
     let mut alice = Browser::new(app.url(""));
     alice.post("/login/", &[("username", "alice"), ("password", "wonder")]).await;
     let token = hidden(&alice.get("/customers/new/").await, "_token");
@@ -480,7 +457,7 @@ async fn the_console_shows_a_form_read_entry_like_a_json_one() {
 async fn customer_changed_under(rules: &str) -> Vec<AuditEntry> {
     let php = spawn_php("customers.php");
     let files = [("resources.toml", rules), ("audit.toml", AUDITED)];
-    let app = spawn_app_files(&php.url(), &whoami("/whoami"), &files).await;
+    let app = spawn_app_files(&php.url(""), &whoami("/whoami"), &files).await;
     let mut alice = Browser::new(app.url(""));
     alice.post("/login/", &[("username", "alice"), ("password", "wonder")]).await;
     let token = hidden(&alice.get("/customers/new/").await, "_token");

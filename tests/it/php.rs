@@ -2,9 +2,7 @@
 //! php-cli, installed by scripts/test.sh): `tests/php/users.php` reads ids
 //! the way legacy PHP does, with `(int)`, so `1.json` and `1abc` are user 1.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use http::Method;
 use serde_json::{Value, json};
@@ -12,45 +10,16 @@ use serde_json::{Value, json};
 use crate::audit::wait_entries;
 use crate::helpers::*;
 
-/// A `php -S` process serving one script on a free port, its rows in a
-/// file of its own.
-pub(crate) struct Php {
-    child: Child,
-    pub port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Php {
-    pub(crate) fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Php {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Serves `tests/php/<script>` as the router of every request.
-pub(crate) fn spawn_php(script: &str) -> Php {
+/// Serves `tests/php/<script>` on `php -S` as the router of every request,
+/// its rows in a file of its own.
+pub(crate) fn spawn_php(script: &str) -> AppServer {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/php").join(script);
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("php")
-        .args(["-S", &format!("127.0.0.1:{port}"), script.to_str().unwrap()])
-        .env("APP_DB", dir.path().join("rows.json"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("php runs: run scripts/test.sh (it installs Debian's php-cli)");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "php -S did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Php { child, port, _dir: dir }
+    let port = AppServer::free_port();
+    let mut php = Command::new("php");
+    php.args(["-S", &format!("127.0.0.1:{port}"), script.to_str().unwrap()])
+        .env("APP_DB", dir.path().join("rows.json"));
+    AppServer::start(&mut php, port, "php -S", "run scripts/test.sh: it installs Debian's php-cli").keeping(dir)
 }
 
 async fn query(app: &TestApp, path: &str) -> Value {
@@ -60,7 +29,7 @@ async fn query(app: &TestApp, path: &str) -> Value {
 #[tokio::test]
 async fn an_id_the_app_reads_loosely_files_under_the_resource_the_app_changed() {
     let php = spawn_php("users.php");
-    let app = spawn_app_to(&php.url(), &[], None).await;
+    let app = spawn_app_to(&php.url(""), &[], None).await;
     let ann = json!({"name": "Ann", "role": "user"});
     let (status, made) = as_user(&app, "alice", Method::POST, "/api/v1/users/", Some(&ann)).await;
     assert_eq!((status, made["id"].as_u64()), (201, Some(1)));
@@ -96,7 +65,7 @@ async fn an_id_the_app_reads_loosely_files_under_the_resource_the_app_changed() 
 async fn a_rules_id_pattern_reads_the_id_as_the_app_does() {
     let php = spawn_php("users.php");
     let rules = "[[resource]]\npattern = \"/api/v1/users/{id}\"\ntype = \"user\"\nid_pattern = '^0*(\\d+)'\n";
-    let app = spawn_app_to(&php.url(), &[], Some(rules)).await;
+    let app = spawn_app_to(&php.url(""), &[], Some(rules)).await;
     as_user(&app, "alice", Method::POST, "/api/v1/users/", Some(&json!({"name": "Ann"}))).await;
     let (status, _) = as_user(&app, "bob", Method::PATCH, "/api/v1/users/1.json", Some(&json!({"name": "Bo"}))).await;
     assert_eq!(status, 200);
