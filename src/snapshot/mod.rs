@@ -156,13 +156,22 @@ impl Snapshotter {
             e => SnapshotError::Decode(path.to_string(), e),
         })?;
         let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-        let (state, format) = reading::read(&bytes, content_type, path, reading).map_err(|e| match e {
+        let read = || reading::read(&bytes, content_type, path, reading);
+        // A large page takes milliseconds to parse (32 ms a MiB): off the
+        // worker's other tasks, which the runtime moves to another thread.
+        let multi_thread =
+            tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+        let read = if bytes.len() > BLOCKING_READ && multi_thread { tokio::task::block_in_place(read) } else { read() };
+        let (state, format) = read.map_err(|e| match e {
             reading::Unreadable::NotJson => SnapshotError::NotJson(path.to_string()),
             reading::Unreadable::Xml(why) => SnapshotError::NotXml(path.to_string(), why),
         })?;
         Ok(Snapshot { state, format })
     }
 }
+
+/// Answers larger than this are read in `block_in_place`.
+const BLOCKING_READ: usize = 64 * 1024;
 
 /// A resource's state as a snapshot read it, and how.
 #[derive(Debug, Clone, PartialEq)]

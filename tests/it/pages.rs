@@ -538,3 +538,24 @@ snapshot = "/customers/{id}.xml"
         ]
     );
 }
+
+/// A page beyond 64 KiB is parsed in `block_in_place`, which needs the
+/// multi-threaded runtime `serve` runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_page_is_read_off_the_workers_other_tasks() {
+    let php = spawn_php("customers.php");
+    let files = [("resources.toml", PHP_RULES), ("audit.toml", AUDITED)];
+    let app = spawn_app_files(&php.url(""), &whoami("/whoami"), &files).await;
+    let mut alice = Browser::new(app.url(""));
+    alice.post("/login/", &[("username", "alice"), ("password", "wonder")]).await;
+    let token = hidden(&alice.get("/customers/new/").await, "_token");
+    alice.post("/customers/new/", &[("_token", &token), ("name", "Ann"), ("email", "ann@x.io")]).await;
+    let notes = "a line of notes\n".repeat(10_000);
+    let edit = [("_token", token.as_str()), ("name", "Ann"), ("email", "ann@x.io"), ("notes", notes.as_str())];
+    assert_eq!(alice.post("/customers/1/edit/", &edit).await.0, 302);
+    assert!(alice.get("/customers/1/edit/").await.len() > 160_000);
+    let update = customer_entries(&app, 3).await.pop().unwrap();
+    assert_eq!(update.snapshot_error, None);
+    let notes_change = update.changes.iter().find(|c| c.path == "/notes").expect("the notes changed");
+    assert_eq!(notes_change.new.as_str().map(str::len), Some(notes.len()));
+}
