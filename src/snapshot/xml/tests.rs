@@ -33,6 +33,15 @@ fn an_element_is_its_children_by_name_its_attributes_and_its_text() {
 }
 
 #[test]
+fn the_five_entities_and_character_references_are_their_characters() {
+    let xml = br#"<a q="&quot;&apos;">&amp;&lt;&gt;&quot;&apos; &#65;&#x42;&#X43;</a>"#;
+    assert_eq!(read(xml).unwrap(), json!({"@q": "\"'", "#text": "&<>\"' ABC"}));
+    for bad in ["&nbsp;", "&#xZZ;", "&#1114112;"] {
+        assert!(matches!(read(format!("<a>{bad}</a>").as_bytes()), Err(XmlError::Malformed(_))), "{bad}");
+    }
+}
+
+#[test]
 fn text_beside_children_is_its_own_member() {
     assert_eq!(read(b"<p>Hello <b>there</b> you</p>").unwrap(), json!({"b": "there", "#text": "Hello  you"}));
     assert_eq!(read(b"<p a='1'/>").unwrap(), json!({"@a": "1"}));
