@@ -43,23 +43,7 @@ json_up=$(free_port); json_ag=$(free_port); json_q=$(free_port)
 serve_php customers.php "$forms_up"
 serve_php users.php "$json_up"
 mkdir -p "$work/ag-forms/rules"
-cat > "$work/ag-forms/rules/resources.toml" <<'TOML'
-[[resource]]
-pattern = "/login/"
-type = "session"
-action = "login"
-username_from = "form:username"
-
-[[resource]]
-pattern = "/customers/new/"
-type = "customer"
-action = "create"
-
-[[resource]]
-pattern = "/customers/{id}/edit/"
-type = "customer"
-ignore_fields = ["/rendered_at"]
-TOML
+cp tests/php/customers.toml "$work/ag-forms/rules/resources.toml"
 serve_auditgate forms "$forms_up" "$forms_ag" "$forms_q" \
   AUDITGATE_ACTOR__WHOAMI_URL=/whoami AUDITGATE_ACTOR__WHOAMI_FIELD=/username
 forms_pid=${pids[-1]}

@@ -156,23 +156,7 @@ fn whoami(path: &'static str) -> [(&'static str, &'static str); 2] {
     [("AUDITGATE_ACTOR__WHOAMI_URL", path), ("AUDITGATE_ACTOR__WHOAMI_FIELD", "/username")]
 }
 
-const PHP_RULES: &str = r#"
-[[resource]]
-pattern = "/login/"
-type = "session"
-action = "login"
-username_from = "form:username"
-
-[[resource]]
-pattern = "/customers/new/"
-type = "customer"
-action = "create"
-
-[[resource]]
-pattern = "/customers/{id}/edit/"
-type = "customer"
-ignore_fields = ["/rendered_at"]
-"#;
+const PHP_RULES: &str = include_str!("../php/customers.toml");
 
 #[tokio::test]
 async fn a_php_apps_form_posts_are_recorded_field_by_field() {
