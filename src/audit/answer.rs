@@ -185,22 +185,8 @@ pub struct Located {
 /// resolved against the request's `path` when relative; `None` without one.
 pub fn location_path(headers: &HeaderMap, path: &str) -> Option<String> {
     let location = headers.get(LOCATION)?.to_str().ok()?;
-    let target = location.split(['?', '#']).next()?;
-    let after_authority = |rest: &str| rest.find('/').map_or_else(|| "/".to_string(), |i| rest[i..].to_string());
-    let resolved = if let Some((scheme, rest)) = target.split_once("://")
-        && !scheme.is_empty()
-        && !scheme.contains('/')
-    {
-        after_authority(rest)
-    } else if let Some(rest) = target.strip_prefix("//") {
-        after_authority(rest)
-    } else if target.starts_with('/') {
-        target.to_string()
-    } else {
-        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-        format!("{}{target}", if dir.is_empty() { "/" } else { dir })
-    };
-    (!target.is_empty()).then_some(resolved)
+    let target = location.split(['?', '#']).next()?.trim();
+    (!target.is_empty()).then(|| crate::snapshot::form::resolve(path, location))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ impl Requested {
     /// The body `body` of type `content_type` read into fields; `None` when
     /// it is neither a form nor JSON.
     pub fn read(body: &[u8], content_type: Option<&str>, volatile: &[String]) -> Option<Requested> {
-        let media = content_type.map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        let media = content_type.map(crate::snapshot::reading::media_type);
         let pairs = match media.as_deref() {
             Some("application/x-www-form-urlencoded") => urlencoded(body, content_type),
             Some("multipart/form-data") => multipart(body, content_type?)?,

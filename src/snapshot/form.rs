@@ -181,18 +181,21 @@ fn selector(css: &str) -> Selector {
     Selector::parse(css).expect("a fixed selector parses")
 }
 
-/// The path an `action` names, seen from the page at `page`: empty, the
+/// The path an `action` (or a `Location`) names, seen from the page at `page`: empty, the
 /// page itself; absolute or rooted, its path; relative, merged with the
 /// page's directory (RFC 3986 5.2), dot segments removed. Query and
 /// fragment dropped.
-fn resolve(page: &str, action: &str) -> String {
+pub(crate) fn resolve(page: &str, action: &str) -> String {
     let action = action.trim();
     let strip = |p: &str| p.split(['?', '#']).next().unwrap_or_default().to_string();
     let page = strip(page);
     if action.is_empty() || action.starts_with('?') || action.starts_with('#') {
         return page;
     }
-    let path = if let Some((_, rest)) = action.split_once("://") {
+    let path = if let Some((scheme, rest)) = action.split_once("://")
+        && !scheme.is_empty()
+        && !scheme.contains('/')
+    {
         format!("/{}", rest.split_once('/').map_or("", |(_, p)| p))
     } else if let Some(rest) = action.strip_prefix("//") {
         format!("/{}", rest.split_once('/').map_or("", |(_, p)| p))

@@ -198,7 +198,7 @@ fn xml_declared(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
 }
 
 /// A `Content-Type`'s media type, lower case, without parameters.
-fn media_type(value: &str) -> String {
+pub fn media_type(value: &str) -> String {
     value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
 }
 
