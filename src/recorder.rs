@@ -795,3 +795,57 @@ impl Committer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::tests::sample;
+
+    /// A committer on a fresh SQLite store and spool in `dir`, due to try
+    /// the store now.
+    async fn committer(dir: &tempfile::TempDir) -> (Committer, mpsc::Sender<Batch>) {
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()), false).await.unwrap();
+        let check = Check { instance: "test", head: None, now: std::time::SystemTime::now() };
+        let (spool, _) = Spool::open(&dir.path().join("audit.spool"), &check).unwrap();
+        let (tx, rx) = mpsc::channel(1);
+        let (done, _) = mpsc::unbounded_channel();
+        let committer = Committer {
+            store,
+            spool: Some(spool),
+            stats: Arc::default(),
+            batch: 10,
+            patience: Duration::from_secs(5),
+            rx,
+            closed: false,
+            held: std::collections::VecDeque::new(),
+            done,
+            retry_at: tokio::time::Instant::now(),
+            backoff: MIN_BACKOFF,
+            text_due: None,
+            text_failing: false,
+        };
+        (committer, tx)
+    }
+
+    async fn ids_as_inserted(store: &Store) -> Vec<String> {
+        let Store::Sqlite(s) = store else { unreachable!("a SQLite store") };
+        sqlx::query_scalar("SELECT id FROM audit_log ORDER BY seq").fetch_all(s.pool()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_batch_due_for_the_store_while_older_entries_are_spooled_goes_in_behind_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut committer, _tx) = committer(&dir).await;
+        let mut chain = Chain::resume(None);
+        let older: Vec<Sealed> = (1..=2).map(|n| chain.seal(sample(n))).collect();
+        committer.spool.as_mut().unwrap().append(&older).unwrap();
+        let newer = vec![chain.seal(sample(3))];
+        let mut expected: Vec<String> = older.iter().chain(&newer).map(|s| s.entry.id.clone()).collect();
+        expected.sort();
+
+        // The store is due to be tried again: the spool is replayed first.
+        committer.deliver(Batch { entries: newer, durable: Vec::new() }).await;
+        assert!(!committer.waiting(), "the spool replayed");
+        assert_eq!(ids_as_inserted(&committer.store).await, expected, "stored oldest first");
+    }
+}
