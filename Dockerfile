@@ -20,7 +20,7 @@ WORKDIR /var/lib/auditgate
 # The proxy, and the query port. The query port listens on loopback unless
 # it is given tokens: to reach it from outside the container, set
 # AUDITGATE_QUERY_LISTEN=0.0.0.0:9181 and name tokens in a mounted
-# configuration file (README, "Running in a container").
+# configuration file (docs/operations.md, "Running in a container").
 EXPOSE 8080 9181
 # auditgate probes its own query port (GET /healthz): no curl in the image.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \

@@ -1,4 +1,4 @@
-//! The audit decision (SPEC 5) with 1,000 active configurations, in
+//! The audit decision (docs/rules.md) with 1,000 active configurations, in
 //! nanoseconds: what every candidate request pays before any snapshot.
 //!
 //! `cargo bench --bench decide`

@@ -1,5 +1,5 @@
 //! What reading a change costs auditgate when the app answers HTML forms
-//! instead of JSON (SPEC 4, "Pages and forms"), side by side for the same
+//! instead of JSON (docs/server-rendered-apps.md), side by side for the same
 //! resource: the before- and after-snapshots read into states, their diff,
 //! the request body read into fields and compared (`unapplied`). The rest of
 //! an audited request (proxying, the resource's turn, the recorder) is the

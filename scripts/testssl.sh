@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HARDENING F26: testssl.sh (Debian) against auditgate's TLS listeners, with
+# docs/security.md F26: testssl.sh (Debian) against auditgate's TLS listeners, with
 # a development pair made by certs/make-dev-cert.sh in a temporary directory.
 # Fails when testssl reports any finding of severity HIGH or CRITICAL about
 # the server; prints the protocols, ALPN and certificate lines and every

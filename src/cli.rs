@@ -1,4 +1,4 @@
-//! The command line (SPEC 10): `serve`, `demo`, `verify`, `explain`,
+//! The command line (docs/configuration.md): `serve`, `demo`, `verify`, `explain`,
 //! `migrate`, and `health` (a container's probe).
 
 use std::path::PathBuf;

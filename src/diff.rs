@@ -1,4 +1,4 @@
-//! Field-level diff of two JSON states and redaction (SPEC 4). Pure.
+//! Field-level diff of two JSON states and redaction (docs/trail.md). Pure.
 //!
 //! Objects are compared key by key at any depth; arrays and scalars as whole
 //! values. A key added has `old: null`, a key removed `new: null`. Paths are

@@ -1,4 +1,4 @@
-//! `AuditEntry`, the one serialised domain type (SPEC 7), and the
+//! `AuditEntry`, the one serialised domain type (docs/trail.md), and the
 //! per-instance hash chain that makes editing or deleting entries evident.
 
 use serde::{Deserialize, Serialize};
@@ -55,7 +55,7 @@ impl Outcome {
     }
 }
 
-/// One recorded request. Field names are exact (SPEC 7).
+/// One recorded request. Field names are exact (docs/trail.md).
 ///
 /// The personal fields (`PERSONAL`) are absent from an erased entry's JSON
 /// and read back empty; `erased` says so.
@@ -101,7 +101,7 @@ pub struct AuditEntry {
     pub after: Option<Value>,
     #[serde(default)]
     pub changes: Vec<Change>,
-    /// Requested versus applied (SPEC 7): `Some(Some(list))` (empty when the
+    /// Requested versus applied (docs/trail.md): `Some(Some(list))` (empty when the
     /// app did what was asked), `Some(None)` (`null`: nothing to compare), or
     /// `None` for an entry written before the field existed, which keeps it
     /// out of its JSON and so out of its hash.
@@ -134,7 +134,7 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
-/// The fields that hold personal content (SPEC 7, "Erasure"): what the
+/// The fields that hold personal content (docs/personal-data.md): what the
 /// content digest covers and what erasure removes.
 pub const PERSONAL: [&str; 11] = [
     "actor",
@@ -150,7 +150,7 @@ pub const PERSONAL: [&str; 11] = [
     "user_agent",
 ];
 
-/// How a snapshot's answer was read into the entry's state (SPEC 4, 7).
+/// How a snapshot's answer was read into the entry's state (docs/trail.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SnapshotFormat {
@@ -162,7 +162,7 @@ pub enum SnapshotFormat {
     Xml,
 }
 
-/// What an erasure's own entry seals (SPEC 7, "Erasure"): the kind of its
+/// What an erasure's own entry seals (docs/personal-data.md): the kind of its
 /// selector (`actor`, `resource`, `client_ip`), the resource it named, the
 /// prefix length of an address range, and its counts. Fields in sorted
 /// order: this is its canonical form.
@@ -266,7 +266,7 @@ impl AuditEntry {
         }
     }
 
-    /// Removes the personal content (SPEC 7, "Erasure"), keeping the
+    /// Removes the personal content (docs/personal-data.md), keeping the
     /// digest that stands for it; false (and nothing removed) for an entry
     /// of chain version 1, whose hash covers that content.
     pub fn erase(&mut self) -> bool {

@@ -1,4 +1,4 @@
-//! Erasure of personal data (SPEC 7, "Erasure"): which entries a request
+//! Erasure of personal data (docs/personal-data.md): which entries a request
 //! names (an actor, a resource, a client address), erasing them batch by
 //! batch, and the trail entry that records the erasure without the values
 //! it erased.

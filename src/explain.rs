@@ -188,7 +188,7 @@ mod tests {
         assert!(out.contains("client    198.51.100.4\n"), "{out}");
         assert!(out.contains("audited   yes, by `users` (capture full)\n"), "{out}");
         assert!(out.contains("from      3 active configuration(s) in rules/audit.toml"), "{out}");
-        // An unverified name cannot exclude itself (SPEC 5).
+        // An unverified name cannot exclude itself (docs/rules.md).
         let out = with(&policy, "PATCH", "/api/v1/users/1/", &[bot]).unwrap();
         assert!(out.contains("actor     bot (basic, unverified)\n"), "{out}");
         assert!(out.contains("audited   yes, by `users` (capture full)\n"), "{out}");

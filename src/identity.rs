@@ -1,4 +1,4 @@
-//! Who made a request and from where (SPEC 3): the actor from a trusted
+//! Who made a request and from where (docs/trail.md): the actor from a trusted
 //! header, a bearer JWT claim or Basic auth, and the client address behind
 //! `trusted_proxies`. Pure: no I/O (JWT keys are loaded at start).
 

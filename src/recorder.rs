@@ -1,4 +1,4 @@
-//! The recorder (SPEC 8): a bounded queue between the data path and the
+//! The recorder (docs/trail.md): a bounded queue between the data path and the
 //! store, and the writer that seals entries into the instance's hash chain
 //! and commits them in batches, one transaction each. When the store
 //! refuses a batch it goes to the spool (`crate::spool`), and everything

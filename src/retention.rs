@@ -1,4 +1,4 @@
-//! Retention (SPEC 8): with `retention_days` set, entries sealed longer ago
+//! Retention (docs/trail.md): with `retention_days` set, entries sealed longer ago
 //! than that are deleted in the background, in short batches, from the
 //! start of each chain; the store keeps each chain's checkpoint (its newest
 //! deleted entry), so what stays still verifies. Each pass that deletes

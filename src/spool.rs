@@ -1,4 +1,4 @@
-//! The spool (SPEC 8): an append-only file of sealed entries, one stored
+//! The spool (docs/trail.md): an append-only file of sealed entries, one stored
 //! JSON text a line, written and fsync'ed when the store cannot take a batch,
 //! and replayed into the store, in order, once it can. Only the recorder's
 //! committer touches it, so appends and replay never interleave.

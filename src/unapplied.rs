@@ -1,4 +1,4 @@
-//! Requested versus applied (SPEC 7 `unapplied`): the leaves of a JSON
+//! Requested versus applied (docs/trail.md `unapplied`): the leaves of a JSON
 //! request body whose value in the after-state differs from the value the
 //! client asked for. Pure; computed from what the entry already holds.
 //!

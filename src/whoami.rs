@@ -1,4 +1,4 @@
-//! The whoami actor source (SPEC 3): for session-cookie apps, a GET of the
+//! The whoami actor source (docs/trail.md): for session-cookie apps, a GET of the
 //! app's own who-am-I URL with the client's credentials, whose JSON field
 //! names the user. Answers (including "nobody") are cached per credential
 //! for `TTL`, so a client's session costs one call per `TTL`.

@@ -1,4 +1,4 @@
-//! `/api/v1/audit-configurations` (SPEC 5, 9): CRUD with validation that
+//! `/api/v1/audit-configurations` (docs/rules.md, docs/query-api.md): CRUD with validation that
 //! names the field; writes need an admin token (when tokens exist), are
 //! recorded in the trail, and take effect on this instance at once.
 

@@ -1,4 +1,4 @@
-//! The web console (SPEC 9, `GET /`): its files, embedded at build time and
+//! The web console (docs/query-api.md, `GET /`): its files, embedded at build time and
 //! served without a token (they hold no data; the page asks for one and
 //! sends it on its API calls), under a Content-Security-Policy that allows
 //! scripts, styles and requests from this origin only.

@@ -1,4 +1,4 @@
-//! `POST /api/v1/erasures` (SPEC 7, "Erasure"): an admin erases the
+//! `POST /api/v1/erasures` (docs/personal-data.md): an admin erases the
 //! personal content of the entries an actor, a resource or a client
 //! address names; the erasure is recorded in the trail.
 

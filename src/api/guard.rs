@@ -1,5 +1,5 @@
 //! What a web page in the operator's browser may not do to the query port
-//! (SPEC 9, "Requests from browsers"): reach a tokenless port under a
+//! (docs/query-api.md, "Browsers"): reach a tokenless port under a
 //! foreign `Host` (DNS rebinding), act from a foreign `Origin`, or change
 //! anything with a body a cross-site form or simple `fetch` can send.
 

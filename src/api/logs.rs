@@ -94,7 +94,7 @@ pub(super) async fn one(State(s): State<Arc<ApiState>>, Path(id): Path<String>) 
     s.store.get(&id).await?.map(Json).ok_or(ApiError::NotFound)
 }
 
-/// A history page's size when `limit` is not given (SPEC 9).
+/// A history page's size when `limit` is not given (docs/query-api.md).
 pub(super) const HISTORY_LIMIT: u32 = 1000;
 
 /// `GET /api/v1/resources/{type}/{id}/history`: oldest first, keyset-paged

@@ -1,4 +1,4 @@
-//! The query port (SPEC 9): its own listener, JSON in and out, bearer tokens
+//! The query port (docs/query-api.md): its own listener, JSON in and out, bearer tokens
 //! when configured. `router(state)` is pure and tested without sockets.
 
 mod body;

@@ -559,7 +559,7 @@ fn responses() -> Value {
     ])
 }
 
-/// Every operation with the answers of the browser guard (SPEC 9): a
+/// Every operation with the answers of the browser guard (docs/query-api.md): a
 /// foreign origin (403), a foreign host (421), a change not declared JSON
 /// (415).
 fn with_browser_refusals(mut paths: Value) -> Value {

@@ -1,4 +1,4 @@
-//! The audited-mutation pipeline (SPEC 4, 7): lock the resource, GET before,
+//! The audited-mutation pipeline (docs/trail.md): lock the resource, GET before,
 //! forward, read what the answer says (`answer`), GET after, diff, redact,
 //! and hand the entry to the recorder. Snapshot failures are written into
 //! the entry, never into the response.
@@ -82,7 +82,7 @@ impl RequestFacts {
     }
 }
 
-/// What the audit decision asked for (SPEC 5), and the request body.
+/// What the audit decision asked for (docs/rules.md), and the request body.
 #[derive(Debug, Clone, Default)]
 pub struct Recording {
     pub capture: Capture,
@@ -290,7 +290,7 @@ impl Auditor {
         }
         drop(p.guard.take());
         let outcome = match p.classified.action {
-            // SPEC 6: a login succeeded only with a 2xx.
+            // docs/rules.md: a login succeeded only with a 2xx.
             Action::Login if !(200..300).contains(&status) => Outcome::Failure,
             _ => Outcome::from_status(status),
         };
@@ -451,7 +451,7 @@ impl Pending {
     }
 }
 
-/// Where the entry is filed (SPEC 7, `path_resource_id`): under the id the
+/// Where the entry is filed (docs/trail.md, `path_resource_id`): under the id the
 /// resource's own state names at `id_field` (after, else before), when it
 /// names one other than the path's (`/items/007/` or `/items/1.json` of an
 /// app that answers `"id": 1`), with the path's id kept beside it; else

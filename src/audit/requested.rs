@@ -1,4 +1,4 @@
-//! What a request body asks for (SPEC 4, "Requested changes of a form"):
+//! What a request body asks for (docs/server-rendered-apps.md):
 //! JSON as it stands; an urlencoded or multipart form as an object of its
 //! fields (a repeated name: an array in order; a file part as its name, size
 //! and SHA-256, never its bytes), the `volatile_fields` left out. Compared

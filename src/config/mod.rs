@@ -1,4 +1,4 @@
-//! Configuration (SPEC 10): raw sources merged (file < environment < flags),
+//! Configuration (docs/configuration.md): raw sources merged (file < environment < flags),
 //! then validated into `Config` with every problem collected at once.
 
 mod bounds;
@@ -50,7 +50,7 @@ pub struct TlsConfig {
     pub upstream_ca: Option<PathBuf>,
 }
 
-/// What a mutation does when its entry cannot be recorded (SPEC 8).
+/// What a mutation does when its entry cannot be recorded (docs/trail.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailMode {
     Open,

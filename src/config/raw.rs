@@ -1,4 +1,4 @@
-//! The configuration as written (SPEC 10): serde types with defaults, exact
+//! The configuration as written (docs/configuration.md): serde types with defaults, exact
 //! key names, unknown keys refused. `validate` turns it into a `Config`.
 
 use serde::{Deserialize, Deserializer};
@@ -19,14 +19,14 @@ pub struct RawConfig {
     pub trusted_proxies: Vec<String>,
     pub fail_mode: String,
     pub method_override: String,
-    /// Not in the SPEC example: `reject` (default) refuses a change whose
+    /// An extension: `reject` (default) refuses a change whose
     /// path holds an encoded `/` or `\`; `keep` forwards it (for apps that
     /// use `%2F` inside ids).
     pub encoded_slashes: String,
     pub retention_days: u32,
     pub config_refresh: String,
     pub log_format: String,
-    /// Not in the SPEC example: runtime worker threads, 0 = one per core.
+    /// An extension: runtime worker threads, 0 = one per core.
     pub worker_threads: u64,
     pub actor: RawActor,
     pub snapshot: RawSnapshot,
@@ -34,7 +34,7 @@ pub struct RawConfig {
     pub recorder: RawRecorder,
     pub query: RawQuery,
     pub tls: Option<RawTls>,
-    /// `[[sink]]`: where committed entries are forwarded (SPEC 12).
+    /// `[[sink]]`: where committed entries are forwarded (docs/sinks.md).
     pub sink: Vec<crate::sink::RawSink>,
 }
 
@@ -159,18 +159,18 @@ pub struct RawLimits {
     pub max_body_bytes: u64,
     pub upstream_timeout: String,
     pub header_read_timeout: String,
-    /// Not in the SPEC example: how long a kept-alive connection may wait
+    /// An extension: how long a kept-alive connection may wait
     /// for its next request.
     pub idle_timeout: String,
-    /// Not in the SPEC example: a client's body is given this long, then
+    /// An extension: a client's body is given this long, then
     /// must keep up `body_min_rate` bytes a second (0: no minimum).
     pub body_timeout: String,
     pub body_min_rate: u64,
-    /// Not in the SPEC example: the longest wait between two reads of the
+    /// An extension: the longest wait between two reads of the
     /// upstream's answer body.
     pub upstream_read_timeout: String,
     pub shutdown_timeout: String,
-    /// Not in the SPEC example: the cap on open client connections.
+    /// An extension: the cap on open client connections.
     pub max_connections: u64,
 }
 

@@ -1,4 +1,4 @@
-//! Configuration tests: the SPEC example file, precedence, and errors that
+//! Configuration tests: the documented example file, precedence, and errors that
 //! name their source.
 
 use std::io::Write;

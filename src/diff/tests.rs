@@ -1,4 +1,4 @@
-//! Diff tests: table cases from SPEC 4 and properties.
+//! Diff tests: table cases from docs/trail.md and properties.
 
 use proptest::prelude::*;
 use serde_json::json;

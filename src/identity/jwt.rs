@@ -1,4 +1,4 @@
-//! JWT signature verification (SPEC 3): an HS256 secret, an RS256/ES256
+//! JWT signature verification (docs/trail.md): an HS256 secret, an RS256/ES256
 //! public key (PEM), or a JWKS file, loaded once at start. A token's result
 //! is cached until it expires, so a client reusing its token pays for one
 //! signature check. `alg: none`, a bad signature, a key of another family,

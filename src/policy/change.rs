@@ -1,5 +1,5 @@
 //! The trail entry of a change auditgate itself makes or serves: every
-//! create, update and delete of a configuration (SPEC 5), never excluded,
+//! create, update and delete of a configuration (docs/rules.md), never excluded,
 //! and each retention pass.
 
 use serde_json::Value;

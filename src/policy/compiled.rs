@@ -1,4 +1,4 @@
-//! The audit decision (SPEC 5) from an immutable, compiled set of active
+//! The audit decision (docs/rules.md) from an immutable, compiled set of active
 //! configurations: no lock, no I/O, and no allocation per request up to
 //! 4,096 configurations.
 //!
@@ -28,7 +28,7 @@ pub struct Question<'a> {
     pub resource_type: &'a str,
     pub actor: &'a str,
     /// Whether something vouched for `actor` (`actor_verified`): only a
-    /// verified name can match an exclusion (SPEC 5).
+    /// verified name can match an exclusion (docs/rules.md).
     pub verified: bool,
     pub ip: IpAddr,
 }
@@ -90,7 +90,7 @@ impl Dimension {
         Dimension { all: Bits::with_len(words), named: HashMap::new() }
     }
 
-    /// Adds configuration `rank`: `all` (flag and list per SPEC 5) or the
+    /// Adds configuration `rank`: `all` (flag and list per docs/rules.md) or the
     /// values of `list`.
     fn add(&mut self, rank: usize, flag: Option<bool>, list: &[String], words: usize) {
         match scope(flag, list) {
@@ -111,7 +111,7 @@ impl Dimension {
     }
 }
 
-/// What an `audit_*` list and its `audit_all_*` flag take (SPEC 5): an
+/// What an `audit_*` list and its `audit_all_*` flag take (docs/rules.md): an
 /// explicit `true` everything; an absent flag everything when the list is
 /// empty; an explicit `false` with an empty list nothing; else the list.
 enum Scope {
@@ -246,7 +246,7 @@ impl Compiled {
         c
     }
 
-    /// The decision for one request (SPEC 5, steps 1–5).
+    /// The decision for one request (docs/rules.md, steps 1–5).
     pub fn decide(&self, q: &Question<'_>) -> Decision {
         self.explain(q).0
     }

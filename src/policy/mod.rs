@@ -1,4 +1,4 @@
-//! Audit configurations (SPEC 5): the model and its validation (`model`),
+//! Audit configurations (docs/rules.md): the model and its validation (`model`),
 //! the compiled decision (`compiled`), the seed file (`seed`), and `Policy`,
 //! the handle the data path reads: an atomically swapped `Arc<Compiled>`,
 //! reloaded from the store when its version moves.

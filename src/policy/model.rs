@@ -1,4 +1,4 @@
-//! The audit configuration as stored and served (SPEC 5), and the checking
+//! The audit configuration as stored and served (docs/rules.md), and the checking
 //! of what a client or `rules/audit.toml` sends: every error names its field.
 
 use std::collections::HashSet;
@@ -39,7 +39,7 @@ pub enum Source {
     File,
 }
 
-/// One audit configuration; the JSON names are SPEC 5's. An `audit_all_*`
+/// One audit configuration; the JSON names are docs/rules.md's. An `audit_all_*`
 /// flag that was never given is `null` and follows its list (true when the
 /// list is empty).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -89,7 +89,7 @@ pub const BUILTIN_ACTIONS: [&str; 5] = ["create", "read", "update", "delete", "l
 const READ_ONLY: [&str; 4] = ["id", "source", "created_at", "updated_at"];
 
 impl AuditConfiguration {
-    /// A new configuration with SPEC 5's defaults.
+    /// A new configuration with docs/rules.md's defaults.
     pub fn new() -> AuditConfiguration {
         AuditConfiguration { is_active: true, ..AuditConfiguration::default() }
     }

@@ -286,7 +286,7 @@ fn matches_naming(c: &AuditConfiguration, q: &Question<'_>, by_name: bool) -> bo
         && dim(c.audit_all_ips, &c.audit_ips, |n| parse_net(n).unwrap().contains(&ip))
 }
 
-/// SPEC 5: only a verified actor's name can match an exclusion.
+/// docs/rules.md: only a verified actor's name can match an exclusion.
 fn excluded_by(c: &AuditConfiguration, q: &Question<'_>) -> bool {
     c.is_active
         && matches_naming(c, q, q.verified)

@@ -150,7 +150,7 @@ impl Proxy {
 
     /// What every request goes through first: its framing checked, the
     /// hop-by-hop headers dropped (so it is classified exactly as
-    /// forwarded, SPEC 2), its effective method, and the configurations in
+    /// forwarded, docs/rules.md), its effective method, and the configurations in
     /// force.
     fn prepare(
         &self,
@@ -405,7 +405,7 @@ impl Proxy {
         }
     }
 
-    /// Decides whether a candidate is recorded (SPEC 5) and, if so, reads
+    /// Decides whether a candidate is recorded (docs/rules.md) and, if so, reads
     /// what the entry needs and takes the resource's before-state. The body
     /// is read first only when the decision depends on it (a form's
     /// `_method`, a login's user name); a request not recorded, or recorded
@@ -578,7 +578,7 @@ impl Proxy {
         }
     }
 
-    /// Applies a `_method` field of a urlencoded `POST` form (SPEC 2).
+    /// Applies a `_method` field of a urlencoded `POST` form (docs/rules.md).
     fn reclassify_form(
         &self,
         parts: &request::Parts,

@@ -1,5 +1,5 @@
 //! The default inference with no configuration: strip an API prefix, then read
-//! the path as `collection/id/collection/id/...` (SPEC 2).
+//! the path as `collection/id/collection/id/...` (docs/rules.md).
 
 use http::Method;
 

@@ -1,4 +1,4 @@
-//! The effective method (SPEC 2): a `POST` that frameworks treat as another
+//! The effective method (docs/rules.md): a `POST` that frameworks treat as another
 //! method through an override header or a `_method` form field.
 
 use http::{HeaderMap, HeaderName, Method};
@@ -42,7 +42,7 @@ pub enum OverrideError {
 /// them, and only when they name a method that changes state: an override
 /// to `GET`, `HEAD`, `OPTIONS`, `TRACE` or `CONNECT` would make the request
 /// less audited than its wire method, while the app may ignore it and act
-/// on the `POST` (SPEC 2).
+/// on the `POST` (docs/rules.md).
 pub fn effective_method(method: &Method, headers: &HeaderMap, policy: OverridePolicy) -> Result<Method, OverrideError> {
     let mut found: Option<Method> = None;
     for name in &OVERRIDE_HEADERS {

@@ -1,4 +1,4 @@
-//! Resource inference (SPEC 2): method + path → action and resource
+//! Resource inference (docs/rules.md): method + path → action and resource
 //! (type, id, parents), from configured patterns first and the default
 //! heuristic otherwise. Pure: no I/O, built once at start.
 

@@ -1,5 +1,5 @@
 //! `rules/resources.toml`: configured resource patterns, compiled once at start
-//! into one `RegexSet`; the first matching rule wins (SPEC 2).
+//! into one `RegexSet`; the first matching rule wins (docs/rules.md).
 
 use std::path::Path;
 

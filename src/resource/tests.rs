@@ -1,4 +1,4 @@
-//! Inference tests: every example of SPEC 2, configured patterns, and
+//! Inference tests: every example of docs/rules.md, configured patterns, and
 //! properties of the heuristic.
 
 use std::path::Path;

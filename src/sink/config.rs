@@ -1,4 +1,4 @@
-//! `[[sink]]` (SPEC 12): the written shape and its validation into
+//! `[[sink]]` (docs/sinks.md): the written shape and its validation into
 //! [`SinkConfig`], each problem naming the sink and its key.
 
 use std::collections::HashSet;
@@ -20,10 +20,10 @@ pub struct RawSink {
     pub secret: Option<String>,
     #[serde(default = "default_batch")]
     pub batch: u64,
-    /// Not in the SPEC example: a CA file the sink's TLS peer is verified
+    /// An extension: a CA file the sink's TLS peer is verified
     /// against instead of the system's roots (`tls.upstream_ca` otherwise).
     pub ca: Option<String>,
-    /// Not in the SPEC example: headers a webhook sends with every batch
+    /// An extension: headers a webhook sends with every batch
     /// (a collector's token: `Authorization = "Splunk …"`).
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, String>,

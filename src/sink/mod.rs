@@ -1,4 +1,4 @@
-//! Forwarding (SPEC 12): committed entries sent on to sinks, each with its
+//! Forwarding (docs/sinks.md): committed entries sent on to sinks, each with its
 //! own task, batches, retries with back-off, and a cursor kept in the store.
 //!
 //! A sink's cursor is an id per instance: the newest entry of that

@@ -1,4 +1,4 @@
-//! The `html` reading of a page (SPEC 4, "Pages and forms"): the rule's
+//! The `html` reading of a page (docs/server-rendered-apps.md): the rule's
 //! `fields`, each a name and a CSS selector (`"selector@attr"` reads an
 //! attribute), give an object of the matched elements' text (whitespace
 //! collapsed): `null` when nothing matches, an array when several do.

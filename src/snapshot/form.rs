@@ -1,4 +1,4 @@
-//! The `form` reading of an HTML page (SPEC 4, "Pages and forms"): the state
+//! The `form` reading of an HTML page (docs/server-rendered-apps.md): the state
 //! is an object of one form's controls keyed by their names, valued as the
 //! browser holds them (a checked box's value, the selected options, a text
 //! area's text), leaving out what holds no state (passwords, files,

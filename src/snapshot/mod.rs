@@ -1,4 +1,4 @@
-//! Snapshots (SPEC 4): the GET of a resource's state before and after an
+//! Snapshots (docs/trail.md): the GET of a resource's state before and after an
 //! audited mutation, bounded in size and time, and the per-resource lock
 //! that makes concurrent mutations of one resource take turns. The answer
 //! is read by its media type: JSON, an HTML page's form (`form`) or named

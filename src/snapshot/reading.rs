@@ -1,4 +1,4 @@
-//! How a snapshot's answer becomes a state (SPEC 4, "Pages and forms"): the
+//! How a snapshot's answer becomes a state (docs/server-rendered-apps.md): the
 //! rule's `snapshot_format`, or with `auto` the answer's media type, picks
 //! JSON, an HTML page's form (`form`) or named elements (`html`), or XML.
 

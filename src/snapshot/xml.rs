@@ -1,4 +1,4 @@
-//! The `xml` reading of a snapshot (SPEC 4, "Pages and forms"): the root
+//! The `xml` reading of a snapshot (docs/server-rendered-apps.md): the root
 //! element as JSON: an element is an object of its children by name (a name
 //! repeated: an array), its attributes as `@name`, its text as `#text` when
 //! it also has children or attributes; otherwise the element is its text.

@@ -1,4 +1,4 @@
-//! Query filters of `GET /api/v1/audit-logs` (SPEC 9), parsed and validated
+//! Query filters of `GET /api/v1/audit-logs` (docs/query-api.md), parsed and validated
 //! into values the store binds; a bad value names its field.
 
 use std::net::IpAddr;

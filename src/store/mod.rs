@@ -237,7 +237,7 @@ impl Store {
         each!(self, s => s.delete_before(before, batch).await)
     }
 
-    /// Erases the personal content of the entries `ids` names (SPEC 7), in
+    /// Erases the personal content of the entries `ids` names (docs/trail.md), in
     /// one transaction: each keeps its digest, so its chain still verifies;
     /// the columns, statistics and search index that held that content
     /// lose it too. Entries already erased, or of chain version 1, are left

@@ -55,7 +55,7 @@ pub(super) enum Erasing {
     Erase { before: Box<AuditEntry>, after: Box<AuditEntry>, json: String },
 }
 
-/// Decodes a stored entry and erases its personal content (SPEC 7).
+/// Decodes a stored entry and erases its personal content (docs/trail.md).
 pub(super) fn erasing(id: &str, json: &str) -> Result<Erasing, StoreError> {
     let before = decode(id, json)?;
     if before.erased {

@@ -307,7 +307,7 @@ async fn a_change_that_is_not_recorded_never_lands_in_another_entrys_diff() {
 
 #[tokio::test]
 async fn every_hash_is_sha256_of_the_previous_hash_and_the_canonical_entry() {
-    // Computed here, independently of the sealing code (SPEC 7, chain
+    // Computed here, independently of the sealing code (docs/trail.md, chain
     // version 2): the content digest is SHA-256 over the JSON of the
     // personal fields; the hash SHA-256 over the previous hash's hex and
     // the entry's JSON without `hash` and the personal fields; keys sorted

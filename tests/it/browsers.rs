@@ -1,5 +1,5 @@
 //! A web page in the operator's browser against the query port (issue 32,
-//! item 1; HARDENING G29): cross-site `fetch` and form posts, a foreign
+//! item 1; docs/security.md G29): cross-site `fetch` and form posts, a foreign
 //! `Origin`, DNS rebinding through a foreign `Host`. Nothing changes,
 //! nothing is read; raw requests and real Chromium both.
 

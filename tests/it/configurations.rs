@@ -1,4 +1,4 @@
-//! Audit configurations end to end (SPEC 5, 6, 9): created through the
+//! Audit configurations end to end (docs/rules.md, docs/query-api.md): created through the
 //! query port, obeyed by the proxy in front of the example upstream's REST
 //! collections, recorded in the trail, shared between instances.
 

@@ -131,7 +131,7 @@ async fn an_entry_shows_who_what_and_its_diff_as_text_and_runs_nothing() {
     no_xss_ran(&browser).await;
     browser.assert_no_console_errors(|_| false).await;
 
-    // The README's screenshot of the entry view, when asked for.
+    // docs/query-api.md's screenshot of the entry view, when asked for.
     if let Ok(dir) = std::env::var("SCREENSHOT_DIR") {
         let plain = as_user(
             &app,

@@ -1,4 +1,4 @@
-//! Nothing lost (SPEC 8, HARDENING D): a store that refuses writes sends
+//! Nothing lost (docs/trail.md, docs/security.md D): a store that refuses writes sends
 //! entries to the spool, which is replayed in order and exactly once when
 //! the store takes them again (also by the next start); a torn spool tail
 //! is cut and reported; the work in flight is bounded; `fail_mode =

@@ -1,4 +1,4 @@
-//! The hardening catalogue (HARDENING.md), one test per case, named after
+//! The hardening catalogue (docs/security.md), one test per case, named after
 //! it: a raw client, the recording upstream, and the entries written.
 
 use std::time::Duration;

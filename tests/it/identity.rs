@@ -1,4 +1,4 @@
-//! Identity end to end (SPEC 3, HARDENING 17): JWT signatures checked with
+//! Identity end to end (docs/trail.md, docs/security.md C17): JWT signatures checked with
 //! an ES256 public key or a JWKS file, `actor_verified` telling the truth
 //! for good, forged, `alg: none` and expired tokens; the whoami URL for
 //! cookie-session apps, cached per credential.

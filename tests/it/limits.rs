@@ -1,4 +1,4 @@
-//! SPEC 11: every bad request gets a clear answer and the proxy keeps serving.
+//! docs/security.md: every bad request gets a clear answer and the proxy keeps serving.
 
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,7 @@ mod binary;
 mod browsers;
 mod configurations;
 mod console;
+mod docs;
 mod durability;
 mod erasure;
 mod fastapi;

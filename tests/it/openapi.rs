@@ -1,7 +1,7 @@
-//! The query port's OpenAPI document (SPEC 9): it names every route and
+//! The query port's OpenAPI document (docs/query-api.md): it names every route and
 //! nothing else, each operation in it answers as documented, and
 //! schemathesis (PyPI, installed into `tests/schemathesis/.venv` by
-//! scripts/test.sh) finds no 5xx and no answer off its schema (HARDENING E22).
+//! scripts/test.sh) finds no 5xx and no answer off its schema (docs/security.md E22).
 
 use std::collections::BTreeSet;
 use std::process::Command;

@@ -1,4 +1,4 @@
-//! End to end against server-rendered apps (SPEC 4, "Pages and forms"): a
+//! End to end against server-rendered apps (docs/server-rendered-apps.md): a
 //! PHP app on PHP's built-in server (`tests/php/customers.php`) and a Django
 //! app with Django's CSRF middleware and session login (`tests/django/app.py`,
 //! Django from PyPI, installed by scripts/test.sh). A customer's state is

@@ -1,4 +1,4 @@
-//! Several instances on one PostgreSQL (SPEC 4, 7, 8; HARDENING D19):
+//! Several instances on one PostgreSQL (docs/trail.md; docs/security.md D19):
 //! mutations of one resource through two instances take turns through the
 //! store's advisory lock, each instance keeps its own chain and `verify`
 //! checks both; a server stopped under load loses no entry. These need a
@@ -494,7 +494,7 @@ async fn the_stream_sends_an_entry_another_instance_commits_late() {
     assert_eq!((id.as_str(), entry["instance"].as_str()), (sealed.entry.id.as_str(), Some("other")));
 }
 
-/// SPEC 12 on a shared store: two instances configured with the same sink;
+/// docs/sinks.md on a shared store: two instances configured with the same sink;
 /// one forwards it (both chains, each in order, each entry once), and when
 /// it stops the other takes over from the stored cursor.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Forwarding (SPEC 12) to real receivers the tests start: an HTTPS
+//! Forwarding (docs/sinks.md) to real receivers the tests start: an HTTPS
 //! webhook collector (rustls, a CA the test makes) and a syslog receiver
 //! on TCP and TLS reading octet-counted frames. Every entry arrives, in
 //! order; a receiver that was down or refusing gets what it missed once

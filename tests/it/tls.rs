@@ -1,4 +1,4 @@
-//! TLS on both listeners (SPEC 10, HARDENING F): real handshakes with
+//! TLS on both listeners (docs/configuration.md, docs/security.md F): real handshakes with
 //! certificates the tests make (rcgen), HTTP/1.1 and HTTP/2 chosen by
 //! ALPN, the same audited entries as in cleartext, cleartext and TLS 1.1
 //! refused, the pair reloaded when its files change, bad pairs refused at

@@ -1,4 +1,4 @@
-//! Erasure in PostgreSQL (SPEC 7, "Erasure"): entries rewritten without
+//! Erasure in PostgreSQL (docs/personal-data.md): entries rewritten without
 //! their personal content, with the columns, statistics and search text
 //! that held it, rows locked so that erasures and retention meeting on the
 //! same entries take turns.
@@ -7,7 +7,7 @@ use super::{PgStore, add_stats, changes_text, counted, text};
 use crate::store::{StoreError, rows};
 
 impl PgStore {
-    /// Erases the entries `ids` names, in one transaction (SPEC 7); answers
+    /// Erases the entries `ids` names, in one transaction (docs/trail.md); answers
     /// how many it erased (those erased already, or of chain version 1, stay).
     pub async fn erase_entries(&self, ids: &[String]) -> Result<u64, StoreError> {
         let mut erased_now = 0;

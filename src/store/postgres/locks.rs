@@ -1,4 +1,4 @@
-//! Resource locks across instances (SPEC 4): a PostgreSQL session advisory
+//! Resource locks across instances (docs/trail.md): a PostgreSQL session advisory
 //! lock per (type, id), held on a connection of its own from a pool kept
 //! apart from the one entries are written through, so locks held while
 //! requests wait on their upstream never starve the recorder.

@@ -1,4 +1,4 @@
-//! Erasure in SQLite (SPEC 7, "Erasure"): entries rewritten in place
+//! Erasure in SQLite (docs/personal-data.md): entries rewritten in place
 //! without their personal content, with the columns, statistics and search
 //! index that held it; and the WAL emptied afterwards, so no earlier copy
 //! of a page stays in it.
@@ -13,7 +13,7 @@ use crate::store::{StoreError, rows, stats};
 const SCRUB_TRIES: usize = 50;
 
 impl SqliteStore {
-    /// Erases the entries `ids` names, in one transaction (SPEC 7); answers
+    /// Erases the entries `ids` names, in one transaction (docs/trail.md); answers
     /// how many it erased (those erased already, or of chain version 1, stay).
     pub async fn erase_entries(&self, ids: &[String]) -> Result<u64, StoreError> {
         let mut erased_now = 0;

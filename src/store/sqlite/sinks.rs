@@ -1,4 +1,4 @@
-//! Forwarding's state in the store (SPEC 12): each sink's cursor, an id per
+//! Forwarding's state in the store (docs/sinks.md): each sink's cursor, an id per
 //! instance, and the chains' heads it reads up to.
 
 use super::SqliteStore;
