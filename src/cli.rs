@@ -18,7 +18,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy in front of an upstream app.
     Serve(ServeArgs),
-    /// Show how a request would be classified, without network or database.
+    /// Show how a request would be classified and whether it would be
+    /// recorded, without network: configurations from the seed file, or
+    /// from a store with `--database`.
     Explain(ExplainArgs),
     /// Run a sample app, the proxy in front of it and the query port, in one process.
     Demo(DemoArgs),

@@ -26,6 +26,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod conn;
 pub mod demo;
