@@ -7,7 +7,6 @@ use sha2::{Digest, Sha256};
 
 use crate::diff::Change;
 use crate::identity::ActorSource;
-use crate::resource::Parent;
 use crate::unapplied::Unapplied;
 
 /// The one form of stored times (`timestamp`, configuration times, time
@@ -724,7 +723,7 @@ impl ChainCheck {
     pub fn push(&mut self, e: &AuditEntry) -> bool {
         self.checked += 1;
         let prev = self.heads.get(&e.instance).map_or(GENESIS, |(_, hash)| hash.as_str());
-        let record = crate::erasure::is_record(e);
+        let record = erasure_record::is_record(e);
         // An erasure's own entry is never erased: its count must stand.
         let good = e.prev_hash == prev && e.is_intact() && !(record && e.erased);
         self.erased += u64::from(e.erased);
@@ -769,6 +768,29 @@ impl ChainCheck {
             first_bad: self.first_bad,
             heads,
         }
+    }
+}
+
+/// An enclosing resource, outermost first (`project 7` in `/projects/7/tasks/9`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parent {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+}
+
+/// How an erasure's own entry is known (the erasure module writes it).
+pub mod erasure_record {
+    /// An erasure's own entry: its `action`, `resource_type` and `path` (the
+    /// query port's, also for the command line).
+    pub const ACTION: &str = "erase";
+    pub const RESOURCE_TYPE: &str = "erasure";
+    pub const PATH: &str = "/api/v1/erasures";
+
+    /// Whether `e` is an erasure's own entry, and so how many entries it
+    /// erases counts toward those `verify` allows to be erased.
+    pub fn is_record(e: &super::AuditEntry) -> bool {
+        e.action == ACTION && e.resource_type == RESOURCE_TYPE && e.path == PATH
     }
 }
 
@@ -1046,9 +1068,9 @@ pub(crate) mod tests {
         let mut chain = Chain::resume(None);
         let mut entries: Vec<AuditEntry> = (0..4).map(|i| chain.seal(sample(i)).entry).collect();
         let erasure = |n: u64| AuditEntry {
-            action: crate::erasure::ACTION.into(),
-            resource_type: crate::erasure::RESOURCE_TYPE.into(),
-            path: crate::erasure::PATH.into(),
+            action: erasure_record::ACTION.into(),
+            resource_type: erasure_record::RESOURCE_TYPE.into(),
+            path: erasure_record::PATH.into(),
             after: Some(json!({"erased": n})),
             ..sample(9)
         };
@@ -1095,9 +1117,9 @@ pub(crate) mod tests {
             selector: "actor".into(),
         };
         let record = |after: u64, sealed: u64| AuditEntry {
-            action: crate::erasure::ACTION.into(),
-            resource_type: crate::erasure::RESOURCE_TYPE.into(),
-            path: crate::erasure::PATH.into(),
+            action: erasure_record::ACTION.into(),
+            resource_type: erasure_record::RESOURCE_TYPE.into(),
+            path: erasure_record::PATH.into(),
             after: Some(json!({"erased": after})),
             erasure: Some(seal(sealed)),
             ..sample(9)
@@ -1189,9 +1211,9 @@ pub(crate) mod tests {
     #[test]
     fn an_erasures_sealed_count_is_what_it_may_erase_and_an_older_ones_after_is() {
         let record = |after: serde_json::Value, sealed: Option<u64>| AuditEntry {
-            action: crate::erasure::ACTION.into(),
-            resource_type: crate::erasure::RESOURCE_TYPE.into(),
-            path: crate::erasure::PATH.into(),
+            action: erasure_record::ACTION.into(),
+            resource_type: erasure_record::RESOURCE_TYPE.into(),
+            path: erasure_record::PATH.into(),
             after: Some(after),
             erasure: sealed.map(|erased| ErasureSeal {
                 erased,

@@ -39,6 +39,7 @@ pub mod health;
 pub mod hold;
 pub mod identity;
 pub mod inbound;
+pub mod model;
 pub mod policy;
 pub mod proxy;
 pub mod pseudonym;

@@ -11,14 +11,13 @@
 //! for room in the queue rather than being dropped, unless the writer can
 //! neither store nor spool and `fail_mode` is `open`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use crate::config::FailMode;
+pub use crate::config::{Durability, FailMode, RecorderConfig};
 use crate::entry::{AuditEntry, Chain, Sealed};
 use crate::spool::{Check, Spool, SpoolError};
 use crate::store::Store;
@@ -59,16 +58,6 @@ pub struct RecorderStats {
     pub stuck: AtomicBool,
     /// Woken after each batch reaches the store (audit streams read on).
     pub committed: tokio::sync::Notify,
-}
-
-/// `[recorder] durability`: whether an audited answer waits for its entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// The answer goes out at once; the entry follows (default).
-    Async,
-    /// The answer is held until its entry is committed to the store or
-    /// fsync'ed to the spool.
-    Sync,
 }
 
 /// An entry on its way to the writer, and whom to tell once it is durable.
@@ -318,18 +307,6 @@ pub struct Writer {
 /// The shortest wait for the store before a batch is spooled: a healthy
 /// store takes a batch of 500 in a few milliseconds.
 const MIN_PATIENCE: Duration = Duration::from_millis(50);
-
-/// Settings of the recorder (`[recorder]`, and `fail_mode`).
-#[derive(Debug, Clone)]
-pub struct RecorderConfig {
-    pub queue: usize,
-    pub batch: usize,
-    pub flush_interval: Duration,
-    pub spool: PathBuf,
-    pub max_pending: usize,
-    pub fail_mode: FailMode,
-    pub durability: Durability,
-}
 
 /// Why the recorder cannot start.
 #[derive(Debug, thiserror::Error)]

@@ -31,14 +31,7 @@ use crate::policy::Policy;
 use crate::recorder::WeakRecorder;
 use crate::store::Store;
 
-/// A query-port token (`[query] tokens`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    pub name: String,
-    pub token: String,
-    /// `read` or `admin`.
-    pub role: String,
-}
+pub use crate::config::Token;
 
 /// What the handlers share.
 #[derive(Debug)]

@@ -22,10 +22,14 @@ use crate::diff::{Redactor, diff, without_ignored};
 use crate::entry::{AuditEntry, Outcome};
 use crate::identity::{Actor, ClientAddr, ip_text};
 use crate::policy::Capture;
-use crate::proxy::EndHook;
 use crate::recorder::{Durability, Recorder, Slot, Unrecordable};
 use crate::resource::{Action, Classification, Classified, Classifier, Rule};
 use crate::snapshot::{ResourceGuard, ResourceLocks, Snapshotter};
+
+/// What runs when the answer has ended: given the copy, or `None` when the
+/// answer was larger than the bound. Not run when the answer breaks off
+/// (the hook is dropped instead).
+pub type EndHook = Box<dyn FnOnce(Option<bytes::Bytes>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// Shared audit machinery, built once.
 #[derive(Debug)]

@@ -4,6 +4,7 @@
 mod bounds;
 mod duration;
 mod raw;
+pub mod sink;
 mod sources;
 
 use std::net::SocketAddr;
@@ -19,7 +20,6 @@ pub use raw::RawConfig;
 pub use sources::{Overrides, load};
 
 use crate::identity::{ActorRules, ActorSource, TrustedProxies};
-use crate::resource::OverridePolicy;
 use crate::toml_file::RulesError;
 
 /// Configuration that cannot be used; `main` exits 64 on it.
@@ -117,14 +117,14 @@ pub struct Config {
     pub actor: ActorRules,
     pub snapshot: SnapshotConfig,
     pub limits: Limits,
-    pub recorder: crate::recorder::RecorderConfig,
+    pub recorder: RecorderConfig,
     /// `[query] tokens`; empty means the query port is loopback-only.
-    pub query_tokens: Vec<crate::api::Token>,
+    pub query_tokens: Vec<Token>,
     /// `[query] max_streams`: open event streams per token.
     pub query_max_streams: usize,
     pub tls: TlsConfig,
     /// `[[sink]]`, validated.
-    pub sinks: Vec<crate::sink::SinkConfig>,
+    pub sinks: Vec<sink::SinkConfig>,
 }
 
 impl Config {
@@ -179,11 +179,11 @@ impl RawConfig {
             }
         };
         let durability = match self.recorder.durability.as_str() {
-            "async" => crate::recorder::Durability::Async,
-            "sync" => crate::recorder::Durability::Sync,
+            "async" => Durability::Async,
+            "sync" => Durability::Sync,
             other => {
                 p.add(format!("recorder.durability: `{other}` is not `async` or `sync`"));
-                crate::recorder::Durability::Async
+                Durability::Async
             }
         };
         let method_override = match self.method_override.as_str() {
@@ -275,7 +275,7 @@ impl RawConfig {
         if let Some(file) = sqlite_file(&self.database) {
             p.take(usable_file("database", &file));
         }
-        let sinks = crate::sink::validate_sinks(&self.sink).unwrap_or_else(|problems| {
+        let sinks = sink::validate(&self.sink).unwrap_or_else(|problems| {
             problems.into_iter().for_each(|e| p.add(e));
             Vec::new()
         });
@@ -385,9 +385,9 @@ impl RawConfig {
                 .query
                 .tokens
                 .into_iter()
-                .map(|t| crate::api::Token { name: t.name, token: t.token, role: t.role })
+                .map(|t| Token { name: t.name, token: t.token, role: t.role })
                 .collect(),
-            recorder: crate::recorder::RecorderConfig {
+            recorder: RecorderConfig {
                 queue: usize::try_from(self.recorder.queue).unwrap_or(usize::MAX),
                 batch: usize::try_from(self.recorder.batch).unwrap_or(usize::MAX),
                 flush_interval,
@@ -492,6 +492,50 @@ fn host_name() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "auditgate".into())
+}
+
+/// `[recorder] durability`: whether an audited answer waits for its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The answer goes out at once; the entry follows (default).
+    Async,
+    /// The answer is held until its entry is committed to the store or
+    /// fsync'ed to the spool.
+    Sync,
+}
+
+/// Settings of the recorder (`[recorder]`, and `fail_mode`).
+#[derive(Debug, Clone)]
+pub struct RecorderConfig {
+    pub queue: usize,
+    pub batch: usize,
+    pub flush_interval: Duration,
+    pub spool: PathBuf,
+    pub max_pending: usize,
+    pub fail_mode: FailMode,
+    pub durability: Durability,
+}
+
+/// A query-port token (`[query] tokens`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub name: String,
+    pub token: String,
+    /// `read` or `admin`.
+    pub role: String,
+}
+
+/// What the proxy does with a method override (`method_override`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverridePolicy {
+    /// Classify by the override and forward it (default).
+    #[default]
+    Honour,
+    /// Remove the override headers before forwarding; classify by the real method.
+    Strip,
+    /// Answer 400 to a request that carries an override.
+    Reject,
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ pub struct RawConfig {
     pub query: RawQuery,
     pub tls: Option<RawTls>,
     /// `[[sink]]`: where committed entries are forwarded (docs/sinks.md).
-    pub sink: Vec<crate::sink::RawSink>,
+    pub sink: Vec<super::sink::RawSink>,
 }
 
 impl Default for RawConfig {

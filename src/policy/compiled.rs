@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::model::{AuditConfiguration, Capture, Kind, parse_net};
 use crate::identity::Actor;
+use crate::model::configuration::{AuditConfiguration, Capture, Kind, parse_net};
 use crate::resource::Action;
 
 /// What the decision is about.

@@ -5,7 +5,6 @@
 
 mod change;
 mod compiled;
-mod model;
 mod seed;
 #[cfg(test)]
 mod tests;
@@ -15,9 +14,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+pub use crate::model::configuration::{
+    AuditConfiguration, BUILTIN_ACTIONS, Capture, FieldError, Kind, Source, known_actions, parse_net,
+};
 pub use change::Change;
 pub use compiled::{Compiled, Decision, Question};
-pub use model::{AuditConfiguration, BUILTIN_ACTIONS, Capture, FieldError, Kind, Source, known_actions, parse_net};
 pub use seed::{load_dir as load_seed_dir, parse as parse_seed};
 
 use crate::store::{Store, StoreError};

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::model::{AuditConfiguration, Source};
+use crate::model::configuration::{AuditConfiguration, Source};
 use crate::toml_file::{RulesError, line_of};
 
 #[derive(Debug, Deserialize)]

@@ -15,10 +15,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::answer::AnswerError;
 
-/// What runs when the answer has ended: given the copy, or `None` when the
-/// answer was larger than the bound. Not run when the answer breaks off
-/// (the hook is dropped instead).
-pub type EndHook = Box<dyn FnOnce(Option<Bytes>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+pub use crate::audit::EndHook;
 
 /// An upstream answer's body as the tee reads it: from hyper's client
 /// connection or from the lean connection, its errors the answer's.

@@ -2,7 +2,6 @@
 //! method through an override header or a `_method` form field.
 
 use http::{HeaderMap, HeaderName, Method};
-use serde::Deserialize;
 
 use super::extract::form_value;
 
@@ -13,18 +12,7 @@ pub const OVERRIDE_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("x-method-override"),
 ];
 
-/// What the proxy does with a method override (`method_override`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OverridePolicy {
-    /// Classify by the override and forward it (default).
-    #[default]
-    Honour,
-    /// Remove the override headers before forwarding; classify by the real method.
-    Strip,
-    /// Answer 400 to a request that carries an override.
-    Reject,
-}
+pub use crate::config::OverridePolicy;
 
 /// A method override the proxy refuses to guess about.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -77,13 +77,7 @@ impl Serialize for Action {
     }
 }
 
-/// An enclosing resource, outermost first (`project 7` in `/projects/7/tasks/9`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Parent {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub id: String,
-}
+pub use crate::entry::Parent;
 
 /// The resource a request acts on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

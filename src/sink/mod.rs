@@ -19,7 +19,6 @@
 //! (the trail before it is not sent); an instance its cursor does not name
 //! yet is read from its first entry.
 
-mod config;
 pub mod ocsf;
 mod syslog;
 pub mod webhook;
@@ -38,7 +37,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use config::{Format, MAX_BATCH, RawSink, SinkConfig, Target, validate as validate_sinks};
+pub use crate::config::sink::{Format, MAX_BATCH, RawSink, SinkConfig, Target, validate as validate_sinks};
 
 use crate::entry::AuditEntry;
 use crate::recorder::RecorderStats;

@@ -18,7 +18,7 @@ use super::{Connector, SendError};
 /// How long a batch's POST may take, answer included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The signature header.
-pub const SIGNATURE: &str = "x-auditgate-signature";
+pub use crate::config::sink::SIGNATURE;
 
 /// A collector and the connection to it, made when needed.
 #[derive(Debug)]

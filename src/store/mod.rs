@@ -2,18 +2,18 @@
 //! backends chosen by the database URL's scheme: SQLite (one file, WAL;
 //! one instance) and PostgreSQL (several instances sharing the trail).
 
-mod filter;
 mod postgres;
 mod rows;
 mod sqlite;
 mod stats;
 
-pub use filter::{FIELDS as FILTERS, Filter, FilterError, MAX_VALUE_CHARS as MAX_FILTER_CHARS};
+use crate::model::filter;
+pub use crate::model::filter::{FIELDS as FILTERS, Filter, FilterError, MAX_VALUE_CHARS as MAX_FILTER_CHARS, ip_key};
 pub use postgres::{PgStore, SharedLock};
 pub use sqlite::SqliteStore;
 
 use crate::entry::{AuditEntry, Head, Sealed, Verification};
-use crate::policy::AuditConfiguration;
+use crate::model::configuration::AuditConfiguration;
 
 /// The trail and the audit configurations, in whichever database the URL
 /// names. Every command that opens a store opens it here.
@@ -332,10 +332,10 @@ impl Store {
     /// Stores a new legal hold, made by `by` at `at` (RFC 3339).
     pub async fn insert_hold(
         &self,
-        hold: &crate::hold::NewHold,
+        hold: &crate::model::hold::NewHold,
         by: &str,
         at: &str,
-    ) -> Result<crate::hold::Hold, StoreError> {
+    ) -> Result<crate::model::hold::Hold, StoreError> {
         each!(self, s => s.insert_hold(hold, by, at).await)
     }
 
@@ -353,7 +353,7 @@ impl Store {
     }
 
     /// The legal holds, oldest first; with `active`, those not released.
-    pub async fn holds(&self, active: bool) -> Result<Vec<crate::hold::Hold>, StoreError> {
+    pub async fn holds(&self, active: bool) -> Result<Vec<crate::model::hold::Hold>, StoreError> {
         each!(self, s => s.holds(active).await)
     }
 
@@ -364,7 +364,7 @@ impl Store {
         id: i64,
         by: &str,
         at: &str,
-    ) -> Result<Option<(crate::hold::Hold, crate::hold::Hold)>, StoreError> {
+    ) -> Result<Option<(crate::model::hold::Hold, crate::model::hold::Hold)>, StoreError> {
         each!(self, s => s.release_hold(id, by, at).await)
     }
 
@@ -495,14 +495,6 @@ impl StoreError {
         }
         let message = e.message();
         message.contains("too complex") || message.contains("too big") || message.contains("too many")
-    }
-}
-
-/// Sort key of an address: 16 bytes, IPv4 mapped into IPv6.
-pub fn ip_key(ip: std::net::IpAddr) -> [u8; 16] {
-    match ip.to_canonical() {
-        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        std::net::IpAddr::V6(v6) => v6.octets(),
     }
 }
 

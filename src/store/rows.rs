@@ -6,7 +6,7 @@ use futures_util::{Stream, TryStreamExt};
 
 use super::{StoreError, ip_key};
 use crate::entry::{AuditEntry, ChainCheck, Sealed, Verification};
-use crate::policy::{AuditConfiguration, Source};
+use crate::model::configuration::{AuditConfiguration, Source};
 
 /// A stored row as `verify` reads it: the entry's exact JSON text (what
 /// the hash covers) and the columns beside it that filters use, which must

@@ -17,6 +17,7 @@ mod helpers;
 mod identity;
 mod json_server;
 mod lane;
+mod layers;
 mod limits;
 mod live;
 mod openapi;

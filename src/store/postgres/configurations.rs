@@ -6,7 +6,7 @@
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
-use crate::policy::AuditConfiguration;
+use crate::model::configuration::AuditConfiguration;
 use crate::store::StoreError;
 use crate::store::rows::{CONFIGURATION_COLUMNS, ConfigurationRow, duplicate, now, same_settings, source_name};
 

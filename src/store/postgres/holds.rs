@@ -1,7 +1,7 @@
 //! Legal holds in PostgreSQL (issue 15).
 
 use super::{PgStore, text};
-use crate::hold::{Hold, NewHold};
+use crate::model::hold::{Hold, NewHold};
 use crate::store::StoreError;
 
 const HOLD: &str = "id, actor, resource_type, resource_id, client_ip, since, until, reason, created_at, created_by, \

@@ -5,7 +5,7 @@
 use sqlx::SqliteConnection;
 
 use super::SqliteStore;
-use crate::policy::AuditConfiguration;
+use crate::model::configuration::AuditConfiguration;
 use crate::store::StoreError;
 use crate::store::rows::{ConfigurationRow, duplicate, now, same_settings, source_name};
 

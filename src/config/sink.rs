@@ -37,6 +37,9 @@ fn default_batch() -> u64 {
     100
 }
 
+/// The header a webhook batch's HMAC signature travels in.
+pub const SIGNATURE: &str = "x-auditgate-signature";
+
 /// The most entries a batch may hold.
 pub const MAX_BATCH: u64 = 10_000;
 
@@ -132,7 +135,7 @@ pub fn validate(raw: &[RawSink]) -> Result<Vec<SinkConfig>, Vec<String>> {
                 for (name, value) in &s.headers {
                     let own = ["host", "content-type", "content-length", "transfer-encoding", "connection"];
                     match (http::HeaderName::try_from(name.as_str()), http::HeaderValue::try_from(value.as_str())) {
-                        (Ok(n), _) if own.contains(&n.as_str()) || n.as_str() == super::webhook::SIGNATURE => {
+                        (Ok(n), _) if own.contains(&n.as_str()) || n.as_str() == SIGNATURE => {
                             problem("headers", format!("`{name}` is set by auditgate"));
                         }
                         (Ok(n), Ok(mut v)) => {

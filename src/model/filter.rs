@@ -5,8 +5,6 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::ip_key;
-
 /// A filter value that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{field}: {reason}")]
@@ -181,7 +179,7 @@ impl Filter {
 /// never before its `timestamp`. An hour of slack covers a wall clock
 /// stepped back in between. Lets `since` bound a walk in id
 /// order (both stores index `id`).
-pub(super) fn id_floor(since: &str) -> Option<String> {
+pub(crate) fn id_floor(since: &str) -> Option<String> {
     let at = chrono::DateTime::parse_from_rfc3339(since).ok()?.with_timezone(&chrono::Utc);
     let ms = (at - chrono::Duration::hours(1)).timestamp_millis();
     Some(ulid::Ulid::from_parts(u64::try_from(ms).unwrap_or(0), 0).to_string())
@@ -189,7 +187,7 @@ pub(super) fn id_floor(since: &str) -> Option<String> {
 
 /// The LIKE pattern (escape `\`) of a `q` search: `search` anywhere, its
 /// `\`, `%` and `_` taken literally.
-pub(super) fn like(search: &str) -> String {
+pub(crate) fn like(search: &str) -> String {
     format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
 }
 
@@ -197,7 +195,7 @@ pub(super) fn like(search: &str) -> String {
 /// one sealed over an hour after its answer (`sealed_late`): where a walk
 /// down a resource's ids for its state as of `at` begins (`state_at`), and
 /// PostgreSQL's bound for `until`.
-pub(super) fn id_ceiling(at: &str) -> Option<String> {
+pub(crate) fn id_ceiling(at: &str) -> Option<String> {
     let at = chrono::DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&chrono::Utc);
     let ms = (at + chrono::Duration::hours(1)).timestamp_millis();
     Some(ulid::Ulid::from_parts(u64::try_from(ms).unwrap_or(0), u128::MAX).to_string())
@@ -206,8 +204,16 @@ pub(super) fn id_ceiling(at: &str) -> Option<String> {
 /// Whether an entry was sealed more than an hour after its answer: its id
 /// lies past `id_ceiling(timestamp)`, where a walk bounded by an `until`
 /// would not find it (PostgreSQL keeps these in `audit_late`).
-pub(super) fn sealed_late(id: &str, timestamp: &str) -> bool {
+pub(crate) fn sealed_late(id: &str, timestamp: &str) -> bool {
     id_ceiling(timestamp).is_some_and(|ceiling| id > ceiling.as_str())
+}
+
+/// Sort key of an address: 16 bytes, IPv4 mapped into IPv6.
+pub fn ip_key(ip: std::net::IpAddr) -> [u8; 16] {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    }
 }
 
 #[cfg(test)]
