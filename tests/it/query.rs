@@ -403,6 +403,10 @@ async fn every_answer_is_json_ending_in_a_newline_bad_paths_too() {
             assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{path}: {v}");
         }
     }
+    // axum's own refusal keeps its words, not only its status's.
+    let res = get(&app.query("/api/v1/audit-logs/%FF")).await;
+    let v: Value = serde_json::from_slice(res.body()).unwrap();
+    assert_eq!(v["error"], "Invalid URL: Invalid UTF-8 in `id`");
     // An event stream and an export are not JSON documents: as they are.
     let ndjson = get(&app.query("/api/v1/audit-logs/export")).await;
     assert_eq!(ndjson.headers()["content-type"], "application/x-ndjson");
