@@ -1,4 +1,4 @@
--- Audit configurations (docs/rules.md). `body` is the configuration as JSON; the
+-- Audit configurations (SPEC 5). `body` is the configuration as JSON; the
 -- columns beside it are what the database itself must enforce or order by.
 -- `configuration_version` moves with every change, in the same transaction,
 -- so each instance notices a change with one cheap read.

@@ -2,6 +2,7 @@
 //! backends chosen by the database URL's scheme: SQLite (one file, WAL;
 //! one instance) and PostgreSQL (several instances sharing the trail).
 
+mod dialect;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -66,6 +67,10 @@ macro_rules! on_pool {
         }
     };
 }
+
+// Written once for every backend (they use the macros above).
+mod holds;
+mod sinks;
 
 impl Store {
     /// Opens (creating a SQLite file if needed) and migrates the store at
@@ -315,57 +320,6 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredEntry>, StoreError> {
         each!(self, s => s.entries_after(instance, after.unwrap_or(""), limit).await)
-    }
-
-    /// How far sink `sink` has delivered each instance's chain (instance,
-    /// newest id delivered); empty for a sink that never delivered.
-    pub async fn sink_cursor(&self, sink: &str) -> Result<Vec<(String, String)>, StoreError> {
-        each!(self, s => s.sink_cursor(sink).await)
-    }
-
-    /// Records a sink's delivery up to these ids (instance, id); a cursor
-    /// never moves back.
-    pub async fn save_sink_cursor(&self, sink: &str, cursor: &[(String, String)]) -> Result<(), StoreError> {
-        each!(self, s => s.save_sink_cursor(sink, cursor).await)
-    }
-
-    /// Stores a new legal hold, made by `by` at `at` (RFC 3339).
-    pub async fn insert_hold(
-        &self,
-        hold: &crate::model::hold::NewHold,
-        by: &str,
-        at: &str,
-    ) -> Result<crate::model::hold::Hold, StoreError> {
-        each!(self, s => s.insert_hold(hold, by, at).await)
-    }
-
-    /// Erases a released hold's reason and the name or address its
-    /// selector holds (a resource selector stays: entries keep their
-    /// resource), as an erasure that names it does; an active hold stays
-    /// whole.
-    pub async fn erase_hold(&self, id: i64) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE legal_hold SET reason = '[erased]', \
-             actor = CASE WHEN actor IS NULL THEN NULL ELSE '[erased]' END, \
-             client_ip = CASE WHEN client_ip IS NULL THEN NULL ELSE '[erased]' END \
-             WHERE id = $1 AND released_at IS NOT NULL";
-        on_pool!(self, pool => sqlx::query(SQL).bind(id).execute(pool).await.map(drop)?);
-        Ok(())
-    }
-
-    /// The legal holds, oldest first; with `active`, those not released.
-    pub async fn holds(&self, active: bool) -> Result<Vec<crate::model::hold::Hold>, StoreError> {
-        each!(self, s => s.holds(active).await)
-    }
-
-    /// Releases a legal hold; answers it before and after (a hold released
-    /// already stays as it was), or `None` when there is none.
-    pub async fn release_hold(
-        &self,
-        id: i64,
-        by: &str,
-        at: &str,
-    ) -> Result<Option<(crate::model::hold::Hold, crate::model::hold::Hold)>, StoreError> {
-        each!(self, s => s.release_hold(id, by, at).await)
     }
 
     /// The version that moves with every configuration change.

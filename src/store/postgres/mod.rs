@@ -6,7 +6,6 @@
 
 mod configurations;
 mod erase;
-mod holds;
 mod locks;
 mod sinks;
 mod text;
@@ -461,6 +460,22 @@ impl PgStore {
     /// The pool, for tests that tamper with rows.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+impl super::dialect::Dialect for PgStore {
+    type WriteTx = sqlx::Transaction<'static, Postgres>;
+
+    async fn begin_write(&self) -> Result<Self::WriteTx, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    fn for_update(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+
+    fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        text(s)
     }
 }
 

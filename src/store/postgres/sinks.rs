@@ -28,32 +28,4 @@ impl PgStore {
         .fetch_all(self.pool())
         .await?)
     }
-
-    /// How far `sink` has delivered each instance's chain.
-    pub async fn sink_cursor(&self, sink: &str) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query_as("SELECT instance, last_id FROM sink_cursor WHERE sink = $1 ORDER BY instance")
-            .bind(sink)
-            .fetch_all(self.pool())
-            .await?)
-    }
-
-    /// Records `sink`'s delivery up to these ids, in one transaction; a
-    /// cursor never moves back.
-    pub async fn save_sink_cursor(&self, sink: &str, cursor: &[(String, String)]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        for (instance, last_id) in cursor {
-            sqlx::query(
-                "INSERT INTO sink_cursor (sink, instance, last_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT (sink, instance) DO UPDATE SET last_id = excluded.last_id \
-                 WHERE excluded.last_id > sink_cursor.last_id",
-            )
-            .bind(sink)
-            .bind(instance)
-            .bind(last_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
 }

@@ -3,7 +3,6 @@
 
 mod configurations;
 mod erase;
-mod holds;
 mod plan;
 mod sinks;
 mod text;
@@ -468,6 +467,22 @@ impl SqliteStore {
     /// The pool, for tests that tamper with rows.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+}
+
+impl super::dialect::Dialect for SqliteStore {
+    type WriteTx = WriteTx;
+
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        self.write_transaction().await
+    }
+
+    fn for_update(&self) -> &'static str {
+        ""
+    }
+
+    fn text<'a>(&self, s: &'a str) -> std::borrow::Cow<'a, str> {
+        std::borrow::Cow::Borrowed(s)
     }
 }
 
