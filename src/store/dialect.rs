@@ -13,6 +13,14 @@ pub(super) trait Dialect {
     /// A transaction that may write, taking its turn with the other writers.
     type WriteTx;
 
+    /// A transaction that only reads, one snapshot throughout.
+    type ReadTx;
+
+    /// Begins a transaction that only reads (PostgreSQL: repeatable read,
+    /// so that every statement sees the same snapshot; SQLite's deferred
+    /// transaction does in WAL mode).
+    async fn begin_read(&self) -> Result<Self::ReadTx, StoreError>;
+
     /// Begins a transaction that writes (SQLite: `BEGIN IMMEDIATE`, after
     /// the store's other writers; PostgreSQL: a plain one, rows locked as
     /// they are read with [`Dialect::for_update`]).

@@ -69,6 +69,7 @@ macro_rules! on_pool {
 }
 
 // Written once for every backend (they use the macros above).
+mod configurations;
 mod holds;
 mod sinks;
 
@@ -320,48 +321,6 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredEntry>, StoreError> {
         each!(self, s => s.entries_after(instance, after.unwrap_or(""), limit).await)
-    }
-
-    /// The version that moves with every configuration change.
-    pub async fn configuration_version(&self) -> Result<i64, StoreError> {
-        each!(self, s => s.configuration_version().await)
-    }
-
-    /// Every configuration with the version they were read at.
-    pub async fn configurations(&self) -> Result<(i64, Vec<AuditConfiguration>), StoreError> {
-        each!(self, s => s.configurations().await)
-    }
-
-    /// One configuration by id.
-    pub async fn configuration(&self, id: i64) -> Result<Option<AuditConfiguration>, StoreError> {
-        each!(self, s => s.configuration(id).await)
-    }
-
-    /// Stores a new configuration; answers it with its id and times.
-    pub async fn insert_configuration(&self, config: &AuditConfiguration) -> Result<AuditConfiguration, StoreError> {
-        each!(self, s => s.insert_configuration(config).await)
-    }
-
-    /// Replaces configuration `config.id`; `None` when there is none.
-    pub async fn update_configuration(
-        &self,
-        config: &AuditConfiguration,
-    ) -> Result<Option<AuditConfiguration>, StoreError> {
-        each!(self, s => s.update_configuration(config).await)
-    }
-
-    /// Deletes a configuration; answers what was deleted.
-    pub async fn delete_configuration(&self, id: i64) -> Result<Option<AuditConfiguration>, StoreError> {
-        each!(self, s => s.delete_configuration(id).await)
-    }
-
-    /// Writes the seed file's configurations (the file wins by name);
-    /// answers the changes made.
-    pub async fn seed_configurations(
-        &self,
-        seeds: &[AuditConfiguration],
-    ) -> Result<Vec<(Option<AuditConfiguration>, AuditConfiguration)>, StoreError> {
-        each!(self, s => s.seed_configurations(seeds).await)
     }
 
     /// True when the database answers (`/readyz`).

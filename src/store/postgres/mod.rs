@@ -4,7 +4,6 @@
 //! per transaction, and resources locked across instances with advisory
 //! locks.
 
-mod configurations;
 mod erase;
 mod locks;
 mod sinks;
@@ -465,6 +464,11 @@ impl PgStore {
 
 impl super::dialect::Dialect for PgStore {
     type WriteTx = sqlx::Transaction<'static, Postgres>;
+    type ReadTx = sqlx::Transaction<'static, Postgres>;
+
+    async fn begin_read(&self) -> Result<Self::ReadTx, StoreError> {
+        Ok(self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?)
+    }
 
     async fn begin_write(&self) -> Result<Self::WriteTx, StoreError> {
         Ok(self.pool.begin().await?)

@@ -1,7 +1,6 @@
 //! SQLite storage: one file in WAL mode, the schema migrated at open, batches
 //! written as multi-row INSERTs inside one transaction.
 
-mod configurations;
 mod erase;
 mod plan;
 mod sinks;
@@ -472,6 +471,11 @@ impl SqliteStore {
 
 impl super::dialect::Dialect for SqliteStore {
     type WriteTx = WriteTx;
+    type ReadTx = sqlx::Transaction<'static, Sqlite>;
+
+    async fn begin_read(&self) -> Result<Self::ReadTx, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
 
     async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         self.write_transaction().await
