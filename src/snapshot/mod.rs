@@ -209,7 +209,7 @@ impl ResourceLocks {
     /// Locks taken in `store` too when other instances can share it;
     /// `shared_errors` counts turns taken without it because it failed.
     pub fn new(store: Store, shared_errors: Arc<AtomicU64>) -> ResourceLocks {
-        let shared = matches!(store, Store::Postgres(_)).then_some(store);
+        let shared = store.is_shared().then_some(store);
         ResourceLocks { locks: Mutex::default(), shared, shared_errors }
     }
 

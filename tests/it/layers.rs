@@ -138,3 +138,20 @@ fn a_circle_through_several_modules_is_found() {
     floors.get_mut("c").unwrap().remove("a");
     assert!(circles(&floors).is_empty());
 }
+
+#[test]
+fn no_code_outside_the_store_names_a_backend() {
+    let mut all = Vec::new();
+    files(&src(), &mut all);
+    let mut named = Vec::new();
+    for file in all.iter().filter(|f| !f.starts_with(src().join("store"))) {
+        let text = code(&std::fs::read_to_string(file).unwrap());
+        for backend in ["Store::Sqlite", "Store::Postgres", "SqliteStore", "PgStore"] {
+            if text.contains(backend) {
+                named.push(format!("{}: {backend}", file.strip_prefix(src()).unwrap().display()));
+            }
+        }
+    }
+    assert!(all.len() > 100, "the walk finds the sources");
+    assert!(named.is_empty(), "backends named outside src/store: {named:#?}");
+}

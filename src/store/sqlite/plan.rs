@@ -105,19 +105,37 @@ impl Walk {
 /// fields, so an entry is parsed only once the cheap terms pass. A unary
 /// `+` keeps SQLite off an index the walk decided against.
 pub(super) fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter, walk: Walk) {
+    // Every filter named: a new one does not compile until this backend
+    // reads it (never a filter silently ignored).
+    let Filter {
+        action,
+        resource_type,
+        resource_id,
+        actor,
+        client_ip,
+        outcome,
+        status,
+        since,
+        until,
+        q: search,
+        configuration,
+        instance,
+        unapplied,
+        ids_upto,
+    } = f;
     let eq = |q: &mut QueryBuilder<Sqlite>, column: &str, v: &Option<String>| {
         if let Some(v) = v {
             q.push(format!(" AND {column} = ")).push_bind(v.clone());
         }
     };
-    eq(q, if walk.wide_type { "+resource_type" } else { "resource_type" }, &f.resource_type);
-    eq(q, "resource_id", &f.resource_id);
-    eq(q, "actor", &f.actor);
-    if let Some((lo, hi)) = f.client_ip {
+    eq(q, if walk.wide_type { "+resource_type" } else { "resource_type" }, resource_type);
+    eq(q, "resource_id", resource_id);
+    eq(q, "actor", actor);
+    if let Some((lo, hi)) = *client_ip {
         let column = if walk.wide_client { "+client_ip_key" } else { "client_ip_key" };
         q.push(format!(" AND {column} BETWEEN ")).push_bind(lo.to_vec()).push(" AND ").push_bind(hi.to_vec());
     }
-    if let Some(s) = &f.since {
+    if let Some(s) = since {
         // Entries answered since then were sealed since then (less an
         // hour's slack): the walk in id order stops there.
         if let Some(floor) = id_floor(s).filter(|_| !walk.by_time) {
@@ -125,13 +143,13 @@ pub(super) fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter, walk: Walk) 
         }
     }
     let timestamp = if walk.by_time { "timestamp" } else { "+timestamp" };
-    if let Some(s) = &f.since {
+    if let Some(s) = since {
         q.push(format!(" AND {timestamp} >= ")).push_bind(s.clone());
     }
-    if let Some(u) = &f.until {
+    if let Some(u) = until {
         q.push(format!(" AND {timestamp} <= ")).push_bind(u.clone());
     }
-    if let Some(upto) = &f.ids_upto {
+    if let Some(upto) = ids_upto {
         q.push(" AND id <= ").push_bind(upto.clone());
     }
     if let Some(c) = walk.candidates {
@@ -141,19 +159,19 @@ pub(super) fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &Filter, walk: Walk) 
             .push_bind(c.upto)
             .push(")");
     }
-    eq(q, "json_extract(entry, '$.action')", &f.action);
-    eq(q, "json_extract(entry, '$.outcome')", &f.outcome);
-    eq(q, "json_extract(entry, '$.configuration')", &f.configuration);
-    eq(q, "json_extract(entry, '$.instance')", &f.instance);
-    match f.unapplied {
+    eq(q, "json_extract(entry, '$.action')", action);
+    eq(q, "json_extract(entry, '$.outcome')", outcome);
+    eq(q, "json_extract(entry, '$.configuration')", configuration);
+    eq(q, "json_extract(entry, '$.instance')", instance);
+    match *unapplied {
         Some(true) => _ = q.push(" AND json_array_length(entry, '$.unapplied') > 0"),
         Some(false) => _ = q.push(" AND COALESCE(json_array_length(entry, '$.unapplied'), 0) = 0"),
         None => {}
     }
-    if let Some(s) = f.status {
+    if let Some(s) = *status {
         q.push(" AND json_extract(entry, '$.status') = ").push_bind(i64::from(s));
     }
-    if let Some(text) = &f.q {
+    if let Some(text) = search {
         let like = crate::store::filter::like(text);
         q.push(" AND (json_extract(entry, '$.path') LIKE ")
             .push_bind(like.clone())
