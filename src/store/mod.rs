@@ -69,8 +69,10 @@ macro_rules! on_pool {
 }
 
 // Written once for every backend (they use the macros above).
+mod chain;
 mod configurations;
 mod holds;
+mod retention;
 mod sinks;
 
 impl Store {
@@ -100,16 +102,6 @@ impl Store {
     /// transaction; an entry already stored is skipped.
     pub async fn insert_batch(&self, entries: &[Sealed]) -> Result<(), StoreError> {
         each!(self, s => s.insert_batch(entries).await)
-    }
-
-    /// The hash of an instance's newest entry, to continue its chain.
-    pub async fn last_hash(&self, instance: &str) -> Result<Option<String>, StoreError> {
-        each!(self, s => s.last_hash(instance).await)
-    }
-
-    /// One entry by id.
-    pub async fn get(&self, id: &str) -> Result<Option<AuditEntry>, StoreError> {
-        each!(self, s => s.get(id).await)
     }
 
     /// Entries matching `filter`, newest first, older than `cursor`; at most
@@ -232,15 +224,8 @@ impl Store {
     /// Whether retention deleted `head` (it is at or before its instance's
     /// checkpoint).
     async fn retired(&self, head: &Head) -> Result<bool, StoreError> {
-        let checkpoint = each!(self, s => s.checkpoint(&head.instance).await)?;
+        let checkpoint = self.checkpoint(&head.instance).await?;
         Ok(checkpoint.is_some_and(|last| head.id <= last))
-    }
-
-    /// Deletes, oldest first, every entry sealed before `before` (an id),
-    /// `batch` rows a transaction, moving each chain's checkpoint; answers
-    /// how many and the newest deleted id.
-    pub async fn delete_before(&self, before: &str, batch: u32) -> Result<(u64, Option<String>), StoreError> {
-        each!(self, s => s.delete_before(before, batch).await)
     }
 
     /// Erases the personal content of the entries `ids` names (docs/trail.md), in

@@ -171,24 +171,6 @@ impl PgStore {
         second.commit().await
     }
 
-    /// The hash of an instance's newest entry, to continue its chain.
-    pub async fn last_hash(&self, instance: &str) -> Result<Option<String>, StoreError> {
-        let hash = sqlx::query_scalar("SELECT last_hash FROM chain_head WHERE instance = $1")
-            .bind(text(instance))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(hash)
-    }
-
-    /// One entry by id.
-    pub async fn get(&self, id: &str) -> Result<Option<AuditEntry>, StoreError> {
-        let row: Option<EntryRow> = sqlx::query_as("SELECT id, entry FROM audit_log WHERE id = $1")
-            .bind(text(id))
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| r.decode()).transpose()
-    }
-
     /// Entries matching `filter`, one page from the cursor in `page`'s
     /// direction; at most `limit`, plus whether more follow.
     pub(super) async fn list(
@@ -355,64 +337,39 @@ impl PgStore {
         Ok(verification)
     }
 
-    /// The id of `instance`'s newest entry deleted by retention.
-    pub async fn checkpoint(&self, instance: &str) -> Result<Option<String>, StoreError> {
-        let id = sqlx::query_scalar("SELECT last_id FROM chain_checkpoint WHERE instance = $1")
-            .bind(text(instance))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(id)
-    }
-
-    /// Deletes, oldest first, every entry sealed before `before`, in
-    /// transactions of `batch` rows, each moving the instances' checkpoints
-    /// to the newest entry it deleted. Instances running retention at once
-    /// take turns per transaction (a transaction advisory lock), so no
-    /// checkpoint moves past a row another left. Answers how many were
-    /// deleted and the newest deleted id.
-    pub async fn delete_before(&self, before: &str, batch: u32) -> Result<(u64, Option<String>), StoreError> {
-        let (mut deleted, mut through) = (0u64, None);
-        loop {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(RETENTION_LOCK).execute(&mut *tx).await?;
-            let mut rows: Vec<DeletedRow> = sqlx::query_as(
-                "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE id < $1 ORDER BY id LIMIT $2) \
-                 RETURNING id, instance, hash, timestamp, action, resource_type, actor, outcome",
-            )
-            .bind(before)
-            .bind(i64::from(batch))
-            .fetch_all(&mut *tx)
-            .await?;
-            // What the deleted entries counted leaves the kept statistics.
-            let gone = rows.iter().map(|r| {
-                let (timestamp, values) = r.counted();
-                (timestamp, values, r.instance.as_str())
-            });
-            add_stats(&mut tx, gone, -1).await?;
-            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-            text::forget(&mut tx, &ids).await?;
-            sqlx::query("DELETE FROM audit_late WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
-            // RETURNING follows no order; checkpoints need id order.
-            rows.sort_by(|a, b| a.id.cmp(&b.id));
-            let Some(DeletedRow { id: last, .. }) = rows.last() else { break };
-            for (instance, id, hash) in rows::newest_deleted(&rows) {
-                sqlx::query(
-                    "INSERT INTO chain_checkpoint (instance, last_id, last_hash) VALUES ($1, $2, $3) \
-                     ON CONFLICT (instance) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash \
-                     WHERE excluded.last_id > chain_checkpoint.last_id",
-                )
-                .bind(instance)
-                .bind(id)
-                .bind(hash)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            deleted += rows.len() as u64;
-            through = Some(last.clone());
-            tokio::task::yield_now().await;
-        }
-        Ok((deleted, through))
+    /// Takes one batch of retention out of the trail in `tx`: up to `batch`
+    /// entries sealed before `before`, oldest first, with what they counted
+    /// in the statistics, the search index and the late list. Instances
+    /// running retention at once take turns per transaction (a transaction
+    /// advisory lock), so no checkpoint moves past a row another left.
+    /// Answers them in id order.
+    pub(super) async fn delete_batch(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Postgres>,
+        before: &str,
+        batch: u32,
+    ) -> Result<Vec<DeletedRow>, StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(RETENTION_LOCK).execute(&mut **tx).await?;
+        let mut rows: Vec<DeletedRow> = sqlx::query_as(
+            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE id < $1 ORDER BY id LIMIT $2) \
+             RETURNING id, instance, hash, timestamp, action, resource_type, actor, outcome",
+        )
+        .bind(before)
+        .bind(i64::from(batch))
+        .fetch_all(&mut **tx)
+        .await?;
+        // What the deleted entries counted leaves the kept statistics.
+        let gone = rows.iter().map(|r| {
+            let (timestamp, values) = r.counted();
+            (timestamp, values, r.instance.as_str())
+        });
+        add_stats(tx, gone, -1).await?;
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        text::forget(tx, &ids).await?;
+        sqlx::query("DELETE FROM audit_late WHERE id = ANY($1)").bind(&ids).execute(&mut **tx).await?;
+        // RETURNING follows no order; checkpoints need id order.
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(rows)
     }
 
     /// Adds up to `limit` committed entries to the `q` search's index

@@ -248,22 +248,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The hash of an instance's newest entry, to continue its chain.
-    pub async fn last_hash(&self, instance: &str) -> Result<Option<String>, StoreError> {
-        let hash = sqlx::query_scalar("SELECT last_hash FROM chain_head WHERE instance = ?")
-            .bind(instance)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(hash)
-    }
-
-    /// One entry by id.
-    pub async fn get(&self, id: &str) -> Result<Option<AuditEntry>, StoreError> {
-        let row: Option<EntryRow> =
-            sqlx::query_as("SELECT id, entry FROM audit_log WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
-        row.map(|r| r.decode()).transpose()
-    }
-
     /// Entries matching `filter`, one page from the cursor in `page`'s
     /// direction; at most `limit`, plus whether more follow.
     pub(super) async fn list(
@@ -383,58 +367,31 @@ impl SqliteStore {
         Ok(verification)
     }
 
-    /// The id of `instance`'s newest entry deleted by retention.
-    pub async fn checkpoint(&self, instance: &str) -> Result<Option<String>, StoreError> {
-        let id = sqlx::query_scalar("SELECT last_id FROM chain_checkpoint WHERE instance = ?")
-            .bind(instance)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(id)
-    }
-
-    /// Deletes, oldest first, every entry sealed before `before` (an id:
-    /// ids are ULIDs, so this is a time), in transactions of `batch` rows,
-    /// each moving the instances' checkpoints to the newest entry it
-    /// deleted, so that writers wait for one short transaction at most and
-    /// what stays verifies from the checkpoint. Answers how many were
-    /// deleted and the newest deleted id.
-    pub async fn delete_before(&self, before: &str, batch: u32) -> Result<(u64, Option<String>), StoreError> {
-        let (mut deleted, mut through) = (0u64, None);
-        loop {
-            let mut tx = self.write_transaction().await?;
-            let rows: Vec<DeletedRow> = sqlx::query_as(
-                "SELECT id, json_extract(entry, '$.instance') AS instance, json_extract(entry, '$.hash') AS hash, \
-                 timestamp, json_extract(entry, '$.action') AS action, resource_type, actor, \
-                 json_extract(entry, '$.outcome') AS outcome \
-                 FROM audit_log WHERE id < ? ORDER BY id LIMIT ?",
-            )
-            .bind(before)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
-            let Some(DeletedRow { id: last, .. }) = rows.last() else { break };
-            // What the deleted entries counted leaves the kept statistics.
-            add_stats(&mut tx, stats::tally(rows.iter().map(DeletedRow::counted)), -1).await?;
-            text::forget(&mut tx, last).await?;
-            sqlx::query("DELETE FROM audit_log WHERE id <= ?").bind(last).execute(&mut *tx).await?;
-            for (instance, id, hash) in rows::newest_deleted(&rows) {
-                sqlx::query(
-                    "INSERT INTO chain_checkpoint (instance, last_id, last_hash) VALUES (?, ?, ?) \
-                     ON CONFLICT (instance) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash \
-                     WHERE excluded.last_id > chain_checkpoint.last_id",
-                )
-                .bind(instance)
-                .bind(id)
-                .bind(hash)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            deleted += rows.len() as u64;
-            through = Some(last.clone());
-            tokio::task::yield_now().await;
-        }
-        Ok((deleted, through))
+    /// Takes one batch of retention out of the trail in `tx`: up to `batch`
+    /// entries sealed before `before`, oldest first, with what they counted
+    /// in the statistics and the search index. Answers them in id order.
+    pub(super) async fn delete_batch(
+        &self,
+        tx: &mut WriteTx,
+        before: &str,
+        batch: u32,
+    ) -> Result<Vec<DeletedRow>, StoreError> {
+        let rows: Vec<DeletedRow> = sqlx::query_as(
+            "SELECT id, json_extract(entry, '$.instance') AS instance, json_extract(entry, '$.hash') AS hash, \
+             timestamp, json_extract(entry, '$.action') AS action, resource_type, actor, \
+             json_extract(entry, '$.outcome') AS outcome \
+             FROM audit_log WHERE id < ? ORDER BY id LIMIT ?",
+        )
+        .bind(before)
+        .bind(batch)
+        .fetch_all(&mut **tx)
+        .await?;
+        let Some(DeletedRow { id: last, .. }) = rows.last() else { return Ok(rows) };
+        // What the deleted entries counted leaves the kept statistics.
+        add_stats(tx, stats::tally(rows.iter().map(DeletedRow::counted)), -1).await?;
+        text::forget(tx, last).await?;
+        sqlx::query("DELETE FROM audit_log WHERE id <= ?").bind(last).execute(&mut **tx).await?;
+        Ok(rows)
     }
 
     /// Adds up to `limit` committed entries to the `q` search's index;
