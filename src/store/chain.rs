@@ -3,7 +3,7 @@
 
 use super::dialect::Dialect;
 use super::rows::EntryRow;
-use super::{Store, StoreError};
+use super::{Store, StoreError, filter};
 use crate::entry::AuditEntry;
 
 impl Store {
@@ -19,6 +19,52 @@ impl Store {
         let row: Option<EntryRow> =
             each!(self, s => sqlx::query_as(SQL).bind(s.text(id)).fetch_optional(s.pool()).await?);
         row.map(|r| r.decode()).transpose()
+    }
+
+    /// A resource's last entry whose `timestamp` is at or before `at`
+    /// (an RFC 3339 time in the entries' format): the state it left.
+    ///
+    /// Read from the resource's newest entries down, not all of them: the
+    /// first entry answered by `at` walking its ids down from an hour past
+    /// `at` gives a timestamp the answer cannot be older than, and an entry
+    /// answered at or after that has an id from an hour before it or later
+    /// (`filter::id_floor`). Without such an entry, every one is read. The
+    /// resource's index serves both reads (the time index is kept out).
+    pub async fn state_at(&self, kind: &str, id: &str, at: &str) -> Result<Option<AuditEntry>, StoreError> {
+        each!(self, s => {
+            let timestamp = s.unindexed("timestamp");
+            let reached: Option<String> = match filter::id_ceiling(at) {
+                Some(ceiling) => {
+                    let sql = format!(
+                        "SELECT timestamp FROM audit_log WHERE resource_type = $1 AND resource_id = $2 \
+                         AND id <= $3 AND {timestamp} <= $4 ORDER BY id DESC LIMIT 1"
+                    );
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .bind(s.text(kind))
+                        .bind(s.text(id))
+                        .bind(ceiling)
+                        .bind(at)
+                        .fetch_optional(s.pool())
+                        .await?
+                }
+                None => None,
+            };
+            let floor = reached.as_deref().and_then(filter::id_floor).unwrap_or_default();
+            // The last by `timestamp`: the order its changes were applied
+            // in, across instances too.
+            let sql = format!(
+                "SELECT id, entry FROM audit_log WHERE resource_type = $1 AND resource_id = $2 \
+                 AND id >= $3 AND {timestamp} <= $4 ORDER BY timestamp DESC, id DESC LIMIT 1"
+            );
+            let row: Option<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(s.text(kind))
+                .bind(s.text(id))
+                .bind(floor)
+                .bind(at)
+                .fetch_optional(s.pool())
+                .await?;
+            row.map(|r| r.decode()).transpose()
+        })
     }
 
     /// The id of `instance`'s newest entry deleted by retention.

@@ -30,6 +30,10 @@ pub(super) trait Dialect {
     /// until it ends (SQLite's write transaction already holds the file).
     fn for_update(&self) -> &'static str;
 
+    /// `column` where its own index must not be used (SQLite: `+column`;
+    /// PostgreSQL's planner needs no such hint).
+    fn unindexed(&self, column: &str) -> String;
+
     /// Text as the database keeps it (PostgreSQL text cannot hold NUL:
     /// U+FFFD instead, as everywhere).
     fn text<'a>(&self, s: &'a str) -> Cow<'a, str>;

@@ -155,23 +155,6 @@ impl Store {
         Ok(nth.map(|id| (id, true)).or(newest.map(|id| (id, false))))
     }
 
-    /// A resource's last entry whose `timestamp` is at or before `at`
-    /// (an RFC 3339 time in the entries' format): the state it left.
-    ///
-    /// Read from the resource's newest entries down, not all of them: the
-    /// first entry answered by `at` walking its ids down from an hour past
-    /// `at` gives a timestamp the answer cannot be older than, and an entry
-    /// answered at or after that has an id from an hour before it or later
-    /// (`filter::id_floor`). Without such an entry, every one is read.
-    pub async fn state_at(&self, kind: &str, id: &str, at: &str) -> Result<Option<AuditEntry>, StoreError> {
-        let reached = match filter::id_ceiling(at) {
-            Some(ceiling) => each!(self, s => s.answered_by(kind, id, &ceiling, at).await)?,
-            None => None,
-        };
-        let floor = reached.as_deref().and_then(filter::id_floor).unwrap_or_default();
-        each!(self, s => s.last_answered(kind, id, &floor, at).await)
-    }
-
     /// A resource's entries after `after` (an id; from its first without),
     /// oldest first: at most `limit`, and whether more follow.
     pub async fn history(

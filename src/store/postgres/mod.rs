@@ -276,51 +276,6 @@ impl PgStore {
         Ok(q.build_query_as().fetch_all(&self.pool).await?)
     }
 
-    /// The timestamp of the resource's entry with the highest id up to
-    /// `ceiling` answered at or before `at` (`Store::state_at`).
-    pub(super) async fn answered_by(
-        &self,
-        kind: &str,
-        id: &str,
-        ceiling: &str,
-        at: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let timestamp = sqlx::query_scalar(
-            "SELECT timestamp FROM audit_log WHERE resource_type = $1 AND resource_id = $2 \
-             AND id <= $3 AND timestamp <= $4 ORDER BY id DESC LIMIT 1",
-        )
-        .bind(text(kind))
-        .bind(text(id))
-        .bind(ceiling)
-        .bind(at)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(timestamp)
-    }
-
-    /// The resource's last entry at or before `at`, by `timestamp` (the
-    /// order its changes were applied in, across instances too), among
-    /// those whose id is at least `floor`.
-    pub(super) async fn last_answered(
-        &self,
-        kind: &str,
-        id: &str,
-        floor: &str,
-        at: &str,
-    ) -> Result<Option<AuditEntry>, StoreError> {
-        let row: Option<EntryRow> = sqlx::query_as(
-            "SELECT id, entry FROM audit_log WHERE resource_type = $1 AND resource_id = $2 \
-             AND id >= $3 AND timestamp <= $4 ORDER BY timestamp DESC, id DESC LIMIT 1",
-        )
-        .bind(text(kind))
-        .bind(text(id))
-        .bind(floor)
-        .bind(at)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| r.decode()).transpose()
-    }
-
     /// Checks every instance's chain (see `rows::check_chains`), rows and
     /// heads read in one repeatable-read transaction: one snapshot, so
     /// batches committed meanwhile by any instance are either all seen or
@@ -433,6 +388,10 @@ impl super::dialect::Dialect for PgStore {
 
     fn for_update(&self) -> &'static str {
         " FOR UPDATE"
+    }
+
+    fn unindexed(&self, column: &str) -> String {
+        column.to_string()
     }
 
     fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {

@@ -299,53 +299,6 @@ impl SqliteStore {
         Ok(q.build_query_scalar().fetch_optional(&self.pool).await?)
     }
 
-    /// The timestamp of the resource's entry with the highest id up to
-    /// `ceiling` answered at or before `at` (`Store::state_at`). The
-    /// resource's index serves it (`+timestamp` keeps SQLite off the time
-    /// index), as it does `last_answered`.
-    pub(super) async fn answered_by(
-        &self,
-        kind: &str,
-        id: &str,
-        ceiling: &str,
-        at: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let timestamp = sqlx::query_scalar(
-            "SELECT timestamp FROM audit_log WHERE resource_type = ? AND resource_id = ? \
-             AND id <= ? AND +timestamp <= ? ORDER BY id DESC LIMIT 1",
-        )
-        .bind(kind)
-        .bind(id)
-        .bind(ceiling)
-        .bind(at)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(timestamp)
-    }
-
-    /// The resource's last entry at or before `at`, by `timestamp` (the
-    /// order its changes were applied in, across instances too), among
-    /// those whose id is at least `floor`.
-    pub(super) async fn last_answered(
-        &self,
-        kind: &str,
-        id: &str,
-        floor: &str,
-        at: &str,
-    ) -> Result<Option<AuditEntry>, StoreError> {
-        let row: Option<EntryRow> = sqlx::query_as(
-            "SELECT id, entry FROM audit_log WHERE resource_type = ? AND resource_id = ? \
-             AND id >= ? AND +timestamp <= ? ORDER BY timestamp DESC, id DESC LIMIT 1",
-        )
-        .bind(kind)
-        .bind(id)
-        .bind(floor)
-        .bind(at)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| r.decode()).transpose()
-    }
-
     /// Checks every instance's chain from its first entry, in one pass in
     /// id order: each entry must link and hash, the columns the filters use
     /// must agree with the entry the hash covers, and each chain must end at
@@ -440,6 +393,10 @@ impl super::dialect::Dialect for SqliteStore {
 
     fn for_update(&self) -> &'static str {
         ""
+    }
+
+    fn unindexed(&self, column: &str) -> String {
+        format!("+{column}")
     }
 
     fn text<'a>(&self, s: &'a str) -> std::borrow::Cow<'a, str> {
