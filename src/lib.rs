@@ -1,24 +1,33 @@
 //! auditgate: a transparent reverse proxy that records who changed what.
 //!
 //! # Layout
-//! - [`config`]: raw sources (file, environment, flags) → validated `Config`.
-//! - [`resource`]: pure inference of action and resource from method + path.
-//! - [`identity`]: pure actor and client-address resolution (JWT keys
-//!   loaded at start); [`whoami`]: the one actor source that asks the app.
-//! - [`policy`]: audit configurations, their validation and the compiled,
-//!   atomically swapped decision.
-//! - [`proxy`]: the data path, its accept loop, header hygiene, upstream side.
-//! - [`audit`], [`snapshot`]: the audited-mutation pipeline and its snapshots.
-//! - [`diff`], [`unapplied`], [`entry`]: pure diff, redaction and requested
-//!   versus applied; the entry and its hash chain.
-//! - [`encoding`]: decoding the bounded copies the trail reads (gzip, deflate, br).
-//! - [`recorder`], [`store`]: the bounded queue, the batch writer, SQLite.
-//! - [`sink`]: committed entries forwarded to syslog and webhook receivers.
-//! - [`api`]: the query port.
-//! - [`app`]: binds listeners, owns start-up and shutdown order.
-//! - [`cli`], [`explain`], [`demo`], [`health`], [`telemetry`]: the command line
-//!   and its output.
-//! - [`toml_file`]: TOML files read with errors naming file, line and key.
+//! From the top floor down; a module uses only those below it
+//! (`tests/it/layers.rs` checks it; ARCHITECTURE.md has the table).
+//! - [`cmd`]: one file per command; [`cli`]: their flags.
+//! - [`app`]: binds the listeners, owns start-up and shutdown order;
+//!   [`explain`]: the `explain` report.
+//! - [`api`]: the query port and the console. [`proxy`]: the data path.
+//! - [`audit`]: the audited-mutation phases (the tee's end hook included);
+//!   [`erasure`], [`retention`]: what leaves the trail, and its entries.
+//! - [`policy`]: the compiled, atomically swapped audit decision.
+//! - [`resource`]: inference of action and resource from method and path;
+//!   [`sink`]: committed entries forwarded to syslog and webhooks;
+//!   [`whoami`]: the one actor source that asks the app.
+//! - [`snapshot`]: snapshot GETs, their readers and the per-resource turn;
+//!   [`recorder`]: the bounded queue, the writer and the committer;
+//!   [`hold`]: legal holds at work; [`verify`]: `verify`'s check.
+//! - [`store`]: the only SQL, one interface over SQLite and PostgreSQL.
+//! - [`model`]: configurations, holds, selectors, the query filter;
+//!   [`spool`]: the file entries wait in; [`upstream`]: the client toward
+//!   the app; [`pseudonym`]: pseudonymous export.
+//! - [`entry`]: the entry and its hash chain; [`conn`]: client connections;
+//!   [`inbound`]: a client's body held to a rate; [`telemetry`]: logs.
+//! - [`config`]: read once at the top, handed down as plain values;
+//!   [`unapplied`]: requested versus applied.
+//! - [`diff`], [`identity`], [`encoding`], [`tls`], [`toml_file`], [`demo`],
+//!   [`health`]: pure diff and redaction, actor and client address, bounded
+//!   decoding, TLS material, TOML errors with file and line, the demo's
+//!   sample app, the container's probe.
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
