@@ -273,3 +273,77 @@ fn the_readme_is_a_page_a_newcomer_reads_in_minutes() {
     let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
     assert!(ci.contains("scripts/test.sh"), ".ci/run calls the README's test command");
 }
+
+#[tokio::test]
+async fn every_field_of_an_entry_and_every_route_of_the_query_port_is_in_the_reference() {
+    let app = crate::helpers::spawn_app().await;
+    let res = crate::helpers::get(&app.query("/api/v1/openapi.json")).await;
+    let doc: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+    let trail = std::fs::read_to_string(root().join("docs/trail.md")).unwrap();
+    let fields: Vec<&String> = doc["components"]["schemas"]["Entry"]["properties"]
+        .as_object()
+        .expect("the document describes the entry")
+        .keys()
+        .collect();
+    assert!(fields.len() > 25, "{fields:?}");
+    let missing: Vec<_> = fields.iter().filter(|f| !trail.contains(&format!("`{f}`"))).collect();
+    assert!(missing.is_empty(), "entry fields not in docs/trail.md: {missing:?}");
+    let api = std::fs::read_to_string(root().join("docs/query-api.md")).unwrap();
+    let documented = documented_routes(&api);
+    let mut routes = Vec::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            if ["get", "put", "post", "patch", "delete"].contains(&method.as_str()) {
+                routes.push((method.to_uppercase(), any_parameter(path)));
+            }
+        }
+    }
+    assert!(routes.len() > 15, "{routes:?}");
+    let missing: Vec<_> = routes.iter().filter(|r| !documented.contains(*r)).collect();
+    assert!(missing.is_empty(), "routes not in docs/query-api.md: {missing:?}");
+}
+
+/// A path with each `{parameter}` written `{}`.
+fn any_parameter(path: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                inside = true;
+                out.push_str("{}");
+            }
+            '}' => inside = false,
+            _ if inside => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The routes a page names as `` `GET /path` `` or `` `GET/PUT /path` ``
+/// (the path up to its query).
+fn documented_routes(text: &str) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for span in text.split('`').skip(1).step_by(2) {
+        let Some((methods, path)) = span.split_once(' ') else { continue };
+        if !path.starts_with('/')
+            || !methods.split('/').all(|m| !m.is_empty() && m.chars().all(|c| c.is_ascii_uppercase()))
+        {
+            continue;
+        }
+        let path = path.split(['?', ' ']).next().unwrap();
+        for method in methods.split('/') {
+            out.insert((method.to_string(), any_parameter(path)));
+        }
+    }
+    out
+}
+
+#[test]
+fn documented_routes_are_read_with_every_method_they_name() {
+    let routes = documented_routes("| `GET/PUT /api/v1/x/{id}` | y |\n`POST /api/v1/x?a=1` and `not /a route`");
+    let expected = [("GET", "/api/v1/x/{}"), ("PUT", "/api/v1/x/{}"), ("POST", "/api/v1/x")]
+        .map(|(m, p)| (m.to_string(), p.to_string()));
+    assert_eq!(routes, BTreeSet::from(expected));
+}
