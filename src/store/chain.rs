@@ -2,9 +2,9 @@
 //! and where retention left a chain's start.
 
 use super::dialect::Dialect;
-use super::rows::EntryRow;
+use super::rows::{self, EntryRow};
 use super::{Store, StoreError, filter};
-use crate::entry::AuditEntry;
+use crate::entry::{AuditEntry, Verification};
 
 impl Store {
     /// The hash of an instance's newest entry, to continue its chain.
@@ -64,6 +64,29 @@ impl Store {
                 .fetch_optional(s.pool())
                 .await?;
             row.map(|r| r.decode()).transpose()
+        })
+    }
+
+    /// Checks every instance's chain from its first entry (or the
+    /// checkpoint retention left), in one pass in id order: each entry must
+    /// link and hash, the columns the filters use must agree with the entry
+    /// the hash covers, and each chain must end at its recorded head (a
+    /// deleted tail names the missing head's id).
+    ///
+    /// Rows and heads are read in one read transaction, one snapshot of the
+    /// database: read apart, a batch committed in between (by any
+    /// instance) moves a head past the rows read, and an intact trail being
+    /// written to looks cut.
+    pub async fn verify(&self) -> Result<Verification, StoreError> {
+        const CHECKPOINTS: &str = "SELECT instance, last_id, last_hash FROM chain_checkpoint";
+        const HEADS: &str = "SELECT instance, last_id, last_hash FROM chain_head";
+        each!(self, s => {
+            let mut tx = s.begin_read().await?;
+            let checkpoints = sqlx::query_as(CHECKPOINTS).fetch_all(&mut *tx).await?;
+            let heads = sqlx::query_as(HEADS).fetch_all(&mut *tx).await?;
+            let verification = rows::check_chains(checkpoints, heads, s.stored_rows(&mut tx)).await?;
+            tx.rollback().await?;
+            Ok(verification)
         })
     }
 

@@ -13,7 +13,7 @@ pub use crate::model::filter::{FIELDS as FILTERS, Filter, FilterError, MAX_VALUE
 pub use postgres::{PgStore, SharedLock};
 pub use sqlite::SqliteStore;
 
-use crate::entry::{AuditEntry, Head, Sealed, Verification};
+use crate::entry::{AuditEntry, Head, Sealed};
 use crate::model::configuration::AuditConfiguration;
 
 /// The trail and the audit configurations, in whichever database the URL
@@ -171,11 +171,6 @@ impl Store {
     /// Counts by action, resource type, actor and outcome.
     pub async fn stats(&self, filter: &Filter) -> Result<serde_json::Value, StoreError> {
         each!(self, s => s.stats(filter).await)
-    }
-
-    /// Checks every instance's chain, from one snapshot of the database.
-    pub async fn verify(&self) -> Result<Verification, StoreError> {
-        each!(self, s => s.verify().await)
     }
 
     /// Heads kept elsewhere earlier (`auditgate verify --heads`), checked

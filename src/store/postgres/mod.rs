@@ -18,7 +18,7 @@ use sqlx::{AssertSqlSafe, Postgres, QueryBuilder};
 
 use super::rows::{self, DeletedRow, EntryRow, VerifiedRow, client_ip_key};
 use super::{Filter, Page, StoreError, stats};
-use crate::entry::{AuditEntry, Sealed, Verification};
+use crate::entry::{AuditEntry, Sealed};
 pub use locks::SharedLock;
 use text::Candidates;
 
@@ -276,20 +276,13 @@ impl PgStore {
         Ok(q.build_query_as().fetch_all(&self.pool).await?)
     }
 
-    /// Checks every instance's chain (see `rows::check_chains`), rows and
-    /// heads read in one repeatable-read transaction: one snapshot, so
-    /// batches committed meanwhile by any instance are either all seen or
-    /// not at all.
-    pub async fn verify(&self) -> Result<Verification, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
-        let checkpoints =
-            sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_checkpoint").fetch_all(&mut *tx).await?;
-        let heads = sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_head").fetch_all(&mut *tx).await?;
-        let rows = sqlx::query_as::<_, PgStoredRow>(AssertSqlSafe(format!("SELECT {ROW} FROM audit_log ORDER BY id")))
-            .fetch(&mut *tx);
-        let verification = rows::check_chains(checkpoints, heads, rows).await?;
-        tx.rollback().await?;
-        Ok(verification)
+    /// Every stored row as `verify` checks it, in id order.
+    pub(super) fn stored_rows<'c>(
+        &self,
+        tx: &'c mut sqlx::Transaction<'static, Postgres>,
+    ) -> impl futures_util::Stream<Item = Result<PgStoredRow, sqlx::Error>> + 'c {
+        sqlx::query_as::<_, PgStoredRow>(AssertSqlSafe(format!("SELECT {ROW} FROM audit_log ORDER BY id")))
+            .fetch(&mut **tx)
     }
 
     /// Takes one batch of retention out of the trail in `tx`: up to `batch`
@@ -742,7 +735,7 @@ fn unapplied(e: &AuditEntry) -> i32 {
 
 /// A row as `verify` reads it: every column must say what its entry says.
 #[derive(Debug, sqlx::FromRow)]
-struct PgStoredRow {
+pub(in crate::store) struct PgStoredRow {
     id: String,
     timestamp: String,
     instance: String,

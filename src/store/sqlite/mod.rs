@@ -14,7 +14,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 
 use super::rows::{self, DeletedRow, EntryRow, StoredRow, client_ip_key};
 use super::{Filter, Page, StoreError, stats};
-use crate::entry::{AuditEntry, Sealed, Verification};
+use crate::entry::{AuditEntry, Sealed};
 
 /// How many entries matching a search's other filters a page reads when
 /// no index narrows the search (`Store::list`): about 130 ms of LIKE.
@@ -299,25 +299,13 @@ impl SqliteStore {
         Ok(q.build_query_scalar().fetch_optional(&self.pool).await?)
     }
 
-    /// Checks every instance's chain from its first entry, in one pass in
-    /// id order: each entry must link and hash, the columns the filters use
-    /// must agree with the entry the hash covers, and each chain must end at
-    /// its recorded head (a deleted tail names the missing head's id).
-    ///
-    /// Rows and heads are read in one transaction, one snapshot of the
-    /// database: read apart, a batch committed in between moves a head past
-    /// the rows read, and an intact trail being written to looks cut.
-    pub async fn verify(&self) -> Result<Verification, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // Chains whose start retention deleted go on from the checkpoint.
-        let checkpoints =
-            sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_checkpoint").fetch_all(&mut *tx).await?;
-        let heads = sqlx::query_as("SELECT instance, last_id, last_hash FROM chain_head").fetch_all(&mut *tx).await?;
-        let rows = sqlx::query_as::<_, StoredRow>(AssertSqlSafe(format!("SELECT {ROW} FROM audit_log ORDER BY id")))
-            .fetch(&mut *tx);
-        let verification = rows::check_chains(checkpoints, heads, rows).await?;
-        tx.rollback().await?;
-        Ok(verification)
+    /// Every stored row as `verify` checks it, in id order.
+    pub(super) fn stored_rows<'c>(
+        &self,
+        tx: &'c mut sqlx::Transaction<'static, Sqlite>,
+    ) -> impl futures_util::Stream<Item = Result<StoredRow, sqlx::Error>> + 'c {
+        sqlx::query_as::<_, StoredRow>(AssertSqlSafe(format!("SELECT {ROW} FROM audit_log ORDER BY id")))
+            .fetch(&mut **tx)
     }
 
     /// Takes one batch of retention out of the trail in `tx`: up to `batch`
