@@ -34,7 +34,7 @@ pub type EndHook = Box<dyn FnOnce(Option<bytes::Bytes>) -> std::pin::Pin<Box<dyn
 /// Shared audit machinery, built once.
 #[derive(Debug)]
 pub struct Auditor {
-    pub snapshots: Snapshotter,
+    snapshots: Snapshotter,
     locks: ResourceLocks,
     recorder: Recorder,
     redactor: Redactor,
@@ -314,6 +314,23 @@ impl Auditor {
     fn reading<'a>(&'a self, p: &'a Pending) -> crate::snapshot::Reading<'a> {
         let action = p.page_path.as_deref().unwrap_or(&p.request.path);
         crate::snapshot::Reading { rule: p.rule_page.as_deref(), volatile: &self.volatile, action }
+    }
+
+    /// The client's headers a snapshot GET carries (`snapshot.forward_headers`
+    /// and `Host`).
+    pub fn carried(&self, client: &HeaderMap) -> HeaderMap {
+        self.snapshots.carried(client)
+    }
+
+    /// The most of an answer the tee copies for the entry (`snapshot.max_bytes`).
+    pub fn copy_limit(&self) -> usize {
+        self.snapshots.max_bytes()
+    }
+
+    /// The session's user as the app names it (`whoami`), asked with the
+    /// client's credentials the way a snapshot is.
+    pub async fn who_am_i(&self, whoami: &crate::whoami::Whoami, client: &HeaderMap) -> Option<String> {
+        whoami.lookup(&self.snapshots, &self.snapshots.carried(client)).await
     }
 
     /// Whether answers wait for their entries (`durability = "sync"`).

@@ -454,7 +454,7 @@ impl Proxy {
         }
         headers::set_request_id(&mut parts.headers);
         let request_id = parts.headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-        let carried = self.auditor.snapshots.carried(&parts.headers);
+        let carried = self.auditor.carried(&parts.headers);
         let facts = RequestFacts::new(parts, actor, addr, request_id, carried, started);
         let content_type =
             parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -492,7 +492,7 @@ impl Proxy {
             Sent::Hyper(body) => Box::pin(self.answer_body(body)),
             Sent::Raw(body) => Box::pin(body.map_err(AnswerError::from)),
         };
-        let body = Tee::new(body, auditor.snapshots.max_bytes(), hook);
+        let body = Tee::new(body, auditor.copy_limit(), hook);
         tokio::spawn(Box::pin(async move { auditor.finish(pending, answered, read.await.ok()).await }));
         self.client_response(parts, ResponseBody::tee(body), None)
     }
@@ -521,11 +521,9 @@ impl Proxy {
     async fn actor_of(&self, conn: &ConnInfo, parts: &request::Parts) -> Actor {
         if let Some(whoami) = &self.whoami
             && self.actor.asks_whoami(&parts.headers, conn.peer_trusted)
+            && let Some(name) = self.auditor.who_am_i(whoami, &parts.headers).await
         {
-            let carried = self.auditor.snapshots.carried(&parts.headers);
-            if let Some(name) = whoami.lookup(&self.auditor.snapshots, &carried).await {
-                return Actor { name, source: ActorSource::Whoami, verified: true };
-            }
+            return Actor { name, source: ActorSource::Whoami, verified: true };
         }
         self.actor.resolve(&parts.headers, conn.peer_trusted)
     }
