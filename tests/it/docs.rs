@@ -347,3 +347,18 @@ fn documented_routes_are_read_with_every_method_they_name() {
         .map(|(m, p)| (m.to_string(), p.to_string()));
     assert_eq!(routes, BTreeSet::from(expected));
 }
+
+#[test]
+fn every_page_of_the_manual_is_linked_from_the_readme() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let linked: BTreeSet<String> =
+        links(&readme).into_iter().map(|l| l.split('#').next().unwrap().to_string()).collect();
+    let mut unlinked = Vec::new();
+    for page in pages().iter().filter(|p| p.starts_with(root().join("docs"))) {
+        let relative = page.strip_prefix(root()).unwrap().display().to_string();
+        if !linked.contains(&relative) {
+            unlinked.push(relative);
+        }
+    }
+    assert!(unlinked.is_empty(), "pages of docs/ the README does not link: {unlinked:?}");
+}
