@@ -1,6 +1,14 @@
 //! The store: the only module with SQL. One interface, [`Store`], over two
 //! backends chosen by the database URL's scheme: SQLite (one file, WAL;
 //! one instance) and PostgreSQL (several instances sharing the trail).
+//!
+//! What is the same for every backend is written once, here and in
+//! `chain`, `configurations`, `holds`, `retention` and `sinks`, over the
+//! thin `Dialect` each backend implements; what an engine does its own way
+//! (the batch insert, the list planner, the search index, an erasure's or
+//! a retention's batch, how `verify`'s rows are read, PostgreSQL's locks)
+//! each backend provides, and `each!` dispatches to it: a backend that
+//! lacks one does not compile.
 
 mod dialect;
 mod postgres;
