@@ -33,7 +33,7 @@ pub fn run(command: Command) -> ExitCode {
 }
 
 /// Bad configuration, rules or arguments.
-pub const EX_USAGE: u8 = 64;
+const EX_USAGE: u8 = 64;
 
 /// Why a command stopped; printed as `auditgate: <reason>`.
 #[derive(Debug, thiserror::Error)]

@@ -49,7 +49,9 @@ pub enum SinkClaim {
     Elsewhere,
 }
 
-/// Runs the same call on whichever backend `$store` is.
+/// Runs the same call on whichever backend `$store` is, the backend bound
+/// to `$s`: the one place `Store` dispatches, and where code written once
+/// for both backends runs (`$1`-style binds, which both take).
 macro_rules! each {
     ($store:expr, $s:ident => $call:expr) => {
         match $store {
@@ -59,24 +61,7 @@ macro_rules! each {
     };
 }
 
-/// Runs the same SQL (`$1`-style binds, which both dialects take) on
-/// whichever backend's pool `$store` has.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $call:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $pool = s.pool();
-                $call
-            }
-            Store::Postgres(s) => {
-                let $pool = s.pool();
-                $call
-            }
-        }
-    };
-}
-
-// Written once for every backend (they use the macros above).
+// Written once for every backend (they use `each!` above).
 mod chain;
 mod configurations;
 mod holds;
@@ -155,10 +140,10 @@ impl Store {
         let after = after.unwrap_or("");
         let offset = i64::from(n.max(1) - 1);
         let nth: Option<String> =
-            on_pool!(self, pool => sqlx::query_scalar(NTH).bind(after).bind(offset).fetch_optional(pool).await?);
+            each!(self, s => sqlx::query_scalar(NTH).bind(after).bind(offset).fetch_optional(s.pool()).await?);
         let newest: Option<String> = match nth {
             Some(_) => None,
-            None => on_pool!(self, pool => sqlx::query_scalar(NEWEST).bind(after).fetch_one(pool).await?),
+            None => each!(self, s => sqlx::query_scalar(NEWEST).bind(after).fetch_one(s.pool()).await?),
         };
         Ok(nth.map(|id| (id, true)).or(newest.map(|id| (id, false))))
     }
